@@ -1,0 +1,164 @@
+"""The ``convscope`` command: models, summary, train, eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import ConvscopeError
+
+
+def _cmd_models(args: argparse.Namespace) -> None:
+    from .registry import list_models
+    from .spec import resolve
+
+    rows = [(e.name, e.dataset, sum(layer.num_params for layer in resolve(e.spec)),
+             e.description) for e in list_models()]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'name':<{width}}  {'data':<8} {'params':>9}  description")
+    for name, dataset, params, description in rows:
+        print(f"{name:<{width}}  {dataset:<8} {params:>9,}  {description}")
+
+
+def _cmd_summary(args: argparse.Namespace) -> None:
+    from .runs import load_run
+    from .summary import summarize, summarize_module
+    from .user_module import resolve_model_ref
+
+    ref = args.model
+    if (Path(ref) / "config.yaml").exists():
+        info = load_run(ref).model_info
+        module, ref = None, info["ref"]
+        spec = info.get("spec")
+    else:
+        module, info = resolve_model_ref(ref)
+        spec = info.get("spec")
+    if spec is not None:
+        from .spec import resolve
+
+        print(summarize(resolve(spec)))
+        return
+    if module is None:
+        module = resolve_model_ref(ref)[0]
+    shape = tuple(int(v) for v in args.input.split("x")) if args.input else None
+    if shape is None:
+        raise ConvscopeError(f"{ref} is a Python module: give its input volume with "
+                             f"--input WxHxD (e.g. --input 28x28x1)")
+    width, height, depth = shape
+    print(summarize_module(module, (depth, height, width)))
+
+
+def _train_settings(args: argparse.Namespace) -> dict:
+    names = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
+             "label_smoothing", "schedule", "augment", "precision", "seed", "device",
+             "val_fraction", "checkpoint_every", "data_dir")
+    return {name: getattr(args, name) for name in names}
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .trainer import resume, train
+
+    if args.resume:
+        given = {k: v for k, v in _train_settings(args).items() if v is not None}
+        if given or args.model or args.data or args.out:
+            raise ConvscopeError("--resume continues a run with its saved settings; "
+                                 "leave out the other options")
+        run = resume(args.resume)
+    else:
+        run = train(args.model or "mnist-convnetjs", args.data or "mnist", out=args.out,
+                    **_train_settings(args))
+    if run.results and "test" in run.results:
+        print(f"evaluate it: convscope eval {run.path}")
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from .data import load_dataset, train_val_split
+    from .evaluate import evaluate, format_report
+    from .runs import load_run
+
+    run = load_run(args.run)
+    data = args.data or run.config.data
+    data_dir = args.data_dir or run.config.data_dir
+    if args.split == "val":
+        full = load_dataset(data, "train", data_dir=data_dir)
+        dataset = train_val_split(full, run.config.val_fraction, seed=0)[1]
+    else:
+        dataset = load_dataset(data, args.split, data_dir=data_dir)
+    result = evaluate(run.model, dataset)
+    if args.json:
+        print(json.dumps({"run": str(run.path), "data": data, "split": args.split,
+                          **result.to_dict()}, indent=2))
+    else:
+        print(f"{run.path}: {run.config.model} on {data} ({args.split}, {result.total} images)")
+        print(format_report(result))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convscope",
+        description="Train convolutional networks on real data and look inside them.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list the named models")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("summary", help="layer volumes, parameters and multiply-adds of a model")
+    p.add_argument("model", help="registry name, spec .json/.yaml, file.py:factory or run dir")
+    p.add_argument("--input", help="input volume WxHxD for a file.py:factory module")
+    p.set_defaults(func=_cmd_summary)
+
+    p = sub.add_parser("train", help="train a model and evaluate it on the test set")
+    p.add_argument("--model", help="registry name, spec .json/.yaml or file.py:factory "
+                   "(default mnist-convnetjs)")
+    p.add_argument("--data", help="mnist, cifar10 or an image folder (default mnist)")
+    p.add_argument("--out", help="run directory (default runs/<model>-<data>-<time>)")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "adadelta"])
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--schedule", choices=["constant", "onecycle", "cosine"])
+    p.add_argument("--augment", choices=["none", "shift", "flip", "crop+flip"])
+    p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--val-fraction", type=float, help="share of the training set held out "
+                   "for validation (default 0.1)")
+    p.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                   help="mid-epoch checkpoint interval in steps (default: about every 60 s)")
+    p.add_argument("--data-dir", help="where datasets live (default $CONVSCOPE_DATA, "
+                   "else a per-user cache)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a run: accuracy, recall, precision, confusion")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--data", help="dataset (default: the one it was trained on)")
+    p.add_argument("--split", choices=["test", "val", "train"], default="test")
+    p.add_argument("--data-dir")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ConvscopeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        run = getattr(args, "out", None) or getattr(args, "resume", None)
+        hint = f" continue with: convscope train --resume {run}" if run else ""
+        print(f"\ninterrupted.{hint}", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

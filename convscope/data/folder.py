@@ -1,0 +1,149 @@
+"""Image-folder datasets: ``<root>[/train|/test]/<class>/<image>`` with PNG or JPEG files."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from convscope.data.cache import cached_arrays
+from convscope.data.dataset import Dataset
+from convscope.errors import DataError
+
+FORMATS = ("PNG", "JPEG")
+MAX_PIXELS = 40_000_000
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
+
+
+def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None = None) -> Dataset:
+    """Load one split of an image folder; every image is resized to ``size`` (W, H).
+
+    ``size`` defaults to the size of the first training image. Images become grey (C=1) when
+    every image of both splits is grey, else RGB (C=3); alpha is dropped.
+    """
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise DataError(f"image size must be (width, height) with both >= 1, got {size}")
+    train_dir, test_dir = _split_dirs(root)
+    classes = _class_dirs(train_dir)
+    if not classes:
+        raise DataError(
+            f"{train_dir} has no class subfolders; put the images in {train_dir}/<class>/"
+        )
+    train = _list_images(train_dir, classes, require_all=True)
+    test = _list_images(test_dir, classes, require_all=False) if test_dir else []
+    if split == "test" and test_dir is None:
+        raise DataError(
+            f"{root} has no test split: create {root / 'test'}/<class>/ with the test images, "
+            "or hold out part of the training split instead"
+        )
+    chosen = train if split == "train" else test
+    if not chosen:
+        raise DataError(f"the {split} split of {root} has no images; add PNG or JPEG files")
+    name = root.resolve().name
+
+    def build() -> dict[str, np.ndarray]:
+        modes = [_probe(path) for path, _ in train + test]
+        grey = all(mode in GREY_MODES for mode, _ in modes)
+        target = size or modes[0][1]
+        images = _decode([p for p, _ in chosen], "L" if grey else "RGB", target)
+        return {"images": images, "labels": np.array([y for _, y in chosen], dtype=np.int64)}
+
+    arrays = cached_arrays(
+        f"folder-{name}-{split}",
+        [p for p, _ in train + test],
+        build,
+        extra=json.dumps(size),
+    )
+    return Dataset(
+        name, torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]), classes
+    )
+
+
+def _split_dirs(root: Path) -> tuple[Path, Path | None]:
+    """(train dir, test dir or None) for ``root``."""
+    train, test = root / "train", root / "test"
+    if test.is_dir() and not train.is_dir():
+        raise DataError(
+            f"{root} has a test/ folder but no train/ folder; move the training class "
+            f"folders into {train}"
+        )
+    return (train if train.is_dir() else root), (test if test.is_dir() else None)
+
+
+def _class_dirs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _list_images(folder: Path, classes: list[str], require_all: bool) -> list[tuple[Path, int]]:
+    """(file, label) pairs: every non-hidden file below each class folder, sorted."""
+    unknown = sorted(set(_class_dirs(folder)) - set(classes))
+    if unknown:
+        raise DataError(
+            f"{folder} has class folders {unknown} that the training split lacks; "
+            f"the classes are {classes}"
+        )
+    items = []
+    for label, cls in enumerate(classes):
+        class_dir = folder / cls
+        files = sorted(
+            p
+            for p in class_dir.rglob("*")
+            if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts)
+        ) if class_dir.is_dir() else []  # fmt: skip
+        if require_all and not files:
+            raise DataError(f"class folder {class_dir} has no images; add some or remove it")
+        items += [(p, label) for p in files]
+    return items
+
+
+def _open(path: Path) -> Image.Image:
+    """Open ``path`` lazily, refusing non-PNG/JPEG files and images over ``MAX_PIXELS``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"{path} is too large to decode safely ({exc}); shrink it") from exc
+    except UnidentifiedImageError as exc:
+        raise DataError(
+            f"{path} is not an image (not PNG or JPEG); remove it from the class folder"
+        ) from exc
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+    w, h = image.size
+    problem = None
+    if image.format not in FORMATS:
+        problem = f"is a {image.format} image; only PNG and JPEG are supported: convert it"
+    elif w * h > MAX_PIXELS:
+        problem = f"has {w}x{h} pixels, more than the limit of {MAX_PIXELS}; shrink it"
+    if problem:
+        image.close()
+        raise DataError(f"{path} {problem}")
+    return image
+
+
+def _probe(path: Path) -> tuple[str, tuple[int, int]]:
+    """(PIL mode, (width, height)) read from the file header."""
+    with _open(path) as image:
+        return image.mode, image.size
+
+
+def _decode(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndarray:
+    """Decode, convert to ``mode`` and resize (bilinear) into a uint8 (N, C, H, W) array."""
+    w, h = size
+    out = np.empty((len(paths), h, w, 1 if mode == "L" else 3), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        with _open(path) as image:
+            try:
+                converted = image.convert(mode)
+                if converted.size != (w, h):
+                    converted = converted.resize((w, h), Image.Resampling.BILINEAR)
+                out[i] = np.asarray(converted).reshape(h, w, -1)
+            except _DECODE_ERRORS as exc:
+                raise DataError(f"{path} is damaged and cannot be decoded ({exc})") from exc
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))

@@ -1,0 +1,116 @@
+"""``load_dataset``: named datasets from the data directory (downloaded on demand) or folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from convscope.data.cache import cached_arrays
+from convscope.data.cifar import read_class_names
+from convscope.data.dataset import Dataset
+from convscope.data.download import DownloadUnavailable, fetch_missing, mirrors
+from convscope.data.folder import load_folder
+from convscope.data.paths import DATA_ENV, resolve_data_dir
+from convscope.data.registry import DATASETS, DatasetSpec
+from convscope.errors import DataError
+
+SPLITS = ("train", "test")
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike[str],
+    split: str = "train",
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    *,
+    size: tuple[int, int] | None = None,
+    base_url: str | None = None,
+) -> Dataset:
+    """Load ``split`` ("train" or "test") of a known dataset (see ``DATASETS``) or image folder.
+
+    Known datasets are read from ``<data_dir>/<spec.folder>/``; missing files are downloaded
+    there when ``download`` is true (from ``base_url`` or ``$CONVSCOPE_DOWNLOAD_URL`` when
+    given). ``size`` (width, height) applies to image folders only.
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}: use 'train' or 'test'")
+    spec = DATASETS.get(name_or_path) if isinstance(name_or_path, str) else None
+    if spec is not None:
+        if size is not None:
+            raise DataError(f"size applies to image folders only; {spec.name} has fixed size")
+        return _load_known(spec, split, resolve_data_dir(data_dir), download, base_url)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return load_folder(path, split, size)
+    raise DataError(
+        f"{str(name_or_path)!r} is neither a known dataset ({', '.join(DATASETS)}) nor an "
+        "existing image folder (one subfolder of PNG/JPEG files per class)"
+    )
+
+
+def _locate(folder: Path, name: str) -> Path | None:
+    """``folder/name``, or its uncompressed twin for a ``.gz`` name, if present."""
+    for candidate in (name, name.removesuffix(".gz")):
+        if (folder / candidate).is_file():
+            return folder / candidate
+    return None
+
+
+def _load_known(
+    spec: DatasetSpec, split: str, data_dir: Path, download: bool, base_url: str | None
+) -> Dataset:
+    folder = data_dir / spec.folder
+    names = spec.splits[split]
+    missing = [n for n in names if _locate(folder, n) is None]
+    if missing:
+        if not download:
+            raise DataError(_missing_message(spec, split, folder, missing, base_url, None))
+        try:
+            fetch_missing(spec, folder, missing, base_url)
+        except DownloadUnavailable as exc:
+            still = [n for n in missing if _locate(folder, n) is None]
+            raise DataError(
+                _missing_message(spec, split, folder, still, base_url, str(exc))
+            ) from exc
+    paths = [_locate(folder, n) or folder / n for n in names]
+    arrays = cached_arrays(
+        f"{spec.name}-{split}",
+        paths,
+        lambda: dict(zip(("images", "labels"), spec.reader(paths), strict=True)),
+    )
+    classes = list(spec.classes)
+    if spec.classes_file and (folder / spec.classes_file).is_file():
+        classes = read_class_names(folder / spec.classes_file, len(spec.classes))
+    return Dataset(
+        spec.name, torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]), classes
+    )
+
+
+def _missing_message(
+    spec: DatasetSpec,
+    split: str,
+    folder: Path,
+    missing: list[str],
+    base_url: str | None,
+    failure: str | None,
+) -> str:
+    """Which files are needed, where they go, and how to get them there."""
+    url = mirrors(spec, base_url)[0].rstrip("/") + "/"
+    if spec.archive is None:
+        source = "Download them from " + ", ".join(url + n for n in missing)
+    else:
+        archive = spec.archive
+        checksum = f"md5 {archive.md5}" if archive.md5 else f"sha256 {archive.sha256}"
+        source = (
+            f"Download {url}{archive.name} ({checksum}) and extract its "
+            f"{spec.archive_prefix or 'files'} into {folder.parent}"
+        )
+    why = f"Downloading failed: {failure}." if failure else "Downloading is turned off."
+    paths = "\n".join(f"  {folder / n}" for n in missing)
+    return (
+        f"{spec.name} {split} split: {len(missing)} file(s) missing:\n{paths}\n{why}\n"
+        f"{source}, so that the files above exist, or pass --data-dir (or set {DATA_ENV}) to "
+        f"a directory that already holds {spec.folder}/ with them."
+    )

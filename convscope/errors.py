@@ -1,0 +1,17 @@
+"""Errors that convscope reports to users: each message names the problem and the fix."""
+
+
+class ConvscopeError(Exception):
+    """Base class for errors shown to the user as one clear message (no traceback)."""
+
+
+class SpecError(ConvscopeError):
+    """A network spec that cannot be built (names the layer index and type)."""
+
+
+class DataError(ConvscopeError):
+    """A dataset file that is missing, corrupt or inconsistent (names the file)."""
+
+
+class RunError(ConvscopeError):
+    """A run directory or model file that cannot be used."""

@@ -1,0 +1,246 @@
+"""The training loop: seeded, checkpointed, resumable to the same final weights.
+
+Every random choice of step ``s`` in epoch ``e`` (shuffle order, crops, flips, dropout) is drawn
+from generators seeded by ``(seed, e, s)``, so a run resumed from any checkpoint replays exactly
+the steps an uninterrupted run would have taken.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ._io import write_json_atomic
+from .augment import fit_batch, prepare_images, to_input
+from .checkpoint import load_checkpoint, save_checkpoint, save_model
+from .config import TrainConfig, resolve_config
+from .data import Dataset, load_dataset, train_val_split
+from .errors import ConvscopeError, RunError
+from .evaluate import evaluate, input_size
+from .runs import CHECKPOINT, CONFIG, MODEL, RESULTS, Run, build_from_info, load_run
+
+CHECKPOINT_SECONDS = 60.0
+
+
+def _seed_for(*parts: int) -> int:
+    value = 0x9E3779B9
+    for part in parts:
+        value = (value * 1_000_003 + part + 1) % (2**62)
+    return value
+
+
+def _generator(*parts: int) -> torch.Generator:
+    return torch.Generator().manual_seed(_seed_for(*parts))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConvscopeError("--device cuda was asked for, but this PyTorch build sees no GPU; "
+                             "use --device cpu (or auto)")
+    if name not in ("cpu", "cuda"):
+        raise ConvscopeError(f"unknown device '{name}'; choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        nesterov = config.nesterov and config.momentum > 0
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               nesterov=nesterov, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adadelta(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def learning_rate(config: TrainConfig, step: int, total: int) -> float:
+    """The schedule as a pure function of the global step (nothing to checkpoint)."""
+    progress = step / max(1, total)
+    if config.schedule == "onecycle":
+        warm = 0.25
+        if progress < warm:
+            return config.lr * (0.1 + 0.9 * progress / warm)
+        return config.lr * (1 - progress) / (1 - warm)
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    return config.lr
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = Path(config.model.split(":")[0]).stem if ("/" in config.model or ":" in config.model) \
+        else config.model
+    return Path("runs") / f"{name}-{Path(config.data).name}-{stamp}"
+
+
+def train(model: str | torch.nn.Module = "mnist-convnetjs", data: str = "mnist", *,
+          out: str | Path | None = None, progress: bool = True, **settings) -> Run:
+    """Train a model (registry name, spec file, ``file.py:factory`` or a SpecNet) on a dataset.
+
+    ``settings`` are :class:`TrainConfig` fields; unset ones come from the model's recipe.
+    Returns the finished :class:`Run`, evaluated on the official test set.
+    """
+    from .model import SpecNet
+    from .user_module import resolve_model_ref
+
+    given = model if isinstance(model, SpecNet) else None
+    if given is not None:
+        info = {"kind": "spec", "ref": "<python>", "spec": given.spec, "recipe": {}}
+    else:
+        info = resolve_model_ref(str(model))[1]
+    config = resolve_config(info.get("recipe") or {},
+                            {"model": info["ref"], "data": data, **settings})
+    run_dir = Path(out) if out else default_run_dir(config)
+    if (run_dir / CONFIG).exists():
+        raise RunError(f"{run_dir} already holds a run; continue it with "
+                       f"`convscope train --resume {run_dir}` or choose another --out")
+    run = Run(run_dir, config, {k: info[k] for k in ("kind", "ref", "spec")}, {})
+    torch.manual_seed(config.seed)
+    module = given if given is not None else build_from_info(run.model_info)
+    return _fit(run, module, position=None, progress=progress)
+
+
+def resume(run_dir: str | Path, progress: bool = True) -> Run:
+    """Continue a run from its latest checkpoint (after a crash, kill or Ctrl-C)."""
+    run = load_run(run_dir)
+    if (run.path / MODEL).exists() and (run.path / RESULTS).exists():
+        raise RunError(f"{run.path} has already finished ({run.config.epochs} epochs); "
+                       f"start a new run to train longer")
+    torch.manual_seed(run.config.seed)
+    module = build_from_info(run.model_info)
+    return _fit(run, module, position="resume", progress=progress)
+
+
+def _load_data(config: TrainConfig) -> tuple[Dataset, Dataset, Dataset | None]:
+    full = load_dataset(config.data, "train", data_dir=config.data_dir)
+    train_set, val_set = train_val_split(full, config.val_fraction, seed=0)
+    try:
+        test_set = load_dataset(config.data, "test", data_dir=config.data_dir)
+    except ConvscopeError as exc:
+        if config.data in ("mnist", "cifar10"):
+            raise
+        print(f"note: {exc}; reporting validation accuracy only")
+        test_set = None
+    return train_set, val_set, test_set
+
+
+def _check_classes(module: torch.nn.Module, images: torch.Tensor, classes: list[str]) -> None:
+    with torch.no_grad():
+        was = module.training
+        module.eval()
+        out = module(to_input(images[:2]))
+        module.train(was)
+    if out.ndim != 2 or out.shape[1] != len(classes):
+        raise ConvscopeError(
+            f"the model outputs shape {tuple(out.shape)} but the data has {len(classes)} "
+            f"classes; its last layer must give one score per class (softmax {len(classes)})"
+        )
+
+
+def _fit(run: Run, module: torch.nn.Module, position, progress: bool) -> Run:
+    config = run.config
+    device = pick_device(config.device)
+    train_set, val_set, test_set = _load_data(config)
+    depth, height, width = input_size(module, train_set.images)
+    images = prepare_images(train_set.images, height, width, depth)
+    _check_classes(module, fit_batch(images[:2], height, width), train_set.classes)
+    run.data_info = {"name": config.data, "classes": train_set.classes,
+                     "input": [width, height, depth], "train": len(train_set),
+                     "val": len(val_set), "test": len(test_set) if test_set else 0}
+    module = module.to(device, memory_format=torch.channels_last)
+    images, labels = images.to(device), train_set.labels.to(device)
+    optimizer = make_optimizer(config, module.parameters())
+    n = images.shape[0]
+    per_epoch = max(1, n // config.batch_size)
+    total_steps = per_epoch * config.epochs
+    epoch, step, tally = 0, 0, {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    if position == "resume":
+        checkpoint = run.path / CHECKPOINT
+        if checkpoint.exists():
+            saved = load_checkpoint(checkpoint, module, optimizer)
+            epoch, step, tally = saved["epoch"], saved["step"], saved["tally"]
+            print(f"resuming {run.path} at epoch {epoch + 1}, step {step}")
+        run.truncate_metrics(epoch)
+    else:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                              enabled=config.precision == "bf16")
+    last_save = time.monotonic()
+    module.train()
+    while epoch < config.epochs:
+        order = torch.randperm(n, generator=_generator(config.seed, epoch)).to(device)
+        bar = tqdm(total=per_epoch, initial=step, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not progress, unit="batch", leave=True)
+        started = time.perf_counter() - tally["seconds"]
+        while step < per_epoch:
+            index = order[step * config.batch_size:(step + 1) * config.batch_size]
+            torch.manual_seed(_seed_for(config.seed, epoch, step, 1))
+            batch = fit_batch(images[index], height, width, config.augment,
+                              _generator(config.seed, epoch, step))
+            x = to_input(batch).contiguous(memory_format=torch.channels_last)
+            y = labels[index]
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, epoch * per_epoch + step, total_steps)
+            with autocast:
+                logits = module(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            tally["loss"] += loss.item() * len(y)
+            tally["correct"] += (logits.argmax(1) == y).sum().item()
+            tally["seen"] += len(y)
+            tally["seconds"] = time.perf_counter() - started
+            bar.update(1)
+            bar.set_postfix(refresh=False, loss=f"{tally['loss'] / tally['seen']:.3f}",
+                            acc=f"{100 * tally['correct'] / tally['seen']:.1f}%",
+                            ex_s=f"{tally['seen'] / max(tally['seconds'], 1e-9):.0f}")
+            due = (step % config.checkpoint_every == 0) if config.checkpoint_every else \
+                time.monotonic() - last_save > CHECKPOINT_SECONDS
+            if due and step < per_epoch:
+                save_checkpoint(run.path / CHECKPOINT, module, optimizer,
+                                {"epoch": epoch, "step": step, "tally": tally})
+                last_save = time.monotonic()
+        bar.close()
+        line = {"epoch": epoch + 1, "train_loss": tally["loss"] / tally["seen"],
+                "train_acc": tally["correct"] / tally["seen"],
+                "lr": optimizer.param_groups[0]["lr"], "seconds": tally["seconds"],
+                "examples_per_s": tally["seen"] / max(tally["seconds"], 1e-9)}
+        if len(val_set):
+            line["val_acc"] = evaluate(module, val_set).accuracy
+        run.append_metrics(line)
+        epoch, step, tally = epoch + 1, 0, {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        save_checkpoint(run.path / CHECKPOINT, module, optimizer,
+                        {"epoch": epoch, "step": 0, "tally": tally})
+        last_save = time.monotonic()
+        if progress:
+            val = f", val acc {100 * line['val_acc']:.2f}%" if "val_acc" in line else ""
+            print(f"epoch {epoch}: train loss {line['train_loss']:.4f}, "
+                  f"train acc {100 * line['train_acc']:.2f}%{val}, "
+                  f"{line['examples_per_s']:.0f} examples/s")
+    module.eval()
+    save_model(run.path / MODEL, module, {"config": config.to_dict()})
+    results = {}
+    if test_set is not None:
+        results["test"] = evaluate(module, test_set).to_dict()
+    if len(val_set):
+        results["val"] = evaluate(module, val_set).to_dict()
+    write_json_atomic(run.path / RESULTS, results)
+    run.results = results
+    run._model = module
+    if progress and "test" in results:
+        print(f"test accuracy {100 * results['test']['accuracy']:.2f}% "
+              f"({results['test']['correct']} / {results['test']['total']}), run: {run.path}")
+    return run
+

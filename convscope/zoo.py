@@ -1,0 +1,163 @@
+"""The built-in models: the chapter's networks, ConvNetJS's demo convnets and fast modern ones.
+
+Importing this module registers them (the registry imports it on first use). Recipes are data
+only: recommended settings for training in PyTorch, not ConvNetJS's own trainer settings.
+"""
+
+from convscope.registry import ModelEntry, register_model
+
+
+def _input(side: int, depth: int) -> dict:
+    return {"type": "input", "sx": side, "sy": side, "depth": depth}
+
+
+def _conv_bn_relu(filters: int, size: int, pad: int, pool: bool = False) -> list[dict]:
+    """conv without bias (batchnorm follows), then optional 2x2 max pool, batchnorm, relu."""
+    layers = [{"type": "conv", "sx": size, "filters": filters, "pad": pad, "bias": False}]
+    if pool:
+        layers.append({"type": "pool", "sx": 2})
+    return [*layers, {"type": "batchnorm"}, {"type": "relu"}]
+
+
+_SOFTMAX_10 = {"type": "softmax", "num_classes": 10}
+
+register_model(ModelEntry(
+    name="mnist-templates",
+    description="The chapter's 1-layer net: one fc of 10 class templates on the pixels.",
+    dataset="mnist",
+    spec=[_input(28, 1), _SOFTMAX_10],
+    recipe={"epochs": 5, "batch_size": 128, "optimizer": "adam", "lr": 1e-3,
+            "schedule": "constant", "augment": "none"},
+))
+
+register_model(ModelEntry(
+    name="mnist-ordinary",
+    description="The chapter's 2-layer ordinary net: fc 10 sigmoid, fc 10, softmax (7,960 params).",
+    dataset="mnist",
+    spec=[_input(28, 1), {"type": "fc", "num_neurons": 10, "activation": "sigmoid"}, _SOFTMAX_10],
+    recipe={"epochs": 10, "batch_size": 128, "optimizer": "adam", "lr": 3e-3,
+            "schedule": "cosine", "augment": "none"},
+))
+
+register_model(ModelEntry(
+    name="cifar10-templates",
+    description="The 1-layer net on CIFAR-10: one fc of 10 class templates on the pixels.",
+    dataset="cifar10",
+    spec=[_input(32, 3), _SOFTMAX_10],
+    recipe={"epochs": 5, "batch_size": 128, "optimizer": "adam", "lr": 1e-3,
+            "schedule": "constant", "augment": "none"},
+))
+
+register_model(ModelEntry(
+    name="cifar10-ordinary",
+    description="ConvNetJS's 2-layer ordinary net for CIFAR-10: fc 10 sigmoid, fc 10, softmax.",
+    dataset="cifar10",
+    spec=[_input(32, 3), {"type": "fc", "num_neurons": 10, "activation": "sigmoid"}, _SOFTMAX_10],
+    recipe={"epochs": 10, "batch_size": 128, "optimizer": "adam", "lr": 3e-3,
+            "schedule": "cosine", "augment": "none"},
+))
+
+register_model(ModelEntry(
+    name="cifar10-mlp",
+    description="An ordinary MLP for CIFAR-10: fc 512 relu, fc 256 relu, with dropout.",
+    dataset="cifar10",
+    spec=[
+        _input(32, 3),
+        {"type": "fc", "num_neurons": 512, "activation": "relu", "drop_prob": 0.2},
+        {"type": "fc", "num_neurons": 256, "activation": "relu", "drop_prob": 0.2},
+        _SOFTMAX_10,
+    ],
+    recipe={"epochs": 20, "batch_size": 128, "optimizer": "adam", "lr": 1e-3,
+            "weight_decay": 0.0, "schedule": "cosine", "augment": "none"},
+))
+
+register_model(ModelEntry(
+    name="mnist-convnetjs",
+    description="ConvNetJS's MNIST demo convnet on 24x24 crops (5,994 params).",
+    dataset="mnist",
+    spec=[
+        _input(24, 1),
+        {"type": "conv", "sx": 5, "filters": 8, "stride": 1, "pad": 2, "activation": "relu"},
+        {"type": "pool", "sx": 2, "stride": 2},
+        {"type": "conv", "sx": 5, "filters": 16, "stride": 1, "pad": 2, "activation": "relu"},
+        {"type": "pool", "sx": 3, "stride": 3},
+        _SOFTMAX_10,
+    ],
+    recipe={"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3,
+            "schedule": "cosine", "augment": "shift"},
+))
+
+register_model(ModelEntry(
+    name="cifar10-convnetjs",
+    description="ConvNetJS's CIFAR-10 demo convnet: 3x (conv 5x5, relu, pool 2) (22,466 params).",
+    dataset="cifar10",
+    spec=[
+        _input(32, 3),
+        {"type": "conv", "sx": 5, "filters": 16, "stride": 1, "pad": 2, "activation": "relu"},
+        {"type": "pool", "sx": 2, "stride": 2},
+        {"type": "conv", "sx": 5, "filters": 20, "stride": 1, "pad": 2, "activation": "relu"},
+        {"type": "pool", "sx": 2, "stride": 2},
+        {"type": "conv", "sx": 5, "filters": 20, "stride": 1, "pad": 2, "activation": "relu"},
+        {"type": "pool", "sx": 2, "stride": 2},
+        _SOFTMAX_10,
+    ],
+    recipe={"epochs": 15, "batch_size": 64, "optimizer": "adam", "lr": 1e-3,
+            "weight_decay": 1e-4, "schedule": "cosine", "augment": "crop+flip"},
+))
+
+register_model(ModelEntry(
+    name="lenet5",
+    description="LeNet-5 on MNIST: conv 6 5x5 tanh, avg pool, conv 16 5x5 tanh, avg pool, "
+                "fc 120, fc 84.",
+    dataset="mnist",
+    spec=[
+        _input(28, 1),
+        {"type": "conv", "sx": 5, "filters": 6, "pad": 2, "activation": "tanh"},
+        {"type": "pool", "sx": 2, "stride": 2, "kind": "avg"},
+        {"type": "conv", "sx": 5, "filters": 16, "activation": "tanh"},
+        {"type": "pool", "sx": 2, "stride": 2, "kind": "avg"},
+        {"type": "fc", "num_neurons": 120, "activation": "tanh"},
+        {"type": "fc", "num_neurons": 84, "activation": "tanh"},
+        _SOFTMAX_10,
+    ],
+    recipe={"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3,
+            "schedule": "cosine", "augment": "none"},
+))
+
+register_model(ModelEntry(
+    name="mnist-fast",
+    description="A fast modern MNIST convnet: three conv + batchnorm + relu + pool stages.",
+    dataset="mnist",
+    spec=[
+        _input(28, 1),
+        *_conv_bn_relu(32, 5, 2),
+        {"type": "pool", "sx": 2},
+        *_conv_bn_relu(64, 3, 1),
+        {"type": "pool", "sx": 2},
+        *_conv_bn_relu(128, 3, 1),
+        {"type": "pool", "sx": 2},
+        _SOFTMAX_10,
+    ],
+    recipe={"epochs": 4, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+            "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.1,
+            "schedule": "onecycle", "augment": "shift"},
+))
+
+register_model(ModelEntry(
+    name="cifar10-fast",
+    description="A fast modern CIFAR-10 convnet (small airbench-like, with a residual block).",
+    dataset="cifar10",
+    spec=[
+        _input(32, 3),
+        *_conv_bn_relu(32, 3, 1, pool=True),
+        *_conv_bn_relu(64, 3, 1),
+        *_conv_bn_relu(128, 3, 1, pool=True),
+        {"type": "residual", "layers": _conv_bn_relu(128, 3, 1)},
+        *_conv_bn_relu(256, 3, 1, pool=True),
+        {"type": "global_pool", "kind": "max"},
+        _SOFTMAX_10,
+    ],
+    recipe={"epochs": 8, "batch_size": 256, "optimizer": "sgd", "lr": 0.2, "momentum": 0.9,
+            "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.2,
+            "schedule": "onecycle", "augment": "crop+flip", "precision": "bf16"},
+))

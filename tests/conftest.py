@@ -1,0 +1,67 @@
+"""Shared data-test fixtures: an isolated decoded cache and small files in official formats."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An IDX file (uint8 data) for ``array``: magic 0x0000080<ndim>, big-endian dims, data."""
+    header = struct.pack(">I", 0x800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def cifar_bytes(images: np.ndarray, labels: np.ndarray) -> bytes:
+    """CIFAR-10 binary records: one label byte, then the 3x32x32 RGB planes."""
+    return np.concatenate([labels[:, None], images.reshape(len(images), -1)], axis=1).tobytes()
+
+
+@pytest.fixture
+def data_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the decoded-array cache at a temp dir and clear any download URL override."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CONVSCOPE_CACHE", str(cache))
+    monkeypatch.delenv("CONVSCOPE_DOWNLOAD_URL", raising=False)
+    return cache
+
+
+@pytest.fixture
+def fake_data(tmp_path: Path, data_cache: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """A data dir with small MNIST (20 train, 10 test) and CIFAR-10 (30 train, 10 test) files.
+
+    Returns the data dir and the arrays written, keyed like ``"mnist-train-images"``.
+    """
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    (root / "mnist").mkdir(parents=True)
+    (root / "cifar-10-batches-bin").mkdir()
+    arrays = {}
+    for split, prefix, n in (("train", "train", 20), ("test", "t10k", 10)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = np.arange(n, dtype=np.uint8) % 10
+        for kind, array, dims in (("images", images, "idx3"), ("labels", labels, "idx1")):
+            path = root / "mnist" / f"{prefix}-{kind}-{dims}-ubyte.gz"
+            path.write_bytes(gzip.compress(idx_bytes(array)))
+            arrays[f"mnist-{split}-{kind}"] = array
+    cifar = root / "cifar-10-batches-bin"
+    for split, names, n in (
+        ("train", [f"data_batch_{i}.bin" for i in range(1, 6)], 30),
+        ("test", ["test_batch.bin"], 10),
+    ):
+        images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+        labels = (np.arange(n, dtype=np.uint8) * 7) % 10
+        per = n // len(names)
+        for i, name in enumerate(names):
+            part = slice(i * per, (i + 1) * per)
+            (cifar / name).write_bytes(cifar_bytes(images[part], labels[part]))
+        arrays[f"cifar10-{split}-images"] = images
+        arrays[f"cifar10-{split}-labels"] = labels
+    (cifar / "batches.meta.txt").write_text(
+        "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n"
+    )
+    return root, arrays

@@ -1,0 +1,119 @@
+"""Image-folder datasets: PNG and JPEG, grey and colour, resizing, splits and bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convscope.data import folder, load_dataset
+from convscope.errors import DataError
+
+
+def save(path: Path, mode: str, size: tuple[int, int], value: int, fmt: str = "PNG") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    colour = value if mode == "L" else (value, 255 - value, 0)
+    Image.new(mode, size, colour).save(path, fmt)
+
+
+@pytest.fixture
+def grey_folder(tmp_path: Path, data_cache: Path) -> Path:
+    root = tmp_path / "digits"
+    save(root / "train" / "one" / "a.png", "L", (6, 4), 10)
+    save(root / "train" / "one" / "b.png", "L", (6, 4), 20)
+    save(root / "train" / "zero" / "c.png", "L", (12, 8), 30)
+    save(root / "test" / "zero" / "d.png", "L", (6, 4), 40)
+    return root
+
+
+def test_grey_folder_train_and_test(grey_folder: Path) -> None:
+    ds = load_dataset(str(grey_folder), "train")
+    assert ds.name == "digits" and ds.classes == ["one", "zero"]
+    assert ds.images.shape == (3, 1, 4, 6) and ds.volume == (6, 4, 1)
+    assert ds.labels.tolist() == [0, 0, 1]
+    assert ds.images[:, 0, 0, 0].tolist() == [10, 20, 30]  # the 12x8 image was resized
+    test = load_dataset(str(grey_folder), "test")
+    assert test.classes == ds.classes and test.labels.tolist() == [1]
+    assert test.images.shape == (1, 1, 4, 6) and int(test.images[0, 0, 0, 0]) == 40
+
+
+def test_explicit_size_and_mixed_modes(tmp_path: Path, data_cache: Path) -> None:
+    root = tmp_path / "pets"
+    save(root / "cat" / "1.png", "L", (5, 5), 100)
+    save(root / "dog" / "2.jpg", "RGB", (7, 3), 200, "JPEG")
+    save(root / "dog" / "3.png", "RGBA", (4, 4), 50)
+    ds = load_dataset(root, size=(8, 6))
+    assert ds.images.shape == (3, 3, 6, 8) and ds.labels.tolist() == [0, 1, 1]
+    assert ds.images[0, :, 2, 2].tolist() == [100, 100, 100]  # grey promoted to RGB
+    red, green, _ = ds.images[1, :, 3, 4].tolist()
+    assert abs(red - 200) <= 3 and abs(green - 55) <= 3  # JPEG is lossy
+    with pytest.raises(DataError, match="no test split"):
+        load_dataset(root, "test")
+
+
+def test_resized_values_are_bilinear(tmp_path: Path, data_cache: Path) -> None:
+    root = tmp_path / "ramp"
+    pixels = np.tile(np.arange(0, 160, 10, dtype=np.uint8), (4, 1))
+    (root / "a").mkdir(parents=True)
+    Image.fromarray(pixels, "L").save(root / "a" / "x.png")
+    ds = load_dataset(root, size=(8, 2))
+    expected = np.asarray(Image.fromarray(pixels, "L").resize((8, 2), Image.Resampling.BILINEAR))
+    assert np.array_equal(ds.images[0, 0].numpy(), expected)
+
+
+def test_not_an_image_names_the_file(grey_folder: Path) -> None:
+    (grey_folder / "train" / "one" / "notes.png").write_text("hello")
+    with pytest.raises(DataError, match=r"notes\.png is not an image"):
+        load_dataset(grey_folder)
+
+
+def test_other_formats_are_refused(grey_folder: Path) -> None:
+    save(grey_folder / "train" / "one" / "e.gif", "L", (6, 4), 0, "GIF")
+    with pytest.raises(DataError, match=r"e\.gif is a GIF image"):
+        load_dataset(grey_folder)
+
+
+def test_truncated_image(grey_folder: Path) -> None:
+    path = grey_folder / "train" / "zero" / "big.jpg"
+    save(path, "RGB", (64, 64), 90, "JPEG")
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(DataError, match=r"big\.jpg"):
+        load_dataset(grey_folder)
+
+
+def test_pixel_cap_and_decompression_bomb(
+    grey_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(folder, "MAX_PIXELS", 30)
+    with pytest.raises(DataError, match=r"c\.png has 12x8 pixels, more than the limit"):
+        load_dataset(grey_folder)
+    monkeypatch.setattr(folder, "MAX_PIXELS", 10**6)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20)
+    with pytest.raises(DataError, match="too large to decode safely"):
+        load_dataset(grey_folder)
+
+
+def test_folder_layout_errors(tmp_path: Path, data_cache: Path) -> None:
+    root = tmp_path / "odd"
+    (root / "empty").mkdir(parents=True)
+    with pytest.raises(DataError, match="has no images"):
+        load_dataset(root)
+    with pytest.raises(DataError, match="no class subfolders"):
+        load_dataset(root / "empty")
+    save(root / "train" / "a" / "x.png", "L", (2, 2), 1)
+    save(root / "test" / "b" / "y.png", "L", (2, 2), 1)
+    with pytest.raises(DataError, match="that the training split lacks"):
+        load_dataset(root, "test")
+    only_test = tmp_path / "only_test"
+    save(only_test / "test" / "a" / "x.png", "L", (2, 2), 1)
+    with pytest.raises(DataError, match="no train/ folder"):
+        load_dataset(only_test)
+
+
+def test_folder_cache_follows_new_files(grey_folder: Path) -> None:
+    assert len(load_dataset(grey_folder)) == 3
+    save(grey_folder / "train" / "zero" / "z.png", "L", (6, 4), 70)
+    ds = load_dataset(grey_folder)
+    assert len(ds) == 4 and ds.images[-1, 0, 0, 0] == 70
