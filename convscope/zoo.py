@@ -83,8 +83,8 @@ register_model(ModelEntry(
         {"type": "pool", "sx": 3, "stride": 3},
         _SOFTMAX_10,
     ],
-    recipe={"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3,
-            "schedule": "cosine", "augment": "shift"},
+    recipe={"epochs": 3, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
+            "schedule": "onecycle", "augment": "shift"},
 ))
 
 register_model(ModelEntry(
@@ -157,7 +157,7 @@ register_model(ModelEntry(
         {"type": "global_pool", "kind": "max"},
         _SOFTMAX_10,
     ],
-    recipe={"epochs": 8, "batch_size": 256, "optimizer": "sgd", "lr": 0.2, "momentum": 0.9,
+    recipe={"epochs": 6, "batch_size": 256, "optimizer": "sgd", "lr": 0.2, "momentum": 0.9,
             "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.2,
             "schedule": "onecycle", "augment": "crop+flip", "precision": "bf16"},
 ))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from convscope.data import DATASETS
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -65,3 +68,22 @@ def fake_data(tmp_path: Path, data_cache: Path) -> tuple[Path, dict[str, np.ndar
         "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n"
     )
     return root, arrays
+
+
+def real_dir(name: str) -> Path:
+    """The data dir ($CONVSCOPE_DATA) holding every file of dataset ``name``, or skip the test."""
+    root = os.environ.get("CONVSCOPE_DATA")
+    if not root:
+        pytest.skip("CONVSCOPE_DATA is not set: no real data to test against")
+    spec = DATASETS[name]
+    needed = [n for split in spec.splits.values() for n in split]
+    missing = [n for n in needed if not (Path(root) / spec.folder / n).is_file()]
+    if missing:
+        pytest.skip(f"{root}/{spec.folder} lacks {', '.join(missing)}")
+    return Path(root)
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    """The real-data directory with MNIST in it (skips without it)."""
+    return real_dir("mnist")

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import real_dir
 
-from convscope.data import DATASETS, load_dataset
+from convscope.data import load_dataset
 
 pytestmark = pytest.mark.realdata
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 CIFAR_CLASSES = "airplane automobile bird cat deer dog frog horse ship truck".split()
-
-
-def real_dir(name: str) -> Path:
-    """The data dir holding every file of dataset ``name``, or skip the test."""
-    root = os.environ.get("CONVSCOPE_DATA")
-    if not root:
-        pytest.skip("CONVSCOPE_DATA is not set: no real data to test against")
-    spec = DATASETS[name]
-    needed = [n for split in spec.splits.values() for n in split]
-    missing = [n for n in needed if not (Path(root) / spec.folder / n).is_file()]
-    if missing:
-        pytest.skip(f"{root}/{spec.folder} lacks {', '.join(missing)}")
-    return Path(root)
 
 
 def timed_twice(name: str, split: str, root: Path):

@@ -1,0 +1,195 @@
+"""Training end to end on small learnable data in the official MNIST format, and resume."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import idx_bytes
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+import convscope
+from convscope.errors import ConvscopeError, RunError
+
+TINY = [{"type": "input", "sx": 28, "sy": 28, "depth": 1},
+        {"type": "conv", "sx": 5, "filters": 4, "stride": 2, "activation": "relu"},
+        {"type": "pool", "sx": 2},
+        {"type": "dropout", "drop_prob": 0.2},
+        {"type": "softmax", "num_classes": 10}]
+
+
+def write_mnist(root: Path, train: int, test: int, seed: int = 0) -> Path:
+    """Learnable MNIST-format files: class k is a bright 6x6 square at a class-specific spot."""
+    rng = np.random.default_rng(seed)
+    (root / "mnist").mkdir(parents=True)
+    for prefix, n in (("train", train), ("t10k", test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, k in enumerate(labels):
+            y, x = 2 + 8 * (k // 4), 2 + 7 * (k % 4)
+            images[i, y:y + 6, x:x + 6] = 255
+        for kind, array, dims in (("images", images, "idx3"), ("labels", labels, "idx1")):
+            path = root / "mnist" / f"{prefix}-{kind}-{dims}-ubyte.gz"
+            path.write_bytes(gzip.compress(idx_bytes(array), compresslevel=1))
+    return root
+
+
+@pytest.fixture
+def squares(tmp_path: Path, data_cache: Path) -> Path:
+    return write_mnist(tmp_path / "data", train=600, test=200)
+
+
+def test_train_writes_a_complete_run(squares: Path, tmp_path: Path):
+    run = convscope.train(TINY and convscope.build_model(TINY), "mnist", out=tmp_path / "run",
+                          data_dir=str(squares), epochs=2, batch_size=16, lr=0.01,
+                          optimizer="adam", progress=False)
+    files = sorted(p.name for p in run.path.iterdir())
+    assert files == ["checkpoint.safetensors", "config.yaml", "metrics.jsonl",
+                     "model.safetensors", "results.json"]
+    config = yaml.safe_load((run.path / "config.yaml").read_text())
+    assert config["train"]["epochs"] == 2 and config["train"]["augment"] == "shift"
+    assert config["model"]["spec"] == TINY
+    assert config["data"]["train"] == 540 and config["data"]["val"] == 60
+    lines = [json.loads(x) for x in (run.path / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2]
+    assert {"train_loss", "train_acc", "val_acc", "examples_per_s"} <= set(lines[0])
+    assert run.results["test"]["accuracy"] > 0.9  # a trivial task: the loop must learn it
+    assert run.results["test"]["total"] == 200
+
+    loaded = convscope.load_run(run.path)
+    test = convscope.load_dataset("mnist", "test", data_dir=squares)
+    again = convscope.evaluate(loaded.model, test)
+    assert again.confusion == run.results["test"]["confusion"]
+
+
+def _train_cli(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "convscope", "train", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _position(checkpoint: Path) -> dict | None:
+    try:
+        with safe_open(str(checkpoint), framework="pt") as f:
+            return json.loads(f.metadata()["meta"])["position"]
+    except Exception:
+        return None
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_reaches_identical_weights(tmp_path: Path, data_cache: Path):
+    data = write_mnist(tmp_path / "data", train=3000, test=100)
+    spec = tmp_path / "net.json"
+    spec.write_text(json.dumps(TINY))
+    env = {**os.environ, "CONVSCOPE_CACHE": str(data_cache), "OMP_NUM_THREADS": "1"}
+    common = ["--model", str(spec), "--data", "mnist", "--data-dir", str(data),
+              "--epochs", "2", "--batch-size", "8", "--optimizer", "sgd", "--lr", "0.02",
+              "--checkpoint-every", "25", "--seed", "7"]
+
+    whole = _train_cli([*common, "--out", str(tmp_path / "whole")], env)
+    assert whole.wait(timeout=300) == 0, whole.stdout.read()
+
+    killed = _train_cli([*common, "--out", str(tmp_path / "killed")], env)
+    checkpoint = tmp_path / "killed" / "checkpoint.safetensors"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # kill -9 in the middle of the second epoch
+        position = _position(checkpoint) if checkpoint.exists() else None
+        if position and position["epoch"] == 1 and position["step"] >= 50:
+            break
+        assert killed.poll() is None, "training ended before it could be killed"
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "killed" / "model.safetensors").exists()
+    position = _position(checkpoint)
+    assert position["epoch"] == 1 and 0 < position["step"] < 375
+
+    resumed = subprocess.run([sys.executable, "-m", "convscope", "train", "--resume",
+                              str(tmp_path / "killed")], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming" in resumed.stdout
+
+    a = load_file(str(tmp_path / "whole" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    metrics = [[json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+               for d in ("whole", "killed")]
+    strip = [[{k: v for k, v in m.items() if k not in ("seconds", "examples_per_s")}
+              for m in ms] for ms in metrics]
+    assert strip[0] == strip[1] and len(strip[0]) == 2
+
+
+def test_existing_run_dir_is_not_overwritten(squares: Path, tmp_path: Path):
+    kwargs = dict(out=tmp_path / "run", data_dir=str(squares), epochs=1, progress=False)
+    convscope.train(convscope.build_model(TINY), "mnist", **kwargs)
+    with pytest.raises(RunError, match="already holds a run"):
+        convscope.train(convscope.build_model(TINY), "mnist", **kwargs)
+    with pytest.raises(RunError, match="already finished"):
+        convscope.resume(tmp_path / "run")
+
+
+def test_model_and_data_must_agree(squares: Path, tmp_path: Path):
+    with pytest.raises(ConvscopeError, match="3-channel input but the data has 1"):
+        convscope.train("cifar10-convnetjs", "mnist", out=tmp_path / "r", data_dir=str(squares),
+                        progress=False)
+    five = TINY[:-1] + [{"type": "softmax", "num_classes": 5}]
+    with pytest.raises(ConvscopeError, match="data has 10 classes"):
+        convscope.train(convscope.build_model(five), "mnist", out=tmp_path / "r2",
+                        data_dir=str(squares), progress=False)
+
+
+def test_user_module_trains_and_reloads(squares: Path, tmp_path: Path):
+    source = tmp_path / "mine.py"
+    source.write_text("import torch\n\ndef make():\n    return torch.nn.Sequential("
+                      "torch.nn.Flatten(), torch.nn.Linear(784, 10))\n")
+    run = convscope.train(f"{source}:make", "mnist", out=tmp_path / "run",
+                          data_dir=str(squares), epochs=1, lr=0.01, progress=False)
+    assert run.model_info["kind"] == "module"
+    assert convscope.load_run(run.path).model[1].weight.shape == (10, 784)
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "convscope", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_cli_eval_json_and_text(squares: Path, tmp_path: Path, data_cache: Path):
+    convscope.train(convscope.build_model(TINY), "mnist", out=tmp_path / "run",
+                    data_dir=str(squares), epochs=1, progress=False)
+    env = {**os.environ, "CONVSCOPE_CACHE": str(data_cache)}
+    out = _cli("eval", str(tmp_path / "run"), "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["total"] == 200 and len(report["confusion"]) == 10
+    assert sum(map(sum, report["confusion"])) == 200
+    text = _cli("eval", str(tmp_path / "run"), env=env)
+    assert "confusion matrix" in text.stdout and "recall%" in text.stdout
+
+
+def test_cli_reports_errors_without_traceback(tmp_path: Path):
+    out = _cli("train", "--model", "lenet6", "--out", str(tmp_path / "r"))
+    assert out.returncode == 2
+    assert "cannot resolve model 'lenet6'" in out.stderr and "did you mean 'lenet5'" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = _cli("eval", str(tmp_path))
+    assert out.returncode == 2 and "not a convscope run directory" in out.stderr
+
+
+@pytest.mark.realdata
+def test_convnetjs_mnist_net_reaches_97_percent_in_one_epoch(real_data_dir: Path, tmp_path):
+    run = convscope.train("mnist-convnetjs", "mnist", out=tmp_path / "run", epochs=1,
+                          data_dir=str(real_data_dir), progress=False)
+    assert run.results["test"]["total"] == 10_000
+    assert run.results["test"]["accuracy"] >= 0.97
