@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from .evaluate import evaluate, input_size
 from .runs import CHECKPOINT, CONFIG, MODEL, RESULTS, Run, build_from_info, load_run
 
 CHECKPOINT_SECONDS = 60.0
+OnEvent = Callable[[dict], bool | None] | None
 
 
 def _seed_for(*parts: int) -> int:
@@ -83,10 +85,14 @@ def default_run_dir(config: TrainConfig) -> Path:
 
 
 def train(model: str | torch.nn.Module = "mnist-convnetjs", data: str = "mnist", *,
-          out: str | Path | None = None, progress: bool = True, **settings) -> Run:
+          out: str | Path | None = None, progress: bool = True, on_event: OnEvent = None,
+          **settings) -> Run:
     """Train a model (registry name, spec file, ``file.py:factory`` or a SpecNet) on a dataset.
 
     ``settings`` are :class:`TrainConfig` fields; unset ones come from the model's recipe.
+    ``on_event(event)`` is called after every step (``event["kind"] == "step"``) and epoch
+    (``"epoch"``) with the current numbers and ``event["model"]``; returning False stops the
+    run early, leaving a checkpoint (resumable) and the weights so far in model.safetensors.
     Returns the finished :class:`Run`, evaluated on the official test set.
     """
     from .model import SpecNet
@@ -106,10 +112,10 @@ def train(model: str | torch.nn.Module = "mnist-convnetjs", data: str = "mnist",
     run = Run(run_dir, config, {k: info[k] for k in ("kind", "ref", "spec")}, {})
     torch.manual_seed(config.seed)
     module = given if given is not None else build_from_info(run.model_info)
-    return _fit(run, module, position=None, progress=progress)
+    return _fit(run, module, position=None, progress=progress, on_event=on_event)
 
 
-def resume(run_dir: str | Path, progress: bool = True) -> Run:
+def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None) -> Run:
     """Continue a run from its latest checkpoint (after a crash, kill or Ctrl-C)."""
     run = load_run(run_dir)
     if (run.path / MODEL).exists() and (run.path / RESULTS).exists():
@@ -117,7 +123,7 @@ def resume(run_dir: str | Path, progress: bool = True) -> Run:
                        f"start a new run to train longer")
     torch.manual_seed(run.config.seed)
     module = build_from_info(run.model_info)
-    return _fit(run, module, position="resume", progress=progress)
+    return _fit(run, module, position="resume", progress=progress, on_event=on_event)
 
 
 def _load_data(config: TrainConfig) -> tuple[Dataset, Dataset, Dataset | None]:
@@ -146,7 +152,16 @@ def _check_classes(module: torch.nn.Module, images: torch.Tensor, classes: list[
         )
 
 
-def _fit(run: Run, module: torch.nn.Module, position, progress: bool) -> Run:
+def _stop(run: Run, module: torch.nn.Module, optimizer, position: dict) -> Run:
+    """Stop early on request: checkpoint (resumable) and the weights so far."""
+    save_checkpoint(run.path / CHECKPOINT, module, optimizer, position)
+    module.eval()
+    save_model(run.path / MODEL, module, {"config": run.config.to_dict(), "stopped": position})
+    run._model = module
+    return run
+
+
+def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: OnEvent) -> Run:
     config = run.config
     device = pick_device(config.device)
     train_set, val_set, test_set = _load_data(config)
@@ -206,8 +221,17 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool) -> Run:
             bar.set_postfix(refresh=False, loss=f"{tally['loss'] / tally['seen']:.3f}",
                             acc=f"{100 * tally['correct'] / tally['seen']:.1f}%",
                             ex_s=f"{tally['seen'] / max(tally['seconds'], 1e-9):.0f}")
+            stop = on_event is not None and on_event({
+                "kind": "step", "epoch": epoch, "step": step, "steps_per_epoch": per_epoch,
+                "epochs": config.epochs, "loss": loss.item(), "accuracy": tally["correct"] /
+                tally["seen"], "examples_per_s": tally["seen"] / max(tally["seconds"], 1e-9),
+                "model": module}) is False
             due = (step % config.checkpoint_every == 0) if config.checkpoint_every else \
                 time.monotonic() - last_save > CHECKPOINT_SECONDS
+            if stop:
+                bar.close()
+                return _stop(run, module, optimizer, {"epoch": epoch, "step": step,
+                                                      "tally": tally})
             if due and step < per_epoch:
                 save_checkpoint(run.path / CHECKPOINT, module, optimizer,
                                 {"epoch": epoch, "step": step, "tally": tally})
@@ -220,10 +244,14 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool) -> Run:
         if len(val_set):
             line["val_acc"] = evaluate(module, val_set).accuracy
         run.append_metrics(line)
+        stop = on_event is not None and on_event({"kind": "epoch", **line, "model": module}) \
+            is False
         epoch, step, tally = epoch + 1, 0, {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
         save_checkpoint(run.path / CHECKPOINT, module, optimizer,
                         {"epoch": epoch, "step": 0, "tally": tally})
         last_save = time.monotonic()
+        if stop and epoch < config.epochs:
+            return _stop(run, module, optimizer, {"epoch": epoch, "step": 0, "tally": tally})
         if progress:
             val = f", val acc {100 * line['val_acc']:.2f}%" if "val_acc" in line else ""
             print(f"epoch {epoch}: train loss {line['train_loss']:.4f}, "

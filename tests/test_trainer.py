@@ -193,3 +193,22 @@ def test_convnetjs_mnist_net_reaches_97_percent_in_one_epoch(real_data_dir: Path
                           data_dir=str(real_data_dir), progress=False)
     assert run.results["test"]["total"] == 10_000
     assert run.results["test"]["accuracy"] >= 0.97
+
+
+def test_on_event_streams_steps_and_can_stop_the_run(squares: Path, tmp_path: Path):
+    events = []
+
+    def watch(event: dict) -> bool:
+        events.append({k: v for k, v in event.items() if k != "model"})
+        return not (event["kind"] == "step" and event["epoch"] == 1 and event["step"] == 3)
+
+    run = convscope.train(convscope.build_model(TINY), "mnist", out=tmp_path / "run",
+                          data_dir=str(squares), epochs=3, batch_size=16, progress=False,
+                          on_event=watch)
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("epoch") == 1 and kinds[-1] == "step"
+    assert events[0]["steps_per_epoch"] == 33 and 0 <= events[0]["accuracy"] <= 1
+    assert run.results is None and (run.path / "model.safetensors").exists()
+    finished = convscope.resume(run.path, progress=False)  # a stopped run can be resumed
+    assert finished.results["test"]["total"] == 200
+    assert len(finished.metrics) == 3
