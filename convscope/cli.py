@@ -1,4 +1,4 @@
-"""The ``convscope`` command: models, summary, train, eval."""
+"""The ``convscope`` command: models, summary, train, eval, serve, import-convnetjs, export."""
 
 from __future__ import annotations
 
@@ -95,6 +95,41 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         print(format_report(result))
 
 
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from .server.serve import serve
+
+    serve([Path(r) for r in args.run], Path(args.runs) if args.runs else None, args.data_dir,
+          args.host, args.port, open_browser=not args.no_browser)
+
+
+def _cmd_import_convnetjs(args: argparse.Namespace) -> None:
+    from .convnetjs import import_convnetjs
+
+    run = import_convnetjs(args.file, args.out, data=args.data, input_offset=args.input_offset,
+                           run_eval=args.eval, data_dir=args.data_dir)
+    params = sum(p.numel() for p in run.model.parameters())
+    print(f"imported {args.file} ({len(run.model.layers)} layers, {params:,} parameters) "
+          f"into {run.path}")
+    if run.results and "test" in run.results:
+        test = run.results["test"]
+        print(f"test accuracy {100 * test['accuracy']:.2f}% ({test['correct']} / {test['total']})")
+    print(f"evaluate it: convscope eval {run.path}")
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from .convnetjs import export_convnetjs, load_exact
+    from .onnx_export import export_onnx
+    from .runs import load_run
+
+    run = load_run(args.run)
+    if args.format == "convnetjs":
+        path = export_convnetjs(load_exact(run), args.out or run.path / "model.convnetjs.json")
+    else:
+        width, height, depth = run.data_info["input"]
+        path = export_onnx(run.model, args.out or run.path / "model.onnx", (depth, height, width))
+    print(f"wrote {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convscope",
@@ -142,6 +177,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("import-convnetjs", help="a ConvNetJS snapshot (.json) as a run directory")
+    p.add_argument("file", help="ConvNetJS Net.toJSON() file")
+    p.add_argument("--out", help="run directory (default runs/<file name>)")
+    p.add_argument("--data", choices=["mnist", "cifar10"], help="the dataset it classifies "
+                   "(default: mnist for 1-channel, cifar10 for 3-channel input)")
+    p.add_argument("--input-offset", type=float, help="added to convscope's byte/255 - 0.5 "
+                   "inputs: 0.5 for networks trained on byte/255 (ConvNetJS's MNIST demo)")
+    p.add_argument("--eval", action="store_true", help="evaluate on the official test set")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=_cmd_import_convnetjs)
+
+    p = sub.add_parser("export", help="write a run's network as ConvNetJS JSON or ONNX")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--format", choices=["convnetjs", "onnx"], required=True)
+    p.add_argument("--out", help="file to write (default <run>/model.convnetjs.json or "
+                   "<run>/model.onnx)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("serve", help="the web explorer: look inside models, train live")
+    p.add_argument("run", nargs="*", metavar="RUN", help="run directories to offer")
+    p.add_argument("--runs", metavar="DIR", help="offer every run in DIR (and DIR/live/); "
+                   "live training writes to DIR/live/ (default runs/live/)")
+    p.add_argument("--data-dir", help="where datasets live (default $CONVSCOPE_DATA, "
+                   "else a per-user cache); else the bundled samples are used")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: "
+                   "this machine only; 0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 

@@ -35,8 +35,33 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
+class InputOffset(nn.Module):
+    """The input layer with an ``offset``: output = input + offset."""
+
+    def __init__(self, offset: float) -> None:
+        super().__init__()
+        self.offset = offset
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.offset
+
+    def extra_repr(self) -> str:
+        return f"offset={self.offset}"
+
+
+class ConvNetJSDropout(nn.Dropout):
+    """Dropout as ConvNetJS computes it: training zeroes values with probability ``p`` without
+    rescaling the rest; prediction multiplies every value by ``p``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return super().forward(x) * (1 - self.p)
+        return x * self.p
+
+
 def make_module(layer: Layer) -> nn.Module:
-    """The module computing ``layer`` (the input layer is an nn.Identity).
+    """The module computing ``layer`` (the input layer is an nn.Identity, or an
+    :class:`InputOffset` when it has a nonzero ``offset``).
 
     Average pooling ignores padded positions (``count_include_pad=False``), as ConvNetJS's
     windows skip out-of-range input. batchnorm is always nn.BatchNorm2d: on a 1x1xD volume,
@@ -45,7 +70,7 @@ def make_module(layer: Layer) -> nn.Module:
     p, vol = layer.params, layer.in_volume
     match layer.type:
         case "input":
-            return nn.Identity()
+            return InputOffset(p["offset"]) if p.get("offset") else nn.Identity()
         case "conv":
             return nn.Conv2d(vol.depth, p["filters"], (p["sy"], p["sx"]), p["stride"], p["pad"],
                              bias=p["bias"])
@@ -67,6 +92,8 @@ def make_module(layer: Layer) -> nn.Module:
             return nn.GELU()
         case "batchnorm":
             return nn.BatchNorm2d(vol.depth)
+        case "dropout" if p.get("scaling") == "convnetjs":
+            return ConvNetJSDropout(p["drop_prob"])
         case "dropout":
             return nn.Dropout(p["drop_prob"])
         case "softmax":

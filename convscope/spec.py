@@ -24,6 +24,7 @@ from convscope.errors import SpecError
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
 POOL_KINDS = ("max", "avg")
+DROPOUT_SCALINGS = ("inverted", "convnetjs")
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 DOCUMENT_KEYS = ("layers", "name", "description", "dataset", "recipe")
 
@@ -155,6 +156,12 @@ def _flag(default: bool) -> _Field:
     return _Field("true or false", lambda v: isinstance(v, bool), default)
 
 
+def _number(default: float | None) -> _Field:
+    return _Field("a finite number",
+                  lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+                  and abs(v) < float("inf"), default)
+
+
 def _probability(default: float | None) -> _Field:
     return _Field("a number in [0, 1)",
                   lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1,
@@ -162,7 +169,9 @@ def _probability(default: float | None) -> _Field:
 
 
 _FIELDS: dict[str, dict[str, _Field]] = {
-    "input": {"sx": _positive(), "sy": _positive(), "depth": _positive()},
+    # offset (optional): added to every input value; 0.5 turns convscope's byte/255 - 0.5 into
+    # the byte/255 that ConvNetJS's own MNIST demo fed its networks
+    "input": {"sx": _positive(), "sy": _positive(), "depth": _positive(), "offset": _number(None)},
     "conv": {"sx": _positive(), "sy": _positive(_SAME_AS_SX), "filters": _positive(),
              "stride": _positive(1), "pad": _Field("a non-negative integer", _int_at_least(0), 0),
              "bias": _flag(True), "activation": _choice(ACTIVATIONS, None),
@@ -175,7 +184,9 @@ _FIELDS: dict[str, dict[str, _Field]] = {
            "activation": _choice(ACTIVATIONS, None), "drop_prob": _probability(None)},
     **{name: {} for name in ACTIVATIONS},
     "batchnorm": {},
-    "dropout": {"drop_prob": _probability(0.5)},
+    # scaling (optional): "inverted" (PyTorch, the default) or "convnetjs" (no rescaling in
+    # training, outputs multiplied by drop_prob at prediction, as ConvNetJS does)
+    "dropout": {"drop_prob": _probability(0.5), "scaling": _choice(DROPOUT_SCALINGS, None)},
     "softmax": {"num_classes": _positive()},
     "residual": {"layers": _Field("a non-empty list of layer definitions",
                                   lambda v: isinstance(v, list) and len(v) > 0)},

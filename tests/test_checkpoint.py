@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -60,3 +62,12 @@ def test_foreign_files_are_refused(tmp_path):
     save_model(tmp_path / "small.safetensors", torch.nn.Linear(2, 2))
     with pytest.raises(RunError, match="weights do not fit this model"):
         load_model_weights(tmp_path / "small.safetensors", _net())
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        save_model(tmp_path / "m.safetensors", _net())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644

@@ -1,0 +1,182 @@
+"""The models on offer: bundled defaults, user runs and live training jobs, by URL-safe id.
+
+Ids are looked up here, never used as paths. Weights are loaded on first use and kept.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from ..bundle import bundled_model_dirs
+from ..errors import ConvscopeError, RunError
+from ..model import SpecNet
+from ..registry import list_models
+from ..runs import MODEL, Run, load_run
+from ..spec import Layer, Volume, resolve
+from ..summary import layer_label
+from .errors import ApiError, log
+
+KNOWN_DATASETS = ("mnist", "cifar10")
+
+
+@dataclass
+class Entry:
+    """One model of the catalog. ``path`` is its run directory (None while a live job has
+    not finished); ``model`` the network with weights, once loaded (live: the latest)."""
+
+    id: str
+    title: str
+    kind: str  # "bundled" | "run" | "live"
+    dataset: str
+    classes: list[str]
+    spec: list[dict]
+    path: Path | None = None
+    test_accuracy: float | None = None
+    accuracy_source: str | None = None
+    model: SpecNet | None = field(default=None, repr=False)
+
+    @cached_property
+    def layers(self) -> list[Layer]:
+        return resolve(self.spec)
+
+    @property
+    def family(self) -> str:
+        """"convnet" with any conv layer, "ordinary" for fc-only networks, else "other"."""
+        types = set(_types(self.layers))
+        if "conv" in types:
+            return "convnet"
+        ordinary = {"input", "fc", "softmax", "dropout", "batchnorm", "relu", "sigmoid", "tanh",
+                    "gelu"}
+        return "ordinary" if types <= ordinary else "other"
+
+    def summary(self) -> dict:
+        return {"id": self.id, "title": self.title, "kind": self.kind, "dataset": self.dataset,
+                "family": self.family, "params": sum(la.num_params for la in self.layers),
+                "test_accuracy": self.test_accuracy, "accuracy_source": self.accuracy_source}
+
+    def describe(self) -> dict:
+        """The network description every view reads (``GET /api/models/{id}``)."""
+        layers = self.layers
+        return {
+            "id": self.id, "title": self.title, "dataset": self.dataset, "classes": self.classes,
+            "input": _volume(layers[0].out_volume),
+            "layers": [{"index": la.index, "type": la.type, "label": layer_label(la),
+                        "params": la.params, "in_volume": _volume(la.in_volume),
+                        "out_volume": _volume(la.out_volume), "num_params": la.num_params,
+                        "macs": la.macs, "has_weights": la.type in ("conv", "fc")}
+                       for la in layers],
+            "totals": {"params": sum(la.num_params for la in layers),
+                       "macs": sum(la.macs for la in layers)},
+        }
+
+
+def _types(layers: list[Layer]) -> list[str]:
+    return [t for la in layers for t in (la.type, *_types(list(la.children)))]
+
+
+def _volume(volume: Volume | None) -> dict | None:
+    return None if volume is None else {"sx": volume.sx, "sy": volume.sy, "depth": volume.depth}
+
+
+def dataset_name(data: str) -> str:
+    """A run's dataset as the catalog names it: mnist, cifar10 or the image folder's name."""
+    return data if data in KNOWN_DATASETS else Path(data).name
+
+
+def entry_from_run(run: Run, entry_id: str, kind: str, title: str) -> Entry:
+    """A catalog entry for a finished (or stopped) run of a spec network."""
+    spec = run.model_info.get("spec")
+    if spec is None:
+        raise RunError(f"{run.path}: its model is a Python module ({run.model_info.get('ref')}); "
+                       "the explorer shows spec networks only")
+    if not (run.path / MODEL).is_file():
+        raise RunError(f"{run.path}: no {MODEL} yet; finish it with "
+                       f"`convscope train --resume {run.path}`")
+    test = (run.results or {}).get("test")
+    source = None
+    if test is not None:
+        source = f"{run.config.data} test set ({test['total']:,} images), measured at training"
+    return Entry(entry_id, title, kind, dataset_name(run.config.data),
+                 list(run.data_info.get("classes") or []), spec, run.path,
+                 test["accuracy"] if test else None, source)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-.") or "model"
+
+
+def find_runs(folder: Path) -> list[Path]:
+    """Run directories directly in ``folder`` and in its ``live/`` subfolder."""
+    found = [*folder.glob("*/config.yaml"), *folder.glob("live/*/config.yaml")]
+    return sorted(path.parent for path in found)
+
+
+class Catalog:
+    """Models by id, in the order added: bundled ones first, then runs, then live jobs."""
+
+    def __init__(self, bundled_dir: Path, runs: list[Path], runs_dir: Path | None) -> None:
+        self._entries: dict[str, Entry] = {}
+        self._lock = threading.Lock()
+        registry = {e.name for e in list_models()}
+        for path in bundled_model_dirs(bundled_dir).values():
+            self._add_run(path, "bundled", explicit=False, registry=registry)
+        for path in runs:
+            self._add_run(Path(path), "run", explicit=True, registry=registry)
+        scanned = find_runs(runs_dir) if runs_dir is not None and runs_dir.is_dir() else []
+        given = {Path(p).resolve() for p in runs}
+        for path in scanned:
+            if path.resolve() not in given:
+                self._add_run(path, "run", explicit=False, registry=registry)
+
+    def _add_run(self, path: Path, kind: str, explicit: bool, registry: set[str]) -> None:
+        """Add the run at ``path``; a bad one given explicitly is an error, else skipped."""
+        try:
+            run = load_run(path)
+            ref = run.model_info.get("ref", "")
+            title = ref if kind == "bundled" and ref in registry else path.name
+            base = slug(path.name) if kind == "bundled" else "run-" + slug(path.name)
+            entry = entry_from_run(run, self._unique_id(base), kind, title)
+        except (ConvscopeError, OSError, KeyError, TypeError, ValueError) as exc:
+            if explicit:
+                raise RunError(f"cannot offer {path} in the explorer: {exc}") from exc
+            log.warning("skipping %s: %s", path, exc)
+            return
+        self.add(entry)
+
+    def _unique_id(self, base: str) -> str:
+        with self._lock:
+            candidate, n = base, 2
+            while candidate in self._entries:
+                candidate, n = f"{base}-{n}", n + 1
+            return candidate
+
+    def add(self, entry: Entry) -> None:
+        with self._lock:
+            self._entries[entry.id] = entry
+
+    def remove(self, entry_id: str) -> None:
+        with self._lock:
+            self._entries.pop(entry_id, None)
+
+    def entries(self) -> list[Entry]:
+        with self._lock:
+            return list(self._entries.values())
+
+    def get(self, entry_id: str) -> Entry:
+        with self._lock:
+            entry = self._entries.get(entry_id)
+        if entry is None:
+            raise ApiError(404, f"unknown model {entry_id!r}; GET /api/models lists the models")
+        return entry
+
+    def model(self, entry_id: str) -> SpecNet:
+        """The entry's network with its weights, loaded on first use."""
+        entry = self.get(entry_id)
+        with self._lock:
+            if entry.model is None:  # live entries always have one; others have a path
+                entry.model = load_run(entry.path).model
+            return entry.model

@@ -1,0 +1,132 @@
+"""One input for a model: a dataset sample, a drawing's pixels or an uploaded PNG/JPEG, fitted to
+the model's input volume as evaluation fits data (centre crop if a little larger, resize
+otherwise), with grey <-> RGB conversion and the aspect ratio kept by a centre crop."""
+
+from __future__ import annotations
+
+import io
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..augment import center_crop, fit_batch, prepare_images
+from ..spec import Volume
+from .errors import ApiError
+from .samples import Samples
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_UPLOAD_PIXELS = 20_000_000
+MAX_DRAWING_SIDE = 512
+
+
+class SampleRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dataset: str
+    index: int
+
+
+class Pixels(BaseModel):
+    """A drawing: ``data`` holds width * height * depth bytes, row-major, channels last."""
+
+    model_config = ConfigDict(extra="forbid")
+    width: int = Field(ge=1, le=MAX_DRAWING_SIDE)
+    height: int = Field(ge=1, le=MAX_DRAWING_SIDE)
+    depth: Literal[1, 3]
+    data: list[int]
+
+    @model_validator(mode="after")
+    def _check_data(self) -> Pixels:
+        expected = self.width * self.height * self.depth
+        if len(self.data) != expected:
+            raise ValueError(f"data has {len(self.data)} values; {self.width}x{self.height}x"
+                             f"{self.depth} needs {expected}")
+        if self.data and not 0 <= min(self.data) <= max(self.data) <= 255:
+            raise ValueError("data values must be bytes, 0..255")
+        return self
+
+
+class InputRef(BaseModel):
+    """Exactly one of ``sample`` or ``pixels``."""
+
+    model_config = ConfigDict(extra="forbid")
+    sample: SampleRef | None = None
+    pixels: Pixels | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> InputRef:
+        if (self.sample is None) == (self.pixels is None):
+            raise ValueError("give exactly one input: 'sample' or 'pixels'")
+        return self
+
+
+def resolve_input(ref: InputRef, samples: Samples, volume: Volume) -> torch.Tensor:
+    """The referenced image fitted to ``volume``, uint8 (depth, sy, sx)."""
+    if ref.sample is not None:
+        image = samples.get(ref.sample.dataset).image(ref.sample.index)
+    else:
+        p = ref.pixels
+        array = np.asarray(p.data, dtype=np.uint8).reshape(p.height, p.width, p.depth)
+        image = torch.from_numpy(array).permute(2, 0, 1)
+    return fit_to_volume(image, volume)
+
+
+def fit_to_volume(image: torch.Tensor, volume: Volume) -> torch.Tensor:
+    """uint8 (C, H, W) -> uint8 (depth, sy, sx): channels converted, centre-cropped to the
+    volume's aspect ratio, then fitted as evaluation fits a dataset."""
+    image = convert_channels(image, volume.depth)
+    width, height = _aspect_size((image.shape[2], image.shape[1]), volume.sx / volume.sy)
+    image = center_crop(image, height, width)
+    batch = prepare_images(image[None].contiguous(), volume.sy, volume.sx, volume.depth)
+    return fit_batch(batch, volume.sy, volume.sx)[0].contiguous()
+
+
+def convert_channels(image: torch.Tensor, depth: int) -> torch.Tensor:
+    """Grey -> RGB by repetition, RGB -> grey by luminance (PIL's "L" weights)."""
+    channels = image.shape[0]
+    if channels == depth:
+        return image
+    if channels == 1 and depth == 3:
+        return image.expand(3, -1, -1)
+    if channels == 3 and depth == 1:
+        weights = torch.tensor([299, 587, 114], dtype=torch.int32)[:, None, None]
+        grey = (image.int() * weights).sum(0, keepdim=True) + 500
+        return grey.div(1000, rounding_mode="floor").to(torch.uint8)
+    raise ApiError(400, f"cannot convert a {channels}-channel image to the model's {depth} "
+                        "channels")
+
+
+def decode_upload(content: bytes, volume: Volume) -> torch.Tensor:
+    """An uploaded PNG or JPEG as uint8 (depth, H, W), larger ones brought down to the volume's
+    size: 400 for anything else, 413 past 5 MB or 20 megapixels (decompression bombs too)."""
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise ApiError(413, f"the upload has {len(content):,} bytes; at most "
+                            f"{MAX_UPLOAD_BYTES:,} (5 MB) are accepted")
+    try:
+        picture = Image.open(io.BytesIO(content), formats=("PNG", "JPEG"))
+    except Image.DecompressionBombError as exc:
+        raise ApiError(413, f"the image is too large to decode safely: {exc}") from None
+    except (UnidentifiedImageError, OSError):
+        raise ApiError(400, "the upload is not a PNG or JPEG image") from None
+    if picture.width * picture.height > MAX_UPLOAD_PIXELS:
+        raise ApiError(413, f"the image is {picture.width}x{picture.height} "
+                            f"({picture.width * picture.height / 1e6:.1f} megapixels); at most "
+                            f"{MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels are accepted")
+    try:
+        picture = ImageOps.exif_transpose(picture).convert("L" if volume.depth == 1 else "RGB")
+        width, height = _aspect_size(picture.size, volume.sx / volume.sy)
+        if width > 2 * volume.sx or height > 2 * volume.sy:
+            picture = ImageOps.fit(picture, (volume.sx, volume.sy), Image.Resampling.BOX)
+        array = np.asarray(picture, dtype=np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ApiError(400, f"the image could not be decoded: {exc}") from None
+    return torch.from_numpy(array.reshape(picture.height, picture.width, -1).copy()) \
+        .permute(2, 0, 1)
+
+
+def _aspect_size(size: tuple[int, int], aspect: float) -> tuple[int, int]:
+    """The largest (width, height) inside ``size`` with width / height == ``aspect``."""
+    width, height = size
+    return max(1, min(width, round(height * aspect))), max(1, min(height, round(width / aspect)))

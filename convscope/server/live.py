@@ -1,0 +1,274 @@
+"""Live training jobs: :func:`convscope.train` in a background thread, its progress kept for the
+WebSocket, the network offered in the catalog (kind ``live``) from the moment it starts.
+
+A job keeps every epoch, done and error message, but only the latest progress (at most about
+5 per second) and snapshot (about 1 per second: first-layer filters and every layer's
+activations for a fixed input); a client reading the stream gets what it has not yet seen.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..augment import to_input
+from ..config import OPTIMIZERS
+from ..data import DATASETS
+from ..errors import ConvscopeError
+from ..model import SpecNet, build_model
+from ..probes import WEIGHTED, activations, layer_weights
+from ..registry import get_model_entry
+from ..runs import load_run
+from ..trainer import train
+from .catalog import Catalog, Entry, slug
+from .encode import tensor_json
+from .errors import ApiError, log
+from .inputs import fit_to_volume
+from .samples import Samples
+
+DEPTH = {"mnist": 1, "cifar10": 3}
+PROGRESS_SECONDS, SNAPSHOT_SECONDS = 0.2, 1.0
+MAX_FILTERS = 64
+MAX_PARAMS = 10_000_000
+MAX_INPUT_SIDE = 64
+
+
+class TrainRequest(BaseModel):
+    """``POST /api/train``: exactly one of ``model`` (a registry name) or ``spec``."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = None
+    spec: list[dict] | None = None
+    dataset: Literal["mnist", "cifar10"] | None = None
+    epochs: int | None = Field(None, ge=1, le=100)
+    batch_size: int | None = Field(None, ge=1, le=4096)
+    lr: float | None = Field(None, gt=0, le=10)
+    optimizer: Literal[OPTIMIZERS] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TrainRequest:
+        if (self.model is None) == (self.spec is None):
+            raise ValueError("give exactly one of 'model' (a registry name) or 'spec'")
+        return self
+
+
+class Job:
+    """One training run and the messages it has produced, numbered in order."""
+
+    def __init__(self, job_id: str, model_id: str, run_dir: Path) -> None:
+        self.id, self.model_id, self.run_dir = job_id, model_id, run_dir
+        self.state = "running"  # -> "stopping" -> "done" | "stopped" | "error"
+        self.error: str | None = None
+        self.test_accuracy: float | None = None
+        self.stop_requested = threading.Event()
+        self.thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._events: list[tuple[int, dict]] = []
+        self._latest: dict[str, tuple[int, dict]] = {}
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "stopped", "error")
+
+    def publish(self, message: dict) -> None:
+        """Add a progress, snapshot or epoch message."""
+        with self._lock:
+            self._seq += 1
+            if message["type"] == "epoch":
+                self._events.append((self._seq, message))
+            else:  # progress, snapshot: only the latest is kept
+                self._latest[message["type"]] = (self._seq, message)
+
+    def end(self, state: str, message: dict) -> None:
+        """Publish the last message (done or error) and enter ``state``, together."""
+        with self._lock:
+            self._seq += 1
+            self._events.append((self._seq, message))
+            self.state = state
+
+    def request_stop(self) -> bool:
+        """Ask the training loop to stop at its next step; False if the job has ended."""
+        with self._lock:
+            if self.finished:
+                return False
+            self.state = "stopping"
+        self.stop_requested.set()
+        return True
+
+    def since(self, cursor: int) -> tuple[list[dict], int]:
+        """Messages numbered after ``cursor`` (latest progress and snapshot only), in order,
+        and the new cursor."""
+        with self._lock:
+            fresh = [m for m in [*self._events, *self._latest.values()] if m[0] > cursor]
+            return [message for _, message in sorted(fresh, key=lambda m: m[0])], self._seq
+
+    def status(self) -> dict:
+        with self._lock:
+            progress = self._latest.get("progress", (0, None))[1]
+            epochs = [m for _, m in self._events if m["type"] == "epoch"]
+        return {"job": self.id, "model_id": self.model_id, "state": self.state,
+                "progress": progress, "epochs": epochs, "test_accuracy": self.test_accuracy,
+                "error": self.error}
+
+
+class Jobs:
+    """Starts, tracks and stops live training jobs (one at a time)."""
+
+    def __init__(self, catalog: Catalog, samples: Samples, live_dir: Path,
+                 data_dir: str | None) -> None:
+        self.catalog, self.samples = catalog, samples
+        self.live_dir, self.data_dir = live_dir, data_dir
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, f"unknown training job {job_id!r}")
+        return job
+
+    def start(self, request: TrainRequest) -> Job:
+        """Check the request, add the live model to the catalog and start training it."""
+        if request.model is not None:
+            registered = get_model_entry(request.model)
+            spec, name, dataset = registered.spec, request.model, registered.dataset
+        else:
+            spec, name, dataset = request.spec, "spec", None
+        net = build_model(spec)
+        dataset = request.dataset or dataset or ("cifar10" if net.input_volume.depth == 3
+                                                 else "mnist")
+        _check_fits(net, dataset)
+        settings = {k: v for k, v in request.model_dump().items()
+                    if k in ("epochs", "batch_size", "lr", "optimizer") and v is not None}
+        with self._lock:
+            if any(not job.finished for job in self._jobs.values()):
+                raise ApiError(409, "a training job is already running; stop it first "
+                                    "(POST /api/train/{job}/stop)")
+            job_id = secrets.token_hex(4)
+            job = Job(job_id, f"live-{job_id}", self.live_dir / f"{slug(name)}-{job_id}")
+            self._jobs[job_id] = job
+        self.catalog.add(Entry(job.model_id, f"{name} on {dataset} (live)", "live", dataset,
+                               list(DATASETS[dataset].classes), net.spec, model=net.eval()))
+        model = request.model if request.model is not None else build_model(spec)
+        job.thread = threading.Thread(target=self._run, args=(job, model, dataset, settings),
+                                      name=f"convscope-train-{job_id}", daemon=True)
+        job.thread.start()
+        return job
+
+    def stop(self, job_id: str) -> None:
+        job = self.get(job_id)
+        if not job.request_stop():
+            raise ApiError(409, f"training job {job_id} has already ended ({job.state})")
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every running job and wait for it (each leaves a resumable run)."""
+        with self._lock:
+            running = [job for job in self._jobs.values() if not job.finished]
+        for job in running:
+            job.stop_requested.set()
+        for job in running:
+            if job.thread is not None:
+                job.thread.join(timeout)
+
+    def _fixed_input(self, dataset: str, net: SpecNet) -> torch.Tensor | None:
+        """Sample 0 of the offered dataset, as the snapshots' input (None if not offered)."""
+        try:
+            image = self.samples.get(dataset).image(0)
+        except ApiError:
+            return None
+        return to_input(fit_to_volume(image, net.input_volume))
+
+    def _run(self, job: Job, model: str | SpecNet, dataset: str, settings: dict) -> None:
+        entry = self.catalog.get(job.model_id)
+        x = self._fixed_input(dataset, entry.model)
+        clock = {"progress": -1e9, "snapshot": -1e9}
+
+        def due(kind: str, seconds: float) -> bool:
+            now = time.monotonic()
+            if now - clock[kind] < seconds:
+                return False
+            clock[kind] = now
+            return True
+
+        def on_event(event: dict) -> bool:
+            if event["kind"] == "epoch":
+                job.publish({"type": "epoch", **{k: v for k, v in event.items()
+                                                 if k not in ("kind", "model")}})
+            else:
+                if due("progress", PROGRESS_SECONDS):
+                    job.publish(_progress(event))
+                if due("snapshot", SNAPSHOT_SECONDS):
+                    entry.model = _copy(event["model"], entry.spec)
+                    job.publish(_snapshot(entry.model, x))
+            return not job.stop_requested.is_set()
+
+        try:
+            run = train(model, dataset, out=job.run_dir, progress=False, on_event=on_event,
+                        data_dir=self.data_dir, **settings)
+            finished = load_run(run.path)
+            test = (finished.results or {}).get("test")
+            entry.path, entry.model = finished.path, finished.model
+            if test is not None:
+                entry.test_accuracy = job.test_accuracy = test["accuracy"]
+                entry.accuracy_source = f"{dataset} test set ({test['total']:,} images)"
+            job.publish(_snapshot(entry.model, x))
+            stopped = finished.results is None
+            job.end("stopped" if stopped else "done",
+                    {"type": "done", "model_id": job.model_id,
+                     "test_accuracy": job.test_accuracy, "stopped": stopped})
+        except Exception as exc:  # reported to the page; the server carries on
+            if not isinstance(exc, ConvscopeError):
+                log.exception("training job %s failed", job.id)
+            job.error = str(exc) if isinstance(exc, ConvscopeError) else \
+                f"{type(exc).__name__}: {exc}"
+            self.catalog.remove(job.model_id)
+            job.end("error", {"type": "error", "error": job.error})
+
+
+def _check_fits(net: SpecNet, dataset: str) -> None:
+    """Refuse networks that cannot train on ``dataset`` or would swamp the server."""
+    volume, classes = net.input_volume, len(DATASETS[dataset].classes)
+    if volume.depth != DEPTH[dataset]:
+        raise ApiError(400, f"the network takes {volume.depth}-channel input but {dataset} has "
+                            f"{DEPTH[dataset]}; set the input layer's depth to {DEPTH[dataset]}")
+    if net.num_classes != classes:
+        raise ApiError(400, f"the network must end in softmax with num_classes {classes} to "
+                            f"train on {dataset}")
+    if max(volume.sx, volume.sy) > MAX_INPUT_SIDE:
+        raise ApiError(400, f"the input volume {volume} is too large for live training "
+                            f"(at most {MAX_INPUT_SIDE} per side)")
+    params = sum(layer.num_params for layer in net.layers)
+    if params > MAX_PARAMS:
+        raise ApiError(400, f"the network has {params:,} parameters; live training takes at "
+                            f"most {MAX_PARAMS:,}")
+
+
+def _copy(module: torch.nn.Module, spec: list[dict]) -> SpecNet:
+    """A CPU copy of the training network in eval mode, for probes while it trains."""
+    net = build_model(spec)
+    net.load_state_dict(module.state_dict())
+    return net.eval()
+
+
+def _progress(event: dict) -> dict:
+    return {"type": "progress", "epoch": event["epoch"], "step": event["step"],
+            "steps_per_epoch": event["steps_per_epoch"], "epochs": event["epochs"],
+            "loss": event["loss"], "accuracy": event["accuracy"],
+            "examples_per_s": event["examples_per_s"]}
+
+
+def _snapshot(net: SpecNet, x: torch.Tensor | None) -> dict:
+    first = next((la.index for la in net.layers if la.type in WEIGHTED), None)
+    filters = None if first is None else tensor_json(layer_weights(net, first)[0][:MAX_FILTERS])
+    outputs = [] if x is None else activations(net, x)
+    return {"type": "snapshot", "filters": filters,
+            "activations": [{"index": i, "output": tensor_json(out)}
+                            for i, out in enumerate(outputs)]}

@@ -1,0 +1,42 @@
+"""``convscope serve``: bind first (so port 0 gets a real port to print), then run uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import webbrowser
+from pathlib import Path
+
+import uvicorn
+
+from ..errors import ConvscopeError
+from .app import create_app
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def serve(runs: list[Path], runs_dir: Path | None, data_dir: str | None, host: str = "127.0.0.1",
+          port: int = 8000, open_browser: bool = True) -> None:
+    """Serve the explorer until interrupted; only this machine can reach it unless ``host``
+    says otherwise (then a warning is printed)."""
+    app = create_app(runs, runs_dir, data_dir)
+    ipv6 = ":" in host
+    sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConvscopeError(f"cannot listen on {host}:{port} ({exc.strerror}); "
+                             "choose another --port or --host") from None
+    sock.listen(128)  # connections wait in the queue until uvicorn accepts them
+    port = sock.getsockname()[1]
+    url = f"http://{f'[{host}]' if ipv6 else host}:{port}/"
+    print(f"convscope explorer: {url}", flush=True)
+    if host not in LOCAL_HOSTS:
+        print(f"warning: --host {host} exposes the explorer, uploads and live training to every "
+              "machine that can reach this one, without any login; use it on trusted networks "
+              "only", file=sys.stderr, flush=True)
+    if open_browser:
+        webbrowser.open(url if host not in ("0.0.0.0", "::") else f"http://127.0.0.1:{port}/")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])

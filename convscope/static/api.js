@@ -1,0 +1,141 @@
+// Fetch helpers for the convscope JSON API (docs/api.md). Tensors arrive as base64 of
+// little-endian float32 in C order and are decoded to {shape, data: Float32Array}.
+
+class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+async function request(path, {method = "GET", json, form, signal} = {}) {
+  const init = {method, signal};
+  if (json !== undefined) {
+    init.headers = {"Content-Type": "application/json"};
+    init.body = JSON.stringify(json);
+  } else if (form) {
+    init.body = form;
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(
+      `cannot reach the convscope server for ${path} (${error.message}); ` +
+        "is `convscope serve` still running?",
+      0,
+    );
+  }
+  const text = await response.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    // Not JSON (a proxy page, a crash): reported below with the status.
+  }
+  if (!response.ok) {
+    throw new ApiError(
+      body?.error ?? `${method} ${path} failed: ${response.status} ${response.statusText}`,
+      response.status,
+    );
+  }
+  if (body === null) throw new ApiError(`${method} ${path} answered without JSON`, response.status);
+  return body;
+}
+
+/** {shape, dtype: "float32", data: base64} -> {shape, data: Float32Array}. */
+export function decodeTensor(tensor) {
+  if (tensor.dtype !== "float32") throw new ApiError(`unexpected tensor dtype ${tensor.dtype}`, 0);
+  const binary = atob(tensor.data);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return {shape: tensor.shape, data: new Float32Array(bytes.buffer)};
+}
+
+const decodeOptional = (tensor) => (tensor ? decodeTensor(tensor) : null);
+
+function decodeActivations(body) {
+  return {
+    ...body,
+    input: decodeTensor(body.input),
+    layers: body.layers.map((layer) => ({...layer, output: decodeTensor(layer.output)})),
+  };
+}
+
+const enc = encodeURIComponent;
+const post = (path, json, options) => request(path, {method: "POST", json, ...options});
+
+export const api = {
+  models: (options) => request("/api/models", options),
+  model: (id, options) => request(`/api/models/${enc(id)}`, options),
+  datasets: (options) => request("/api/datasets", options),
+  samples: (name, offset, limit, options) =>
+    request(`/api/datasets/${enc(name)}/samples?offset=${offset}&limit=${limit}`, options),
+  sampleUrl: (name, index, scale = 1) => `/api/datasets/${enc(name)}/samples/${index}.png?scale=${scale}`,
+
+  /** Every layer's output for an input reference ({sample: ..} or {pixels: ..}). */
+  activations: async (id, input, options) =>
+    decodeActivations(await post(`/api/models/${enc(id)}/activations`, input, options)),
+
+  activationsUpload: async (id, file, options) => {
+    const form = new FormData();
+    form.append("image", file);
+    return decodeActivations(
+      await request(`/api/models/${enc(id)}/activations/upload`, {method: "POST", form, ...options}),
+    );
+  },
+
+  weights: async (id, layer, options) => {
+    const body = await request(`/api/models/${enc(id)}/layers/${layer}/weights`, options);
+    return {weights: decodeTensor(body.weights), bias: decodeOptional(body.bias)};
+  },
+
+  /** One position of a conv layer's filter: patch, weights, products, sum, bias, output. */
+  convStep: async (id, body, options) => {
+    const step = await post(`/api/models/${enc(id)}/conv-step`, body, options);
+    return {
+      ...step,
+      patch: decodeTensor(step.patch),
+      weights: decodeTensor(step.weights),
+      products: decodeTensor(step.products),
+    };
+  },
+
+  confusion: (id, samples = 64, options) =>
+    request(`/api/models/${enc(id)}/confusion?samples=${samples}`, options),
+
+  startTraining: (body) => post("/api/train", body),
+  stopTraining: (job) => post(`/api/train/${enc(job)}/stop`, {}),
+  trainingSocket: (job) => {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    return new WebSocket(`${scheme}://${location.host}/api/train/${enc(job)}/ws`);
+  },
+};
+
+/**
+ * Wrap an async function so that at most one call runs at a time; calls made meanwhile
+ * collapse into one trailing call with the latest arguments (hover and drawing send many).
+ */
+export function latestOnly(fn) {
+  let running = false;
+  let queued = null;
+  const run = async (args) => {
+    running = true;
+    try {
+      await fn(...args);
+    } finally {
+      running = false;
+      if (queued) {
+        const next = queued;
+        queued = null;
+        run(next);
+      }
+    }
+  };
+  return (...args) => {
+    if (running) queued = args;
+    else run(args);
+  };
+}

@@ -1,0 +1,274 @@
+// The explorer shell: hash router (#/<view>?model=<id>&...), model and dataset pickers, and the
+// context every view's render(root, ctx) receives.
+
+import {api} from "./api.js";
+import {h, errorBox, notice, percent} from "./dom.js";
+import {sampleInput} from "./input.js";
+
+const VIEWS = [
+  {name: "network", title: "Network", needsModel: true},
+  {name: "convolution", title: "Convolution", needsModel: true},
+  {name: "maps", title: "Maps", needsModel: true},
+  {name: "weights", title: "Weights", needsModel: true},
+  {name: "confusion", title: "Confusion", needsModel: true},
+  {name: "train", title: "Train", needsModel: false},
+  {name: "predict", title: "Predict", needsModel: true},
+];
+const KIND_GROUPS = [
+  ["bundled", "Bundled models"],
+  ["run", "Runs"],
+  ["live", "Training now"],
+];
+const CACHE_SIZE = 12;
+
+const state = {
+  models: [],
+  datasets: [],
+  description: null, // GET /api/models/{id} of the current model
+  dataset: null, // the dataset samples are drawn from
+  input: null, // {sample: ..} or {pixels: ..}
+  inputSource: "",
+  activations: new Map(), // "<model>|<input>" -> promise of the activations
+  current: null, // {controller, dispose} of the view on screen
+};
+
+const elements = {
+  main: document.getElementById("view"),
+  nav: document.getElementById("nav"),
+  banner: document.getElementById("banner"),
+  modelPicker: document.getElementById("model-picker"),
+  datasetPicker: document.getElementById("dataset-picker"),
+};
+
+function parseHash() {
+  const [path, query = ""] = location.hash.replace(/^#\/?/, "").split("?");
+  const view = VIEWS.find((v) => v.name === path) ?? VIEWS[0];
+  return {view, params: new URLSearchParams(query)};
+}
+
+function hashFor(view, params) {
+  const query = new URLSearchParams(params).toString();
+  return `#/${view}${query ? `?${query}` : ""}`;
+}
+
+function showBanner(error) {
+  elements.banner.replaceChildren(
+    errorBox(error),
+    h("button", {type: "button", class: "link", onclick: () => (elements.banner.hidden = true)}, "Dismiss"),
+  );
+  elements.banner.hidden = false;
+}
+
+function fillModelPicker() {
+  const picker = elements.modelPicker;
+  if (!state.models.length) {
+    picker.replaceChildren(h("option", {value: ""}, "no models yet: train one"));
+    return;
+  }
+  picker.replaceChildren(
+    ...KIND_GROUPS.map(([kind, label]) => {
+      const models = state.models.filter((m) => m.kind === kind);
+      return models.length
+        ? h(
+            "optgroup",
+            {label},
+            models.map((m) =>
+              h(
+                "option",
+                {value: m.id, selected: m.id === state.description?.id},
+                m.test_accuracy == null ? m.title : `${m.title} (${percent(m.test_accuracy)})`,
+              ),
+            ),
+          )
+        : null;
+    }).filter(Boolean),
+  );
+  picker.value = state.description?.id ?? "";
+}
+
+function fillDatasetPicker() {
+  elements.datasetPicker.replaceChildren(
+    ...state.datasets.map((d) =>
+      h(
+        "option",
+        {value: d.name, selected: d.name === state.dataset},
+        `${d.name} · ${d.count.toLocaleString("en-US")} ` +
+          `${d.source === "bundled" ? "bundled" : "test"} images`,
+      ),
+    ),
+  );
+}
+
+function useDataset(name) {
+  state.dataset = name;
+  if (!state.input || state.input.sample) {
+    state.input = sampleInput(name, 0);
+    state.inputSource = "";
+  }
+  fillDatasetPicker();
+}
+
+async function selectModel(id) {
+  if (!id) {
+    state.description = null;
+  } else if (state.description?.id !== id) {
+    state.description = await api.model(id);
+    const known = state.datasets.some((d) => d.name === state.description.dataset);
+    if (known && state.dataset !== state.description.dataset) useDataset(state.description.dataset);
+  }
+  fillModelPicker();
+}
+
+async function refreshModels() {
+  state.models = (await api.models()).models;
+  fillModelPicker();
+}
+
+function activationsFor(input) {
+  if (!input) {
+    return Promise.reject(
+      new Error("no input yet: this server offers no dataset samples; draw or upload one"),
+    );
+  }
+  const key = `${state.description.id}|${JSON.stringify(input)}`;
+  if (!state.activations.has(key)) {
+    const promise = api.activations(state.description.id, input);
+    promise.catch(() => state.activations.delete(key)); // retry next time instead of caching errors
+    state.activations.set(key, promise);
+    if (state.activations.size > CACHE_SIZE) state.activations.delete(state.activations.keys().next().value);
+  }
+  return state.activations.get(key);
+}
+
+function context(view, params, signal) {
+  return {
+    api,
+    signal,
+    params,
+    model: state.description,
+    models: state.models,
+    datasets: state.datasets,
+    dataset: state.dataset,
+    get input() {
+      return state.input;
+    },
+    get inputSource() {
+      return state.inputSource;
+    },
+    /** Make `input` the current input of every view (optionally with its activations). */
+    setInput(input, {activations, source = ""} = {}) {
+      state.input = input;
+      state.inputSource = source;
+      if (activations) {
+        state.activations.set(
+          `${state.description.id}|${JSON.stringify(input)}`,
+          Promise.resolve(activations),
+        );
+      }
+    },
+    /** The activations of the current model for `input` (default: the current input), cached. */
+    activations: (input = state.input) => activationsFor(input),
+    /** Record view settings in the address (no re-render). */
+    setParams(changes) {
+      for (const [key, value] of Object.entries(changes)) {
+        if (value === null || value === undefined) params.delete(key);
+        else params.set(key, String(value));
+      }
+      history.replaceState(null, "", hashFor(view.name, params));
+    },
+    navigate(name, changes = {}) {
+      const next = new URLSearchParams({model: state.description?.id ?? "", ...changes});
+      if (!next.get("model")) next.delete("model");
+      const hash = hashFor(name, next);
+      if (location.hash === hash) route();
+      else location.hash = hash;
+    },
+    refreshModels,
+    showBanner,
+  };
+}
+
+/** Your own runs first; else the chapter's MNIST convnet (the one its convolution demo shows). */
+function defaultModelId() {
+  const pick =
+    state.models.find((m) => m.kind !== "bundled") ??
+    state.models.find((m) => m.dataset === "mnist" && m.family === "convnet") ??
+    state.models[0];
+  return pick?.id ?? "";
+}
+
+async function route() {
+  const {view, params} = parseHash();
+  const modelId = params.get("model") ?? state.description?.id ?? defaultModelId();
+  if (modelId && params.get("model") !== modelId) {
+    params.set("model", modelId);
+    history.replaceState(null, "", hashFor(view.name, params));
+  }
+  if (state.current) {
+    state.current.controller.abort();
+    state.current.dispose?.();
+  }
+  const controller = new AbortController();
+  const current = {controller, dispose: null};
+  state.current = current;
+  for (const link of elements.nav.querySelectorAll("a")) {
+    link.href = hashFor(link.dataset.view, modelId ? {model: modelId} : {});
+    if (link.dataset.view === view.name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  // Each render gets a fresh container: a slow, superseded render writes into a detached node.
+  const root = h("div", {class: `view view-${view.name}`});
+  elements.main.replaceChildren(root);
+  document.title = `${view.title} · convscope`;
+  try {
+    await selectModel(modelId);
+    if (view.needsModel && !state.description) {
+      root.append(
+        notice(
+          "No model is loaded yet. ",
+          h("a", {href: "#/train"}, "Train one"),
+          " or start the server with a run directory.",
+        ),
+      );
+      return;
+    }
+    const module = await import(`./views/${view.name}.js`);
+    if (controller.signal.aborted) return;
+    const dispose = await module.render(root, context(view, params, controller.signal));
+    if (controller.signal.aborted) dispose?.();
+    else current.dispose = dispose;
+  } catch (error) {
+    if (error.name !== "AbortError") root.replaceChildren(errorBox(error));
+  }
+}
+
+async function start() {
+  elements.nav.replaceChildren(
+    ...VIEWS.map((v) => h("a", {href: hashFor(v.name, {}), "data-view": v.name}, v.title)),
+  );
+  // A skip link cannot use a #fragment here: the hash is the router's.
+  document.querySelector(".skip-link").addEventListener("click", () => elements.main.focus());
+  elements.modelPicker.addEventListener("change", () => {
+    const {view, params} = parseHash();
+    params.set("model", elements.modelPicker.value);
+    location.hash = hashFor(view.name, params);
+  });
+  elements.datasetPicker.addEventListener("change", () => {
+    useDataset(elements.datasetPicker.value);
+    route();
+  });
+  window.addEventListener("hashchange", route);
+  window.addEventListener("unhandledrejection", (event) => showBanner(event.reason));
+  try {
+    const [models, datasets] = await Promise.all([api.models(), api.datasets()]);
+    state.models = models.models;
+    state.datasets = datasets.datasets;
+  } catch (error) {
+    elements.main.replaceChildren(errorBox(error));
+    return;
+  }
+  if (state.datasets.length) useDataset(state.datasets[0].name);
+  await route();
+}
+
+start();

@@ -1,0 +1,285 @@
+// The layer stack as volumes (W x H x D boxes, roughly to scale) with parameters and
+// multiply-adds, as in the chapter's 28x28x1 -> 24x24x8 -> 12x12x8 figure. Clicking a layer
+// opens its views.
+
+import {h, errorBox, svg, grouped, percent} from "../dom.js";
+import {barChart, dims, layerTitle, mapRow, vectorStrip, volumeText} from "../draw.js";
+
+const OPERATORS = new Set(["relu", "sigmoid", "tanh", "gelu", "dropout", "batchnorm"]);
+const COLOURS = {
+  input: "#a9bccf",
+  conv: "#74b9a7",
+  pool: "#e4bd6e",
+  global_pool: "#e4bd6e",
+  fc: "#ad9bcf",
+  softmax: "#de9a93",
+  residual: "#93b6da",
+};
+const HEIGHT = 250;
+const MID = 110;
+
+/** Front face, depth offset and slice count of a volume's box, `zoom` times the base size. */
+function boxShape(v, zoom) {
+  const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
+  if (v.sx === 1 && v.sy === 1)
+    return {w: 10, h: clamp(8 * zoom * Math.sqrt(v.depth), 20, 130), d: 4, slices: 1};
+  return {
+    w: clamp(2.4 * zoom * v.sx, 10, 130),
+    h: clamp(2.4 * zoom * v.sy, 10, 130),
+    d: clamp(4 * zoom * Math.sqrt(v.depth), 3, 46),
+    slices: Math.min(v.depth, 10),
+  };
+}
+
+function volumeBox(x, shape, colour) {
+  const {w, h: hgt, d} = shape;
+  const top = MID - hgt / 2;
+  const dy = d * 0.6;
+  const parts = [
+    svg("polygon", {
+      points: `${x},${top} ${x + d},${top - dy} ${x + d + w},${top - dy} ${x + w},${top}`,
+      fill: colour,
+      "fill-opacity": 0.55,
+      stroke: "#4a4a46",
+    }),
+    svg("polygon", {
+      points: `${x + w},${top} ${x + w + d},${top - dy} ${x + w + d},${top + hgt - dy} ${x + w},${top + hgt}`,
+      fill: colour,
+      "fill-opacity": 0.75,
+      stroke: "#4a4a46",
+    }),
+  ];
+  // Slices hint at the depth: one line per map (at most 10) on the top face.
+  for (let i = 1; i < shape.slices; i++) {
+    const t = (i / shape.slices) * d;
+    parts.push(
+      svg("line", {
+        x1: x + t,
+        y1: top - t * 0.6,
+        x2: x + t + w,
+        y2: top - t * 0.6,
+        stroke: "#4a4a46",
+        "stroke-opacity": 0.35,
+      }),
+    );
+  }
+  parts.push(svg("rect", {x, y: top, width: w, height: hgt, fill: colour, stroke: "#4a4a46"}));
+  return parts;
+}
+
+function column(layer, x, width, zoom, selected, onSelect) {
+  const operator = OPERATORS.has(layer.type);
+  const shape = boxShape(layer.out_volume, zoom);
+  const drawing = operator
+    ? [
+        svg("rect", {
+          x: x + width / 2 - 22,
+          y: MID - 13,
+          width: 44,
+          height: 26,
+          rx: 13,
+          fill: "#f1f0ea",
+          stroke: "#8a8a84",
+        }),
+        svg("text", {x: x + width / 2, y: MID + 4, "text-anchor": "middle", class: "op"}, layer.type),
+      ]
+    : volumeBox(x + (width - shape.w - shape.d) / 2, shape, COLOURS[layer.type] ?? "#bbb");
+  const text = (y, content, cls) =>
+    svg("text", {x: x + width / 2, y, "text-anchor": "middle", class: cls}, content);
+  const group = svg(
+    "g",
+    {
+      class: `layer-col${selected ? " selected" : ""}`,
+      tabindex: 0,
+      role: "button",
+      "aria-pressed": String(selected),
+      "aria-label": `layer ${layer.index}: ${layerTitle(layer)}`,
+      onclick: () => onSelect(layer.index),
+      onkeydown: (e) => (e.key === "Enter" || e.key === " ") && (e.preventDefault(), onSelect(layer.index)),
+    },
+    svg("rect", {x: x + 2, y: 4, width: width - 4, height: HEIGHT - 8, rx: 8, class: "layer-hit"}),
+    drawing,
+    text(196, operator ? layer.type : layer.label, "label"),
+    text(213, volumeText(layer.out_volume), "volume"),
+    layer.num_params ? text(229, `${grouped(layer.num_params)} params`, "meta") : null,
+    layer.macs ? text(243, `${grouped(layer.macs)} mult-adds`, "meta") : null,
+  );
+  return group;
+}
+
+const columnWidths = (layers, zoom) =>
+  layers.map((l) => (OPERATORS.has(l.type) ? 82 : Math.max(128, boxShape(l.out_volume, zoom).w + 60)));
+
+/** The volumes, drawn as large as `available` px allow (up to twice the base size). */
+function diagram(layers, available, selected, onSelect) {
+  let zoom = 2;
+  while (zoom > 1 && columnWidths(layers, zoom).reduce((a, b) => a + b, 0) > available) zoom -= 0.1;
+  const widths = columnWidths(layers, zoom);
+  const total = widths.reduce((a, b) => a + b, 0);
+  const root = svg("svg", {
+    width: total,
+    height: HEIGHT,
+    viewBox: `0 0 ${total} ${HEIGHT}`,
+    class: "network-svg",
+    role: "group",
+    "aria-label": "layer volumes",
+  });
+  let x = 0;
+  layers.forEach((layer, i) => {
+    if (i) root.append(svg("line", {x1: x - 8, y1: MID, x2: x + 8, y2: MID, stroke: "#b9b9b2"}));
+    root.append(column(layer, x, widths[i], zoom, layer.index === selected, onSelect));
+    x += widths[i];
+  });
+  return root;
+}
+
+function viewLinks(ctx, layer) {
+  const link = (view, text) =>
+    h(
+      "a",
+      {class: "button", href: `#/${view}?model=${encodeURIComponent(ctx.model.id)}&layer=${layer.index}`},
+      text,
+    );
+  return [
+    layer.type === "conv" ? link("convolution", "Step through the convolution") : null,
+    link("maps", layer.out_volume.sx * layer.out_volume.sy > 1 ? "Activation maps" : "Outputs"),
+    layer.has_weights ? link("weights", "Weights") : null,
+  ];
+}
+
+function details(ctx, layer) {
+  const inVolume = layer.in_volume ? volumeText(layer.in_volume) : "—";
+  const preview = h("div", {class: "layer-preview"});
+  ctx
+    .activations()
+    .then((activations) => {
+      const {output} = activations.layers[layer.index];
+      const {depth, height, width} = dims(output);
+      const names =
+        depth === ctx.model.classes.length
+          ? ctx.model.classes
+          : Array.from({length: depth}, (_, i) => String(i));
+      preview.replaceChildren(
+        h("h4", {}, "For the current input"),
+        height * width > 1
+          ? mapRow(output, {limit: 16, tile: 56})
+          : depth > 20
+            ? vectorStrip(output.data, "neuron")
+            : barChart(output.data, names, {caption: layerTitle(layer)}),
+      );
+    })
+    .catch((error) => preview.replaceChildren(errorBox(error)));
+  return h(
+    "section",
+    {class: "card layer-details", "aria-live": "polite"},
+    h("h3", {}, `Layer ${layer.index}: ${layerTitle(layer)}`),
+    h(
+      "p",
+      {},
+      `${inVolume} → ${volumeText(layer.out_volume)} · ${grouped(layer.num_params)} parameters · ` +
+        `${grouped(layer.macs)} multiply-adds per image`,
+    ),
+    h("div", {class: "actions"}, viewLinks(ctx, layer)),
+    preview,
+  );
+}
+
+function table(ctx, onSelect) {
+  const {layers, totals} = ctx.model;
+  return h(
+    "table",
+    {class: "summary"},
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["#", "layer", "input", "output", "params", "mult-adds", "views"].map((t) =>
+          h("th", {scope: "col"}, t),
+        ),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      layers.map((layer) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, String(layer.index)),
+          h(
+            "td",
+            {},
+            h("button", {type: "button", class: "link", onclick: () => onSelect(layer.index)}, layer.label),
+          ),
+          h("td", {}, layer.in_volume ? volumeText(layer.in_volume) : ""),
+          h("td", {}, volumeText(layer.out_volume)),
+          h("td", {class: "num"}, grouped(layer.num_params)),
+          h("td", {class: "num"}, grouped(layer.macs)),
+          h("td", {class: "links"}, viewLinks(ctx, layer)),
+        ),
+      ),
+    ),
+    h(
+      "tfoot",
+      {},
+      h(
+        "tr",
+        {},
+        h("td", {}),
+        h("th", {scope: "row"}, "total"),
+        h("td", {}),
+        h("td", {}),
+        h("td", {class: "num"}, grouped(totals.params)),
+        h("td", {class: "num"}, grouped(totals.macs)),
+        h("td", {}),
+      ),
+    ),
+  );
+}
+
+export function render(root, ctx) {
+  const model = ctx.model;
+  const entry = ctx.models.find((m) => m.id === model.id);
+  const firstConv = model.layers.find((l) => l.type === "conv");
+  let selected = Number(ctx.params.get("layer") ?? firstConv?.index ?? 1);
+  const holder = h("div", {class: "network-scroll"});
+  const detailHolder = h("div");
+
+  function select(index) {
+    selected = index;
+    ctx.setParams({layer: index});
+    holder.replaceChildren(diagram(model.layers, holder.clientWidth - 14, selected, select));
+    detailHolder.replaceChildren(details(ctx, model.layers[index]));
+  }
+
+  const accuracy =
+    entry?.test_accuracy == null
+      ? "not evaluated yet"
+      : `${percent(entry.test_accuracy)} test accuracy: ${entry.accuracy_source}`;
+  root.append(
+    h(
+      "header",
+      {class: "view-header"},
+      h("h2", {}, model.title),
+      h(
+        "p",
+        {class: "muted"},
+        `${model.dataset} · ${model.classes.length} classes · input ${volumeText(model.input)} · ` +
+          `${grouped(model.totals.params)} parameters · ` +
+          `${grouped(model.totals.macs)} multiply-adds per image · ${accuracy}`,
+      ),
+    ),
+    holder,
+    detailHolder,
+    h("h3", {}, "Layers"),
+    table(ctx, select),
+    h(
+      "p",
+      {class: "muted small"},
+      "Multiply-adds count conv and fc layers for one image; pooling and activations count 0.",
+    ),
+  );
+  select(Math.min(Math.max(selected, 0), model.layers.length - 1));
+}

@@ -1,0 +1,207 @@
+"""Build convscope/bundled/: the explorer's offline default models and real test-image samples.
+
+Trains the chapter's four comparison networks with their registry recipes (seed 0, on the CPU
+with one thread, so the weights do not depend on the GPU or core count) on the real data in a
+temporary folder, keeps each finished run without its checkpoint and with a relocatable config,
+and draws a seeded, class-balanced sample of each official test set. Replaces convscope/bundled/.
+
+    .venv/bin/python scripts/make_bundle.py --data-dir ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+import convscope
+from convscope.bundle import BUNDLED, MODELS_DIR, SAMPLES_DIR, bundled_model_dirs, bundled_sample
+from convscope.checkpoint import save_model
+from convscope.data import Dataset, resolve_data_dir
+from convscope.registry import get_model_entry
+from convscope.runs import CONFIG, METRICS, MODEL, RESULTS
+
+MODELS = ("mnist-ordinary", "mnist-convnetjs", "cifar10-ordinary", "cifar10-convnetjs")
+DATASETS = ("mnist", "cifar10")
+SEED = 0
+PER_CLASS = 30
+SETTINGS = {"seed": SEED, "device": "cpu"}  # on top of each model's registry recipe
+MAX_BYTES = 3 * 2**20
+LICENCES = {
+    "mnist": "MNIST: Yann LeCun and Corinna Cortes hold the copyright; CC BY-SA 3.0 (as stated "
+             "in the Keras/TensorFlow `mnist.load_data` documentation).",
+    "cifar10": "CIFAR-10: no licence given by its authors; cite A. Krizhevsky, *Learning "
+               "Multiple Layers of Features from Tiny Images*, 2009.",
+}
+
+
+def train(name: str, out: Path, data_dir: Path) -> float:
+    """Train registry model ``name`` into ``out``; returns the wall time in seconds."""
+    start = time.perf_counter()
+    convscope.train(name, get_model_entry(name).dataset, out=out, data_dir=str(data_dir),
+                    progress=False, **SETTINGS)
+    return time.perf_counter() - start
+
+
+def bundle_run(run_dir: Path, dest: Path) -> None:
+    """Copy a finished run to ``dest`` without its checkpoint and with ``data_dir`` unset."""
+    dest.mkdir(parents=True)
+    config = yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8"))
+    config["train"]["data_dir"] = None
+    (dest / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    for name in (METRICS, RESULTS):
+        shutil.copyfile(run_dir / name, dest / name)
+    # model.safetensors records the config too: write the same weights with the relocated one.
+    save_model(dest / MODEL, convscope.load_run(run_dir).model, {"config": config["train"]})
+    (dest / MODEL).chmod(0o644)  # written as a private temp file; package data must be readable
+
+
+def draw_sample(test: Dataset) -> np.ndarray:
+    """Official test indices of PER_CLASS images of each class, drawn with SEED, ascending."""
+    rng = np.random.default_rng(SEED)
+    labels = test.labels.numpy()
+    chosen = [rng.choice(np.flatnonzero(labels == k), PER_CLASS, replace=False)
+              for k in range(len(test.classes))]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def write_sample(test: Dataset, path: Path) -> None:
+    """Save the :func:`draw_sample` images of ``test``, with labels, classes and indices."""
+    indices = draw_sample(test)
+    picked = torch.from_numpy(indices)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, images=test.images[picked].numpy(),
+                        labels=test.labels[picked].numpy(),
+                        classes=np.array(test.classes, dtype="<U10"), indices=indices)
+
+
+def check_relocatable(machine_paths: list[str]) -> None:
+    """Fail if a bundled model file mentions a path of this machine (data or temp folder)."""
+    for path in MODELS_DIR.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            for machine_path in machine_paths:
+                if machine_path.encode() in content:
+                    sys.exit(f"{path} mentions {machine_path}: not relocatable")
+
+
+def size_of(path: Path) -> int:
+    """Bytes in a file, or in all files below a folder."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() \
+        else path.stat().st_size
+
+
+def readme(rows: list[dict], command: str) -> str:
+    """convscope/bundled/README.md: what each file is, how it was made, and its numbers."""
+    lines = [
+        "# Bundled models and test-image samples",
+        "",
+        "Shipped with convscope so that `convscope serve` works offline on a fresh machine. "
+        "Generated, do not edit: rebuild with",
+        "",
+        f"    {command}",
+        "",
+        f"Built on {date.today().isoformat()} with torch {torch.__version__}, convscope "
+        f"{convscope.__version__}, Python {sys.version.split()[0]}; trained on the CPU with one "
+        "thread. Rebuilding on the same machine gives the same weights and samples (only the "
+        "timings in metrics.jsonl differ).",
+        "",
+        "## models/\\<name\\>/",
+        "",
+        "One convscope run directory per model, trained with the model's registry recipe and "
+        f"seed {SEED} on the official training set minus the 10% validation split: "
+        "`config.yaml` (settings, spec, versions; `train.data_dir` is null so the folder "
+        "can move), `metrics.jsonl` (one line per epoch), `model.safetensors` (final weights) "
+        "and `results.json` (evaluation on the full official test set). The training "
+        "checkpoint is left out. Open one with `convscope.load_run(path)`; "
+        "`convscope.bundle.bundled_model_dirs()` lists them.",
+        "",
+        "| model | data | params | training | wall time | test accuracy (10,000 official) "
+        f"| accuracy on samples/ ({PER_CLASS * 10}) | size |",
+        "|---|---|--:|---|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        c = r["config"]
+        recipe = (f"{c['epochs']} epochs, batch {c['batch_size']}, {c['optimizer']} lr "
+                  f"{c['lr']:g}, {c['schedule']}, augment {c['augment']}")
+        lines.append(f"| `{r['name']}` | {c['data']} | {r['params']:,} | {recipe} "
+                     f"| {r['wall']:.0f} s | {100 * r['test']:.2f}% | {100 * r['sample']:.2f}% "
+                     f"| {r['size'] / 1024:.0f} KiB |")
+    lines += [
+        "",
+        "## samples/\\<dataset\\>.npz",
+        "",
+        f"`mnist.npz` and `cifar10.npz`: {PER_CLASS} images of each class, {PER_CLASS * 10} in "
+        f"all, drawn without replacement from the official test set (numpy `default_rng({SEED})`"
+        ", one draw per class in class order) and stored in test-set order. Arrays, for "
+        "`np.load(path, allow_pickle=False)`: `images` uint8 (N, C, H, W) exactly as in the "
+        "official files, `labels` int64 (N,), `classes` the class names, `indices` int64 (N,) "
+        "each image's index in the official test set (0-9,999). "
+        "`convscope.bundle.bundled_sample(name)` returns one as a `convscope.data.Dataset`.",
+        "",
+        *(f"- {LICENCES[name]}" for name in DATASETS),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", help="folder with mnist/ and cifar-10-batches-bin/ "
+                                           "(default: $CONVSCOPE_DATA, else the user cache)")
+    args = parser.parse_args()
+    data_dir = resolve_data_dir(args.data_dir)
+    torch.set_num_threads(1)
+
+    with tempfile.TemporaryDirectory(prefix="convscope-bundle-") as tmp:
+        walls = {}
+        for name in MODELS:
+            walls[name] = train(name, Path(tmp) / name, data_dir)
+            print(f"trained {name} in {walls[name]:.0f} s", flush=True)
+        shutil.rmtree(BUNDLED, ignore_errors=True)
+        for name in MODELS:
+            bundle_run(Path(tmp) / name, MODELS_DIR / name)
+        tests = {name: convscope.load_dataset(name, "test", data_dir) for name in DATASETS}
+        for name, test in tests.items():
+            write_sample(test, SAMPLES_DIR / f"{name}.npz")
+        rows = []
+        for name in MODELS:
+            path = bundled_model_dirs()[name]
+            run = convscope.load_run(path)
+            test = convscope.evaluate(run.model, tests[run.config.data])
+            if test.correct != run.results["test"]["correct"]:
+                sys.exit(f"{path}: {test.correct} correct from the bundle, "
+                         f"{run.results['test']['correct']} in {RESULTS}")
+            sample = bundled_sample(run.config.data)
+            rows.append({"name": name, "config": run.config.to_dict(), "wall": walls[name],
+                         "params": sum(p.numel() for p in run.model.parameters()),
+                         "test": test.accuracy,
+                         "sample": convscope.evaluate(run.model, sample).accuracy,
+                         "size": size_of(path)})
+        command = shlex.join([".venv/bin/python", "scripts/make_bundle.py", *sys.argv[1:]])
+        (BUNDLED / "README.md").write_text(readme(rows, command), encoding="utf-8")
+        check_relocatable([str(data_dir), tmp])
+
+    print(f"\n{'model':<20}{'test acc':>10}{'sample acc':>12}{'size':>10}")
+    for r in rows:
+        print(f"{r['name']:<20}{100 * r['test']:>9.2f}%{100 * r['sample']:>11.2f}%"
+              f"{r['size'] / 1024:>7.0f} KiB")
+    for name in DATASETS:
+        print(f"samples/{name}.npz: {size_of(SAMPLES_DIR / f'{name}.npz') / 1024:.0f} KiB")
+    total = size_of(BUNDLED)
+    print(f"total {BUNDLED}: {total / 2**20:.2f} MiB")
+    if total > MAX_BYTES:
+        sys.exit(f"the bundle is over {MAX_BYTES / 2**20:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

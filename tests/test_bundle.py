@@ -1,0 +1,73 @@
+"""The bundled default models and test-image samples (skipped where they are not built)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import real_dir
+
+import convscope
+from convscope.bundle import bundled_model_dirs, bundled_sample, bundled_sample_indices
+from convscope.runs import CHECKPOINT, MODEL
+
+# Lowest accepted accuracy on the bundled sample: a few points below the measured one.
+MIN_SAMPLE_ACCURACY = {"mnist-ordinary": 0.88, "mnist-convnetjs": 0.96,
+                       "cifar10-ordinary": 0.36, "cifar10-convnetjs": 0.65}
+SAMPLE_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+PER_CLASS = 30
+
+
+def bundled_run(name: str) -> convscope.Run:
+    path = bundled_model_dirs().get(name)
+    if path is None:
+        pytest.skip(f"{name} is not bundled (run scripts/make_bundle.py)")
+    return convscope.load_run(path)
+
+
+def sample(name: str) -> convscope.Dataset:
+    dataset = bundled_sample(name)
+    if dataset is None:
+        pytest.skip(f"no bundled {name} sample (run scripts/make_bundle.py)")
+    return dataset
+
+
+@pytest.mark.parametrize("name", sorted(MIN_SAMPLE_ACCURACY))
+def test_bundled_model(name: str) -> None:
+    run = bundled_run(name)
+    assert run.config.data_dir is None
+    assert not (run.path / CHECKPOINT).exists() and (run.path / MODEL).is_file()
+    layers = convscope.resolve(run.model_info["spec"])
+    first, last = layers[0].out_volume, layers[-1].out_volume
+    data = sample(run.config.data)
+    depth, height, width = data.images.shape[1:]
+    assert first.depth == depth and first.sy <= height and first.sx <= width  # or centre crops
+    assert str(last) == "1x1x10"
+    accuracy = convscope.evaluate(run.model, data).accuracy
+    assert accuracy >= MIN_SAMPLE_ACCURACY[name]
+    assert run.results["test"]["total"] == 10_000
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_SHAPES))
+def test_bundled_sample(name: str) -> None:
+    data = sample(name)
+    indices = torch.tensor(bundled_sample_indices(name))
+    assert data.images.dtype == torch.uint8
+    assert tuple(data.images.shape) == (10 * PER_CLASS, *SAMPLE_SHAPES[name])
+    assert data.labels.dtype == torch.int64 and len(data.classes) == 10
+    assert torch.bincount(data.labels, minlength=10).tolist() == [PER_CLASS] * 10
+    assert indices.shape == data.labels.shape
+    assert bool((indices[1:] > indices[:-1]).all()) and 0 <= int(indices[0])
+    assert int(indices[-1]) < 10_000
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", sorted(SAMPLE_SHAPES))
+def test_bundled_sample_is_official_test_data(name: str, data_cache: Path) -> None:
+    data = sample(name)
+    test = convscope.load_dataset(name, "test", real_dir(name), download=False)
+    indices = torch.tensor(bundled_sample_indices(name))
+    assert torch.equal(data.images, test.images[indices])
+    assert torch.equal(data.labels, test.labels[indices])
+    assert data.classes == test.classes
