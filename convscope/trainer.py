@@ -84,10 +84,12 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{name}-{Path(config.data).name}-{stamp}"
 
 
-def train(model: str | torch.nn.Module = "mnist-convnetjs", data: str = "mnist", *,
+def train(model: str | list | torch.nn.Module = "mnist-convnetjs", data: str = "mnist", *,
           out: str | Path | None = None, progress: bool = True, on_event: OnEvent = None,
           **settings) -> Run:
-    """Train a model (registry name, spec file, ``file.py:factory`` or a SpecNet) on a dataset.
+    """Train a model on a dataset: a registry name, a spec file, ``file.py:factory``, a spec
+    (list of layer dicts; built after seeding, so runs repeat exactly) or a SpecNet (trained
+    from its current weights).
 
     ``settings`` are :class:`TrainConfig` fields; unset ones come from the model's recipe.
     ``on_event(event)`` is called after every step (``event["kind"] == "step"``) and epoch
@@ -96,11 +98,14 @@ def train(model: str | torch.nn.Module = "mnist-convnetjs", data: str = "mnist",
     Returns the finished :class:`Run`, evaluated on the official test set.
     """
     from .model import SpecNet
+    from .spec import load_spec
     from .user_module import resolve_model_ref
 
     given = model if isinstance(model, SpecNet) else None
     if given is not None:
         info = {"kind": "spec", "ref": "<python>", "spec": given.spec, "recipe": {}}
+    elif isinstance(model, list | dict):
+        info = {"kind": "spec", "ref": "<python>", "spec": load_spec(model), "recipe": {}}
     else:
         info = resolve_model_ref(str(model))[1]
     config = resolve_config(info.get("recipe") or {},

@@ -1,8 +1,5 @@
 #!/usr/bin/env bash
-# Set up and run convscope's main job. The explorer (`convscope serve`) does not exist yet, so
-# this trains and evaluates the default MNIST convnet (ConvNetJS's demo net) for one epoch.
+# Set up and run convscope's main job: the explorer (`convscope serve`) on http://127.0.0.1:8000/,
+# offline, with its bundled default models and sample images. Extra arguments go to `serve`.
 source "$(dirname "$0")/_env.sh"
-echo "convscope: the explorer is not built yet; training and evaluating the default MNIST convnet."
-out="runs/mnist-convnetjs-$(date +%Y%m%d-%H%M%S)"
-.venv/bin/convscope train --model mnist-convnetjs --data mnist --epochs 1 --out "$out" "$@"
-.venv/bin/convscope eval "$out"
+exec .venv/bin/convscope serve "$@"

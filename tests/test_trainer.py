@@ -212,3 +212,10 @@ def test_on_event_streams_steps_and_can_stop_the_run(squares: Path, tmp_path: Pa
     finished = convscope.resume(run.path, progress=False)  # a stopped run can be resumed
     assert finished.results["test"]["total"] == 200
     assert len(finished.metrics) == 3
+
+
+def test_a_spec_list_trains_reproducibly(squares: Path, tmp_path: Path):
+    runs = [convscope.train(TINY, "mnist", out=tmp_path / f"run{i}", data_dir=str(squares),
+                            epochs=1, progress=False, seed=3) for i in range(2)]
+    weights = [load_file(str(r.path / "model.safetensors")) for r in runs]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
