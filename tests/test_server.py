@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import io
 import json
 import os
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import cifar_bytes, idx_bytes
+from conftest import cifar_bytes, write_mnist
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -53,17 +52,8 @@ def decode(tensor: dict) -> torch.Tensor:
 
 def write_data(root: Path) -> Path:
     """MNIST whose class k is a bright square at a class-specific spot, and random CIFAR-10."""
+    write_mnist(root, train=300, test=100)
     rng = np.random.default_rng(0)
-    (root / "mnist").mkdir(parents=True)
-    for prefix, n in (("train", 300), ("t10k", 100)):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, k in enumerate(labels):
-            y, x = 2 + 8 * (k // 4), 2 + 7 * (k % 4)
-            images[i, y:y + 6, x:x + 6] = 255
-        for kind, array, dims in (("images", images, "idx3"), ("labels", labels, "idx1")):
-            path = root / "mnist" / f"{prefix}-{kind}-{dims}-ubyte.gz"
-            path.write_bytes(gzip.compress(idx_bytes(array), compresslevel=1))
     cifar = root / "cifar-10-batches-bin"
     cifar.mkdir()
     for names, n in (([f"data_batch_{i}.bin" for i in range(1, 6)], 50), (["test_batch.bin"], 20)):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal
@@ -11,11 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import idx_bytes
+from conftest import write_mnist
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -27,22 +25,6 @@ TINY = [{"type": "input", "sx": 28, "sy": 28, "depth": 1},
         {"type": "pool", "sx": 2},
         {"type": "dropout", "drop_prob": 0.2},
         {"type": "softmax", "num_classes": 10}]
-
-
-def write_mnist(root: Path, train: int, test: int, seed: int = 0) -> Path:
-    """Learnable MNIST-format files: class k is a bright 6x6 square at a class-specific spot."""
-    rng = np.random.default_rng(seed)
-    (root / "mnist").mkdir(parents=True)
-    for prefix, n in (("train", train), ("t10k", test)):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, k in enumerate(labels):
-            y, x = 2 + 8 * (k // 4), 2 + 7 * (k % 4)
-            images[i, y:y + 6, x:x + 6] = 255
-        for kind, array, dims in (("images", images, "idx3"), ("labels", labels, "idx1")):
-            path = root / "mnist" / f"{prefix}-{kind}-{dims}-ubyte.gz"
-            path.write_bytes(gzip.compress(idx_bytes(array), compresslevel=1))
-    return root
 
 
 @pytest.fixture
