@@ -4,6 +4,7 @@ ConvNetJS's handling of inputs larger than the declared volume."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from convscope.convnetjs import (
     summary_dataset,
 )
 from convscope.data import load_dataset
-from convscope.errors import ConvscopeError
+from convscope.errors import ConvscopeError, DataError
 
 NAMES = ["cifar10_summary_2layers", "cifar10_summary_convnet", "mnist_summary_2layers",
          "mnist_summary_convnet"]
@@ -38,7 +39,7 @@ def test_the_cifar_convnet_reproduces_the_chapter_exactly(tmp_path: Path):
     summary = read_summary(folder / "cifar10_summary_convnet.json")
     samples = summary_dataset(summary, data_dir)
     assert summary.samples == range(1, 10_001) and len(samples) == 10_000
-    result = reproduce(load_exact(run), summary, samples.images, samples.labels)
+    result = reproduce(load_exact(run), summary, samples)
     assert result.confusion == summary.confusion
     assert result.correct == 7885
     assert (result.tops_checked, result.tops_mismatched) == (9868, 0)
@@ -50,6 +51,7 @@ def _percent(values: list[float]) -> list[int]:
     return [math.floor(100 * v + 0.5) for v in values]  # the demo rounds half up
 
 
+@pytest.mark.realdata
 def test_stored_summaries_in_convscope_confusion_form():
     summaries = {s["name"]: s for s in chapter_summaries(ml4a_dir().parent, samples=None)}
     assert sorted(summaries) == NAMES
@@ -119,6 +121,8 @@ def test_larger_inputs_centre_cropped_or_read_as_convnetjs_does():
             assert abs(float(probs[i]) - expected.max()) < 1e-12, fit
     with pytest.raises(ConvscopeError, match="fit the images to the declared input"):
         predict_float64(_fc_first(), images, fit="convnetjs")
+    with pytest.raises(ConvscopeError, match="smaller than the network's declared 4x4x1 input"):
+        predict_float64(model, images[..., :3, :], fit="crop")
 
 
 def _fc_first():
@@ -130,3 +134,35 @@ def _fc_first():
          "biases": vol(rng, 1, 1, 3, False)},
         {"out_sx": 1, "out_sy": 1, "out_depth": 3, "layer_type": "softmax", "num_inputs": 3},
     ]}).model()
+
+
+def test_summaries_without_the_chapter_files(tmp_path: Path):
+    folder = tmp_path / "ml4a"
+    folder.mkdir()
+    assert chapter_summaries(tmp_path) == []
+    confusion = [[0] * 10 for _ in range(10)]
+    confusion[3][3], confusion[3][5], confusion[7][7] = 2, 1, 1
+    tops = [[[] for _ in range(10)] for _ in range(10)]
+    tops[3][3] = [{"idx": 59_998, "prob": 0.9}, {"idx": 59_999, "prob": 0.8}]
+    tops[3][5] = [{"idx": 60_000, "prob": 0.6}]
+    tops[7][7] = [{"idx": 60_001, "prob": 0.99}]
+    (folder / "mnist_summary_tiny.json").write_text(json.dumps(
+        {"confusion": confusion, "tops": tops, "correct": 3, "total": 4,
+         "actuals": [], "predictions": []}))
+    [summary] = chapter_summaries(tmp_path, samples=1)
+    assert (summary["accuracy"], summary["samples"]) == (0.75, {"first": 59_998, "last": 60_001})
+    assert summary["recall"][3] == pytest.approx(2 / 3) and summary["precision"][5] == 0.0
+    assert summary["recall"][0] is None and summary["network"] is None
+    assert summary["cells"][3][3] == [{"index": 59_998, "split": "train", "split_index": 59_998,
+                                       "confidence": 0.9}]
+    assert summary["cells"][3][5][0]["split"] == "test"
+    assert summary["cells"][3][5][0]["split_index"] == 0
+    bad = folder / "cifar10_summary_bad.json"
+    bad.write_text('{"confusion": [[1]]')
+    with pytest.raises(DataError, match="cifar10_summary_bad.json: not a ConvNetJS summary"):
+        read_summary(bad)
+    bad.write_text(json.dumps({"confusion": [[1]], "tops": [[[]]], "correct": 1, "total": 1}))
+    with pytest.raises(DataError, match="expected a 10x10 confusion matrix"):
+        read_summary(bad)
+    with pytest.raises(DataError, match="starts with mnist_ or cifar10_"):
+        read_summary(folder / "svhn_summary_x.json")

@@ -15,6 +15,7 @@ import torch
 import yaml
 
 import convscope
+from convscope.augment import to_input
 from convscope.cli import main
 from convscope.convnetjs import (
     SnapshotError,
@@ -23,7 +24,9 @@ from convscope.convnetjs import (
     read_snapshot,
     to_convnetjs,
 )
+from convscope.errors import SpecError
 from convscope.layers import ConvNetJSDropout, InputOffset
+from convscope.probes import activations, confusion_with_samples, conv_step, layer_weights
 
 SHIPPED = {  # file -> (parameters, input volume)
     "cifar10_snapshot_2layers.json": (30840, "32x32x3"),
@@ -239,13 +242,19 @@ def test_bad_snapshots_name_the_layer_and_write_nothing(tmp_path: Path, change, 
     assert not (tmp_path / "run2").exists()
 
 
-def mnist_fc_snapshot() -> dict:
-    """28x28x1 -> fc 10 -> softmax, weights keyed like ConvNetJS's files."""
+def mnist_snapshot() -> dict:
+    """28x28x1 -> conv 5x5 x3 s2 p2 (14x14x3) -> relu -> pool 2 (7x7x3) -> fc 10 -> softmax."""
     rng = np.random.default_rng(3)
     return {"layers": [
         {"out_sx": 28, "out_sy": 28, "out_depth": 1, "layer_type": "input"},
-        {"out_sx": 1, "out_sy": 1, "out_depth": 10, "layer_type": "fc", "num_inputs": 784,
-         "filters": [vol(rng, 1, 1, 784, True) for _ in range(10)],
+        {"out_sx": 14, "out_sy": 14, "out_depth": 3, "layer_type": "conv", "sx": 5, "sy": 5,
+         "stride": 2, "pad": 2, "in_depth": 1,
+         "filters": [vol(rng, 5, 5, 1, True) for _ in range(3)], "biases": vol(rng, 1, 1, 3, True)},
+        {"out_sx": 14, "out_sy": 14, "out_depth": 3, "layer_type": "relu"},
+        {"out_sx": 7, "out_sy": 7, "out_depth": 3, "layer_type": "pool", "sx": 2, "sy": 2,
+         "stride": 2, "pad": 0, "in_depth": 3},
+        {"out_sx": 1, "out_sy": 1, "out_depth": 10, "layer_type": "fc", "num_inputs": 147,
+         "filters": [vol(rng, 1, 1, 147, True) for _ in range(10)],
          "biases": vol(rng, 1, 1, 10, True)},
         {"out_sx": 1, "out_sy": 1, "out_depth": 10, "layer_type": "softmax", "num_inputs": 10},
     ]}
@@ -255,7 +264,7 @@ def test_cli_import_writes_a_run_that_eval_and_load_run_use(tmp_path: Path, fake
                                                             capsys: pytest.CaptureFixture):
     root, _ = fake_data
     source = tmp_path / "net.json"
-    source.write_text(json.dumps(mnist_fc_snapshot()))
+    source.write_text(json.dumps(mnist_snapshot()))
     run_dir = tmp_path / "imported"
     assert main(["import-convnetjs", str(source), "--out", str(run_dir), "--eval",
                  "--data-dir", str(root)]) == 0
@@ -268,16 +277,17 @@ def test_cli_import_writes_a_run_that_eval_and_load_run_use(tmp_path: Path, fake
     assert run.results["test"]["total"] == 10
     assert run.model.layers[-1].type == "softmax"
     exact = load_exact(run)
-    assert exact.blocks[1].weight.dtype == torch.float64
-    assert torch.equal(exact.blocks[1].weight, read_snapshot(source).model().blocks[1].weight)
+    assert exact.blocks[4].weight.dtype == torch.float64
+    assert torch.equal(exact.blocks[4].weight, read_snapshot(source).model().blocks[4].weight)
     assert main(["eval", str(run_dir), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["total"] == 10
     assert main(["summary", str(run_dir)]) == 0
-    assert "fc 10" in capsys.readouterr().out
+    assert "conv 5x5 x3 s2 p2" in capsys.readouterr().out
     assert main(["import-convnetjs", str(source), "--out", str(run_dir)]) == 2  # not empty
     assert "not empty" in capsys.readouterr().err
 
 
+@pytest.mark.realdata
 def test_shipped_snapshots_import_with_their_volumes():
     folder = ml4a_dir()
     for name, (params, volume) in SHIPPED.items():
@@ -288,3 +298,35 @@ def test_shipped_snapshots_import_with_their_volumes():
         again = read_snapshot(to_convnetjs(model))  # lossless round trip
         assert again.spec == snapshot.spec
         assert all(torch.equal(again.state[k], v) for k, v in snapshot.state.items()), name
+
+
+def test_explorer_probes_work_on_an_imported_network(tmp_path: Path, fake_data):
+    root, _ = fake_data
+    snapshot = mnist_snapshot()
+    source = tmp_path / "net.json"
+    source.write_text(json.dumps(snapshot))
+    model = import_convnetjs(source, tmp_path / "run", input_offset=0.5).model
+    test = convscope.load_dataset("mnist", "test", data_dir=root)
+    x = to_input(test.images[0])
+    outputs = activations(model, x)
+    assert [tuple(o.shape) for o in outputs] == [la.out_volume.shape for la in model.layers]
+    torch.testing.assert_close(outputs[0], x + 0.5)
+    step = conv_step(model, x, layer=1, filter=2, ox=3, oy=4)
+    assert step.output == pytest.approx(float(outputs[1][2, 4, 3]), abs=1e-5)
+    weights, bias = layer_weights(model, 4)
+    assert tuple(weights.shape) == (10, 3, 7, 7) and tuple(bias.shape) == (10,)
+    row = values(snapshot["layers"][4]["filters"][6])  # ConvNetJS index ((7*y)+x)*3+d
+    assert weights[6, 2, 5, 1] == pytest.approx(row[(7 * 5 + 1) * 3 + 2])
+    assert confusion_with_samples(model, test).evaluation.total == 10
+
+
+def test_spec_fields_for_convnetjs_semantics_are_checked():
+    base = {"type": "input", "sx": 4, "sy": 4, "depth": 1}
+    with pytest.raises(SpecError, match=r"layer 0 \(input\): offset must be a finite number"):
+        convscope.resolve([{**base, "offset": float("nan")}])
+    with pytest.raises(SpecError, match="scaling must be one of 'inverted', 'convnetjs'"):
+        convscope.resolve([base, {"type": "dropout", "scaling": "keras"}])
+    layers = convscope.resolve([{**base, "offset": 0.5},
+                                {"type": "dropout", "drop_prob": 0.1, "scaling": "inverted"}])
+    assert layers[0].params["offset"] == 0.5 and layers[1].params["scaling"] == "inverted"
+    assert isinstance(convscope.build_model([base]).blocks[0], torch.nn.Identity)

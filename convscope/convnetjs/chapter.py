@@ -12,11 +12,12 @@ ml4a demos ran the 24x24 MNIST snapshots on 28x28 images.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from convscope.augment import center_crop
+from convscope.data import Dataset
 from convscope.errors import ConvscopeError
 from convscope.model import SpecNet
 
@@ -41,6 +42,9 @@ def predict_float64(model: SpecNet, images: torch.Tensor, fit: str = "crop",
     if next(model.parameters()).dtype != torch.float64 or model.training:
         net = copy.deepcopy(model).double().eval()
     volume = net.input_volume
+    if images.shape[-2] < volume.sy or images.shape[-1] < volume.sx:
+        raise ConvscopeError(f"the images ({images.shape[-1]}x{images.shape[-2]}) are smaller "
+                             f"than the network's declared {volume} input")
     if fit == "crop":
         images = center_crop(images, volume.sy, volume.sx)
     preds, probs = [], []
@@ -64,10 +68,6 @@ def _logits(net: SpecNet, x: torch.Tensor) -> torch.Tensor:
         x = block(x)
         out = layer.out_volume
         if layer.type in ("conv", "pool"):
-            if x.shape[-2] < out.sy or x.shape[-1] < out.sx:
-                raise ConvscopeError(f"layer {layer.index} ({layer.type}) makes fewer than its "
-                                     f"stored {out.sx}x{out.sy} outputs: the images are smaller "
-                                     "than the declared input")
             x = x[..., : out.sy, : out.sx]
     return x.flatten(1)
 
@@ -78,6 +78,7 @@ class Reproduction:
 
     summary: ChapterSummary
     confusion: list[list[int]]
+    predictions: torch.Tensor = field(repr=False)  # per sample, in the summary's order
     tops_checked: int
     tops_mismatched: int  # entries whose (actual, predicted) cell differs
     max_prob_diff: float  # over the entries in the same cell
@@ -93,11 +94,12 @@ class Reproduction:
                 and self.max_prob_diff <= PROB_TOLERANCE)
 
 
-def reproduce(model: SpecNet, summary: ChapterSummary, images: torch.Tensor,
-              labels: torch.Tensor, fit: str = "crop") -> Reproduction:
-    """Run ``model`` as ConvNetJS on the summary's samples (``images``/``labels`` in its order,
-    see :func:`convscope.convnetjs.summaries.summary_dataset`) and compare."""
-    preds, probs = predict_float64(model, images, fit)
+def reproduce(model: SpecNet, summary: ChapterSummary, samples: Dataset,
+              fit: str = "crop") -> Reproduction:
+    """Run ``model`` as ConvNetJS on the summary's ``samples`` (from
+    :func:`~convscope.convnetjs.summaries.summary_dataset`) and compare with the summary."""
+    preds, probs = predict_float64(model, samples.images, fit)
+    labels = samples.labels
     k = len(summary.confusion)
     confusion = torch.bincount(labels * k + preds, minlength=k * k).reshape(k, k).tolist()
     first = summary.samples.start
@@ -112,4 +114,4 @@ def reproduce(model: SpecNet, summary: ChapterSummary, images: torch.Tensor,
                     mismatched += 1
                 else:
                     max_diff = max(max_diff, abs(float(probs[i]) - entry["prob"]))
-    return Reproduction(summary, confusion, checked, mismatched, max_diff)
+    return Reproduction(summary, confusion, preds, checked, mismatched, max_diff)

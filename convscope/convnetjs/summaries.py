@@ -55,23 +55,26 @@ class ChapterSummary:
 
 
 def read_summary(path: str | os.PathLike) -> ChapterSummary:
-    """Read and check ``<dataset>_summary_<name>.json`` (DataError naming the file)."""
+    """Read and check ``<mnist|cifar10>_summary_<name>.json`` (DataError naming the file)."""
     path = Path(path)
     dataset = path.name.split("_", 1)[0]
+    if dataset not in TRAIN_SIZE:
+        raise DataError(f"{path}: a summary's file name starts with mnist_ or cifar10_")
+    k = len(DATASETS[dataset].classes)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         confusion, tops = data["confusion"], data["tops"]
         correct, total = int(data["correct"]), int(data["total"])
+        entries = [(int(e["idx"]), float(e["prob"])) for row in tops for cell in row for e in cell]
+        square = [len(confusion), len(tops), *map(len, confusion), *map(len, tops)] == \
+            [k] * (2 + 2 * k)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: not a ConvNetJS summary ({type(exc).__name__}: {exc})") from None
-    k = len(DATASETS[dataset].classes) if dataset in TRAIN_SIZE else 0
-    shape_ok = (len(confusion) == len(tops) == k and all(len(r) == k for r in (*confusion, *tops)))
-    if not k or not shape_ok:
-        raise DataError(f"{path}: expected a {k}x{k} confusion matrix and tops of a "
-                        "'mnist_' or 'cifar10_' summary")
+    if not square:
+        raise DataError(f"{path}: expected a {k}x{k} confusion matrix and {k}x{k} tops")
     if sum(map(sum, confusion)) != total or sum(confusion[i][i] for i in range(k)) != correct:
         raise DataError(f"{path}: 'correct'/'total' disagree with the confusion matrix")
-    indices = [e["idx"] for row in tops for cell in row for e in cell]
+    indices = [index for index, _ in entries]
     samples = range(min(indices), max(indices) + 1) if indices else None
     if samples is not None and len(samples) != total:
         samples = None
