@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -38,13 +39,15 @@ def main() -> None:
         entry = get_model_entry(name)
         for seed in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
+                load_before = os.getloadavg()[0]
                 start = time.perf_counter()
                 run = convscope.train(name, entry.dataset, out=Path(tmp) / "run", seed=seed,
                                       data_dir=args.data_dir, progress=False)
                 wall = time.perf_counter() - start
             acc = run.results["test"]["accuracy"]
             record = {"model": name, "dataset": entry.dataset, "seed": seed, "test_acc": acc,
-                      "wall_s": wall, "config": run.config.to_dict(), "machine": machine(),
+                      "wall_s": wall, "load_avg": max(load_before, os.getloadavg()[0]),
+                      "config": run.config.to_dict(), "machine": machine(),
                       "command": command_line()}
             with open(args.log, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
@@ -71,6 +74,7 @@ def report(log: Path) -> str:
         runs = [r for r in records if r["model"] == name and _settings(r["config"]) == settings]
         accs = [r["test_acc"] for r in runs]
         walls = [r["wall_s"] for r in runs]
+        load = max(r.get("load_avg", float("nan")) for r in runs)
         machines.update(r["machine"] for r in runs)
         commands.update(r["command"] for r in runs)
         c = settings
@@ -78,7 +82,7 @@ def report(log: Path) -> str:
                   f"{c['schedule']}, aug {c['augment']}, {c['precision']}")
         rows.append(f"| {name} | {latest[name]['dataset']} | {budget} | {len(runs)} "
                     f"| {100 * median(accs):.2f} | {100 * min(accs):.2f} - {100 * max(accs):.2f} "
-                    f"| {median(walls):.0f} |")
+                    f"| {median(walls):.0f} | {load:.1f} |")
     return "\n".join([
         "## Test accuracy after a fixed budget (`benchmarks/train_accuracy.py`)",
         "",
@@ -86,11 +90,14 @@ def report(log: Path) -> str:
         "Commands: " + ", ".join(f"`{c}`" for c in sorted(commands)) + ". "
         "Each run (seeds 0, 1, 2, ...) trains with the model's registry recipe on the official "
         "training set less a 10% validation split and is scored on the official test set "
-        "(10,000 images). Wall time includes data loading and evaluation. "
+        "(10,000 images). Wall time includes data loading and evaluation; \"max load\" is the "
+        "highest 1-minute load average seen at the start or end of a run (2 cores: above 2, "
+        "other work shared the machine and the wall times are longer than on an idle one). "
         f"Every run is logged in `{log.as_posix()}`.",
         "",
-        "| model | data | budget | runs | median test acc % | range % | median wall s |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| model | data | budget | runs | median test acc % | range % | median wall s "
+        "| max load |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
         *rows,
     ])
 

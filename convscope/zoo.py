@@ -101,8 +101,8 @@ register_model(ModelEntry(
         {"type": "pool", "sx": 2, "stride": 2},
         _SOFTMAX_10,
     ],
-    recipe={"epochs": 15, "batch_size": 64, "optimizer": "adam", "lr": 1e-3,
-            "weight_decay": 1e-4, "schedule": "cosine", "augment": "crop+flip"},
+    recipe={"epochs": 15, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
+            "weight_decay": 5e-4, "schedule": "onecycle", "augment": "crop+flip"},
 ))
 
 register_model(ModelEntry(

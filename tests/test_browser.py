@@ -1,13 +1,15 @@
 """The explorer page in a real browser (Debian's Chromium driven by Playwright) against the real
-server, with tiny models trained here on MNIST-format files made from the bundled MNIST sample.
+server, offering what ``convscope serve`` offers out of the box (the bundled models and sample
+images) plus a tiny run trained here on MNIST-format files made from the bundled MNIST sample.
 
-Each test opens one view, interacts with it like a user, asserts on what is drawn and saves a
-1280x800 screenshot to docs/screenshots/<view>.png.
+Each test opens one view, interacts with it like a user and asserts on what is drawn; the README's
+1280x800 screenshots (docs/screenshots/<view>.png) are taken on the bundled models.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +21,8 @@ import torch
 from conftest import idx_bytes
 
 import convscope
+from convscope.bundle import BUNDLED
+from convscope.errors import DataError
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
@@ -27,18 +31,12 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-BUNDLED_MNIST = Path(convscope.__file__).parent / "bundled" / "samples" / "mnist.npz"
+BUNDLED_MNIST = BUNDLED / "samples" / "mnist.npz"
+# Chromium's fake camera (a generated test pattern) answers getUserMedia without asking.
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run"]
+                "--disable-component-update", "--no-first-run",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
-# The chapter's convolution demo network, small: 24x24 input, 8 5x5 filters with padding 2.
-CONVNET = [{"type": "input", "sx": 24, "sy": 24, "depth": 1},
-           {"type": "conv", "sx": 5, "filters": 8, "pad": 2, "activation": "relu"},
-           {"type": "pool", "sx": 2},
-           {"type": "softmax", "num_classes": 10}]
-ORDINARY = [{"type": "input", "sx": 28, "sy": 28, "depth": 1},
-            {"type": "fc", "num_neurons": 10, "activation": "sigmoid"},
-            {"type": "softmax", "num_classes": 10}]
 TEMPLATES = [{"type": "input", "sx": 28, "sy": 28, "depth": 1},
              {"type": "softmax", "num_classes": 10}]
 
@@ -65,28 +63,49 @@ def write_mnist_from_bundle(root: Path) -> Path:
     return root
 
 
-def train_tiny(spec: list[dict], out: Path, data: Path, epochs: int) -> Path:
-    torch.manual_seed(0)  # the weights a built model starts from: same run, same screenshots
-    return convscope.train(convscope.build_model(spec), "mnist", out=out, data_dir=str(data),
-                           epochs=epochs, batch_size=16, lr=3e-3, optimizer="adam",
-                           progress=False).path
+def write_summary(path: Path, labels: np.ndarray) -> None:
+    """A ConvNetJS confusion summary (the ml4a format) of images 0..len(labels)-1, each tenth
+    one misclassified as the next class."""
+    confusion = np.zeros((10, 10), dtype=int)
+    tops: list[list[list[dict]]] = [[[] for _ in range(10)] for _ in range(10)]
+    for i, actual in enumerate(labels.tolist()):
+        predicted = actual if i % 10 else (actual + 1) % 10
+        confusion[actual, predicted] += 1
+        tops[actual][predicted].append({"idx": i, "prob": 0.99 - i / 1000})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "confusion": confusion.tolist(), "tops": tops, "actuals": confusion.sum(1).tolist(),
+        "predictions": confusion.sum(0).tolist(), "correct": int(np.trace(confusion)),
+        "total": len(labels)}))
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real app on 127.0.0.1 (free port) with three tiny runs; yields its base URL."""
-    from convscope.server import create_app
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The real app on 127.0.0.1 (free port) with the bundled models and samples and one tiny
+    run; yields its base URL and its data directory."""
+    from convscope.server import create_app, samples
 
     tmp = tmp_path_factory.mktemp("explorer")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CONVSCOPE_CACHE", str(tmp / "cache"))
         patch.delenv("CONVSCOPE_DOWNLOAD_URL", raising=False)
         data = write_mnist_from_bundle(tmp / "data")
-        runs = [train_tiny(spec, tmp / "runs" / name, data, epochs)
-                for name, spec, epochs in (("tiny-convnet", CONVNET, 3),
-                                           ("tiny-ordinary", ORDINARY, 3),
-                                           ("tiny-templates", TEMPLATES, 2))]
-        app = create_app(runs=runs, runs_dir=tmp / "live", data_dir=str(data))
+        load = samples.load_dataset
+
+        def training_files_only(name: str, split: str, *args, **kwargs):
+            # The generated files are for training (and the chapter's images, which point at
+            # training images); the views show the bundled samples, as `convscope serve` does.
+            if split == "test":
+                raise DataError("the page under test shows the bundled samples")
+            return load(name, split, *args, **kwargs)
+
+        patch.setattr(samples, "load_dataset", training_files_only)
+        torch.manual_seed(0)  # the weights a built model starts from: same run, same pictures
+        run = convscope.train(convscope.build_model(TEMPLATES), "mnist",
+                              out=tmp / "runs" / "tiny-templates", data_dir=str(data), epochs=2,
+                              batch_size=16, lr=3e-3, optimizer="adam", progress=False).path
+        app = create_app(runs=[run], runs_dir=tmp / "live", data_dir=str(data),
+                         bundled_dir=BUNDLED)
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         uvicorn_server = uvicorn.Server(config)
         thread = threading.Thread(target=uvicorn_server.run, daemon=True)
@@ -96,7 +115,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assert time.monotonic() < deadline, "the explorer server did not start"
             time.sleep(0.05)
         port = uvicorn_server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{port}/", data
         uvicorn_server.should_exit = True
         thread.join(10)
 
@@ -110,9 +129,9 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, server: str) -> Iterator[object]:
+def page(browser, server: tuple[str, Path]) -> Iterator[object]:
     """A 1280x800 page on the explorer; the test fails if the page logs an error."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server)
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server[0])
     tab = context.new_page()
     tab.set_default_timeout(15_000)
     problems: list[str] = []
@@ -150,15 +169,16 @@ def wait_for_marker_change(page, selector: str, before: str) -> str:
 
 def test_network_view_draws_the_volumes_and_opens_a_layer(page):
     started = time.monotonic()
-    open_view(page, "network?model=run-tiny-convnet")
+    open_view(page, "network?model=mnist-convnetjs")
     page.locator("svg.network-svg").wait_for()
     elapsed = time.monotonic() - started
     # The target is 1 s on localhost; the slack absorbs a busy CI machine.
     assert elapsed < 2.0, f"the network view took {elapsed:.2f} s to appear"
     text = page.locator("main").inner_text()
-    for label in ("24x24x1", "conv 5x5 x8 s1 p2", "24x24x8", "12x12x8", "1x1x10", "208 params"):
+    for label in ("24x24x1", "conv 5x5 x8 s1 p2", "24x24x8", "12x12x8", "conv 5x5 x16 s1 p2",
+                  "4x4x16", "1x1x10", "208 params", "3,216 params"):
         assert label in text
-    assert page.locator("#model-picker").input_value() == "run-tiny-convnet"
+    assert page.locator("#model-picker").input_value() == "mnist-convnetjs"
     page.locator("g.layer-col", has_text="pool max 2x2 s2 p0").click()
     details = page.locator(".layer-details")
     assert "Layer 3: pool max 2x2 s2 p0 → 12x12x8" in details.inner_text()
@@ -169,7 +189,7 @@ def test_network_view_draws_the_volumes_and_opens_a_layer(page):
 
 
 def test_convolution_hover_moves_the_window_and_shows_the_sum(page):
-    open_view(page, "convolution?model=run-tiny-convnet&filter=2")
+    open_view(page, "convolution?model=mnist-convnetjs&filter=2")
     page.locator(".conv-sum").wait_for()
     formula = page.locator(".formula")
     assert "(24 - 5 + 2·2) / 1 + 1 = 24" in formula.inner_text()
@@ -188,6 +208,7 @@ def test_convolution_hover_moves_the_window_and_shows_the_sum(page):
     all_filters.click()
     drawing = page.locator("canvas.conv-all")
     assert colours(drawing) > 2
+    drawing.evaluate("canvas => canvas.scrollIntoView({block: 'center'})")  # all of it shows
     box = drawing.bounding_box()
     before = drawing.get_attribute("data-marker")
     drawing.hover(position={"x": box["width"] / 2 + 20, "y": 60})
@@ -206,7 +227,7 @@ def test_convolution_hover_moves_the_window_and_shows_the_sum(page):
 
 
 def test_maps_show_filters_beside_maps_and_pooling_winners(page):
-    open_view(page, "maps?model=run-tiny-convnet&layer=1")
+    open_view(page, "maps?model=mnist-convnetjs&layer=1")
     tiles = page.locator(".map-tile")
     tiles.first.wait_for()
     assert tiles.count() == 8
@@ -234,7 +255,7 @@ def test_weights_show_templates_and_two_layer_bars(page):
     assert templates.nth(7).locator("figcaption").inner_text().startswith("7")
     assert colours(templates.nth(3).locator("canvas")) > 2
 
-    open_view(page, "weights?model=run-tiny-ordinary")
+    open_view(page, "weights?model=mnist-ordinary")
     grid = page.locator(".two-layer")
     grid.wait_for()
     assert grid.locator(".weight-image").count() == 10
@@ -244,31 +265,63 @@ def test_weights_show_templates_and_two_layer_bars(page):
 
 
 def test_confusion_cell_lists_its_images(page):
-    open_view(page, "confusion?model=run-tiny-convnet")
-    cells = page.locator(".cm-cell")
+    open_view(page, "confusion?model=mnist-convnetjs")
+    live = page.locator(".cm-live")
+    cells = live.locator(".cm-cell")
     cells.first.wait_for()
     assert cells.count() == 100
-    assert "official test set (300 images)" in page.locator(".source").inner_text()
-    assert page.get_by_label("model to evaluate").input_value() == "run-tiny-convnet"
-    diagonal = page.locator('.cm-cell[data-a="3"][data-p="3"]')
+    assert "bundled sample (300 images)" in page.locator(".view-header .source").inner_text()
+    assert page.get_by_label("model to evaluate").input_value() == "mnist-convnetjs"
+    diagonal = live.locator('.cm-cell[data-a="3"][data-p="3"]')
     diagonal.click()
-    side = page.locator(".cm-side")
+    side = live.locator(".cm-side")
     assert side.locator("h3").inner_text() == "3 correctly classified as 3"
     count = int(diagonal.inner_text())
     images = side.locator(".cm-samples li")
     assert images.count() == min(count, 64) and count > 0
     percents = [float(t.rstrip("%")) for t in images.locator("span").all_inner_texts()]
     assert percents == sorted(percents, reverse=True)
-    assert "recall" in page.locator(".cm-grid").inner_text()
+    assert "recall" in live.locator(".cm-grid").inner_text()
+    chapter = page.locator(".chapter-results")
+    assert "--data-dir" in chapter.locator(".notice").inner_text()  # no summaries yet
     screenshot(page, "confusion")
 
     page.get_by_label("what the cells show").select_option("samples")
     page.locator(".cm-grid.cm-mode-samples").wait_for()
-    assert page.locator(".cm-cell img").count() > 0
+    assert live.locator(".cm-cell img").count() > 0
+
+
+def test_confusion_shows_the_chapters_stored_results(page, server):
+    data = server[1]
+    with np.load(BUNDLED_MNIST, allow_pickle=False) as arrays:  # the data dir's training images
+        write_summary(data / "ml4a" / "mnist_summary_convnet.json", arrays["labels"][:100])
+    write_summary(data / "ml4a" / "cifar10_summary_2layers.json", np.arange(50) % 10)
+    open_view(page, "confusion?model=mnist-convnetjs")
+    chapter = page.locator(".chapter-results")
+    chapter.locator(".cm-cell").first.wait_for()
+    assert chapter.locator("h2").inner_text() == \
+        "The chapter's original results (ConvNetJS, stored summary)"
+    assert "MNIST training images 0–99" in chapter.inner_text()
+    assert chapter.locator(".cm-cell").count() == 100
+    assert chapter.locator(".cm-accuracy").inner_text().endswith("90%")
+    chapter.locator('.cm-cell[data-a="2"][data-p="2"]').click()
+    first = chapter.locator(".cm-side .cm-samples img").first
+    assert "/api/chapter/images/mnist/" in first.get_attribute("src")
+    page.wait_for_function("img => img.complete && img.naturalWidth === 56",
+                           arg=first.element_handle())
+
+    open_view(page, "confusion?model=cifar10-ordinary")  # no CIFAR-10 files: said, not shown
+    chapter.locator(".cm-cell").first.wait_for()
+    chapter.locator('.cm-cell[data-a="1"][data-p="1"]').click()
+    assert "not served" in chapter.locator(".cm-side").inner_text()
+    assert chapter.locator(".cm-side img").count() == 0
 
 
 def test_training_from_the_page_draws_curves_and_stops(page):
-    open_view(page, "train?model=run-tiny-convnet")
+    open_view(page, "train?model=mnist-convnetjs")
+    registry = page.get_by_label("registry model", exact=True)
+    assert registry.input_value() == "mnist-convnetjs"  # the registry name of the model shown
+    assert "cifar10-ordinary (cifar10)" in registry.locator("option").all_inner_texts()
     page.get_by_label("Epochs").fill("100")
     page.get_by_label("Batch size").fill("4")
     page.get_by_role("button", name="Start").click()
@@ -282,11 +335,11 @@ def test_training_from_the_page_draws_curves_and_stops(page):
     page.get_by_role("button", name="Stop").click()
     wait_for_text(page, ".train-status", "Stopped")
     assert page.get_by_role("button", name="Start").is_enabled()
-    assert page.locator("#model-picker option").count() > 7  # 4 bundled, 3 runs, the new one
+    assert page.locator("#model-picker option").count() == 6  # 4 bundled, 1 run, the new one
 
 
 def test_drawing_a_digit_changes_the_probabilities(page):
-    open_view(page, "predict?model=run-tiny-convnet")
+    open_view(page, "predict?model=mnist-convnetjs")
     values = page.locator(".probabilities .bar-value")
     values.first.wait_for()
     before = values.all_inner_texts()
@@ -303,6 +356,37 @@ def test_drawing_a_digit_changes_the_probabilities(page):
     assert colours(seen) > 1
     assert page.locator(".predict-layers h4", has_text="24x24x8").count() >= 1
     screenshot(page, "predict")
+
+
+def test_webcam_capture_gives_probabilities(page):
+    open_view(page, "maps?model=mnist-convnetjs&layer=8")  # softmax: the probabilities
+    values = page.locator(".maps-detail .bar-value")
+    values.first.wait_for()
+    cameras = page.evaluate("async () => (await navigator.mediaDevices.enumerateDevices())"
+                            ".filter(d => d.kind === 'videoinput').length")
+    if not cameras:
+        pytest.skip("this Chromium offers no fake camera (--use-fake-device-for-media-stream)")
+    before = values.all_inner_texts()
+    page.get_by_role("button", name="Webcam").click()
+    capture = page.get_by_role("button", name="Capture")
+    page.wait_for_function("b => !b.disabled", arg=capture.element_handle())
+    capture.click()
+    wait_for_text(page, ".input-status", "webcam frame")
+    page.wait_for_function("before => Array.from(document.querySelectorAll('.maps-detail "
+                           ".bar-value'), e => e.innerText).join() !== before.join()", arg=before)
+    percents = [float(text.rstrip("%")) for text in values.all_inner_texts()]
+    assert len(percents) == 10 and sum(percents) == pytest.approx(100, abs=1)
+    assert colours(page.locator(".input-thumb canvas")) > 1
+    with page.expect_response(lambda r: r.url.endswith("/activations/upload") and r.ok):
+        page.get_by_role("checkbox", name="live").check()  # about 2 frames a second
+    page.get_by_role("button", name="Webcam").click()
+    assert page.locator(".webcam").is_hidden()
+
+    page.evaluate("() => { navigator.mediaDevices.getUserMedia = async () => { "
+                  "throw new DOMException('denied', 'NotAllowedError'); }; }")
+    page.get_by_role("button", name="Webcam").click()
+    wait_for_text(page, ".webcam-message", "Camera access was refused")
+    assert capture.is_disabled()
 
 
 def test_page_helpers_compute_the_chapter_examples(page):
@@ -324,7 +408,7 @@ def test_page_helpers_compute_the_chapter_examples(page):
 
 
 def test_api_errors_are_shown_not_blank(browser, server):
-    context = browser.new_context(base_url=server)  # its console shows the 404: not a failure
+    context = browser.new_context(base_url=server[0])  # its console shows the 404: not a failure
     page = context.new_page()
     open_view(page, "network?model=no-such-model")
     error = page.locator("main .error")

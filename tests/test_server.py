@@ -130,6 +130,30 @@ def test_models_lists_bundled_and_runs(client: TestClient):
     conv = models["run-mnist-conv"]
     assert conv["params"] == sum(la.num_params for la in convscope.resolve(MNIST_CONV))
     assert 0 <= conv["test_accuracy"] <= 1 and "100 images" in conv["accuracy_source"]
+    assert {m["registry"] for m in models.values()} == {None}  # trained from built models
+
+
+def test_models_name_their_registry_entry(world, tmp_path: Path):
+    """A run trained from a registry name (config.yaml: model.ref) lists that name, whatever
+    its id; a live job of a registry model too."""
+    run = tmp_path / "registry-run"
+    torch.manual_seed(0)
+    convscope.train("mnist-templates", "mnist", out=run, data_dir=str(world["data"]), epochs=1,
+                    batch_size=64, progress=False)
+    bundled = tmp_path / "bundled" / "models"
+    shutil.copytree(run, bundled / "my-templates")
+    shutil.copytree(world["runs"] / "mnist-fc", bundled / "spec-net")
+    with TestClient(create_app([run], runs_dir=tmp_path / "runs", data_dir=str(world["data"]),
+                               bundled_dir=bundled.parent)) as client:
+        models = {m["id"]: m for m in client.get("/api/models").json()["models"]}
+        assert models["my-templates"]["registry"] == "mnist-templates"
+        assert models["my-templates"]["title"] == "mnist-templates"
+        assert models["run-registry-run"]["registry"] == "mnist-templates"
+        assert models["spec-net"]["registry"] is None
+        job = client.post("/api/train", json={"model": "mnist-templates", "epochs": 1}).json()
+        live = {m["id"]: m for m in client.get("/api/models").json()["models"]}[job["model_id"]]
+        assert live["registry"] == "mnist-templates" and live["kind"] == "live"
+        client.post(f"/api/train/{job['job']}/stop")
 
 
 def test_model_description(client: TestClient):
@@ -347,7 +371,8 @@ def test_confusion(client: TestClient, world):
     body = client.get("/api/models/run-mnist-conv/confusion?samples=3").json()
     test = convscope.load_dataset("mnist", "test", world["data"], download=False)
     evaluation = convscope.evaluate(convscope.load_run(world["runs"] / "mnist-conv").model, test)
-    assert body["source"] == "official test set (100 images)" and body["dataset"] == "mnist"
+    assert body["source"] == "test set from the data directory (100 images)"
+    assert body["dataset"] == "mnist"
     assert body["confusion"] == evaluation.confusion
     assert body["accuracy"] == evaluation.accuracy and body["total"] == 100
     assert body["recall"] == evaluation.recall and body["precision"] == evaluation.precision
@@ -364,16 +389,67 @@ def test_confusion(client: TestClient, world):
     assert client.get("/api/models/run-mnist-conv/confusion?samples=-1").status_code == 400
 
 
+def write_summary(path: Path, first: int, labels: list[int]) -> None:
+    """A ConvNetJS confusion summary (the ml4a format) of global images first, first + 1, ...:
+    image i predicted as its label, except every third one as the next class."""
+    confusion = [[0] * 10 for _ in range(10)]
+    tops = [[[] for _ in range(10)] for _ in range(10)]
+    for i, actual in enumerate(labels):
+        predicted = actual if i % 3 else (actual + 1) % 10
+        confusion[actual][predicted] += 1
+        tops[actual][predicted].append({"idx": first + i, "prob": 0.9 - i / 100})
+    summary = {"confusion": confusion, "tops": tops,
+               "actuals": [sum(row) for row in confusion],
+               "predictions": [sum(column) for column in zip(*confusion, strict=True)],
+               "correct": sum(confusion[k][k] for k in range(10)), "total": len(labels)}
+    path.write_text(json.dumps(summary))
+
+
 def test_chapter_summaries(client: TestClient, world):
     assert client.get("/api/chapter/summaries").json() == {"summaries": []}
-    folder = world["data"] / "ml4a" / "mnist"
-    folder.mkdir(parents=True)
-    summary = {"confusion": [[1, 0], [0, 1]], "correct": 2, "total": 2}
-    (folder / "mnist_summary_2layers.json").write_text(json.dumps(summary))
-    (folder / "cifar10_summary_broken.json").write_text("{")
-    body = client.get("/api/chapter/summaries").json()
-    assert body == {"summaries": [{"name": "mnist_summary_2layers", "summary": summary}]}
-    shutil.rmtree(world["data"] / "ml4a")
+    folder = world["data"] / "ml4a"
+    folder.mkdir()
+    # MNIST training images 59,990..59,999 (beyond the data dir's 300) and test images 0..4.
+    write_summary(folder / "mnist_summary_convnet.json", 59_990, [k % 10 for k in range(15)])
+    write_summary(folder / "cifar10_summary_2layers.json", 0, [k % 10 for k in range(12)])
+    try:
+        check_chapter_summaries(client, world)
+        (folder / "mnist_summary_broken.json").write_text("{")
+        response = client.get("/api/chapter/summaries")
+        assert response.status_code == 400 and "mnist_summary_broken.json" in response.text
+    finally:
+        shutil.rmtree(folder)
+
+
+def check_chapter_summaries(client: TestClient, world) -> None:
+    cifar, mnist = client.get("/api/chapter/summaries?samples=2").json()["summaries"]
+    assert mnist["name"] == "mnist_summary_convnet" and mnist["title"] == "MNIST convnet"
+    assert mnist["dataset"] == "mnist" and mnist["samples"] == {"first": 59_990, "last": 60_004}
+    assert mnist["total"] == 15 and mnist["correct"] == 10 and mnist["accuracy"] == 10 / 15
+    assert mnist["confusion"][0][1] == 1 and mnist["cells"][0][1][0]["index"] == 59_990
+    assert "recall" in mnist and "precision" in mnist and mnist["network"] is None
+    assert max(len(cell) for row in mnist["cells"] for cell in row) == 2
+    for e in (e for row in mnist["cells"] for cell in row for e in cell):
+        train = e["index"] < 60_000
+        assert e["split"] == ("train" if train else "test")
+        assert e["split_index"] == (e["index"] if train else e["index"] - 60_000)
+    assert mnist["images"] is False  # the data dir's training split has only 300 images
+    assert cifar["title"] == "CIFAR ordinary" and cifar["images"] is True
+    assert cifar["samples"] == {"first": 0, "last": 11}
+    # The images the indices point to, from the data directory's files.
+    picture = client.get("/api/chapter/images/cifar10/40.png?scale=2")
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+    train = convscope.load_dataset("cifar10", "train", world["data"], download=False)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(picture.content)))[::2, ::2],
+                          train.images[40].permute(1, 2, 0).numpy())
+    grey = client.get("/api/chapter/images/mnist/60003.png")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(grey.content))),
+                          sample_image(world, "mnist", 3)[0].numpy())
+    for path, message in (("mnist/59990.png", "train split has 300 images"),
+                          ("mnist/70000.png", "test split has 100 images"),
+                          ("svhn/1.png", "unknown dataset")):
+        response = client.get(f"/api/chapter/images/{path}")
+        assert response.status_code == 404 and message in response.json()["error"], path
 
 
 def test_bundled_samples_without_a_data_dir(world, tmp_path: Path):

@@ -7,7 +7,6 @@ event loop stays free for the WebSocket.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -21,11 +20,11 @@ from fastapi.staticfiles import StaticFiles
 
 from ..augment import to_input
 from ..bundle import BUNDLED
-from ..data import resolve_data_dir
 from ..probes import Confusion, confusion_with_samples, conv_step, layer_weights
 from .catalog import Catalog, Entry
+from .chapter import image_png, summaries_json
 from .encode import StrictJSONResponse, activations_json, dumps, tensor_json
-from .errors import ApiError, error_response, install_error_handlers, log
+from .errors import ApiError, error_response, install_error_handlers
 from .inputs import MAX_UPLOAD_BYTES, InputRef, decode_upload, fit_to_volume, resolve_input
 from .live import Jobs, TrainRequest
 from .samples import Samples
@@ -34,7 +33,6 @@ PACKAGE = Path(__file__).resolve().parent.parent
 STATIC = PACKAGE / "static"
 MAX_LISTED = 10_000
 MAX_CELL_SAMPLES = 10_000
-MAX_SUMMARY_BYTES = 50 * 1024 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a 512x512 RGB drawing is about 3 MB of JSON
 POLL_SECONDS = 0.1
 
@@ -188,18 +186,17 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
         return Response(png, media_type="image/png",
                         headers={"Cache-Control": "public, max-age=3600"})
 
+    # ---- the chapter's original results ----------------------------------------------------
+
     @app.get("/api/chapter/summaries")
-    def chapter_summaries() -> dict:
-        folder = resolve_data_dir(data_dir) / "ml4a"
-        summaries = []
-        for path in sorted(folder.glob("**/*_summary_*.json")):
-            try:
-                if path.stat().st_size <= MAX_SUMMARY_BYTES:
-                    summaries.append({"name": path.stem,
-                                      "summary": json.loads(path.read_text("utf-8"))})
-            except (OSError, ValueError) as exc:
-                log.warning("skipping the summary %s: %s", path, exc)
-        return {"summaries": summaries}
+    def chapter_results(per_cell: int = Query(64, alias="samples", ge=0,
+                                              le=MAX_CELL_SAMPLES)) -> dict:
+        return {"summaries": summaries_json(samples, per_cell)}
+
+    @app.get("/api/chapter/images/{dataset}/{index:int}.png", response_class=Response)
+    def chapter_image(dataset: str, index: int, scale: int = 1) -> Response:
+        return Response(image_png(samples, dataset, index, scale), media_type="image/png",
+                        headers={"Cache-Control": "public, max-age=3600"})
 
     # ---- live training ---------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ class Entry:
     path: Path | None = None
     test_accuracy: float | None = None
     accuracy_source: str | None = None
+    registry: str | None = None  # the registry name it was trained from, if any
     model: SpecNet | None = field(default=None, repr=False)
 
     @cached_property
@@ -56,7 +57,8 @@ class Entry:
     def summary(self) -> dict:
         return {"id": self.id, "title": self.title, "kind": self.kind, "dataset": self.dataset,
                 "family": self.family, "params": sum(la.num_params for la in self.layers),
-                "test_accuracy": self.test_accuracy, "accuracy_source": self.accuracy_source}
+                "test_accuracy": self.test_accuracy, "accuracy_source": self.accuracy_source,
+                "registry": self.registry}
 
     def describe(self) -> dict:
         """The network description every view reads (``GET /api/models/{id}``)."""
@@ -87,8 +89,10 @@ def dataset_name(data: str) -> str:
     return data if data in KNOWN_DATASETS else Path(data).name
 
 
-def entry_from_run(run: Run, entry_id: str, kind: str, title: str) -> Entry:
-    """A catalog entry for a finished (or stopped) run of a spec network."""
+def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
+                   registry: str | None = None) -> Entry:
+    """A catalog entry for a finished (or stopped) run of a spec network (``registry``: the
+    registry name it was trained from)."""
     spec = run.model_info.get("spec")
     if spec is None:
         raise RunError(f"{run.path}: its model is a Python module ({run.model_info.get('ref')}); "
@@ -102,7 +106,7 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str) -> Entry:
         source = f"{run.config.data} test set ({test['total']:,} images), measured at training"
     return Entry(entry_id, title, kind, dataset_name(run.config.data),
                  list(run.data_info.get("classes") or []), spec, run.path,
-                 test["accuracy"] if test else None, source)
+                 test["accuracy"] if test else None, source, registry)
 
 
 def slug(text: str) -> str:
@@ -137,9 +141,10 @@ class Catalog:
         try:
             run = load_run(path)
             ref = run.model_info.get("ref", "")
-            title = ref if kind == "bundled" and ref in registry else path.name
+            name = ref if ref in registry else None
+            title = name if kind == "bundled" and name else path.name
             base = slug(path.name) if kind == "bundled" else "run-" + slug(path.name)
-            entry = entry_from_run(run, self._unique_id(base), kind, title)
+            entry = entry_from_run(run, self._unique_id(base), kind, title, name)
         except (ConvscopeError, OSError, KeyError, TypeError, ValueError) as exc:
             if explicit:
                 raise RunError(f"cannot offer {path} in the explorer: {exc}") from exc

@@ -156,7 +156,8 @@ class Jobs:
             job = Job(job_id, f"live-{job_id}", self.live_dir / f"{slug(name)}-{job_id}")
             self._jobs[job_id] = job
         self.catalog.add(Entry(job.model_id, f"{name} on {dataset} (live)", "live", dataset,
-                               list(DATASETS[dataset].classes), net.spec, model=net.eval()))
+                               list(DATASETS[dataset].classes), net.spec,
+                               registry=request.model, model=net.eval()))
         model = request.model if request.model is not None else build_model(spec)
         job.thread = threading.Thread(target=self._run, args=(job, model, dataset, settings),
                                       name=f"convscope-train-{job_id}", daemon=True)

@@ -1,5 +1,6 @@
 """The datasets the explorer offers: the official test set from the data directory when it is
-there, else the sample bundled with convscope (``bundled/samples/<name>.npz``), else none."""
+there, else the sample bundled with convscope (``bundled/samples/<name>.npz``), else none; and
+any split of the data directory's files by itself (the images chapter summaries point to)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .errors import ApiError, log
 
 NAMES = ("mnist", "cifar10")
 MAX_SCALE = 16
+OFFICIAL_TEST_SIZE = 10_000  # MNIST's and CIFAR-10's
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,16 @@ class SampleSet:
 
     @property
     def description(self) -> str:
-        what = "official test set" if self.source == "data-dir" else "bundled sample"
-        return f"{what} ({len(self.dataset):,} images)"
+        """What the images are, e.g. "bundled sample (300 images)"; "official test set" only for
+        the full one."""
+        count = len(self.dataset)
+        if self.source == "bundled":
+            what = "bundled sample"
+        elif count == OFFICIAL_TEST_SIZE:
+            what = "official test set"
+        else:
+            what = "test set from the data directory"
+        return f"{what} ({count:,} images)"
 
     def image(self, index: int) -> torch.Tensor:
         """Sample ``index`` as uint8 (C, H, W); 404 outside the dataset."""
@@ -60,7 +70,8 @@ class Samples:
         self.data_dir = data_dir
         self.bundled_dir = bundled_dir
         self._loaded: dict[str, SampleSet | None] = {}
-        self._lock = threading.Lock()
+        self._splits: dict[tuple[str, str], Dataset | None] = {}
+        self._lock = threading.RLock()
 
     def available(self) -> list[SampleSet]:
         return [s for s in (self._find(name) for name in NAMES) if s is not None]
@@ -79,12 +90,22 @@ class Samples:
                 self._loaded[name] = self._load(name)
             return self._loaded[name]
 
+    def split(self, name: str, split: str) -> Dataset | None:
+        """Split ``split`` ("train" or "test") of ``name`` from the data directory, or None when
+        it lacks the files (nothing is downloaded)."""
+        with self._lock:
+            if (name, split) not in self._splits:
+                try:
+                    found = load_dataset(name, split, self.data_dir, download=False)
+                except ConvscopeError:
+                    found = None
+                self._splits[name, split] = found
+            return self._splits[name, split]
+
     def _load(self, name: str) -> SampleSet | None:
-        try:
-            return SampleSet(load_dataset(name, "test", self.data_dir, download=False),
-                             "data-dir")
-        except ConvscopeError:
-            pass
+        test = self.split(name, "test")
+        if test is not None:
+            return SampleSet(test, "data-dir")
         try:
             sample = bundled_sample(name, self.bundled_dir)
         except (OSError, KeyError, ValueError) as exc:

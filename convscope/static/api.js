@@ -105,6 +105,9 @@ export const api = {
 
   confusion: (id, samples = 64, options) =>
     request(`/api/models/${enc(id)}/confusion?samples=${samples}`, options),
+  chapterSummaries: (samples = 64, options) => request(`/api/chapter/summaries?samples=${samples}`, options),
+  chapterImageUrl: (dataset, index, scale = 1) =>
+    `/api/chapter/images/${enc(dataset)}/${index}.png?scale=${scale}`,
 
   startTraining: (body) => post("/api/train", body),
   stopTraining: (job) => post(`/api/train/${enc(job)}/stop`, {}),

@@ -92,8 +92,7 @@ function fillDatasetPicker() {
       h(
         "option",
         {value: d.name, selected: d.name === state.dataset},
-        `${d.name} · ${d.count.toLocaleString("en-US")} ` +
-          `${d.source === "bundled" ? "bundled" : "test"} images`,
+        `${d.name} · ${d.count.toLocaleString("en-US")} ${d.source === "bundled" ? "bundled" : "test"}`,
       ),
     ),
   );

@@ -1,5 +1,5 @@
 // The input chooser shared by the views that run the network: a dataset sample (with
-// previous / next / random), a digit drawn in the page, or an uploaded image.
+// previous / next / random), a digit drawn in the page, an uploaded image or a webcam frame.
 
 import {h, errorBox} from "./dom.js";
 import {drawingPad} from "./pad.js";
@@ -35,6 +35,121 @@ function pixelsCanvas(pixels, scale) {
   }
   context.putImageData(image, 0, 0);
   return canvas;
+}
+
+const LIVE_MS = 500; // "live" sends about 2 frames a second
+
+/** What to tell the user when getUserMedia fails. */
+function cameraProblem(error) {
+  switch (error.name) {
+    case "NotAllowedError":
+    case "SecurityError":
+      return (
+        "Camera access was refused. Allow the camera for this page in the browser's site " +
+        "settings, then press Webcam again."
+      );
+    case "NotFoundError":
+    case "OverconstrainedError":
+      return "No camera was found.";
+    case "NotReadableError":
+      return "The camera could not be started: another program may be using it.";
+    default:
+      return `The camera could not be started: ${error.message || error.name}.`;
+  }
+}
+
+/**
+ * A webcam source: `button` opens `element`, a small live preview with "Capture" and a "live"
+ * toggle (about 2 frames/s), each handing the current frame as a JPEG file to `onFrame(file)`,
+ * which sends it like an upload (the server fits it to the model's input). The camera is asked
+ * for when opened and released when closed or when `signal` aborts (the view is left).
+ */
+export function webcam(onFrame, signal) {
+  const video = h("video", {class: "webcam-preview", muted: true, playsinline: true, "aria-label": "camera"});
+  const message = h("p", {class: "webcam-message", "aria-live": "polite"});
+  const capture = h("button", {type: "button", disabled: true, onclick: () => grab()}, "Capture");
+  const live = h("input", {type: "checkbox", disabled: true, onchange: () => setLive(live.checked)});
+  const element = h(
+    "div",
+    {class: "webcam", hidden: true},
+    video,
+    h("div", {class: "actions"}, capture, h("label", {class: "radio"}, live, "live")),
+    message,
+  );
+  let stream = null;
+  let asking = false; // a getUserMedia request is pending
+  let timer = null;
+  let busy = false;
+
+  async function open() {
+    element.hidden = false;
+    if (stream || asking) return;
+    if (!navigator.mediaDevices?.getUserMedia) {
+      message.textContent =
+        "This browser offers the page no camera (browsers allow one on https:// and " +
+        "http://127.0.0.1 pages only).";
+      return;
+    }
+    message.textContent = "Asking for the camera…";
+    asking = true;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({video: {width: {ideal: 640}}, audio: false});
+    } catch (error) {
+      message.textContent = cameraProblem(error);
+      return;
+    } finally {
+      asking = false;
+    }
+    if (element.hidden || signal.aborted) return close(); // closed while asking
+    video.srcObject = stream;
+    await video.play().catch(() => {});
+    message.textContent = "What the camera sees; the network gets it cropped to its input's shape.";
+    capture.disabled = live.disabled = false;
+  }
+
+  function close() {
+    element.hidden = true;
+    setLive(false);
+    stream?.getTracks().forEach((track) => track.stop());
+    stream = null;
+    video.srcObject = null;
+    capture.disabled = live.disabled = true;
+  }
+
+  function setLive(on) {
+    live.checked = on;
+    clearInterval(timer);
+    timer = on ? setInterval(grab, LIVE_MS) : null;
+  }
+
+  async function grab() {
+    if (busy || !video.videoWidth) return; // a frame still on its way: skip this one
+    busy = true;
+    try {
+      const canvas = h("canvas", {width: video.videoWidth, height: video.videoHeight});
+      canvas.getContext("2d").drawImage(video, 0, 0);
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+      await onFrame(new File([blob], "webcam.jpg", {type: "image/jpeg"}));
+    } finally {
+      busy = false;
+    }
+  }
+
+  const button = h(
+    "button",
+    {
+      type: "button",
+      "aria-expanded": "false",
+      onclick: () => {
+        if (element.hidden) open();
+        else close();
+        button.setAttribute("aria-expanded", String(!element.hidden));
+      },
+    },
+    "Webcam",
+  );
+  signal.addEventListener("abort", close);
+  return {element, button};
 }
 
 /**
@@ -107,15 +222,16 @@ export function inputBar(ctx, onChange) {
   });
   padHolder.append(pad.element, h("button", {type: "button", onclick: () => pad.clear()}, "Clear"));
 
-  async function upload(file) {
+  async function upload(file, source = `uploaded ${file?.name}`) {
     if (!file) return;
     try {
-      const activations = await ctx.api.activationsUpload(ctx.model.id, file);
-      choose({pixels: pixelsFromTensor(activations.input)}, {activations, source: `uploaded ${file.name}`});
+      const activations = await ctx.api.activationsUpload(ctx.model.id, file, {signal: ctx.signal});
+      choose({pixels: pixelsFromTensor(activations.input)}, {activations, source});
     } catch (error) {
-      message.replaceChildren(errorBox(error));
+      if (error.name !== "AbortError") message.replaceChildren(errorBox(error));
     }
   }
+  const camera = webcam((file) => upload(file, "webcam frame"), ctx.signal);
 
   const samplesAvailable = Boolean(dataset);
   const bar = h(
@@ -175,8 +291,9 @@ export function inputBar(ctx, onChange) {
         onchange: (e) => upload(e.target.files[0]),
       }),
     ),
+    camera.button,
   );
   index.addEventListener("change", () => chooseSample(Number(index.value)));
   show();
-  return h("div", {class: "input-area"}, bar, padHolder, message);
+  return h("div", {class: "input-area"}, bar, padHolder, camera.element, message);
 }

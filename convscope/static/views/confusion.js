@@ -1,8 +1,9 @@
 // D3: the confusion matrix of a model on its test set, with recall, precision and accuracy,
 // the chapter's four comparisons (MNIST / CIFAR-10 x ordinary net / convnet) one click apart,
-// and the images behind every cell, most confident first.
+// and the images behind every cell, most confident first. Below it, when the data directory
+// holds them, the chapter's original results: the stored ConvNetJS summary of that comparison.
 
-import {h, grouped, notice, percent, selectField} from "../dom.js";
+import {h, errorBox, grouped, notice, percent, selectField, setChildren} from "../dom.js";
 import {inkOn, rgb} from "../draw.js";
 
 const COMPARISONS = [
@@ -13,13 +14,19 @@ const COMPARISONS = [
 ];
 const GREEN = [22, 163, 74];
 const RED = [220, 38, 38];
+const TRAIN_SIZE = {mnist: 60000, cifar10: 50000}; // summary indices count training images first
+const DATASET_NAMES = {mnist: "MNIST", cifar10: "CIFAR-10"};
 
-/** The chapter's net for a comparison: a bundled model of that dataset and family. */
+/**
+ * The chapter's net for a comparison: a bundled model of that dataset and family, preferably the
+ * one trained from the chapter's registry entry (mnist-ordinary, mnist-convnetjs, ...).
+ */
 function chapterModel(models, dataset, family) {
   const candidates = models.filter(
     (m) => m.kind === "bundled" && m.dataset === dataset && m.family === family,
   );
-  return candidates.find((m) => /ordinary|convnetjs/.test(m.id)) ?? candidates[0] ?? null;
+  const name = `${dataset}-${family === "convnet" ? "convnetjs" : "ordinary"}`;
+  return candidates.find((m) => m.registry === name) ?? candidates[0] ?? null;
 }
 
 /** Red (0) to green (1), the chapter's colour for recall, precision and accuracy. */
@@ -94,10 +101,116 @@ export async function render(root, ctx) {
       comparisonStrip(chapter, model, ctx),
     ),
   );
+  // Both requests start now; a failure of the summaries only shows in their own section.
+  const summaries = ctx.api.chapterSummaries(64, {signal: ctx.signal}).then(
+    (body) => body.summaries,
+    (error) => error,
+  );
   const result = await ctx.api.confusion(model.id, 64, {signal: ctx.signal});
-  status.textContent = `Source: ${result.source} · ${result.dataset}`;
+  status.textContent = `Source: ${result.source} · ${result.dataset} · computed live by convscope`;
   status.classList.add("source");
-  root.append(matrixSection(result, mode, ctx));
+  const family = ctx.models.find((m) => m.id === model.id)?.family;
+  const comparison = COMPARISONS.find(([d, f]) => d === model.dataset && f === family)?.[2];
+  root.append(
+    h(
+      "section",
+      {class: "cm-live"},
+      matrixSection(result, mode, ctx, {
+        image: (e, scale) => ctx.api.sampleUrl(result.dataset, e.index, scale),
+        alt: (e) => `sample ${e.index}`,
+        filename: `${result.dataset}-confusion.json`,
+      }),
+    ),
+    chapterSection(await summaries, comparison, result, model, mode, ctx),
+  );
+}
+
+/** "MNIST training images 50,000–59,999": the images a summary evaluated, by split. */
+function imagesText(summary) {
+  if (!summary.samples) return `${DATASET_NAMES[summary.dataset]} images (which ones is not recorded)`;
+  const {first, last} = summary.samples;
+  const train = TRAIN_SIZE[summary.dataset];
+  const span = (split, a, b) =>
+    a === b ? `${split} image ${grouped(a)}` : `${split} images ${grouped(a)}–${grouped(b)}`;
+  const parts = [];
+  if (first < train) parts.push(span("training", first, Math.min(last, train - 1)));
+  if (last >= train) parts.push(span("test", Math.max(first - train, 0), last - train));
+  return `${DATASET_NAMES[summary.dataset]} ${parts.join(" and ")}`;
+}
+
+/** The chapter's stored result for this comparison, a note how to get the summaries, or why none shows. */
+function chapterSection(summaries, comparison, live, model, mode, ctx) {
+  const title = "The chapter's original results (ConvNetJS, stored summary)";
+  const section = (...children) =>
+    h("section", {class: "card chapter-results"}, h("h2", {}, title), ...children);
+  if (summaries instanceof Error) return section(errorBox(summaries));
+  if (!summaries.length) {
+    return section(
+      notice(
+        "Not loaded: start the explorer with ",
+        h("code", {}, "--data-dir"),
+        " (or ",
+        h("code", {}, "$CONVSCOPE_DATA"),
+        ") pointing at a folder whose ",
+        h("code", {}, "ml4a/"),
+        " holds the chapter's ",
+        h("code", {}, "*_summary_*.json"),
+        " files, to see the matrices its ConvNetJS demo drew next to convscope's (docs/chapter.md).",
+      ),
+    );
+  }
+  const summary = summaries.find((s) => s.title === comparison);
+  if (!summary) {
+    return section(
+      notice(
+        `The chapter stored results for ${summaries.map((s) => s.title).join(", ")}; ` +
+          `${model.title} is none of these comparisons. Pick one in the strip above.`,
+      ),
+    );
+  }
+  const splits = [...new Set(summary.cells.flat(2).map((e) => e.split))];
+  const missing = [
+    `These images are not served: the data directory lacks the ${DATASET_NAMES[summary.dataset]} ` +
+      `${splits.map((split) => (split === "train" ? "training" : split)).join(" and ")} files they ` +
+      "come from. Start the explorer with ",
+    h("code", {}, "--data-dir"),
+    " pointing at the official files to see them.",
+  ];
+  return section(
+    h(
+      "p",
+      {class: "source"},
+      `${summary.title}: ${summary.name}.json, measured by the chapter's ConvNetJS demo on ` +
+        `${imagesText(summary)} (official order).`,
+    ),
+    h(
+      "p",
+      {class: "muted"},
+      `ConvNetJS in the chapter: ${percent(summary.accuracy)} of these ${grouped(summary.total)} images. ` +
+        `convscope, live (above): ${model.title}, ${percent(live.accuracy)} on the ${live.source}.`,
+      splits.includes("train")
+        ? " Training images may have been learned by the network that was tested on them: expect " +
+            "less on unseen test images (docs/chapter.md)."
+        : "",
+    ),
+    summary.network
+      ? h(
+          "p",
+          {class: "muted"},
+          `The chapter's snapshot ${summary.network} reproduces this summary exactly ` +
+            "(docs/chapter.md); import it with ",
+          h("code", {}, `convscope import-convnetjs ml4a/${summary.network} --eval`),
+          " to evaluate it on the official test set.",
+        )
+      : null,
+    summary.note ? h("p", {class: "muted"}, `Note: ${summary.note}.`) : null,
+    matrixSection(summary, mode, ctx, {
+      image: summary.images ? (e, scale) => ctx.api.chapterImageUrl(summary.dataset, e.index, scale) : null,
+      alt: (e) => `${summary.dataset} ${e.split} image ${e.split_index}`,
+      missing,
+      filename: `${summary.name}.json`,
+    }),
+  );
 }
 
 function comparisonStrip(chapter, model, ctx) {
@@ -123,9 +236,15 @@ function comparisonStrip(chapter, model, ctx) {
   );
 }
 
-function matrixSection(result, mode, ctx) {
+/**
+ * A confusion matrix (the confusion endpoint's form) with its side panel of images.
+ * `image(entry, scale)` gives an entry's picture URL (null: the images are not served, said by
+ * `missing`); `alt(entry)` its description.
+ */
+function matrixSection(result, mode, ctx, {image, alt, missing, filename}) {
   const {classes, confusion, recall, precision} = result;
   const n = classes.length;
+  const pictures = mode === "samples" && Boolean(image); // top samples in the cells
   const actuals = confusion.map((row) => row.reduce((a, b) => a + b, 0));
   const confused = mostConfused(confusion);
   let pinned = confused.length ? {a: confused[0].a, p: confused[0].p} : {a: 0, p: 0};
@@ -137,7 +256,8 @@ function matrixSection(result, mode, ctx) {
       cell.classList.toggle("active", cell.dataset.a === String(a) && cell.dataset.p === String(p));
     const list = result.cells[a][p];
     const count = confusion[a][p];
-    side.replaceChildren(
+    setChildren(
+      side,
       h("h3", {}, cellCaption(classes, a, p)),
       h(
         "p",
@@ -147,20 +267,18 @@ function matrixSection(result, mode, ctx) {
               (list.length < count ? `, the ${list.length} most confident shown` : ", most confident first")
           : "no images",
       ),
+      image || !list.length ? null : h("p", {class: "notice small"}, missing),
       h(
         "ol",
         {class: "cm-samples"},
-        list.map(({index, confidence}) =>
+        list.map((entry) =>
           h(
             "li",
             {},
-            h("img", {
-              src: ctx.api.sampleUrl(result.dataset, index, 2),
-              alt: `test image ${index}`,
-              loading: "lazy",
-              class: "pixelated",
-            }),
-            h("span", {}, percent(confidence, 0)),
+            image
+              ? h("img", {src: image(entry, 2), alt: alt(entry), loading: "lazy", class: "pixelated"})
+              : h("span", {class: "cm-missing", title: alt(entry)}, `#${grouped(entry.index)}`),
+            h("span", {}, percent(entry.confidence, 0)),
           ),
         ),
       ),
@@ -168,7 +286,7 @@ function matrixSection(result, mode, ctx) {
   }
 
   const grid = h("div", {
-    class: `cm-grid cm-mode-${mode}`,
+    class: `cm-grid cm-mode-${pictures ? "samples" : "numbers"}`,
     style: {gridTemplateColumns: `auto repeat(${n}, var(--cm-cell)) 12px var(--cm-cell)`},
     onmouseleave: () => showCell(pinned),
   });
@@ -184,13 +302,12 @@ function matrixSection(result, mode, ctx) {
       const alpha = actuals[a] ? count / actuals[a] : 0;
       const top = result.cells[a][p][0];
       const colour = a === p ? GREEN : RED;
-      const content =
-        mode === "samples"
-          ? top
-            ? h("img", {src: ctx.api.sampleUrl(result.dataset, top.index, 1), alt: "", class: "pixelated"})
-            : ""
-          : String(count);
-      const background = mode === "samples" ? rgb(colour, top ? top.confidence : 0) : rgb(colour, alpha);
+      const content = pictures
+        ? top
+          ? h("img", {src: image(top, 1), alt: "", class: "pixelated"})
+          : ""
+        : String(count);
+      const background = pictures ? rgb(colour, top ? top.confidence : 0) : rgb(colour, alpha);
       const cell = h(
         "button",
         {
@@ -198,7 +315,7 @@ function matrixSection(result, mode, ctx) {
           class: "cm-cell",
           "data-a": a,
           "data-p": p,
-          style: {background, color: alpha > 0.55 && mode === "numbers" ? "#fff" : "#111"},
+          style: {background, color: alpha > 0.55 && !pictures ? "#fff" : "#111"},
           "aria-label": `${cellCaption(classes, a, p)}: ${count}`,
           onmouseenter: () => showCell({a, p}),
           onfocus: () => showCell({a, p}),
@@ -276,7 +393,7 @@ function matrixSection(result, mode, ctx) {
       {},
       h(
         "a",
-        {class: "button", href: URL.createObjectURL(blob), download: `${result.dataset}-confusion.json`},
+        {class: "button", href: URL.createObjectURL(blob), download: filename},
         "Save as JSON",
       ),
     ),

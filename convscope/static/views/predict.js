@@ -1,10 +1,10 @@
-// Draw a digit (mouse, pen or touch) or upload an image: the class probabilities and every
-// layer's activation maps update together while you draw.
+// Draw a digit (mouse, pen or touch), upload an image or show one to the webcam: the class
+// probabilities and every layer's activation maps update together while you draw.
 
 import {latestOnly} from "../api.js";
 import {h, errorBox, percent, throttle} from "../dom.js";
 import {barChart, dims, layerTitle, mapRow, tensorCanvas, vectorStrip} from "../draw.js";
-import {pixelsFromTensor, sampleInput} from "../input.js";
+import {pixelsFromTensor, sampleInput, webcam} from "../input.js";
 import {drawingPad} from "../pad.js";
 
 const WHILE_DRAWING_MS = 150;
@@ -85,18 +85,19 @@ export async function render(root, ctx) {
     },
   });
 
-  async function upload(file) {
+  async function upload(file, source = `uploaded ${file?.name}`) {
     if (!file) return;
     try {
-      const activations = await ctx.api.activationsUpload(model.id, file);
+      const activations = await ctx.api.activationsUpload(model.id, file, {signal: ctx.signal});
       const input = {pixels: pixelsFromTensor(activations.input)};
-      ctx.setInput(input, {activations, source: `uploaded ${file.name}`});
+      ctx.setInput(input, {activations, source});
       message.replaceChildren();
       show(activations);
     } catch (error) {
-      message.replaceChildren(errorBox(error));
+      if (error.name !== "AbortError") message.replaceChildren(errorBox(error));
     }
   }
+  const camera = webcam((file) => upload(file, "webcam frame"), ctx.signal);
 
   const dataset = ctx.datasets.find((d) => d.name === ctx.dataset);
   root.append(
@@ -147,7 +148,9 @@ export async function render(root, ctx) {
                 "Random sample",
               )
             : null,
+          camera.button,
         ),
+        camera.element,
         seen,
         message,
       ),

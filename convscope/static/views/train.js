@@ -40,9 +40,9 @@ function defaultSpec(dataset, classes, fallbackInput) {
   const [side, depth] = INPUTS[dataset] ?? [fallbackInput.sx, fallbackInput.depth];
   const layers = [
     {type: "input", sx: side, sy: side, depth},
-    {type: "conv", sx: 5, filters: 8, stride: 1, pad: 2, activation: "relu"},
+    {type: "conv", sx: 5, filters: 8, pad: 2, activation: "relu"},
     {type: "pool", sx: 2, stride: 2},
-    {type: "conv", sx: 5, filters: 16, stride: 1, pad: 2, activation: "relu"},
+    {type: "conv", sx: 5, filters: 16, pad: 2, activation: "relu"},
     {type: "pool", sx: 3, stride: 3},
     {type: "softmax", num_classes: classes},
   ];
@@ -101,13 +101,15 @@ function connect(ctx) {
 
 export async function render(root, ctx) {
   const datasets = ctx.datasets.map((d) => d.name);
-  const registry = ctx.models.filter((m) => m.kind === "bundled");
+  // One model per registry name (the name POST /api/train takes), with the dataset it is for.
+  const registry = [...new Map(ctx.models.filter((m) => m.registry).map((m) => [m.registry, m])).values()];
+  const currentRegistry = ctx.models.find((m) => m.id === ctx.model?.id)?.registry;
   let dataset = ctx.model?.dataset ?? datasets[0] ?? "mnist";
   const classesOf = (name) => ctx.datasets.find((d) => d.name === name)?.classes.length ?? 10;
   const fallbackInput = ctx.model?.input ?? {sx: 28, depth: 1};
   const specText = h(
     "textarea",
-    {rows: 9, spellcheck: "false", class: "spec", "aria-label": "layer list (JSON)"},
+    {rows: 9, wrap: "off", spellcheck: "false", class: "spec", "aria-label": "layer list (JSON)"},
     defaultSpec(dataset, classesOf(dataset), fallbackInput),
   );
   let specEdited = false;
@@ -115,8 +117,14 @@ export async function render(root, ctx) {
   const source = {value: "spec"};
   const registryPicker = h(
     "select",
-    {"aria-label": "registry model", disabled: true},
-    registry.map((m) => h("option", {value: m.id}, `${m.id} (${m.dataset})`)),
+    {"aria-label": "registry model", disabled: true, onchange: () => useRegistryDataset()},
+    registry.map((m) =>
+      h(
+        "option",
+        {value: m.registry, selected: m.registry === currentRegistry},
+        `${m.registry} (${m.dataset})`,
+      ),
+    ),
   );
   const sourceRadio = (value, label) =>
     h(
@@ -131,10 +139,27 @@ export async function render(root, ctx) {
           source.value = value;
           registryPicker.disabled = value !== "registry";
           specText.disabled = value !== "spec";
+          if (value === "registry") useRegistryDataset();
         },
       }),
       label,
     );
+  const datasetField = selectField(
+    "Dataset",
+    datasets.map((d) => [d, d]),
+    dataset,
+    (v) => {
+      dataset = v;
+      if (!specEdited) specText.value = defaultSpec(dataset, classesOf(dataset), fallbackInput);
+    },
+  );
+  /** A registry model trains on its own dataset: select it. */
+  function useRegistryDataset() {
+    const picked = registry.find((m) => m.registry === registryPicker.value)?.dataset;
+    if (!datasets.includes(picked)) return;
+    dataset = picked;
+    datasetField.querySelector("select").value = picked;
+  }
   const epochs = numberField("Epochs", 1, {min: 1, max: 100});
   const batch = numberField("Batch size", 64, {min: 1, max: 4096});
   const lr = h("input", {
@@ -350,15 +375,7 @@ export async function render(root, ctx) {
           h(
             "div",
             {class: "toolbar"},
-            selectField(
-              "Dataset",
-              datasets.map((d) => [d, d]),
-              dataset,
-              (v) => {
-                dataset = v;
-                if (!specEdited) specText.value = defaultSpec(dataset, classesOf(dataset), fallbackInput);
-              },
-            ),
+            datasetField,
             epochs,
             batch,
             h("label", {class: "field"}, h("span", {}, "Learning rate"), lr),
