@@ -74,7 +74,8 @@ def report(log: Path) -> str:
         runs = [r for r in records if r["model"] == name and _settings(r["config"]) == settings]
         accs = [r["test_acc"] for r in runs]
         walls = [r["wall_s"] for r in runs]
-        load = max(r.get("load_avg", float("nan")) for r in runs)
+        loads = [r["load_avg"] for r in runs if "load_avg" in r]
+        load = f"{max(loads):.1f}" if loads else "not recorded"
         machines.update(r["machine"] for r in runs)
         commands.update(r["command"] for r in runs)
         c = settings
@@ -82,7 +83,7 @@ def report(log: Path) -> str:
                   f"{c['schedule']}, aug {c['augment']}, {c['precision']}")
         rows.append(f"| {name} | {latest[name]['dataset']} | {budget} | {len(runs)} "
                     f"| {100 * median(accs):.2f} | {100 * min(accs):.2f} - {100 * max(accs):.2f} "
-                    f"| {median(walls):.0f} | {load:.1f} |")
+                    f"| {median(walls):.0f} | {load} |")
     return "\n".join([
         "## Test accuracy after a fixed budget (`benchmarks/train_accuracy.py`)",
         "",

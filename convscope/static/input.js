@@ -73,8 +73,12 @@ export function webcam(onFrame, signal) {
     "div",
     {class: "webcam", hidden: true},
     video,
-    h("div", {class: "actions"}, capture, h("label", {class: "radio"}, live, "live")),
-    message,
+    h(
+      "div",
+      {class: "webcam-controls"},
+      h("div", {class: "actions"}, capture, h("label", {class: "radio"}, live, "live")),
+      message,
+    ),
   );
   let stream = null;
   let asking = false; // a getUserMedia request is pending
