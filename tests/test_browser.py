@@ -322,12 +322,20 @@ def test_training_from_the_page_draws_curves_and_stops(page):
     registry = page.get_by_label("registry model", exact=True)
     assert registry.input_value() == "mnist-convnetjs"  # the registry name of the model shown
     assert "cifar10-ordinary (cifar10)" in registry.locator("option").all_inner_texts()
+    dataset = page.locator("label.field", has_text="Dataset").locator("select")
+    page.get_by_role("radio", name="Registry model").check()
+    registry.select_option("cifar10-ordinary")  # a registry model brings its dataset
+    assert dataset.input_value() == "cifar10"
+    registry.select_option("mnist-convnetjs")
+    page.get_by_role("radio", name="Layer list").check()
+    assert dataset.input_value() == "mnist"
+    assert '"sx": 28, "sy": 28, "depth": 1' in page.get_by_label("layer list (JSON)").input_value()
     page.get_by_label("Epochs").fill("100")
     page.get_by_label("Batch size").fill("4")
     page.get_by_role("button", name="Start").click()
     wait_for_text(page, ".train-status", "epoch")
     page.locator(".live-filters canvas").first.wait_for()
-    page.wait_for_timeout(1200)  # a few more progress messages for the curves
+    wait_for_text(page, ".train-status", "epoch 3 of 100")  # two epochs of curves to show
     loss = page.locator(".chart canvas").first
     assert colours(loss) > 2
     assert "training loss (batch): " in page.locator(".chart-key").first.inner_text()

@@ -144,21 +144,16 @@ export async function render(root, ctx) {
       }),
       label,
     );
-  const datasetField = selectField(
-    "Dataset",
-    datasets.map((d) => [d, d]),
-    dataset,
-    (v) => {
-      dataset = v;
-      if (!specEdited) specText.value = defaultSpec(dataset, classesOf(dataset), fallbackInput);
-    },
-  );
+  const datasetField = selectField("Dataset", datasets.map((d) => [d, d]), dataset, setDataset);
+  function setDataset(name) {
+    dataset = name;
+    datasetField.querySelector("select").value = name;
+    if (!specEdited) specText.value = defaultSpec(dataset, classesOf(dataset), fallbackInput);
+  }
   /** A registry model trains on its own dataset: select it. */
   function useRegistryDataset() {
     const picked = registry.find((m) => m.registry === registryPicker.value)?.dataset;
-    if (!datasets.includes(picked)) return;
-    dataset = picked;
-    datasetField.querySelector("select").value = picked;
+    if (datasets.includes(picked)) setDataset(picked);
   }
   const epochs = numberField("Epochs", 1, {min: 1, max: 100});
   const batch = numberField("Batch size", 64, {min: 1, max: 4096});
