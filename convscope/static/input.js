@@ -64,6 +64,21 @@ function cameraProblem(error) {
  * which sends it like an upload (the server fits it to the model's input). The camera is asked
  * for when opened and released when closed or when `signal` aborts (the view is left).
  */
+/** A button-styled file picker for PNG/JPEG images; `onFile(file)` gets the chosen file. */
+export function uploadButton(onFile) {
+  return h(
+    "label",
+    {class: "button"},
+    "Upload image",
+    h("input", {
+      type: "file",
+      accept: "image/png,image/jpeg",
+      class: "visually-hidden",
+      onchange: (e) => onFile(e.target.files[0]),
+    }),
+  );
+}
+
 export function webcam(onFrame, signal) {
   const video = h("video", {class: "webcam-preview", muted: true, playsinline: true, "aria-label": "camera"});
   const message = h("p", {class: "webcam-message", "aria-live": "polite"});
@@ -284,17 +299,7 @@ export function inputBar(ctx, onChange) {
       },
       "Draw",
     ),
-    h(
-      "label",
-      {class: "button"},
-      "Upload image",
-      h("input", {
-        type: "file",
-        accept: "image/png,image/jpeg",
-        class: "visually-hidden",
-        onchange: (e) => upload(e.target.files[0]),
-      }),
-    ),
+    uploadButton(upload),
     camera.button,
   );
   index.addEventListener("change", () => chooseSample(Number(index.value)));

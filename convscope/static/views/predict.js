@@ -4,7 +4,7 @@
 import {latestOnly} from "../api.js";
 import {h, errorBox, percent, throttle} from "../dom.js";
 import {barChart, dims, layerTitle, mapRow, tensorCanvas, vectorStrip} from "../draw.js";
-import {pixelsFromTensor, sampleInput, webcam} from "../input.js";
+import {pixelsFromTensor, sampleInput, uploadButton, webcam} from "../input.js";
 import {drawingPad} from "../pad.js";
 
 const WHILE_DRAWING_MS = 150;
@@ -123,17 +123,7 @@ export async function render(root, ctx) {
           "div",
           {class: "actions"},
           h("button", {type: "button", onclick: () => pad.clear()}, "Clear"),
-          h(
-            "label",
-            {class: "button"},
-            "Upload image",
-            h("input", {
-              type: "file",
-              accept: "image/png,image/jpeg",
-              class: "visually-hidden",
-              onchange: (e) => upload(e.target.files[0]),
-            }),
-          ),
+          uploadButton(upload),
           dataset
             ? h(
                 "button",
