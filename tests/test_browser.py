@@ -147,7 +147,9 @@ def open_view(page, hash_path: str) -> None:
 
 
 def screenshot(page, view: str) -> None:
+    """Save the view once every image in it has loaded."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_function("[...document.images].every(img => img.complete)")
     page.screenshot(path=str(SCREENSHOTS / f"{view}.png"))
 
 
