@@ -52,7 +52,7 @@ def main() -> None:
             with open(args.log, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             print(f"{name} seed {seed}: test {100 * acc:.2f}% in {wall:.0f} s", flush=True)
-    body = report(Path(args.log))
+    body = report(Path(args.log), args.repeats)
     print(body)
     write_section("train_accuracy", body)
 
@@ -61,8 +61,9 @@ def _settings(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in ("seed", "data_dir")}
 
 
-def report(log: Path) -> str:
-    """Markdown table over the log: per model, the runs with its latest settings."""
+def report(log: Path, repeats: int) -> str:
+    """Markdown table over the log: per model, its latest ``repeats`` runs with its latest
+    settings (older runs stay in the log)."""
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     latest: dict[str, dict] = {}
     for record in records:
@@ -71,7 +72,8 @@ def report(log: Path) -> str:
     for name in [m for m in DEFAULT_MODELS if m in latest] + \
             [m for m in latest if m not in DEFAULT_MODELS]:
         settings = _settings(latest[name]["config"])
-        runs = [r for r in records if r["model"] == name and _settings(r["config"]) == settings]
+        runs = [r for r in records
+                if r["model"] == name and _settings(r["config"]) == settings][-repeats:]
         accs = [r["test_acc"] for r in runs]
         walls = [r["wall_s"] for r in runs]
         loads = [r["load_avg"] for r in runs if "load_avg" in r]
