@@ -157,6 +157,16 @@ def _check_classes(module: torch.nn.Module, images: torch.Tensor, classes: list[
         )
 
 
+def _new_tally() -> dict:
+    """Running sums of the current epoch (saved in checkpoints)."""
+    return {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+
+
+def _rate(tally: dict) -> float:
+    """Training examples per second so far this epoch."""
+    return tally["seen"] / max(tally["seconds"], 1e-9)
+
+
 def _stop(run: Run, module: torch.nn.Module, optimizer, position: dict) -> Run:
     """Stop early on request: checkpoint (resumable) and the weights so far."""
     save_checkpoint(run.path / CHECKPOINT, module, optimizer, position)
@@ -182,7 +192,7 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
     n = images.shape[0]
     per_epoch = max(1, n // config.batch_size)
     total_steps = per_epoch * config.epochs
-    epoch, step, tally = 0, 0, {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    epoch, step, tally = 0, 0, _new_tally()
     if position == "resume":
         checkpoint = run.path / CHECKPOINT
         if checkpoint.exists():
@@ -196,6 +206,7 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16,
                               enabled=config.precision == "bf16")
     last_save = time.monotonic()
+    val_eval = None  # the latest epoch's validation result, reused for results.json
     module.train()
     while epoch < config.epochs:
         order = torch.randperm(n, generator=_generator(config.seed, epoch)).to(device)
@@ -225,11 +236,11 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
             bar.update(1)
             bar.set_postfix(refresh=False, loss=f"{tally['loss'] / tally['seen']:.3f}",
                             acc=f"{100 * tally['correct'] / tally['seen']:.1f}%",
-                            ex_s=f"{tally['seen'] / max(tally['seconds'], 1e-9):.0f}")
+                            ex_s=f"{_rate(tally):.0f}")
             stop = on_event is not None and on_event({
                 "kind": "step", "epoch": epoch, "step": step, "steps_per_epoch": per_epoch,
                 "epochs": config.epochs, "loss": loss.item(), "accuracy": tally["correct"] /
-                tally["seen"], "examples_per_s": tally["seen"] / max(tally["seconds"], 1e-9),
+                tally["seen"], "examples_per_s": _rate(tally),
                 "model": module}) is False
             due = (step % config.checkpoint_every == 0) if config.checkpoint_every else \
                 time.monotonic() - last_save > CHECKPOINT_SECONDS
@@ -245,13 +256,14 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
         line = {"epoch": epoch + 1, "train_loss": tally["loss"] / tally["seen"],
                 "train_acc": tally["correct"] / tally["seen"],
                 "lr": optimizer.param_groups[0]["lr"], "seconds": tally["seconds"],
-                "examples_per_s": tally["seen"] / max(tally["seconds"], 1e-9)}
+                "examples_per_s": _rate(tally)}
         if len(val_set):
-            line["val_acc"] = evaluate(module, val_set).accuracy
+            val_eval = evaluate(module, val_set)
+            line["val_acc"] = val_eval.accuracy
         run.append_metrics(line)
         stop = on_event is not None and on_event({"kind": "epoch", **line, "model": module}) \
             is False
-        epoch, step, tally = epoch + 1, 0, {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        epoch, step, tally = epoch + 1, 0, _new_tally()
         save_checkpoint(run.path / CHECKPOINT, module, optimizer,
                         {"epoch": epoch, "step": 0, "tally": tally})
         last_save = time.monotonic()
@@ -268,7 +280,7 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
     if test_set is not None:
         results["test"] = evaluate(module, test_set).to_dict()
     if len(val_set):
-        results["val"] = evaluate(module, val_set).to_dict()
+        results["val"] = (val_eval or evaluate(module, val_set)).to_dict()
     write_json_atomic(run.path / RESULTS, results)
     run.results = results
     run._model = module
