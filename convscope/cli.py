@@ -51,7 +51,7 @@ def _cmd_summary(args: argparse.Namespace) -> None:
 
 
 def _train_settings(args: argparse.Namespace) -> dict:
-    names = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
+    names = ("scenes", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
              "label_smoothing", "schedule", "augment", "precision", "seed", "device",
              "val_fraction", "checkpoint_every", "data_dir")
     return {name: getattr(args, name) for name in names}
@@ -62,37 +62,54 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     if args.resume:
         given = {k: v for k, v in _train_settings(args).items() if v is not None}
-        if given or args.model or args.data or args.out:
+        if given or args.model or args.data or args.out or args.task:
             raise ConvscopeError("--resume continues a run with its saved settings; "
                                  "leave out the other options")
         run = resume(args.resume)
     else:
-        run = train(args.model or "mnist-convnetjs", args.data or "mnist", out=args.out,
+        run = train(args.model, args.data, task=args.task, out=args.out,
                     **_train_settings(args))
     if run.results and "test" in run.results:
         print(f"evaluate it: convscope eval {run.path}")
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from .data import load_dataset, train_val_split
-    from .evaluate import evaluate, format_report
+    import dataclasses
+
     from .runs import load_run
+    from .tasks import get_task
 
     run = load_run(args.run)
     data = args.data or run.config.data
-    data_dir = args.data_dir or run.config.data_dir
-    if args.split == "val":
-        full = load_dataset(data, "train", data_dir=data_dir)
-        dataset = train_val_split(full, run.config.val_fraction, seed=0)[1]
-    else:
-        dataset = load_dataset(data, args.split, data_dir=data_dir)
-    result = evaluate(run.model, dataset)
+    config = dataclasses.replace(run.config, data=data,
+                                 data_dir=args.data_dir or run.config.data_dir)
+    task = get_task(config.task)
+    train_set, val_set, test_set = task.load_data(config)
+    dataset = {"train": train_set, "val": val_set, "test": test_set}[args.split]
+    if dataset is None:
+        raise ConvscopeError(f"{data} has no test split; use --split val")
+    result = task.evaluate(run.model, dataset)
     if args.json:
-        print(json.dumps({"run": str(run.path), "data": data, "split": args.split,
-                          **result.to_dict()}, indent=2))
+        print(json.dumps({"run": str(run.path), "data": data, "task": config.task,
+                          "split": args.split, **result}, indent=2))
     else:
-        print(f"{run.path}: {run.config.model} on {data} ({args.split}, {result.total} images)")
-        print(format_report(result))
+        print(f"{run.path}: {run.config.model} on {data} ({config.task}, {args.split}, "
+              f"{len(dataset)} examples)")
+        print(task.report(result))
+
+
+def _cmd_scenes(args: argparse.Namespace) -> None:
+    from .data import load_dataset
+    from .scenes import make_scenes, write_scenes
+
+    if args.count < 1:
+        raise ConvscopeError(f"--count must be at least 1, got {args.count}")
+    digits = load_dataset("mnist", args.split, data_dir=args.data_dir)
+    scenes = make_scenes(args.kind, digits, args.count, seed=args.seed, size=args.size)
+    path = write_scenes(scenes, args.out, args.kind, progress=True)
+    masks = " and masks" if args.kind == "segment" else ""
+    print(f"wrote {len(scenes)} {args.kind} scenes{masks} ({scenes.size}x{scenes.size} px, "
+          f"MNIST {args.split} digits, seed {args.seed}) to {args.out}; annotations: {path}")
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
@@ -145,9 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_summary)
 
     p = sub.add_parser("train", help="train a model and evaluate it on the test set")
+    p.add_argument("--task", choices=["classify", "localize", "detect", "segment", "audio"],
+                   help="what to learn (default: the model's, else classify)")
     p.add_argument("--model", help="registry name, spec .json/.yaml or file.py:factory "
-                   "(default mnist-convnetjs)")
-    p.add_argument("--data", help="mnist, cifar10 or an image folder (default mnist)")
+                   "(default: the task's model, mnist-convnetjs for classify)")
+    p.add_argument("--data", help="mnist, cifar10, fsdd, fsdd-holdout-<speaker> or an image "
+                   "folder (default: the model's dataset)")
+    p.add_argument("--scenes", type=int, help="generated training scenes for localize, detect "
+                   "and segment (default 20000)")
     p.add_argument("--out", help="run directory (default runs/<model>-<data>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
     p.add_argument("--epochs", type=int)
@@ -195,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="file to write (default <run>/model.convnetjs.json or "
                    "<run>/model.onnx)")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("scenes", help="scenes of MNIST digits for localization, detection "
+                       "and segmentation, as PNGs and annotations.json")
+    p.add_argument("kind", choices=["localize", "detect", "segment"])
+    p.add_argument("--split", choices=["train", "test"], default="train",
+                   help="MNIST split the digits come from (default train)")
+    p.add_argument("--count", type=int, default=1000, help="number of scenes (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, help="canvas side in px (default 64 for localize, "
+                   "96 for detect and segment)")
+    p.add_argument("--out", required=True, help="directory to write")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=_cmd_scenes)
 
     p = sub.add_parser("serve", help="the web explorer: look inside models, train live")
     p.add_argument("run", nargs="*", metavar="RUN", help="run directories to offer")

@@ -11,6 +11,7 @@ from .errors import ConvscopeError
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("fp32", "bf16")
+TASKS = ("classify", "localize", "detect", "segment", "audio")
 DEFAULT_AUGMENTATION = {"mnist": "shift", "cifar10": "crop+flip"}
 
 
@@ -20,6 +21,8 @@ class TrainConfig:
 
     model: str = "mnist-convnetjs"
     data: str = "mnist"
+    task: str = "classify"
+    scenes: int = 20000  # generated training scenes (localize, detect, segment)
     epochs: int = 1
     batch_size: int = 64
     lr: float = 1e-3
@@ -40,7 +43,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self._check_types()
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                              ("precision", PRECISIONS)):
+                              ("precision", PRECISIONS), ("task", TASKS)):
             if getattr(self, name) not in allowed:
                 raise ConvscopeError(
                     f"{name} '{getattr(self, name)}' is not one of: {', '.join(allowed)}"
@@ -48,7 +51,7 @@ class TrainConfig:
         if self.augment is None:
             self.augment = DEFAULT_AUGMENTATION.get(self.data, "none")
         check_augmentation(self.augment)
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "scenes"):
             if getattr(self, name) < 1:
                 raise ConvscopeError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:

@@ -35,6 +35,13 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
+class Concat(nn.Module):
+    """A skip connection: the input with an earlier layer's output stacked along the depth."""
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, skip], dim=1)
+
+
 class InputOffset(nn.Module):
     """The input layer with an ``offset``: output = input + offset."""
 
@@ -98,6 +105,10 @@ def make_module(layer: Layer) -> nn.Module:
             return nn.Dropout(p["drop_prob"])
         case "softmax":
             return nn.Softmax(dim=1)
+        case "upsample":
+            return nn.Upsample(scale_factor=p["factor"], mode="nearest")
+        case "concat":
+            return Concat()
         case "residual":
             return Residual(nn.Sequential(*(make_module(child) for child in layer.children)))
     raise ValueError(f"no module for layer type {layer.type!r}")

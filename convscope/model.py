@@ -38,8 +38,7 @@ class SpecNet(nn.Module):
         """Logits: the network without its trailing softmax (softmax is the loss layer, as in
         ConvNetJS; train with cross_entropy). A 1x1xD result is returned as (N, D)."""
         self._check_input(x)
-        for block in self.blocks[: self._logit_layers]:
-            x = block(x)
+        x = self._run(x, self._logit_layers)[-1]
         out = self.layers[self._logit_layers - 1].out_volume
         return x.flatten(1) if out.sx == out.sy == 1 else x
 
@@ -47,9 +46,13 @@ class SpecNet(nn.Module):
         """The output of every layer in order, 4-D: the input itself first and, for a trailing
         softmax, the class probabilities (N, num_classes, 1, 1) last."""
         self._check_input(x)
-        outputs = []
-        for block in self.blocks:
-            x = block(x)
+        return self._run(x, len(self.layers))
+
+    def _run(self, x: torch.Tensor, count: int) -> list[torch.Tensor]:
+        """The outputs of the first ``count`` layers (concat layers read earlier outputs)."""
+        outputs: list[torch.Tensor] = []
+        for layer, block in zip(self.layers[:count], self.blocks[:count], strict=True):
+            x = block(x, outputs[layer.params["from"]]) if layer.type == "concat" else block(x)
             outputs.append(x)
         return outputs
 

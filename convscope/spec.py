@@ -190,6 +190,11 @@ _FIELDS: dict[str, dict[str, _Field]] = {
     "softmax": {"num_classes": _positive()},
     "residual": {"layers": _Field("a non-empty list of layer definitions",
                                   lambda v: isinstance(v, list) and len(v) > 0)},
+    # nearest-neighbour upsampling by an integer factor (the decoder of a segmentation net)
+    "upsample": {"factor": _positive(2)},
+    # skip connection: stack the output of the earlier layer ``from`` (its index in the resolved
+    # list, as `convscope summary` numbers it) onto this layer's input, along the depth
+    "concat": {"from": _Field("a non-negative integer", _int_at_least(0))},
 }
 LAYER_TYPES = tuple(_FIELDS)
 _INPUT_ALIASES = {"out_sx": "sx", "out_sy": "sy", "out_depth": "depth"}  # ConvNetJS's names
@@ -222,10 +227,30 @@ def _resolve_list(defs: list, volume: Volume | None, outer: str) -> list[Layer]:
         _check_position(where, kind, i, len(defs), nested=bool(outer))
         values = _read_fields(where, kind, definition)
         for sub_kind, params in _expand(kind, values):
-            layer = _make_layer(where, len(layers), sub_kind, params, volume)
+            if sub_kind == "concat":
+                skip = _concat_source(where, params["from"], layers, volume, nested=bool(outer))
+                layer = Layer(len(layers), sub_kind, params, volume,
+                              Volume(volume.sx, volume.sy, volume.depth + skip.depth), 0, 0)
+            else:
+                layer = _make_layer(where, len(layers), sub_kind, params, volume)
             layers.append(layer)
             volume = layer.out_volume
     return layers
+
+
+def _concat_source(where: str, source: int, earlier: list[Layer], volume: Volume | None,
+                   nested: bool) -> Volume:
+    """The output volume of the layer a concat stacks onto its input, checked."""
+    if nested:
+        raise SpecError(f"{where}: concat cannot be used inside a residual block")
+    if source >= len(earlier):
+        raise SpecError(f"{where}: 'from' must name an earlier layer (0-{len(earlier) - 1} in the "
+                        f"resolved list, see `convscope summary`), got {source}")
+    skip = earlier[source].out_volume
+    if volume is None or (skip.sx, skip.sy) != (volume.sx, volume.sy):
+        raise SpecError(f"{where}: layer {source} outputs {skip} but this layer's input is "
+                        f"{volume}; concat needs the same width and height")
+    return skip
 
 
 def _type_name(definition: object) -> str:
@@ -330,6 +355,8 @@ def _make_layer(where: str, index: int, kind: str, params: dict[str, Any],
         macs = volume.numel * out.depth
     elif kind == "batchnorm":
         num_params = 2 * volume.depth
+    elif kind == "upsample":
+        out = Volume(volume.sx * params["factor"], volume.sy * params["factor"], volume.depth)
     elif kind == "residual":
         children = tuple(_resolve_list(params["layers"], volume, f"{where}, inner "))
         if children[-1].out_volume != volume:

