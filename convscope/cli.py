@@ -51,9 +51,9 @@ def _cmd_summary(args: argparse.Namespace) -> None:
 
 
 def _train_settings(args: argparse.Namespace) -> dict:
-    names = ("scenes", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
-             "label_smoothing", "schedule", "augment", "precision", "seed", "device",
-             "val_fraction", "checkpoint_every", "data_dir")
+    names = ("scenes", "test_scenes", "epochs", "batch_size", "lr", "optimizer", "momentum",
+             "weight_decay", "label_smoothing", "schedule", "augment", "precision", "seed",
+             "device", "val_fraction", "checkpoint_every", "data_dir")
     return {name: getattr(args, name) for name in names}
 
 
@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "folder (default: the model's dataset)")
     p.add_argument("--scenes", type=int, help="generated training scenes for localize, detect "
                    "and segment (default 20000)")
+    p.add_argument("--test-scenes", type=int, help="generated test scenes (default 5000)")
     p.add_argument("--out", help="run directory (default runs/<model>-<data>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
     p.add_argument("--epochs", type=int)

@@ -23,6 +23,7 @@ class TrainConfig:
     data: str = "mnist"
     task: str = "classify"
     scenes: int = 20000  # generated training scenes (localize, detect, segment)
+    test_scenes: int = 5000  # generated test scenes, from the test digits only
     epochs: int = 1
     batch_size: int = 64
     lr: float = 1e-3
@@ -51,7 +52,7 @@ class TrainConfig:
         if self.augment is None:
             self.augment = DEFAULT_AUGMENTATION.get(self.data, "none")
         check_augmentation(self.augment)
-        for name in ("epochs", "batch_size", "scenes"):
+        for name in ("epochs", "batch_size", "scenes", "test_scenes"):
             if getattr(self, name) < 1:
                 raise ConvscopeError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:

@@ -33,6 +33,10 @@ def layer_label(layer: Layer) -> str:
             return f"softmax {p['num_classes']}"
         case "dropout":
             return f"dropout {p['drop_prob']:g}"
+        case "upsample":
+            return f"upsample x{p['factor']}"
+        case "concat":
+            return f"concat + layer {p['from']}"
     return layer.type
 
 

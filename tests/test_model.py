@@ -91,6 +91,20 @@ def test_residual_adds_its_input():
     assert torch.allclose(net(x), (x + inner).mean(dim=(2, 3)))
 
 
+def test_concat_stacks_an_earlier_output_after_upsampling():
+    spec = [{"type": "input", "sx": 4, "sy": 4, "depth": 1},
+            {"type": "conv", "sx": 3, "filters": 2, "pad": 1}, {"type": "pool", "sx": 2},
+            {"type": "upsample"}, {"type": "concat", "from": 1},
+            {"type": "conv", "sx": 1, "filters": 3}]
+    net = build_model(spec)
+    x = torch.randn(2, 1, 4, 4)
+    outs = net.forward_all(x)
+    up = outs[2].repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    assert torch.equal(outs[3], up)
+    assert torch.equal(outs[4], torch.cat([up, outs[1]], dim=1))
+    assert torch.equal(net(x), outs[5]) and net(x).shape == (2, 3, 4, 4)
+
+
 def test_channels_last():
     torch.manual_seed(0)
     net = build_model(SMALL).eval()

@@ -83,8 +83,27 @@ def test_residual_and_global_pool():
     assert str(resolve(spec)[3].out_volume) == "1x1x4"
 
 
+def test_upsample_and_concat_volumes():
+    spec = [INPUT_28, {"type": "conv", "sx": 3, "filters": 4, "pad": 1}, {"type": "pool", "sx": 2},
+            {"type": "upsample"}, {"type": "concat", "from": 1},
+            {"type": "upsample", "factor": 3}]
+    layers = resolve(spec)
+    assert [str(la.out_volume) for la in layers] == [
+        "28x28x1", "28x28x4", "14x14x4", "28x28x4", "28x28x8", "84x84x8"]
+    assert [(la.num_params, la.macs) for la in layers[3:]] == [(0, 0)] * 3
+
+
 CONV = {"type": "conv", "sx": 3, "filters": 4}
 BAD_SPECS = [
+    ([INPUT_28, CONV, {"type": "concat", "from": 2}],
+     "layer 2 (concat): 'from' must name an earlier layer (0-1 in the resolved list"),
+    ([INPUT_28, CONV, {"type": "concat", "from": 0}],
+     "layer 2 (concat): layer 0 outputs 28x28x1 but this layer's input is 26x26x4; concat needs"),
+    ([INPUT_28, {"type": "residual", "layers": [{"type": "concat", "from": 0}]}],
+     "inner layer 0 (concat): concat cannot be used inside a residual block"),
+    ([INPUT_28, {"type": "concat"}], "layer 1 (concat): missing field 'from'"),
+    ([INPUT_28, {"type": "upsample", "factor": 0}],
+     "layer 1 (upsample): factor must be a positive integer, got 0"),
     ([{"type": "input", "sx": 4, "sy": 4, "depth": 3}, {"type": "conv", "sx": 7, "filters": 2}],
      "layer 1 (conv): a 7x7 filter with pad 0 does not fit the 4x4x3 input volume"),
     ([{"type": "fc", "num_neurons": 10}, INPUT_28],

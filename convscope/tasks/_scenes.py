@@ -8,12 +8,11 @@ from convscope.data import train_val_split
 from convscope.errors import ConvscopeError
 from convscope.tasks.base import Split
 
-TEST_SCENES = 5000
-
 
 def load_scenes(kind: str, config: TrainConfig) -> Split:
     """``config.scenes`` training scenes (a ``val_fraction`` of them held out) and
-    :data:`TEST_SCENES` test scenes of ``kind``, made from ``config.data``'s digits."""
+    ``config.test_scenes`` test scenes of ``kind``, made from ``config.data``'s training and
+    test digits respectively."""
     from convscope.scenes import scene_dataset
 
     if config.data != "mnist":
@@ -21,5 +20,5 @@ def load_scenes(kind: str, config: TrainConfig) -> Split:
                              f"(--data mnist), not {config.data!r}")
     full = scene_dataset(kind, "train", config.scenes, data_dir=config.data_dir)
     train_set, val_set = train_val_split(full, config.val_fraction, seed=0)
-    test_set = scene_dataset(kind, "test", TEST_SCENES, data_dir=config.data_dir)
+    test_set = scene_dataset(kind, "test", config.test_scenes, data_dir=config.data_dir)
     return train_set, val_set, test_set
