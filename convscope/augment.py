@@ -62,11 +62,12 @@ def random_crop(
     rows = (top[:, None] + torch.arange(height))[:, :, None]
     cols = (left[:, None] + torch.arange(width))[:, None, :]
     batch = torch.arange(n)[:, None, None]
-    return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    index = (batch.to(images.device), rows.to(images.device), cols.to(images.device))
+    return images.permute(0, 2, 3, 1)[index].permute(0, 3, 1, 2)
 
 
 def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flip = torch.rand(images.shape[0], generator=generator) < 0.5
+    flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 

@@ -65,9 +65,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
         if given or args.model or args.data or args.out or args.task:
             raise ConvscopeError("--resume continues a run with its saved settings; "
                                  "leave out the other options")
-        run = resume(args.resume)
+        run = resume(args.resume, nproc=args.nproc)
     else:
-        run = train(args.model, args.data, task=args.task, out=args.out,
+        run = train(args.model, args.data, task=args.task, out=args.out, nproc=args.nproc,
                     **_train_settings(args))
     if run.results and "test" in run.results:
         print(f"evaluate it: convscope eval {run.path}")
@@ -164,8 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model and evaluate it on the test set")
     p.add_argument("--task", choices=["classify", "localize", "detect", "segment", "audio"],
                    help="what to learn (default: the model's, else classify)")
-    p.add_argument("--model", help="registry name, spec .json/.yaml or file.py:factory "
-                   "(default: the task's model, mnist-convnetjs for classify)")
+    p.add_argument("--model", "--recipe", dest="model", help="registry name, spec .json/.yaml "
+                   "or file.py:factory (default: the task's model, mnist-convnetjs for classify); "
+                   "--recipe is an alias: a named model trains with its recipe")
     p.add_argument("--data", help="mnist, cifar10, fsdd, fsdd-holdout-<speaker> or an image "
                    "folder (default: the model's dataset)")
     p.add_argument("--scenes", type=int, help="generated training scenes for localize, detect "
@@ -191,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mid-epoch checkpoint interval in steps (default: about every 60 s)")
     p.add_argument("--data-dir", help="where datasets live (default $CONVSCOPE_DATA, "
                    "else a per-user cache)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N", help="train data-parallel in N "
+                   "processes on this machine, one GPU each with --device cuda (default 1; "
+                   "for several machines use torchrun, see docs/distributed.md)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a run: accuracy, recall, precision, confusion")

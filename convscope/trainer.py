@@ -21,6 +21,7 @@ from .augment import fit_batch, prepare_images, to_input
 from .checkpoint import load_checkpoint, save_checkpoint, save_model
 from .config import TASKS, TrainConfig, resolve_config
 from .data import Dataset
+from .distributed import World, check_batch_size, joined, launch, sync_batchnorm
 from .errors import ConvscopeError, RunError
 from .evaluate import input_size
 from .runs import CHECKPOINT, CONFIG, MODEL, RESULTS, Run, build_from_info, load_run
@@ -86,7 +87,7 @@ def default_run_dir(config: TrainConfig) -> Path:
 
 def train(model: str | list | torch.nn.Module | None = None, data: str | None = None, *,
           task: str | None = None, out: str | Path | None = None, progress: bool = True,
-          on_event: OnEvent = None, **settings) -> Run:
+          on_event: OnEvent = None, nproc: int = 1, **settings) -> Run:
     """Train a model: a registry name, a spec file, ``file.py:factory``, a spec (list of layer
     dicts; built after seeding, so runs repeat exactly) or a SpecNet (trained from its current
     weights). Without a model, the task's default model is trained.
@@ -98,6 +99,8 @@ def train(model: str | list | torch.nn.Module | None = None, data: str | None = 
     (``"epoch"``) with the current numbers and ``event["model"]``; returning False stops the
     run early, leaving a checkpoint (resumable) and the weights so far in model.safetensors.
     Returns the finished :class:`Run`, evaluated on the official test set.
+    ``nproc > 1`` trains data-parallel in that many processes on this machine (see
+    :mod:`convscope.distributed`; ``on_event`` is then unavailable).
     """
     from .model import SpecNet
     from .spec import load_spec
@@ -123,21 +126,39 @@ def train(model: str | list | torch.nn.Module | None = None, data: str | None = 
     if (run_dir / CONFIG).exists():
         raise RunError(f"{run_dir} already holds a run; continue it with "
                        f"`convscope train --resume {run_dir}` or choose another --out")
+    if nproc != 1:
+        _check_parallel(nproc, config, on_event)
+        launch(nproc, train, model, data, task=task, out=run_dir, progress=progress, **settings)
+        return load_run(run_dir)
     run = Run(run_dir, config, {k: info[k] for k in ("kind", "ref", "spec")}, {})
     torch.manual_seed(config.seed)
     module = given if given is not None else build_from_info(run.model_info)
     return _fit(run, module, position=None, progress=progress, on_event=on_event)
 
 
-def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None) -> Run:
-    """Continue a run from its latest checkpoint (after a crash, kill or Ctrl-C)."""
+def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None,
+           nproc: int = 1) -> Run:
+    """Continue a run from its latest checkpoint (after a crash, kill or Ctrl-C), in ``nproc``
+    processes (any number: checkpoints do not depend on it)."""
     run = load_run(run_dir)
     if (run.path / MODEL).exists() and (run.path / RESULTS).exists():
         raise RunError(f"{run.path} has already finished ({run.config.epochs} epochs); "
                        f"start a new run to train longer")
+    if nproc != 1:
+        _check_parallel(nproc, run.config, on_event)
+        launch(nproc, resume, run_dir, progress)
+        return load_run(run_dir)
     torch.manual_seed(run.config.seed)
     module = build_from_info(run.model_info)
     return _fit(run, module, position="resume", progress=progress, on_event=on_event)
+
+
+def _check_parallel(processes: int, config: TrainConfig, on_event: OnEvent) -> None:
+    if processes < 1:
+        raise ConvscopeError(f"--nproc must be at least 1, got {processes}")
+    if on_event is not None:
+        raise ConvscopeError("on_event needs a single process; train with nproc=1")
+    check_batch_size(config.batch_size, processes)
 
 
 def _check_output(task: Task, module: torch.nn.Module, images: torch.Tensor,
@@ -184,9 +205,17 @@ def _stop(run: Run, module: torch.nn.Module, optimizer, position: dict) -> Run:
 
 
 def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: OnEvent) -> Run:
+    with joined(pick_device(run.config.device)) as world:
+        if world.size > 1:
+            _check_parallel(world.size, run.config, on_event)
+        return _loop(run, module, world, position, progress and world.main, on_event)
+
+
+def _loop(run: Run, module: torch.nn.Module, world: World, position, progress: bool,
+          on_event: OnEvent) -> Run:
     config = run.config
     task = get_task(config.task)
-    device = pick_device(config.device)
+    device = world.device
     train_set, val_set, test_set = task.load_data(config)
     depth, height, width = input_size(module, train_set.images)
     images = prepare_images(train_set.images, height, width, depth)
@@ -194,7 +223,7 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
     run.data_info = {"name": config.data, "task": config.task, "classes": train_set.classes,
                      "input": [width, height, depth], "train": len(train_set),
                      "val": len(val_set), "test": len(test_set) if test_set else 0}
-    module = module.to(device, memory_format=torch.channels_last)
+    module = sync_batchnorm(module, world).to(device, memory_format=torch.channels_last)
     images, labels = images.to(device), train_set.labels.to(device)
     targets = {key: value.to(device) for key, value in train_set.targets.items()}
     optimizer = make_optimizer(config, module.parameters())
@@ -207,11 +236,15 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
         if checkpoint.exists():
             saved = load_checkpoint(checkpoint, module, optimizer)
             epoch, step, tally = saved["epoch"], saved["step"], saved["tally"]
-            print(f"resuming {run.path} at epoch {epoch + 1}, step {step}")
-        run.truncate_metrics(epoch)
-    else:
+            if world.main:
+                print(f"resuming {run.path} at epoch {epoch + 1}, step {step}")
+        if world.main:
+            run.truncate_metrics(epoch)
+    elif world.main:
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config()
+    world.check_same((epoch, step), "position to resume from")
+    world.broadcast(module)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16,
                               enabled=config.precision == "bf16")
     last_save = time.monotonic()
@@ -224,9 +257,12 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
         started = time.perf_counter() - tally["seconds"]
         while step < per_epoch:
             index = order[step * config.batch_size:(step + 1) * config.batch_size]
-            torch.manual_seed(_seed_for(config.seed, epoch, step, 1))
+            count = len(index)
+            rank = (world.rank,) if world.rank else ()  # rank 0 draws what one process draws
+            torch.manual_seed(_seed_for(config.seed, epoch, step, 1, *rank))
             batch = fit_batch(images[index], height, width, config.augment,
                               _generator(config.seed, epoch, step))
+            batch, index = world.shard(batch), world.shard(index)
             x = to_input(batch).contiguous(memory_format=torch.channels_last)
             batch_targets = _batch_targets(train_set, labels, targets, index)
             for group in optimizer.param_groups:
@@ -236,10 +272,10 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
             loss, correct = task.loss(output, batch_targets, config, (height, width))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            batch_loss, correct = world.reduce_step(module, loss, correct)
             optimizer.step()
             step += 1
-            count = len(index)
-            tally["loss"] += loss.item() * count
+            tally["loss"] += batch_loss * count
             tally["correct"] += correct or 0
             tally["seen"] += count
             tally["seconds"] = time.perf_counter() - started
@@ -250,7 +286,7 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
                             ex_s=f"{_rate(tally):.0f}")
             stop = on_event is not None and on_event({
                 "kind": "step", "epoch": epoch, "step": step, "steps_per_epoch": per_epoch,
-                "epochs": config.epochs, "loss": loss.item(), "accuracy": accuracy,
+                "epochs": config.epochs, "loss": batch_loss, "accuracy": accuracy,
                 "examples_per_s": _rate(tally), "model": module}) is False
             due = (step % config.checkpoint_every == 0) if config.checkpoint_every else \
                 time.monotonic() - last_save > CHECKPOINT_SECONDS
@@ -258,7 +294,7 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
                 bar.close()
                 return _stop(run, module, optimizer, {"epoch": epoch, "step": step,
                                                       "tally": tally})
-            if due and step < per_epoch:
+            if due and step < per_epoch and world.main:
                 save_checkpoint(run.path / CHECKPOINT, module, optimizer,
                                 {"epoch": epoch, "step": step, "tally": tally})
                 last_save = time.monotonic()
@@ -266,16 +302,20 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
         line = {"epoch": epoch + 1, "train_loss": tally["loss"] / tally["seen"],
                 **({"train_acc": accuracy} if accuracy is not None else {}),
                 "lr": optimizer.param_groups[0]["lr"], "seconds": tally["seconds"],
-                "examples_per_s": _rate(tally)}
-        if len(val_set):
+                "examples_per_s": _rate(tally),
+                **({"processes": world.size} if world.size > 1 else {})}
+        if len(val_set) and world.main:  # the other ranks wait at the barrier
             val_eval = task.evaluate(module, val_set)
             line.update(_val_numbers(val_eval, task))
-        run.append_metrics(line)
+        if world.main:
+            run.append_metrics(line)
+        world.barrier()
         stop = on_event is not None and on_event({"kind": "epoch", **line, "model": module}) \
             is False
         epoch, step, tally = epoch + 1, 0, _new_tally()
-        save_checkpoint(run.path / CHECKPOINT, module, optimizer,
-                        {"epoch": epoch, "step": 0, "tally": tally})
+        if world.main:
+            save_checkpoint(run.path / CHECKPOINT, module, optimizer,
+                            {"epoch": epoch, "step": 0, "tally": tally})
         last_save = time.monotonic()
         if stop and epoch < config.epochs:
             return _stop(run, module, optimizer, {"epoch": epoch, "step": 0, "tally": tally})
@@ -285,6 +325,10 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
             print(f"epoch {epoch}: train loss {line['train_loss']:.4f}{train_acc}{val}, "
                   f"{line['examples_per_s']:.0f} examples/s")
     module.eval()
+    run._model = module
+    if not world.main:
+        world.barrier()  # while rank 0 writes the model and evaluates it
+        return run
     save_model(run.path / MODEL, module, {"config": config.to_dict()})
     results = {}
     if test_set is not None:
@@ -293,8 +337,8 @@ def _fit(run: Run, module: torch.nn.Module, position, progress: bool, on_event: 
         results["val"] = val_eval or task.evaluate(module, val_set)
     write_json_atomic(run.path / RESULTS, results)
     run.results = results
-    run._model = module
     if progress and "test" in results:
         print(f"test {task.headline(results['test'])}, run: {run.path}")
+    world.barrier()
     return run
 

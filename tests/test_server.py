@@ -462,8 +462,13 @@ def test_bundled_samples_without_a_data_dir(world, tmp_path: Path):
                      bundled_dir=tmp_path / "bundled")
     with TestClient(app) as client:
         listed = client.get("/api/datasets").json()["datasets"]
-        assert listed == [{"name": "mnist", "classes": test.classes, "source": "bundled",
-                           "count": 30}]
+        assert listed[0] == {"name": "mnist", "classes": test.classes, "source": "bundled",
+                             "count": 30}
+        scenes = [f"mnist-{kind}-scenes" for kind in ("localize", "detect", "segment")]
+        assert [d["name"] for d in listed[1:]] == scenes  # made of the bundled digits
+        assert {d["source"] for d in listed} == {"bundled"}
+        scene = client.get("/api/datasets/mnist-detect-scenes/samples/999.png")
+        assert scene.status_code == 200
         body = client.get("/api/models/run-mnist-conv/confusion").json()
         assert body["source"] == "bundled sample (30 images)" and body["total"] == 30
         assert [m["id"] for m in client.get("/api/models").json()["models"]] == ["run-mnist-conv"]

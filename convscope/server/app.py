@@ -12,22 +12,27 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
 
+from ..audio import read_wav
 from ..augment import to_input
 from ..bundle import BUNDLED
 from ..probes import Confusion, confusion_with_samples, conv_step, layer_weights
-from .catalog import Catalog, Entry
+from .audio import analyse, read_upload
+from .catalog import CLASSIFYING, Catalog, Entry
 from .chapter import image_png, summaries_json
 from .encode import StrictJSONResponse, activations_json, dumps, tensor_json
 from .errors import ApiError, error_response, install_error_handlers
 from .inputs import MAX_UPLOAD_BYTES, InputRef, decode_upload, fit_to_volume, resolve_input
 from .live import Jobs, TrainRequest
-from .samples import Samples
+from .predictions import prediction_json
+from .samples import Recording, Samples
 
 PACKAGE = Path(__file__).resolve().parent.parent
 STATIC = PACKAGE / "static"
@@ -35,6 +40,13 @@ MAX_LISTED = 10_000
 MAX_CELL_SAMPLES = 10_000
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a 512x512 RGB drawing is about 3 MB of JSON
 POLL_SECONDS = 0.1
+
+
+class AudioRef(BaseModel):
+    """A listed test recording, by its index in ``GET /api/audio/recordings``."""
+
+    model_config = ConfigDict(extra="forbid")
+    recording: int = Field(ge=0)
 
 
 class ConvStepRequest(InputRef):
@@ -105,7 +117,8 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
         return {"weights": tensor_json(w), "bias": None if b is None else tensor_json(b)}
 
     def activations_payload(entry: Entry, image: torch.Tensor) -> dict:
-        return activations_json(catalog.model(entry.id), to_input(image), entry.classes)
+        return activations_json(catalog.model(entry.id), to_input(image), entry.classes,
+                                entry.task)
 
     @app.post("/api/models/{model_id}/activations")
     def model_activations(model_id: str, body: InputRef) -> dict:
@@ -115,17 +128,63 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
     @app.post("/api/models/{model_id}/activations/upload")
     async def model_activations_upload(model_id: str, request: Request) -> dict:
         entry = catalog.get(model_id)
-        async with request.form(max_files=1, max_fields=0) as form:
-            upload = form.get("image")
-            if upload is None or isinstance(upload, str):
-                raise ApiError(400, "send the image as multipart/form-data with one file "
-                                    "field named 'image'")
-            content = await upload.read(MAX_UPLOAD_BYTES + 1)
+        content = await read_file_field(request, "image", "the image")
         volume = entry.layers[0].out_volume
 
         def compute() -> dict:
             image = fit_to_volume(decode_upload(content, volume), volume)
             return activations_payload(entry, image)
+
+        return await run_in_threadpool(compute)
+
+    @app.post("/api/models/{model_id}/predict")
+    def model_predict(model_id: str, body: InputRef) -> dict:
+        entry = catalog.get(model_id)
+        image = resolve_input(body, samples, entry.layers[0].out_volume)
+        return prediction_json(catalog.model(model_id), image, entry.task, entry.classes)
+
+    # ---- spoken digits ---------------------------------------------------------------------
+
+    def audio_entry(model_id: str) -> Entry:
+        entry = catalog.get(model_id)
+        if entry.task != "audio" and not entry.dataset.startswith("fsdd"):
+            raise ApiError(400, f"model {model_id!r} is a {entry.task} model for "
+                                f"{entry.dataset}, not a spoken-digit model; pick one trained "
+                                "with task audio (e.g. `convscope train --model fsdd-convnet`)")
+        return entry
+
+    def audio_payload(entry: Entry, sound: np.ndarray, rate: int,
+                      recording: Recording | None) -> dict:
+        image, clip = analyse(sound, rate)
+        volume = entry.layers[0].out_volume
+        return {**activations_payload(entry, fit_to_volume(image, volume)), "clip": clip,
+                "recording": None if recording is None else recording.json()}
+
+    @app.get("/api/audio/recordings")
+    def audio_recordings() -> dict:
+        listed, note = samples.recordings()
+        return {"total": len(listed), "recordings": [r.json() for r in listed], "note": note}
+
+    @app.get("/api/audio/recordings/{index:int}.wav", response_class=Response)
+    def audio_recording_wav(index: int) -> Response:
+        return FileResponse(samples.recording(index).path, media_type="audio/wav",
+                            headers={"Cache-Control": "public, max-age=3600"})
+
+    @app.post("/api/models/{model_id}/audio")
+    def model_audio(model_id: str, body: AudioRef) -> dict:
+        entry = audio_entry(model_id)
+        recording = samples.recording(body.recording)
+        sound, rate = read_wav(recording.path, name=recording.path.name)
+        return audio_payload(entry, sound, rate, recording)
+
+    @app.post("/api/models/{model_id}/audio/upload")
+    async def model_audio_upload(model_id: str, request: Request) -> dict:
+        entry = audio_entry(model_id)
+        content = await read_file_field(request, "audio", "the WAV recording")
+
+        def compute() -> dict:
+            sound, rate = read_upload(content)
+            return audio_payload(entry, sound, rate, None)
 
         return await run_in_threadpool(compute)
 
@@ -145,6 +204,10 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
     def confusion(model_id: str, per_cell: int = Query(64, alias="samples", ge=0,
                                                        le=MAX_CELL_SAMPLES)) -> dict:
         entry = catalog.get(model_id)
+        if entry.task not in CLASSIFYING:
+            raise ApiError(400, f"model {model_id!r} is a {entry.task} model: a confusion "
+                                "matrix needs one predicted class per image; see its "
+                                "predictions with POST /api/models/{id}/predict")
         sample_set = samples.get(entry.dataset)
         net = catalog.model(model_id)
         with confusion_lock:  # one evaluation at a time; cached until the weights change
@@ -165,9 +228,8 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
 
     @app.get("/api/datasets")
     def datasets() -> dict:
-        return {"datasets": [{"name": s.dataset.name, "classes": s.dataset.classes,
-                              "source": s.source, "count": len(s.dataset)}
-                             for s in samples.available()]}
+        return {"datasets": [{"name": o.name, "classes": o.classes, "source": o.source,
+                              "count": o.count} for o in samples.offers()]}
 
     @app.get("/api/datasets/{name}/samples")
     def dataset_samples(name: str, offset: int = Query(0, ge=0),
@@ -179,6 +241,10 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
                 "classes": data.classes,
                 "samples": [{"index": offset + i, "label": label}
                             for i, label in enumerate(labels)]}
+
+    @app.get("/api/datasets/{name}/samples/{index:int}/truth")
+    def sample_truth(name: str, index: int) -> dict:
+        return samples.get(name).truth(index)
 
     @app.get("/api/datasets/{name}/samples/{index:int}.png", response_class=Response)
     def sample_png(name: str, index: int, scale: int = 1) -> Response:
@@ -238,3 +304,14 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
             pass  # the page went away; the job carries on
 
     return app
+
+
+async def read_file_field(request: Request, field: str, what: str) -> bytes:
+    """The bytes of the one file field ``field`` of a multipart form (one byte past the upload
+    cap at most, so that the decoder can say it is too large)."""
+    async with request.form(max_files=1, max_fields=0) as form:
+        upload = form.get(field)
+        if upload is None or isinstance(upload, str):
+            raise ApiError(400, f"send {what} as multipart/form-data with one file field "
+                                f"named {field!r}")
+        return await upload.read(MAX_UPLOAD_BYTES + 1)

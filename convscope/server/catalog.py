@@ -16,11 +16,14 @@ from ..errors import ConvscopeError, RunError
 from ..model import SpecNet
 from ..registry import list_models
 from ..runs import MODEL, Run, load_run
+from ..scenes import SCENE_KINDS
 from ..spec import Layer, Volume, resolve
 from ..summary import layer_label
+from ..tasks import get_task
 from .errors import ApiError, log
 
 KNOWN_DATASETS = ("mnist", "cifar10")
+CLASSIFYING = ("classify", "audio")  # tasks whose networks end in one score per class
 
 
 @dataclass
@@ -39,6 +42,8 @@ class Entry:
     accuracy_source: str | None = None
     registry: str | None = None  # the registry name it was trained from, if any
     model: SpecNet | None = field(default=None, repr=False)
+    task: str = "classify"  # what it learned (convscope.config.TASKS)
+    metric_value: float | None = None  # the task's headline test number, when evaluated
 
     @cached_property
     def layers(self) -> list[Layer]:
@@ -54,18 +59,26 @@ class Entry:
                     "gelu"}
         return "ordinary" if types <= ordinary else "other"
 
+    @property
+    def metric(self) -> dict:
+        """The task's headline test metric: ``name`` (results.json key), ``label``, ``value``
+        (None when not evaluated)."""
+        task = get_task(self.task)
+        value = self.test_accuracy if task.metric == "accuracy" else self.metric_value
+        return {"name": task.metric, "label": task.metric_label, "value": value}
+
     def summary(self) -> dict:
         return {"id": self.id, "title": self.title, "kind": self.kind, "dataset": self.dataset,
                 "family": self.family, "params": sum(la.num_params for la in self.layers),
                 "test_accuracy": self.test_accuracy, "accuracy_source": self.accuracy_source,
-                "registry": self.registry}
+                "registry": self.registry, "task": self.task, "metric": self.metric}
 
     def describe(self) -> dict:
         """The network description every view reads (``GET /api/models/{id}``)."""
         layers = self.layers
         return {
             "id": self.id, "title": self.title, "dataset": self.dataset, "classes": self.classes,
-            "input": _volume(layers[0].out_volume),
+            "task": self.task, "metric": self.metric, "input": _volume(layers[0].out_volume),
             "layers": [{"index": la.index, "type": la.type, "label": layer_label(la),
                         "params": la.params, "in_volume": _volume(la.in_volume),
                         "out_volume": _volume(la.out_volume), "num_params": la.num_params,
@@ -84,8 +97,11 @@ def _volume(volume: Volume | None) -> dict | None:
     return None if volume is None else {"sx": volume.sx, "sy": volume.sy, "depth": volume.depth}
 
 
-def dataset_name(data: str) -> str:
-    """A run's dataset as the catalog names it: mnist, cifar10 or the image folder's name."""
+def dataset_name(data: str, task: str = "classify") -> str:
+    """A run's dataset as the catalog names it: mnist, cifar10, fsdd, the image folder's name,
+    or for a scene task the scenes its network sees (``mnist-<task>-scenes``)."""
+    if task in SCENE_KINDS:
+        return f"mnist-{task}-scenes"
     return data if data in KNOWN_DATASETS else Path(data).name
 
 
@@ -100,13 +116,17 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
     if not (run.path / MODEL).is_file():
         raise RunError(f"{run.path}: no {MODEL} yet; finish it with "
                        f"`convscope train --resume {run.path}`")
-    test = (run.results or {}).get("test")
+    task = run.config.task
+    test = (run.results or {}).get("test") or {}
     source = None
-    if test is not None:
-        source = f"{run.config.data} test set ({test['total']:,} images), measured at training"
-    return Entry(entry_id, title, kind, dataset_name(run.config.data),
+    if "total" in test:
+        what = {"audio": "recordings", **dict.fromkeys(SCENE_KINDS, "scenes")}.get(task, "images")
+        source = f"{run.config.data} test set ({test['total']:,} {what}), measured at training"
+    metric = test.get(get_task(task).metric)
+    return Entry(entry_id, title, kind, dataset_name(run.config.data, task),
                  list(run.data_info.get("classes") or []), spec, run.path,
-                 test["accuracy"] if test else None, source, registry)
+                 test.get("accuracy"), source, registry, task=task,
+                 metric_value=metric if isinstance(metric, int | float) else None)
 
 
 def slug(text: str) -> str:

@@ -1,5 +1,6 @@
 """JSON for the wire: tensors as ``{"shape", "dtype": "float32", "data": <base64 of
-little-endian float32, C order>}``, and non-finite numbers (a diverged network) as null."""
+little-endian float32, C order>}`` (class maps as ``"dtype": "uint8"``), and non-finite
+numbers (a diverged network) as null."""
 
 from __future__ import annotations
 
@@ -22,18 +23,40 @@ def tensor_json(tensor: torch.Tensor) -> dict:
             "data": base64.b64encode(array.tobytes()).decode("ascii")}
 
 
-def activations_json(net: SpecNet, x: torch.Tensor, classes: list[str]) -> dict:
+def uint8_json(tensor: torch.Tensor) -> dict:
+    """The wire form of a uint8 tensor (a class map): ``dtype`` "uint8", the bytes in C order."""
+    array = tensor.detach().to("cpu", torch.uint8).contiguous().numpy()
+    return {"shape": list(array.shape), "dtype": "uint8",
+            "data": base64.b64encode(array.tobytes()).decode("ascii")}
+
+
+def class_probabilities(net: SpecNet, output: torch.Tensor, task: str,
+                        classes: list[str]) -> torch.Tensor | None:
+    """The class probabilities in a network's ``output`` for one input: the softmax layer's,
+    else softmax of the output (classify, audio) or of its class scores (localize); None for
+    detection and segmentation, whose outputs hold many predictions."""
+    flat = output.flatten()
+    if task == "localize":
+        return torch.softmax(flat[:len(classes)], 0)
+    if task in ("detect", "segment"):
+        return None
+    return flat if net.layers[-1].type == "softmax" else torch.softmax(flat, 0)
+
+
+def activations_json(net: SpecNet, x: torch.Tensor, classes: list[str],
+                     task: str = "classify") -> dict:
     """The activations response for model input ``x`` (D, H, W): every layer's output with its
-    range, and the class probabilities (the softmax layer's, else softmax of the output)."""
+    range, and the class probabilities (see :func:`class_probabilities`; ``[]`` and prediction
+    None where there are none)."""
     outputs = activations(net, x)
-    last = outputs[-1].flatten()
-    probabilities = last if net.layers[-1].type == "softmax" else torch.softmax(last, 0)
+    probabilities = class_probabilities(net, outputs[-1], task, classes)
     return {"input": tensor_json(x),
             "layers": [{"index": i, "type": layer.type, "min": out.min().item(),
                         "max": out.max().item(), "output": tensor_json(out)}
                        for i, (layer, out) in enumerate(zip(net.layers, outputs, strict=True))],
-            "probabilities": probabilities.tolist(),
-            "prediction": int(probabilities.argmax()), "classes": classes}
+            "probabilities": [] if probabilities is None else probabilities.tolist(),
+            "prediction": None if probabilities is None else int(probabilities.argmax()),
+            "classes": classes}
 
 
 def _finite(value: Any) -> Any:

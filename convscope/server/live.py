@@ -139,6 +139,12 @@ class Jobs:
         """Check the request, add the live model to the catalog and start training it."""
         if request.model is not None:
             registered = get_model_entry(request.model)
+            task = registered.recipe.get("task", "classify")
+            if task != "classify" or registered.dataset not in DEPTH:
+                raise ApiError(400, f"{request.model} is a {task} model for "
+                                    f"{registered.dataset}; the explorer trains image "
+                                    f"classifiers on {' or '.join(DEPTH)} only: train it with "
+                                    f"`convscope train --model {request.model}`")
             spec, name, dataset = registered.spec, request.model, registered.dataset
         else:
             spec, name, dataset = request.spec, "spec", None

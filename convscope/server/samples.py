@@ -1,6 +1,8 @@
 """The datasets the explorer offers: the official test set from the data directory when it is
-there, else the sample bundled with convscope (``bundled/samples/<name>.npz``), else none; and
-any split of the data directory's files by itself (the images chapter summaries point to)."""
+there, else the sample bundled with convscope (``bundled/samples/<name>.npz``), else none; MNIST
+test scenes made from those digits (``mnist-<kind>-scenes``); the FSDD test recordings as
+spectrogram images (``fsdd``, data directory only); and any split of the data directory's files
+by itself (the images chapter summaries point to)."""
 
 from __future__ import annotations
 
@@ -14,25 +16,40 @@ from PIL import Image
 
 from ..bundle import bundled_sample
 from ..data import Dataset, load_dataset
+from ..data.fsdd import CLASSES as FSDD_CLASSES
+from ..data.fsdd import FOLDER as FSDD_FOLDER
+from ..data.fsdd import TEST_TAKES, recordings
+from ..data.paths import resolve_data_dir
 from ..errors import ConvscopeError
+from ..scenes import CLASSES as SCENE_CLASSES
+from ..scenes import SCENE_KINDS, make_scenes
+from .encode import uint8_json
 from .errors import ApiError, log
 
-NAMES = ("mnist", "cifar10")
+IMAGE_SETS = ("mnist", "cifar10")
+AUDIO_SET = "fsdd"
+SCENE_SETS = {f"mnist-{kind}-scenes": kind for kind in SCENE_KINDS}
+NAMES = (*IMAGE_SETS, AUDIO_SET, *SCENE_SETS)
+SCENE_COUNT = 1000  # the first scenes of the test scenes a scene run is evaluated on
 MAX_SCALE = 16
 OFFICIAL_TEST_SIZE = 10_000  # MNIST's and CIFAR-10's
 
 
 @dataclass(frozen=True)
 class SampleSet:
-    """A dataset on offer and where it came from (``source``: "data-dir" or "bundled")."""
+    """A dataset on offer and where it came from (``source``: "data-dir" or "bundled");
+    ``summary`` describes it when the default wording does not fit."""
 
     dataset: Dataset
     source: str
+    summary: str | None = None
 
     @property
     def description(self) -> str:
         """What the images are, e.g. "bundled sample (300 images)"; "official test set" only for
         the full one."""
+        if self.summary is not None:
+            return self.summary
         count = len(self.dataset)
         if self.source == "bundled":
             what = "bundled sample"
@@ -49,6 +66,19 @@ class SampleSet:
                                 f"0..{len(self.dataset) - 1}")
         return self.dataset.images[index]
 
+    def truth(self, index: int) -> dict:
+        """Sample ``index``'s label and, for scenes, its digits' boxes and its mask."""
+        self.image(index)
+        targets = self.dataset.targets
+        objects = mask = None
+        if "boxes" in targets and "classes" in targets:
+            boxes, classes = targets["boxes"][index], targets["classes"][index]
+            objects = [{"class": int(c), "box": [float(v) for v in box]}
+                       for box, c in zip(boxes.tolist(), classes.tolist(), strict=True) if c >= 0]
+        if "masks" in targets:
+            mask = uint8_json(targets["masks"][index])
+        return {"label": int(self.dataset.labels[index]), "objects": objects, "mask": mask}
+
     def png(self, index: int, scale: int = 1) -> bytes:
         """Sample ``index`` as a PNG, each pixel a ``scale`` x ``scale`` square."""
         if not 1 <= scale <= MAX_SCALE:
@@ -63,6 +93,31 @@ class SampleSet:
         return out.getvalue()
 
 
+@dataclass(frozen=True)
+class Offer:
+    """A dataset as ``GET /api/datasets`` lists it (known without loading it)."""
+
+    name: str
+    classes: list[str]
+    source: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Recording:
+    """An FSDD test recording; ``index`` is its sample index in the ``fsdd`` dataset."""
+
+    index: int
+    path: Path
+    digit: int
+    speaker: str
+    take: int
+
+    def json(self) -> dict:
+        return {"index": self.index, "name": self.path.stem, "digit": self.digit,
+                "speaker": self.speaker, "take": self.take}
+
+
 class Samples:
     """Loads each dataset once, on first use, and keeps it in memory."""
 
@@ -71,15 +126,30 @@ class Samples:
         self.bundled_dir = bundled_dir
         self._loaded: dict[str, SampleSet | None] = {}
         self._splits: dict[tuple[str, str], Dataset | None] = {}
+        self._recordings: tuple[list[Recording], str | None] | None = None
         self._lock = threading.RLock()
 
-    def available(self) -> list[SampleSet]:
-        return [s for s in (self._find(name) for name in NAMES) if s is not None]
+    def offers(self) -> list[Offer]:
+        """The datasets on offer; scenes and recordings are counted, not yet made or decoded."""
+        found = []
+        for name in IMAGE_SETS:
+            sample_set = self._find(name)
+            if sample_set is not None:
+                data = sample_set.dataset
+                found.append(Offer(name, data.classes, sample_set.source, len(data)))
+        listed, _ = self.recordings()
+        if listed:
+            found.append(Offer(AUDIO_SET, list(FSDD_CLASSES), "data-dir", len(listed)))
+        mnist = self._find("mnist")
+        if mnist is not None:
+            found += [Offer(name, list(SCENE_CLASSES), mnist.source, SCENE_COUNT)
+                      for name in SCENE_SETS]
+        return found
 
     def get(self, name: str) -> SampleSet:
         found = self._find(name) if name in NAMES else None
         if found is None:
-            offered = ", ".join(s.dataset.name for s in self.available()) or "none"
+            offered = ", ".join(o.name for o in self.offers()) or "none"
             raise ApiError(404, f"dataset {name!r} is not available (offered: {offered}); "
                                 "put the official test set in the data directory (--data-dir)")
         return found
@@ -102,8 +172,35 @@ class Samples:
                 self._splits[name, split] = found
             return self._splits[name, split]
 
+    def recordings(self) -> tuple[list[Recording], str | None]:
+        """The FSDD test recordings (takes 0-4) of the data directory, in the ``fsdd`` dataset's
+        order, and a note saying why there are none (else None)."""
+        with self._lock:
+            if self._recordings is None:
+                root = resolve_data_dir(self.data_dir) / FSDD_FOLDER
+                try:
+                    found = [r for r in recordings(root) if r[3] < TEST_TAKES]
+                except ConvscopeError as exc:
+                    self._recordings = [], f"no spoken digits to offer: {exc}"
+                else:
+                    self._recordings = [Recording(i, *r) for i, r in enumerate(found)], None
+            return self._recordings
+
+    def recording(self, index: int) -> Recording:
+        """Test recording ``index``; 404 when there is no such recording."""
+        listed, note = self.recordings()
+        if not 0 <= index < len(listed):
+            raise ApiError(404, note or f"there is no recording {index}: indices run "
+                                        f"0..{len(listed) - 1}")
+        return listed[index]
+
     def _load(self, name: str) -> SampleSet | None:
+        if name in SCENE_SETS:
+            return self._scenes(SCENE_SETS[name])
         test = self.split(name, "test")
+        if name == AUDIO_SET:
+            return None if test is None else SampleSet(
+                test, "data-dir", f"FSDD test recordings (takes 0-4, {len(test):,} clips)")
         if test is not None:
             return SampleSet(test, "data-dir")
         try:
@@ -112,3 +209,19 @@ class Samples:
             log.warning("ignoring the bundled sample of %s in %s: %s", name, self.bundled_dir, exc)
             return None
         return None if sample is None else SampleSet(sample, "bundled")
+
+    def _scenes(self, kind: str) -> SampleSet | None:
+        """Scenes 0..SCENE_COUNT-1 (seed 0) of ``kind`` made of the offered MNIST test digits:
+        from the data directory, the first of the test scenes a scene run is evaluated on."""
+        digits = self._find("mnist")
+        if digits is None:
+            return None
+        try:
+            scenes = make_scenes(kind, digits.dataset, SCENE_COUNT, seed=0)
+        except ConvscopeError as exc:
+            log.warning("cannot make %s scenes from %s: %s", kind, digits.description, exc)
+            return None
+        made_of = ("the data directory's MNIST test digits" if digits.source == "data-dir"
+                   else f"the bundled sample's {len(digits.dataset):,} MNIST test digits")
+        return SampleSet(scenes.to_dataset(f"mnist-{kind}-scenes"), digits.source,
+                         f"{SCENE_COUNT:,} test scenes (seed 0) made of {made_of}")

@@ -45,13 +45,14 @@ async function request(path, {method = "GET", json, form, signal} = {}) {
   return body;
 }
 
-/** {shape, dtype: "float32", data: base64} -> {shape, data: Float32Array}. */
+/** {shape, dtype: "float32" | "uint8", data: base64} -> {shape, data: Float32Array | Uint8Array}. */
 export function decodeTensor(tensor) {
-  if (tensor.dtype !== "float32") throw new ApiError(`unexpected tensor dtype ${tensor.dtype}`, 0);
+  if (tensor.dtype !== "float32" && tensor.dtype !== "uint8")
+    throw new ApiError(`unexpected tensor dtype ${tensor.dtype}`, 0);
   const binary = atob(tensor.data);
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return {shape: tensor.shape, data: new Float32Array(bytes.buffer)};
+  return {shape: tensor.shape, data: tensor.dtype === "uint8" ? bytes : new Float32Array(bytes.buffer)};
 }
 
 const decodeOptional = (tensor) => (tensor ? decodeTensor(tensor) : null);
@@ -84,6 +85,33 @@ export const api = {
     form.append("image", file);
     return decodeActivations(
       await request(`/api/models/${enc(id)}/activations/upload`, {method: "POST", form, ...options}),
+    );
+  },
+
+  /** What the model predicts for an input reference, decoded as its task's evaluation does. */
+  predict: async (id, input, options) => {
+    const body = await post(`/api/models/${enc(id)}/predict`, input, options);
+    return {...body, input: decodeTensor(body.input), mask: decodeOptional(body.mask)};
+  },
+
+  /** A sample's label and, for scenes, its boxes and mask. */
+  truth: async (name, index, options) => {
+    const body = await request(`/api/datasets/${enc(name)}/samples/${index}/truth`, options);
+    return {...body, mask: decodeOptional(body.mask)};
+  },
+
+  recordings: (options) => request("/api/audio/recordings", options),
+  recordingUrl: (index) => `/api/audio/recordings/${index}.wav`,
+
+  /** A listed recording's clip, spectrogram (the input) and activations. */
+  audio: async (id, recording, options) =>
+    decodeActivations(await post(`/api/models/${enc(id)}/audio`, {recording}, options)),
+
+  audioUpload: async (id, file, options) => {
+    const form = new FormData();
+    form.append("audio", file);
+    return decodeActivations(
+      await request(`/api/models/${enc(id)}/audio/upload`, {method: "POST", form, ...options}),
     );
   },
 

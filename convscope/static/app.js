@@ -2,18 +2,28 @@
 // context every view's render(root, ctx) receives.
 
 import {api} from "./api.js";
-import {h, errorBox, notice, percent} from "./dom.js";
+import {h, errorBox, metricText, notice, TASK_NAMES} from "./dom.js";
 import {sampleInput} from "./input.js";
 
+const SCENE_TASKS = ["localize", "detect", "segment"];
+// `tasks`: the models a view is for (all when absent); others get a note saying why not.
 const VIEWS = [
   {name: "network", title: "Network", needsModel: true},
   {name: "convolution", title: "Convolution", needsModel: true},
   {name: "maps", title: "Maps", needsModel: true},
   {name: "weights", title: "Weights", needsModel: true},
-  {name: "confusion", title: "Confusion", needsModel: true},
+  {name: "confusion", title: "Confusion", needsModel: true, tasks: ["classify", "audio"]},
   {name: "train", title: "Train", needsModel: false},
-  {name: "predict", title: "Predict", needsModel: true},
+  {name: "predict", title: "Predict", needsModel: true, tasks: ["classify"]},
+  {name: "scenes", title: "Scenes", needsModel: true, tasks: SCENE_TASKS},
+  {name: "audio", title: "Audio", needsModel: true, tasks: ["audio"]},
 ];
+const WHY_NOT = {
+  confusion: "A confusion matrix counts one predicted class per input against its label.",
+  predict: "Drawing one digit suits image classifiers.",
+  scenes: "The Scenes view draws boxes and masks of localization, detection and segmentation models.",
+  audio: "The Audio view plays spoken digits to spoken-digit classifiers.",
+};
 const KIND_GROUPS = [
   ["bundled", "Bundled models"],
   ["run", "Runs"],
@@ -76,7 +86,7 @@ function fillModelPicker() {
               h(
                 "option",
                 {value: m.id, selected: m.id === state.description?.id},
-                m.test_accuracy == null ? m.title : `${m.title} (${percent(m.test_accuracy)})`,
+                metricText(m.metric) ? `${m.title} (${metricText(m.metric)})` : m.title,
               ),
             ),
           )
@@ -187,6 +197,17 @@ function context(view, params, signal) {
   };
 }
 
+/** Why `view` is not offered for `model`, with a link to the view that suits it. */
+function notOffered(view, model) {
+  const suits = SCENE_TASKS.includes(model.task) ? "scenes" : model.task === "audio" ? "audio" : "network";
+  const title = VIEWS.find((v) => v.name === suits).title;
+  return notice(
+    `${WHY_NOT[view.name]} ${model.title} is ${TASK_NAMES[model.task] ?? `a ${model.task} model`}: see `,
+    h("a", {href: hashFor(suits, {model: model.id})}, `its ${title} view`),
+    " instead.",
+  );
+}
+
 /** Your own runs first; else the chapter's MNIST convnet (the one its convolution demo shows). */
 function defaultModelId() {
   const pick =
@@ -221,6 +242,11 @@ async function route() {
   document.title = `${view.title} · convscope`;
   try {
     await selectModel(modelId);
+    const task = state.description?.task;
+    for (const link of elements.nav.querySelectorAll("a")) {
+      const tasks = VIEWS.find((v) => v.name === link.dataset.view).tasks;
+      link.hidden = Boolean(task && tasks && !tasks.includes(task));
+    }
     if (view.needsModel && !state.description) {
       root.append(
         notice(
@@ -229,6 +255,10 @@ async function route() {
           " or start the server with a run directory.",
         ),
       );
+      return;
+    }
+    if (view.tasks && !view.tasks.includes(state.description.task)) {
+      root.append(notOffered(view, state.description));
       return;
     }
     const module = await import(`./views/${view.name}.js`);

@@ -67,6 +67,22 @@ export const grouped = (n) => Number(n).toLocaleString("en-US");
 /** Format a fraction as a percentage, "97.8%". */
 export const percent = (x, digits = 1) => `${(100 * x).toFixed(digits)}%`;
 
+/** A model's headline test metric ({name, label, value}): "97.8%" for accuracy, else
+ * "mAP@0.5 0.812"; null when it was not evaluated. */
+export function metricText(metric) {
+  if (metric?.value == null) return null;
+  return metric.name === "accuracy" ? percent(metric.value) : `${metric.label} ${metric.value.toFixed(3)}`;
+}
+
+/** What a model of each task does, for sentences like "mnist-yolo is a detection model". */
+export const TASK_NAMES = {
+  classify: "an image classifier",
+  audio: "a spoken-digit classifier",
+  localize: "a localization model (one digit: its class and box)",
+  detect: "a detection model (boxes around every digit)",
+  segment: "a segmentation model (a class for every pixel)",
+};
+
 /** Call `fn` at most once per `ms`, always with the latest arguments (trailing call kept). */
 export function throttle(fn, ms) {
   let timer = null;

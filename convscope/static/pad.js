@@ -4,19 +4,21 @@ import {h} from "./dom.js";
 
 const SIDE = 28; // MNIST: the digit's box fitted into 20x20, centred by mass in 28x28
 const BOX = 20;
+const PAD_LABEL = "Drawing pad: draw a digit with the mouse, a pen or a finger";
 
 /**
  * A pad with a thick white brush on black (MNIST's polarity). `onDraw(final)` is called
  * while drawing (final = false) and when a stroke ends (final = true); pixels() returns the
- * drawing as {width, height, depth, data} (28x28 grey bytes) or null while it is empty.
+ * drawing as {width, height, depth, data} (28x28 grey bytes) or null while it is empty;
+ * scaled(side) the whole pad averaged down to side x side grey bytes, as drawn (a scene).
  */
-export function drawingPad({size = 280, brush = 22, onDraw}) {
+export function drawingPad({size = 280, brush = 22, onDraw, label = PAD_LABEL}) {
   const canvas = h("canvas", {
     width: size,
     height: size,
     class: "pad",
     tabindex: 0,
-    "aria-label": "Drawing pad: draw a digit with the mouse, a pen or a finger",
+    "aria-label": label,
   });
   const context = canvas.getContext("2d", {willReadFrequently: true}); // read back after every stroke
   let last = null;
@@ -63,7 +65,28 @@ export function drawingPad({size = 280, brush = 22, onDraw}) {
   canvas.addEventListener("pointercancel", end);
 
   clear();
-  return {element: canvas, clear, pixels: () => mnistPixels(context.getImageData(0, 0, size, size))};
+  return {
+    element: canvas,
+    clear,
+    pixels: () => mnistPixels(context.getImageData(0, 0, size, size)),
+    scaled: (side) => boxScaled(context.getImageData(0, 0, size, size), side),
+  };
+}
+
+/** The red channel of `image` averaged over side x side equal cells (a box filter). */
+function boxScaled(image, side) {
+  const {width, height, data} = image;
+  const sum = new Float32Array(side * side);
+  const count = new Float32Array(side * side);
+  for (let y = 0; y < height; y++) {
+    const row = Math.floor((y * side) / height) * side;
+    for (let x = 0; x < width; x++) {
+      const i = row + Math.floor((x * side) / width);
+      sum[i] += data[4 * (y * width + x)];
+      count[i] += 1;
+    }
+  }
+  return {width: side, height: side, depth: 1, data: Array.from(sum, (v, i) => Math.round(v / count[i]))};
 }
 
 /** The drawing as MNIST does it: bounding box scaled to 20x20 (box filter), centred by mass. */

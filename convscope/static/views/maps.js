@@ -54,18 +54,25 @@ export function poolWinners(values, W, H, {sx, sy, stride, pad}, outW, outH) {
   return {winners, maxima};
 }
 
-/** Names for the entries of a 1x1xD layer: class names for the network's outputs. */
+/** Names for the entries of a 1x1xD layer: class names (and a localizer's box numbers) for
+ * the network's outputs. */
 function entryNames(model, layer) {
   const next = model.layers[layer.index + 1];
   const isOutput =
     layer.type === "softmax" || next?.type === "softmax" || layer.index === model.layers.length - 1;
   const depth = layer.out_volume.depth;
-  return isOutput && depth === model.classes.length
-    ? model.classes
-    : Array.from({length: depth}, (_, i) => String(i));
+  if (isOutput && depth === model.classes.length) return model.classes;
+  if (isOutput && model.task === "localize" && depth === model.classes.length + 4)
+    return [...model.classes, "box x", "box y", "box w", "box h"];
+  return Array.from({length: depth}, (_, i) => String(i));
 }
 
-export async function render(root, ctx) {
+/**
+ * Every map of any layer for one input: a layer list, the selected layer's maps (or bars) and
+ * an enlarged map. `update(activations)` shows another input's activations. The layer and grey
+ * scale are kept in the address (`layer`, `norm`).
+ */
+export function mapsPanel(ctx) {
   const model = ctx.model;
   const firstConv = model.layers.find((l) => l.type === "conv");
   let index = clamp(Number(ctx.params.get("layer") ?? firstConv?.index ?? 0), 0, model.layers.length - 1);
@@ -327,6 +334,17 @@ export async function render(root, ctx) {
     );
   }
 
+  return {
+    element: h("div", {class: "maps-layout"}, list, detail, zoom),
+    update(next) {
+      activations = next;
+      select(index);
+    },
+  };
+}
+
+export async function render(root, ctx) {
+  const panel = mapsPanel(ctx);
   root.append(
     h(
       "header",
@@ -339,12 +357,8 @@ export async function render(root, ctx) {
           "pooling layers show which cell won each window.",
       ),
     ),
-    inputBar(ctx, async () => {
-      activations = await ctx.activations();
-      select(index);
-    }),
-    h("div", {class: "maps-layout"}, list, detail, zoom),
+    inputBar(ctx, async () => panel.update(await ctx.activations())),
+    panel.element,
   );
-  activations = await ctx.activations();
-  select(index);
+  panel.update(await ctx.activations());
 }

@@ -2,7 +2,7 @@
 // multiply-adds, as in the chapter's 28x28x1 -> 24x24x8 -> 12x12x8 figure. Clicking a layer
 // opens its views.
 
-import {h, errorBox, svg, grouped, percent} from "../dom.js";
+import {h, errorBox, svg, grouped, percent, TASK_NAMES} from "../dom.js";
 import {barChart, dims, layerTitle, mapRow, vectorStrip, volumeText} from "../draw.js";
 
 const OPERATORS = new Set(["relu", "sigmoid", "tanh", "gelu", "dropout", "batchnorm"]);
@@ -14,6 +14,8 @@ const COLOURS = {
   fc: "#ad9bcf",
   softmax: "#de9a93",
   residual: "#93b6da",
+  upsample: "#e4bd6e",
+  concat: "#93b6da",
 };
 const HEIGHT = 250;
 const MID = 110;
@@ -254,10 +256,12 @@ export function render(root, ctx) {
     detailHolder.replaceChildren(details(ctx, model.layers[index]));
   }
 
+  const metric = model.metric;
   const accuracy =
-    entry?.test_accuracy == null
+    metric?.value == null
       ? "not evaluated yet"
-      : `${percent(entry.test_accuracy)} test accuracy: ${entry.accuracy_source}`;
+      : `${metric.name === "accuracy" ? percent(metric.value) : metric.value.toFixed(3)} test ` +
+        `${metric.label}: ${entry?.accuracy_source}`;
   root.append(
     h(
       "header",
@@ -266,7 +270,8 @@ export function render(root, ctx) {
       h(
         "p",
         {class: "muted"},
-        `${model.dataset} · ${model.classes.length} classes · input ${volumeText(model.input)} · ` +
+        `${model.dataset} · ${TASK_NAMES[model.task] ?? model.task} · ${model.classes.length} classes · ` +
+          `input ${volumeText(model.input)} · ` +
           `${grouped(model.totals.params)} parameters · ` +
           `${grouped(model.totals.macs)} multiply-adds per image · ${accuracy}`,
       ),

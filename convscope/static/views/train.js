@@ -4,7 +4,7 @@
 
 import {decodeTensor} from "../api.js";
 import {lineChart} from "../chart.js";
-import {h, errorBox, numberField, percent, selectField, setChildren} from "../dom.js";
+import {h, errorBox, notice, numberField, percent, selectField, setChildren, TASK_NAMES} from "../dom.js";
 import {
   asImage,
   barChart,
@@ -100,11 +100,16 @@ function connect(ctx) {
 }
 
 export async function render(root, ctx) {
-  const datasets = ctx.datasets.map((d) => d.name);
+  // Live training trains image classifiers on the datasets of INPUTS.
+  const datasets = ctx.datasets.map((d) => d.name).filter((name) => name in INPUTS);
+  const trainable = (m) => m.task === "classify" && m.dataset in INPUTS;
   // One model per registry name (the name POST /api/train takes), with the dataset it is for.
-  const registry = [...new Map(ctx.models.filter((m) => m.registry).map((m) => [m.registry, m])).values()];
-  const currentRegistry = ctx.models.find((m) => m.id === ctx.model?.id)?.registry;
-  let dataset = ctx.model?.dataset ?? datasets[0] ?? "mnist";
+  const registry = [
+    ...new Map(ctx.models.filter((m) => m.registry && trainable(m)).map((m) => [m.registry, m])).values(),
+  ];
+  const shown = ctx.models.find((m) => m.id === ctx.model?.id);
+  const currentRegistry = shown?.registry;
+  let dataset = ctx.model?.dataset in INPUTS ? ctx.model.dataset : (datasets[0] ?? "mnist");
   const classesOf = (name) => ctx.datasets.find((d) => d.name === name)?.classes.length ?? 10;
   const fallbackInput = ctx.model?.input ?? {sx: 28, depth: 1};
   const specText = h(
@@ -349,6 +354,15 @@ export async function render(root, ctx) {
           "first layer's filters and the activation maps of one image change as it learns.",
       ),
     ),
+    shown && !trainable(shown)
+      ? notice(
+          `Training here is for image classifiers on ${Object.keys(INPUTS).join(" or ")}; ` +
+            `${shown.title} is ${TASK_NAMES[shown.task] ?? `a ${shown.task} model`} for ${shown.dataset}. ` +
+            "Train such models with ",
+          h("code", {}, `convscope train --model ${shown.registry ?? "<model>"}`),
+          ".",
+        )
+      : null,
     h(
       "div",
       {class: "train-layout"},

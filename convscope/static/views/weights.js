@@ -86,7 +86,9 @@ export async function render(root, ctx) {
     return;
   }
   const [first, second] = weighted;
-  const imageRows = first.type === "fc" && sameVolume(first.in_volume, model.input);
+  // Class templates are read off a classifier's rows; other tasks' outputs are not classes.
+  const classifier = model.task === "classify" || model.task === "audio";
+  const imageRows = classifier && first.type === "fc" && sameVolume(first.in_volume, model.input);
   const oneLayer = imageRows && weighted.length === 1 && first.out_volume.depth === model.classes.length;
   const twoLayer =
     imageRows &&
