@@ -16,7 +16,7 @@ from convscope.config import TrainConfig
 from convscope.errors import ConvscopeError, SpecError
 from convscope.spec import resolve
 
-DATASETS = ("mnist", "cifar10")
+DATASETS = ("mnist", "cifar10", "fsdd")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ from convscope.data.cifar import read_class_names
 from convscope.data.dataset import Dataset
 from convscope.data.download import DownloadUnavailable, fetch_missing, mirrors
 from convscope.data.folder import load_folder
+from convscope.data.fsdd import FOLDER as FSDD_FOLDER
+from convscope.data.fsdd import NAME as FSDD_NAME
+from convscope.data.fsdd import load_fsdd
 from convscope.data.paths import DATA_ENV, resolve_data_dir
 from convscope.data.registry import DATASETS, DatasetSpec
 from convscope.errors import DataError
@@ -36,6 +39,11 @@ def load_dataset(
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: use 'train' or 'test'")
+    fsdd = FSDD_NAME.fullmatch(name_or_path) if isinstance(name_or_path, str) else None
+    if fsdd is not None:
+        if size is not None:
+            raise DataError("size applies to image folders only; fsdd has fixed size")
+        return load_fsdd(resolve_data_dir(data_dir) / FSDD_FOLDER, split, fsdd["speaker"])
     spec = DATASETS.get(name_or_path) if isinstance(name_or_path, str) else None
     if spec is not None:
         if size is not None:
@@ -45,8 +53,9 @@ def load_dataset(
     if path.is_dir():
         return load_folder(path, split, size)
     raise DataError(
-        f"{str(name_or_path)!r} is neither a known dataset ({', '.join(DATASETS)}) nor an "
-        "existing image folder (one subfolder of PNG/JPEG files per class)"
+        f"{str(name_or_path)!r} is neither a known dataset ({', '.join(DATASETS)}, fsdd, "
+        "fsdd-holdout-<speaker>) nor an existing image folder (one subfolder of PNG/JPEG files "
+        "per class)"
     )
 
 

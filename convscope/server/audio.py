@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..audio import CLIP_SAMPLES, SAMPLE_RATE, read_wav, resample, spectrogram_image
+from ..audio import (
+    CLIP_SAMPLES,
+    SAMPLE_RATE,
+    loudest_start,
+    read_wav,
+    resample,
+    spectrogram_image,
+)
 from .errors import ApiError
 from .inputs import MAX_UPLOAD_BYTES
 
@@ -27,11 +34,10 @@ def heard_window(samples: np.ndarray, rate: int) -> tuple[float, float]:
     """The part of the clip the network hears, (start, end) in seconds: the whole clip when it
     is shorter than the network's window (it is centred in silence), else the window of highest
     energy, as :func:`convscope.audio.fix_length` chooses it."""
-    x = resample(samples, rate, SAMPLE_RATE).astype(np.float64)
+    x = resample(samples, rate, SAMPLE_RATE)
     if len(x) <= CLIP_SAMPLES:
         return 0.0, len(samples) / rate
-    energy = np.concatenate([[0.0], np.cumsum(x ** 2)])
-    start = int(np.argmax(energy[CLIP_SAMPLES:] - energy[:-CLIP_SAMPLES]))
+    start = loudest_start(x)
     return start / SAMPLE_RATE, (start + CLIP_SAMPLES) / SAMPLE_RATE
 
 

@@ -1,0 +1,95 @@
+"""The Free Spoken Digit Dataset as spectrogram images (see :mod:`convscope.audio`).
+
+Recordings ``{digit}_{speaker}_{take}.wav`` live in ``<data_dir>/fsdd/recordings/``. Dataset
+names: ``fsdd`` (the official split: takes 0-4 test, 5-49 train) and ``fsdd-holdout-<speaker>``
+(speaker-independent: test = all of that speaker's recordings, train = everyone else's).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from convscope.audio import FEATURES, is_silent, read_wav, spectrogram_images
+from convscope.data.cache import cached_arrays
+from convscope.data.dataset import Dataset
+from convscope.errors import DataError
+
+FOLDER = Path("fsdd") / "recordings"
+NAME = re.compile(r"fsdd(?:-holdout-(?P<speaker>.+))?")
+TEST_TAKES = 5  # takes 0-4 are the official test set
+CLASSES = [str(d) for d in range(10)]
+_FILE = re.compile(r"(?P<digit>[0-9])_(?P<speaker>[a-z]+)_(?P<take>[0-9]+)\.wav")
+_SOURCE = "github.com/Jakobovski/free-spoken-digit-dataset (its folder recordings/)"
+
+
+def recordings(root: str | Path) -> list[tuple[Path, int, str, int]]:
+    """``(path, digit, speaker, take)`` of every WAV in ``root``, sorted by file name."""
+    root = Path(root)
+    files = sorted(root.glob("*.wav")) if root.is_dir() else []
+    if not files:
+        raise DataError(f"no FSDD recordings in {root}: put the 3,000 WAV files from {_SOURCE} "
+                        f"there, or pass --data-dir (or set CONVSCOPE_DATA) to a directory "
+                        f"that holds {FOLDER}/")
+    found = []
+    for path in files:
+        match = _FILE.fullmatch(path.name)
+        if match is None:
+            raise DataError(f"{path}: FSDD file names must read <digit>_<speaker>_<take>.wav; "
+                            f"rename or remove this file")
+        found.append((path, int(match["digit"]), match["speaker"], int(match["take"])))
+    return found
+
+
+def speakers(root: str | Path) -> list[str]:
+    """The speakers in ``root``, sorted (``targets["speaker"]`` indexes this list)."""
+    return sorted({speaker for _, _, speaker, _ in recordings(root)})
+
+
+def load_fsdd(root: str | Path, split: str, holdout_speaker: str | None = None) -> Dataset:
+    """FSDD ``split`` ("train"/"test") as uint8 spectrogram images (N, 1, N_MELS, FRAMES).
+
+    ``root`` is the recordings folder. Labels are the digits; ``targets`` holds ``speaker``
+    (index into :func:`speakers`) and ``take``. With ``holdout_speaker`` the test split is
+    all of that speaker's clips and the train split everyone else's; else takes decide.
+    Decoded images are cached (keyed on the files and the feature parameters).
+    """
+    if split not in ("train", "test"):
+        raise DataError(f"unknown split {split!r}: use 'train' or 'test'")
+    found = recordings(root)
+    names = sorted({speaker for _, _, speaker, _ in found})
+    if holdout_speaker is not None and holdout_speaker not in names:
+        raise DataError(f"unknown FSDD speaker {holdout_speaker!r}; use one of: "
+                        f"{', '.join(names)} (e.g. fsdd-holdout-{names[0]})")
+    paths = [path for path, _, _, _ in found]
+    arrays = cached_arrays("fsdd", paths, lambda: {"images": _decode(paths)},
+                           extra=json.dumps(FEATURES, sort_keys=True))
+    digits = torch.tensor([digit for _, digit, _, _ in found])
+    speaker = torch.tensor([names.index(s) for _, _, s, _ in found])
+    take = torch.tensor([t for _, _, _, t in found])
+    if holdout_speaker is None:
+        in_test = take < TEST_TAKES
+    else:
+        in_test = speaker == names.index(holdout_speaker)
+    keep = in_test if split == "test" else ~in_test
+    name = "fsdd" if holdout_speaker is None else f"fsdd-holdout-{holdout_speaker}"
+    full = Dataset(name, torch.from_numpy(arrays["images"]), digits, list(CLASSES),
+                   {"speaker": speaker, "take": take})
+    return full.subset(keep)
+
+
+def _decode(paths: list[Path], chunk: int = 250) -> np.ndarray:
+    """Spectrogram images of the WAVs at ``paths``, in batches of ``chunk`` clips."""
+    parts = []
+    for start in range(0, len(paths), chunk):
+        clips = [read_wav(path) for path in paths[start:start + chunk]]
+        for path, (samples, _) in zip(paths[start:], clips, strict=False):
+            if is_silent(samples):
+                raise DataError(f"{path} is silent (or empty); remove it or restore the original "
+                                f"file from {_SOURCE}")
+        parts.append(spectrogram_images(clips).numpy())
+    return np.concatenate(parts)
