@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: machine description and sections of docs/benchmarks.md."""
+"""Shared by the benchmark scripts: machine description, watching the load of other processes
+and sections of docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import platform
 import re
 import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+T = TypeVar("T")
 HEADER = ("# Benchmarks\n\nEvery number here is written by a script in `benchmarks/`; "
           "each section says how.\n")
 
@@ -40,6 +45,60 @@ def median(values: list[float]) -> float:
 
 def command_line() -> str:
     return "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds all processes have spent busy since boot (/proc/stat); None off Linux."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    """CPU seconds of this process (all threads) and its finished child processes."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def watched(fn: Callable[[], T]) -> tuple[T, dict]:
+    """Call ``fn`` and watch the machine meanwhile. Returns its result and ``wall_s``,
+    ``others_cpu`` (the CPU cores other processes kept busy on average; None where
+    /proc/stat is missing) and ``load_avg`` (the higher 1-minute load average, start or end)."""
+    load, busy, own = os.getloadavg()[0], _busy_seconds(), _own_seconds()
+    start = time.perf_counter()
+    result = fn()
+    wall = time.perf_counter() - start
+    busy_after, own_after = _busy_seconds(), _own_seconds()
+    others = None if busy is None or busy_after is None else \
+        max(0.0, (busy_after - busy) - (own_after - own)) / wall
+    return result, {"wall_s": wall, "others_cpu": others,
+                    "load_avg": max(load, os.getloadavg()[0])}
+
+
+def _wait_for_quiet(busy: float, timeout: float = 60.0) -> None:
+    """Wait (up to ``timeout`` s) for a second in which other processes use <= ``busy`` cores."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (watched(lambda: time.sleep(1.0))[1]["others_cpu"] or 0.0) <= busy:
+            return
+
+
+def watched_quietly(fn: Callable[[], T], busy: float, retries: int) -> tuple[T, dict]:
+    """:func:`watched`, run again (after waiting for a quiet second) while other processes kept
+    more than ``busy`` cores busy, at most 1 + ``retries`` times in all. The last run's result
+    and record, with the number of ``tries``."""
+    for attempt in range(1 + retries):
+        result, load = watched(fn)
+        quiet = load["others_cpu"] is None or load["others_cpu"] <= busy
+        if quiet or attempt == retries:
+            return result, {**load, "tries": attempt + 1}
+        print(f"    disturbed: other processes used {load['others_cpu']:.2f} cores; "
+              "running it again", flush=True)
+        _wait_for_quiet(busy)
+    raise AssertionError("unreachable")
 
 
 def write_section(name: str, body: str) -> None:

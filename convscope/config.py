@@ -12,6 +12,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("fp32", "bf16")
 TASKS = ("classify", "localize", "detect", "segment", "audio")
+SCENE_TASKS = ("localize", "detect", "segment")
 DEFAULT_AUGMENTATION = {"mnist": "shift", "cifar10": "crop+flip"}
 
 
@@ -49,9 +50,14 @@ class TrainConfig:
                 raise ConvscopeError(
                     f"{name} '{getattr(self, name)}' is not one of: {', '.join(allowed)}"
                 )
+        scenes = self.task in SCENE_TASKS
         if self.augment is None:
-            self.augment = DEFAULT_AUGMENTATION.get(self.data, "none")
+            self.augment = "none" if scenes else DEFAULT_AUGMENTATION.get(self.data, "none")
         check_augmentation(self.augment)
+        if scenes and self.augment != "none":
+            raise ConvscopeError(f"augment '{self.augment}' would move the {self.task} scenes' "
+                                 "pixels but not their boxes and masks; use augment none (the "
+                                 "scenes are already randomly placed and scaled)")
         for name in ("epochs", "batch_size", "scenes", "test_scenes"):
             if getattr(self, name) < 1:
                 raise ConvscopeError(f"{name} must be at least 1, got {getattr(self, name)}")

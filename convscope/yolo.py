@@ -15,14 +15,15 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConvscopeError
-from .metrics import nms, xywh_to_xyxy, xyxy_to_xywh
+from .metrics import xyxy_to_xywh
 
 BOX_CHANNELS = 5  # objectness, tx, ty, tw, th
 MAX_LOG_SIZE = 1.0  # decode clamps tw, th here: boxes up to e times the image, then clipped
 
 
 def encode_targets(
-    boxes: torch.Tensor, classes: torch.Tensor, grid: int, image_size: int, num_classes: int
+    boxes: torch.Tensor, classes: torch.Tensor, grid: int, image_size: int, num_classes: int,
+    region: float = 0.5,
 ) -> dict[str, torch.Tensor]:
     """Per-cell training targets for ``boxes`` (N, B, 4) xywh px and ``classes`` (N, B).
 
@@ -34,7 +35,11 @@ def encode_targets(
     - ``objectness`` float32 (N, S, S): 1 at responsible cells, else 0;
     - ``offset`` float32 (N, 2, S, S): box centre within its cell, (x, y) in [0, 1];
     - ``size`` float32 (N, 2, S, S): ``log(w / P), log(h / P)``;
-    - ``classes`` int64 (N, S, S): the box class, -1 at cells without a box.
+    - ``classes`` int64 (N, S, S): the box class, -1 at cells without a box;
+    - ``region`` int64 (N, S, S): the class of the boxes whose centre part (the box shrunk
+      about its centre to ``region`` of its width and height) holds the cell's centre, and at
+      responsible cells their box's class; -1 elsewhere and where boxes of different classes
+      claim a cell. More cells to learn classes from (the loss's class term uses them).
     """
     if boxes.dim() != 3 or boxes.shape[-1] != 4 or classes.shape != boxes.shape[:2]:
         raise ConvscopeError(f"encode_targets needs boxes (N, B, 4) and classes (N, B), got "
@@ -74,6 +79,17 @@ def encode_targets(
     size[key[win]] = torch.stack((w, h), -1)[win].div(image_size).log().float()
     target_classes = torch.full((cells,), -1, dtype=torch.int64, device=boxes.device)
     target_classes[key[win]] = cls[win]
+    centre = (torch.arange(grid, dtype=torch.float64, device=boxes.device) + 0.5) * cell
+    inside = (((centre - cx[:, None]).abs() <= region * w[:, None] / 2)[:, None, :]
+              & ((centre - cy[:, None]).abs() <= region * h[:, None] / 2)[:, :, None])
+    box, r, c = inside.nonzero(as_tuple=True)
+    at = torch.cat(((image[box] * grid + r) * grid + c, key[win]))
+    claims = torch.cat((cls[box], cls[win]))
+    lowest = torch.full((cells,), num_classes, device=boxes.device).scatter_reduce(
+        0, at, claims, "amin")
+    highest = torch.full((cells,), -1, device=boxes.device).scatter_reduce(0, at, claims, "amax")
+    region_classes = torch.where(lowest == highest, lowest, -1)
+    region_classes[key[win]] = cls[win]
 
     def grid_of(t: torch.Tensor) -> torch.Tensor:
         return t.reshape(n, grid, grid, *t.shape[1:])
@@ -83,6 +99,7 @@ def encode_targets(
         "offset": grid_of(offset).permute(0, 3, 1, 2).contiguous(),
         "size": grid_of(size).permute(0, 3, 1, 2).contiguous(),
         "classes": grid_of(target_classes),
+        "region": grid_of(region_classes),
     }
 
 
@@ -101,6 +118,7 @@ def yolo_loss_parts(
     obj_pos_weight: float = 5.0,
     box_weight: float = 1.0,
     class_weight: float = 1.0,
+    iou_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """The loss terms for ``output`` (N, 5 + C, S, S) and :func:`encode_targets` targets.
 
@@ -109,10 +127,14 @@ def yolo_loss_parts(
     - ``box``: squared error of ``sigmoid(tx), sigmoid(ty)`` against the centre offsets plus
       squared error of ``tw, th`` against ``log(w / P), log(h / P)``, summed over the 4
       coordinates, averaged over responsible cells, times ``box_weight``;
-    - ``class``: cross-entropy at responsible cells, averaged, times ``class_weight``;
+    - ``iou``: ``1 - GIoU`` of the predicted and true boxes at responsible cells, averaged,
+      times ``iou_weight``: an error in the metric's own terms, so a pixel off a thin digit
+      costs more than a pixel off a wide one;
+    - ``class``: cross-entropy at the cells of ``targets["region"]`` (at responsible cells
+      for targets without it), averaged, times ``class_weight``;
     - ``total``: their sum.
 
-    Box and class terms are 0 for a batch without boxes. Half-precision outputs are computed
+    Box, IoU and class terms are 0 for a batch without boxes. Half-precision outputs are computed
     in float32, so an output from a bf16 autocast region works.
     """
     num_classes = _check_output(output)
@@ -135,15 +157,31 @@ def yolo_loss_parts(
     size_t = targets["size"].to(output).permute(0, 2, 3, 1)[pos]
     box_err = (cells[:, 1:3].sigmoid() - offset_t).square().sum() + (
         cells[:, 3:5] - size_t).square().sum()
-    cls_t = targets["classes"].to(output.device)[pos]
+    region = targets.get("region", targets["classes"].where(pos, -1)).to(output.device)
+    cls_t = region[region >= 0]
     if len(cls_t) and int(cls_t.max()) >= num_classes:
         raise ConvscopeError(f"targets hold class {int(cls_t.max())} but the output has only "
                              f"{num_classes} class channels")
-    class_loss = F.cross_entropy(cells[:, BOX_CHANNELS:], cls_t, reduction="sum")
+    class_logits = output.permute(0, 2, 3, 1)[region >= 0][:, BOX_CHANNELS:]
+    class_loss = F.cross_entropy(class_logits, cls_t, reduction="sum") / max(len(cls_t), 1)
     box = box_weight * box_err / num_pos
-    cls = class_weight * class_loss / num_pos
-    return {"objectness": objectness, "box": box, "class": cls,
-            "total": objectness + box + cls}
+    iou = iou_weight * (1 - _giou(cells[:, 1:3].sigmoid(), cells[:, 3:5].clamp(max=MAX_LOG_SIZE),
+                                  offset_t, size_t, s)).sum() / num_pos
+    cls = class_weight * class_loss
+    return {"objectness": objectness, "box": box, "iou": iou, "class": cls,
+            "total": objectness + box + iou + cls}
+
+
+def _giou(offset: torch.Tensor, log_size: torch.Tensor, offset_t: torch.Tensor,
+          log_size_t: torch.Tensor, grid: int) -> torch.Tensor:
+    """Generalised IoU of paired boxes given as centre offsets in their cell (P, 2) and
+    ``log(w / P), log(h / P)`` (P, 2), both in the same cell (units: cells)."""
+    half, half_t = log_size.exp() * (grid / 2), log_size_t.exp() * (grid / 2)
+    lo, hi, lo_t, hi_t = offset - half, offset + half, offset_t - half_t, offset_t + half_t
+    inter = (torch.minimum(hi, hi_t) - torch.maximum(lo, lo_t)).clamp_min(0).prod(-1)
+    union = (hi - lo).prod(-1) + (hi_t - lo_t).prod(-1) - inter
+    hull = (torch.maximum(hi, hi_t) - torch.minimum(lo, lo_t)).prod(-1)
+    return inter / union - (hull - union) / hull
 
 
 def yolo_loss(
@@ -152,9 +190,31 @@ def yolo_loss(
     obj_pos_weight: float = 5.0,
     box_weight: float = 1.0,
     class_weight: float = 1.0,
+    iou_weight: float = 0.0,
 ) -> torch.Tensor:
     """The total of :func:`yolo_loss_parts` (a scalar to backpropagate)."""
-    return yolo_loss_parts(output, targets, obj_pos_weight, box_weight, class_weight)["total"]
+    return yolo_loss_parts(output, targets, obj_pos_weight, box_weight, class_weight,
+                           iou_weight)["total"]
+
+
+def _batched_nms(boxes: torch.Tensor, valid: torch.Tensor, classes: torch.Tensor,
+                 iou_threshold: float) -> torch.Tensor:
+    """Greedy per-class NMS on every image at once: ``boxes`` (N, K, 4) xyxy sorted by
+    descending score, ``valid`` (N, K) candidates; returns the kept mask (N, K).
+
+    Same rule as :func:`convscope.metrics.nms`: a box is dropped when its IoU with an already
+    kept, higher-ranked box of its class is greater than ``iou_threshold``.
+    """
+    lo = torch.maximum(boxes[:, :, None, :2], boxes[:, None, :, :2])
+    hi = torch.minimum(boxes[:, :, None, 2:], boxes[:, None, :, 2:])
+    inter = (hi - lo).clamp_min(0).prod(-1)
+    area = (boxes[..., 2:] - boxes[..., :2]).prod(-1)
+    union = (area[:, :, None] + area[:, None, :] - inter).clamp_min(torch.finfo(area.dtype).tiny)
+    overlaps = (inter / union > iou_threshold) & (classes[:, :, None] == classes[:, None, :])
+    keep = valid.clone()
+    for i in range(boxes.shape[1] - 1):
+        keep[:, i + 1:] &= ~(keep[:, i, None] & overlaps[:, i, i + 1:])
+    return keep
 
 
 @torch.no_grad()
@@ -164,33 +224,38 @@ def decode(
     conf_threshold: float = 0.05,
     iou_threshold: float = 0.5,
     max_detections: int = 100,
+    max_candidates: int = 50,
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Detections per image from an output volume (N, 5 + C, S, S), on the CPU.
 
-    Each cell proposes its box with score ``sigmoid(objectness) * max softmax class prob`` and
-    that class; boxes are clipped to the image, those scoring below ``conf_threshold`` are
-    dropped, per-class :func:`convscope.metrics.nms` runs at ``iou_threshold``, and at most
-    ``max_detections`` best remain. Returns ``[(boxes (K, 4) xywh px, scores (K,), classes
-    (K,) int64)]``, highest score first.
+    Each cell proposes its box once per class, scored ``sigmoid(objectness) * softmax class
+    prob`` (a digit the net hesitates about is also proposed, lower, as its second guess); boxes
+    are clipped to the image, proposals scoring below ``conf_threshold`` are dropped, only the
+    ``max_candidates`` best of an image enter per-class non-maximum suppression at
+    ``iou_threshold`` (as :func:`convscope.metrics.nms`, all images at once), and at most
+    ``max_detections`` best remain. Returns ``[(boxes (K, 4) xywh px, scores (K,),
+    classes (K,) int64)]``, highest score first (ties: the earlier cell in row-major order).
     """
     _check_output(output)
+    if max_candidates < 1:
+        raise ConvscopeError(f"max_candidates must be at least 1, got {max_candidates}")
     out = output.detach().float().cpu()
     n, _, s, _ = out.shape
     cell = image_size / s
-    prob, cls = out[:, BOX_CHANNELS:].softmax(1).max(1)
-    score = out[:, 0].sigmoid() * prob
-    steps = torch.arange(s, dtype=out.dtype)
-    cx = (steps[None, None, :] + out[:, 1].sigmoid()) * cell
-    cy = (steps[None, :, None] + out[:, 2].sigmoid()) * cell
-    wh = out[:, 3:5].clamp(max=MAX_LOG_SIZE).exp() * image_size
-    xyxy = xywh_to_xyxy(torch.stack((cx - wh[:, 0] / 2, cy - wh[:, 1] / 2, wh[:, 0], wh[:, 1]),
-                                    -1))
-    boxes = xyxy_to_xywh(xyxy.clamp(0, image_size)).reshape(n, s * s, 4)
-    score, cls = score.reshape(n, s * s), cls.reshape(n, s * s)
+    prob = out[:, BOX_CHANNELS:].softmax(1) * out[:, :1].sigmoid()
+    score = prob.reshape(n, -1)  # class-major: index = class * S * S + cell
+    order = torch.argsort(score, dim=1, descending=True, stable=True)[:, :max_candidates]
+    score, cls, order = score.gather(1, order), order // (s * s), order % (s * s)
+    raw = out[:, 1:5].reshape(n, 4, s * s).gather(2, order[:, None].expand(-1, 4, -1))
+    cx = (order % s + raw[:, 0].sigmoid()) * cell
+    cy = (order // s + raw[:, 1].sigmoid()) * cell
+    wh = raw[:, 2:4].clamp(max=MAX_LOG_SIZE).exp() * image_size
+    xyxy = torch.stack((cx - wh[:, 0] / 2, cy - wh[:, 1] / 2, cx + wh[:, 0] / 2,
+                        cy + wh[:, 1] / 2), -1).clamp(0, image_size)
+    keep = _batched_nms(xyxy, score >= conf_threshold, cls, iou_threshold)
+    boxes = xyxy_to_xywh(xyxy)
     results = []
     for i in range(n):
-        keep = torch.nonzero(score[i] >= conf_threshold).squeeze(1)
-        keep = keep[nms(boxes[i, keep], score[i, keep], iou_threshold, cls[i, keep])]
-        keep = keep[:max_detections]
-        results.append((boxes[i, keep], score[i, keep], cls[i, keep]))
+        kept = keep[i].nonzero().squeeze(1)[:max_detections]
+        results.append((boxes[i, kept], score[i, kept], cls[i, kept]))
     return results

@@ -93,3 +93,31 @@ def test_check_output_messages_name_the_volume():
         get_task("detect").check_output(torch.zeros(2, 15, 12, 6), like)
     with pytest.raises(ConvscopeError, match="96x96x11 volume"):
         get_task("segment").check_output(torch.zeros(2, 11, 48, 48), like)
+
+
+@pytest.mark.realdata
+def test_localizer_beats_a_fixed_box_on_real_digits(real_data_dir, tmp_path):
+    run = convscope.train("mnist-localizer", out=tmp_path / "run", data_dir=str(real_data_dir),
+                          scenes=4000, test_scenes=300, epochs=2, progress=False)
+    test = get_task("localize")
+    truth = test.load_data(run.config)[2].targets["boxes"][:, 0]
+    from convscope.metrics import box_iou_paired
+
+    fixed = box_iou_paired(truth.mean(0).expand_as(truth), truth).mean().item()
+    assert run.results["test"]["accuracy"] >= 0.5  # chance: 0.1
+    assert run.results["test"]["mean_iou"] >= fixed + 0.2
+
+
+@pytest.mark.realdata
+def test_detector_finds_real_digits(real_data_dir, tmp_path):
+    run = convscope.train("mnist-yolo", out=tmp_path / "run", data_dir=str(real_data_dir),
+                          scenes=4000, test_scenes=200, epochs=1, progress=False)
+    assert run.results["test"]["map50"] >= 0.3  # finding nothing scores 0
+
+
+@pytest.mark.realdata
+def test_segmenter_beats_all_background_on_real_digits(real_data_dir, tmp_path):
+    run = convscope.train("mnist-unet", out=tmp_path / "run", data_dir=str(real_data_dir),
+                          scenes=2000, test_scenes=100, epochs=1, progress=False)
+    # all background scores about 0.97 / 11 = 0.09 (the background IoU alone)
+    assert run.results["test"]["miou"] >= 0.25

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from convscope.errors import ConvscopeError
-from convscope.metrics import mean_average_precision
+from convscope.metrics import box_iou_paired, mean_average_precision, nms
 from convscope.yolo import decode, encode_targets, yolo_loss, yolo_loss_parts
 
 CONFIDENT = 20.0
@@ -33,7 +33,7 @@ def perfect_output(targets: dict[str, torch.Tensor], num_classes: int) -> torch.
     out[:, 0] = torch.where(pos, CONFIDENT, -CONFIDENT)
     out[:, 1:3] = torch.logit(targets["offset"].double().clamp(1e-6, 1 - 1e-6))
     out[:, 3:5] = targets["size"].double()
-    classes = targets["classes"].clamp_min(0)
+    classes = targets["region"].clamp_min(0)  # the class wherever the class loss looks
     out[:, 5:] = CONFIDENT * nn.functional.one_hot(classes, num_classes).permute(0, 3, 1, 2)
     return out.float()
 
@@ -83,6 +83,31 @@ def test_encode_collisions_edges_and_errors():
         encode_targets(torch.zeros(2, 4), torch.zeros(2, dtype=torch.int64), 8, 64, 10)
 
 
+def test_encode_class_region():
+    # 64 px, grid 8: cell centres at 4, 12, ..., 60. Box 1 (centre 32, 32) claims cells whose
+    # centres lie within 8 px of its centre; box 2 (centre 40, 28) within 6 px across, 6 down.
+    boxes = torch.tensor([[[16.0, 16.0, 32.0, 32.0], [28.0, 16.0, 24.0, 24.0]]])
+    for second, shared in ((5, -1), (3, 3)):
+        t = encode_targets(boxes, torch.tensor([[3, second]]), grid=8, image_size=64,
+                           num_classes=10)
+        want = torch.full((8, 8), -1)
+        want[3:5, 3:5] = 3
+        want[3, 4] = shared  # claimed by both boxes: kept only when their classes agree
+        want[3, 5] = second  # box 2's responsible cell
+        assert torch.equal(t["region"][0], want)
+        assert t["classes"][0, 4, 4] == 3 and t["classes"][0, 3, 5] == second
+    # the class term looks at every region cell and nowhere else
+    out = perfect_output(t, 10)
+    assert yolo_loss_parts(out, t)["class"].item() < 1e-5
+    out[0, 5:, 0, 0] = out[0, 5:, 0, 0].flip(0)
+    assert yolo_loss_parts(out, t)["class"].item() < 1e-5
+    out[0, 5:, 3, 3] = out[0, 5:, 3, 3].flip(0)
+    assert yolo_loss_parts(out, t)["class"].item() > 1
+    # region 0 keeps just the responsible cells
+    t = encode_targets(boxes, torch.tensor([[3, 5]]), 8, 64, 10, region=0.0)
+    assert torch.equal(t["region"], t["classes"])
+
+
 def test_encode_decode_round_trip_is_exact():
     boxes, classes = scene_targets()
     targets = encode_targets(boxes, classes, grid=8, image_size=64, num_classes=10)
@@ -121,6 +146,83 @@ def test_decode_threshold_clipping_nms_and_limit():
         decode(torch.zeros(1, 5, 2, 2), 20)
 
 
+def reference_decode(output: torch.Tensor, image_size: int, conf: float, iou: float,
+                     candidates: int):
+    """decode's rule written plainly, one image and one (cell, class) pair at a time."""
+    n, channels, s, _ = output.shape
+    cell = image_size / s
+    results = []
+    for i in range(n):
+        rows = []
+        for r in range(s):
+            for c in range(s):
+                v = output[i, :, r, c]
+                cx, cy = (c + v[1].sigmoid()) * cell, (r + v[2].sigmoid()) * cell
+                w, h = v[3:5].clamp(max=1.0).exp() * image_size
+                x0, y0 = (cx - w / 2).clamp(0, image_size), (cy - h / 2).clamp(0, image_size)
+                x1, y1 = (cx + w / 2).clamp(0, image_size), (cy + h / 2).clamp(0, image_size)
+                probs = v[5:].softmax(0) * v[0].sigmoid()
+                for k in range(channels - 5):
+                    rows.append((float(probs[k]), k * s * s + r * s + c, k,
+                                 [x0, y0, x1 - x0, y1 - y0]))
+        rows.sort(key=lambda row: (-row[0], row[1]))
+        rows = [row for row in rows[:candidates] if row[0] >= conf]
+        boxes = torch.tensor([row[3] for row in rows]).reshape(-1, 4)
+        scores = torch.tensor([row[0] for row in rows])
+        classes = torch.tensor([row[2] for row in rows], dtype=torch.int64)
+        keep = nms(boxes, scores, iou, classes)
+        results.append((boxes[keep], scores[keep], classes[keep]))
+    return results
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_decode_matches_plain_per_image_nms(seed):
+    g = torch.Generator().manual_seed(seed)
+    out = torch.randn(3, 5 + 3, 4, 4, generator=g) * 2
+    got = decode(out, image_size=32, conf_threshold=0.02, iou_threshold=0.3, max_candidates=20)
+    want = reference_decode(out, 32, 0.02, 0.3, 20)
+    for (boxes, scores, classes), (w_boxes, w_scores, w_classes) in zip(got, want, strict=True):
+        assert len(scores) > 1 and classes.tolist() == w_classes.tolist()
+        assert torch.allclose(scores, w_scores) and torch.allclose(boxes, w_boxes, atol=1e-4)
+
+
+def test_decode_proposes_second_guesses_and_caps_candidates():
+    out = torch.full((1, 7, 2, 2), -10.0)  # 2 classes, 2x2 grid, 20 px image
+    out[0, 0, 0, 0] = 10.0  # one confident cell, hesitating: 3 to 1 for class 1
+    out[0, 5, 0, 0], out[0, 6, 0, 0] = 0.0, math.log(3.0)
+    boxes, scores, classes = decode(out, 20, conf_threshold=0.1)[0]
+    assert classes.tolist() == [1, 0] and scores.tolist() == pytest.approx([0.75, 0.25], 1e-3)
+    assert torch.equal(boxes[0], boxes[1])  # one box, proposed once per class
+    assert decode(out, 20, conf_threshold=0.1, max_candidates=1)[0][2].tolist() == [1]
+    with pytest.raises(ConvscopeError, match="max_candidates"):
+        decode(out, 20, max_candidates=0)
+
+
+def test_iou_term_is_one_minus_giou():
+    # one 8 px cell of a 64 px image (grid 8); target box centred in the cell, 16 x 8 px
+    targets = encode_targets(torch.tensor([[[20.0, 8.0, 16.0, 8.0]]]), torch.tensor([[1]]),
+                             grid=8, image_size=64, num_classes=2)
+    out = perfect_output(targets, 2)
+    assert yolo_loss_parts(out, targets, iou_weight=1.0)["iou"].item() == pytest.approx(0, abs=1e-5)
+    out[0, 3, 1, 3] += math.log(2.0)  # predicted 32 x 8 px, same centre: IoU 0.5, hull = union
+    parts = yolo_loss_parts(out, targets, iou_weight=3.0)
+    assert parts["iou"].item() == pytest.approx(3 * 0.5, abs=1e-4)
+    # a thin box inside the target: the hull is the union, GIoU = IoU = 2 / 16
+    out = perfect_output(targets, 2)
+    out[0, 3, 1, 3] = math.log(2 / 64)
+    assert yolo_loss_parts(out, targets, iou_weight=1.0)["iou"].item() == pytest.approx(
+        1 - 2 / 16, abs=1e-4)
+    # disjoint boxes: GIoU = 0 - (hull - union) / hull, below 0
+    thin = encode_targets(torch.tensor([[[24.5, 8.0, 2.0, 8.0]]]), torch.tensor([[1]]), 8, 64, 2)
+    out = perfect_output(thin, 2)
+    out[0, 1, 1, 3] = math.log(0.9 / 0.1)  # centre x 24 + 0.9 * 8 = 31.2: [30.2, 32.2]
+    pred = torch.tensor([[30.2, 8.0, 2.0, 8.0]])
+    assert box_iou_paired(pred, torch.tensor([[24.5, 8.0, 2.0, 8.0]])).item() == 0
+    hull, union = (32.2 - 24.5) * 8, 2 * 16
+    assert yolo_loss_parts(out, thin, iou_weight=1.0)["iou"].item() == pytest.approx(
+        1 + (hull - union) / hull, abs=1e-4)
+
+
 def test_loss_is_zero_at_perfect_output_and_gradients_are_consistent():
     boxes, classes = scene_targets()
     targets = encode_targets(boxes, classes, grid=8, image_size=64, num_classes=10)
@@ -134,7 +236,7 @@ def test_loss_is_zero_at_perfect_output_and_gradients_are_consistent():
                            torch.tensor([[0, 2]]), grid=2, image_size=16, num_classes=3)
     g = torch.Generator().manual_seed(0)
     out = torch.randn(1, 8, 2, 2, generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda o: yolo_loss(o, small), (out,))
+    assert torch.autograd.gradcheck(lambda o: yolo_loss(o, small, iou_weight=2.0), (out,))
     # no boxes at all: box and class terms are zero, nothing is NaN
     empty = encode_targets(torch.zeros(1, 3, 4), torch.full((1, 3), -1), 8, 64, 10)
     parts = yolo_loss_parts(torch.randn(1, 15, 8, 8), empty)

@@ -15,6 +15,8 @@ from convscope.tasks._scenes import load_scenes
 from convscope.tasks.base import Split, Task, model_outputs
 
 Detections = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+LOSS_WEIGHTS = {"obj_pos_weight": 5.0, "box_weight": 1.0, "class_weight": 1.0, "iou_weight": 2.0}
+"""The :func:`convscope.yolo.yolo_loss` weights training uses (tuned on validation scenes)."""
 
 
 def ground_truths(dataset: Dataset) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -46,14 +48,19 @@ class Detect(Task):
         output = output.float()
         encoded = yolo.encode_targets(targets["boxes"], targets["classes"], output.shape[-1],
                                       size[0], output.shape[1] - 5)
-        return yolo.yolo_loss(output, encoded), None
+        return yolo.yolo_loss(output, encoded, **LOSS_WEIGHTS), None
 
     def predict(self, model: torch.nn.Module, images: torch.Tensor,
-                conf_threshold: float = 0.05) -> Detections:
-        """Per image: kept boxes (x, y, w, h), their scores and classes, best first."""
+                conf_threshold: float = 0.05, bf16: bool = True) -> Detections:
+        """Per image: kept boxes (x, y, w, h), their scores and classes, best first.
+
+        Batches of 100 images; ``bf16`` runs the network under bfloat16 autocast (about twice
+        as fast on CPUs with bf16 instructions; the boxes and scores barely move)."""
+        device = next(model.parameters()).device.type
         found: Detections = []
-        for _, out in model_outputs(model, images):
-            found.extend(yolo.decode(out, images.shape[-1], conf_threshold=conf_threshold))
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            for _, out in model_outputs(model, images, batch_size=100):
+                found.extend(yolo.decode(out, images.shape[-1], conf_threshold=conf_threshold))
         return found
 
     def evaluate(self, model: torch.nn.Module, dataset: Dataset) -> dict:

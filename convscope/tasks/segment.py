@@ -14,12 +14,30 @@ from convscope.tasks._scenes import load_scenes
 from convscope.tasks.base import Split, Task, model_outputs
 
 
+def soft_mean_iou(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Differentiable mean IoU of scores (N, K, H, W) against masks (N, H, W): per class,
+    sum(p * true) / sum(p + true - p * true) over the batch with p the softmax, averaged over
+    the classes present in ``masks``."""
+    k = logits.shape[1]
+    probs = logits.softmax(1)
+    flat = masks.reshape(-1)
+    right = probs.gather(1, masks[:, None]).reshape(-1)
+    inter = torch.zeros(k, device=logits.device).index_add(0, flat, right)
+    count = torch.bincount(flat, minlength=k).to(probs.dtype)
+    union = probs.sum((0, 2, 3)) + count - inter
+    present = count > 0
+    return (inter[present] / union[present]).mean()
+
+
 class Segment(Task):
     name = "segment"
     default_model = "mnist-unet"
     default_data = "mnist"
     metric = "miou"
     metric_label = "mean IoU"
+    background_weight = 1.0
+    jaccard_weight = 1.0
+    digit_weight = 0.0
 
     def load_data(self, config: TrainConfig) -> Split:
         return load_scenes("segment", config)
@@ -35,9 +53,20 @@ class Segment(Task):
 
     def loss(self, output: torch.Tensor, targets: dict[str, torch.Tensor], config: TrainConfig,
              size: tuple[int, int]) -> tuple[torch.Tensor, None]:
-        masks = targets["masks"].long()
-        return F.cross_entropy(output.float(), masks,
-                               label_smoothing=config.label_smoothing), None
+        logits, masks = output.float(), targets["masks"].long()
+        k = logits.shape[1]
+        weight = torch.ones(k, device=logits.device)
+        weight[-1] = self.background_weight
+        loss = F.cross_entropy(logits, masks, weight=weight,
+                               label_smoothing=config.label_smoothing)
+        fg = masks < k - 1
+        if self.digit_weight and bool(fg.any()):
+            digits = logits.permute(0, 2, 3, 1)[fg][:, :-1]
+            loss = loss + self.digit_weight * F.cross_entropy(
+                digits, masks[fg], label_smoothing=config.label_smoothing)
+        if self.jaccard_weight:
+            loss = loss + self.jaccard_weight * (1 - soft_mean_iou(logits, masks))
+        return loss, None
 
     def predict(self, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         """Per-pixel classes (N, H, W), uint8: 0-9 digits, 10 background."""

@@ -1,0 +1,193 @@
+"""Time to accuracy: the named recipes, trained by the ``convscope train`` CLI, against targets.
+
+Each (recipe, seed) runs ``python -m convscope train --recipe NAME --seed S --device cpu`` as a
+fresh process with ``--threads`` CPU threads (OMP_NUM_THREADS). Wall time runs from starting the
+process to its exit: Python start, imports, loading the data, training, the final test
+evaluation (and the validation one, when the recipe keeps a split) and writing the run. The
+trainer's own clock (training steps only) and examples/s come from the run's metrics.jsonl.
+Accuracy is on the official test set; the median over ``--seeds`` is compared with the targets.
+Writes the "time_to_accuracy" section of docs/benchmarks.md with ``--write-doc``.
+
+    python benchmarks/time_to_accuracy.py --data-dir ../shared/data --write-doc
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from _report import command_line, machine, median, watched, write_section
+
+import convscope
+from convscope.data import load_dataset
+from convscope.errors import ConvscopeError
+from convscope.registry import get_model_entry
+
+DEFAULT_RECIPES = ["mnist-sprint", "mnist-fast"]
+BUSY = 0.25  # other processes' average CPU (cores) above which a run's wall time is suspect
+
+
+@dataclass(frozen=True)
+class Target:
+    dataset: str
+    accuracy: float
+    seconds: float
+
+    def __str__(self) -> str:
+        name = {"mnist": "MNIST", "cifar10": "CIFAR-10"}.get(self.dataset, self.dataset)
+        limit = f"{self.seconds / 60:g} min" if self.seconds >= 120 else f"{self.seconds:g} s"
+        return f"{name} {100 * self.accuracy:g}% in <= {limit}"
+
+
+TARGETS = (Target("mnist", 0.99, 15), Target("mnist", 0.995, 120),
+           Target("cifar10", 0.90, 15 * 60), Target("cifar10", 0.94, 60 * 60))
+
+
+def time_run(recipe: str, seed: int, threads: int, data_dir: str | None) -> dict:
+    """Train ``recipe`` with ``seed`` in a fresh ``convscope train`` process; its numbers."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        command = [sys.executable, "-m", "convscope", "train", "--recipe", recipe,
+                   "--seed", str(seed), "--device", "cpu", "--out", str(out)]
+        if data_dir:
+            command += ["--data-dir", data_dir]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        before = os.times()
+        done, watch = watched(lambda: subprocess.run(command, env=env, capture_output=True,
+                                                     text=True, check=False))
+        after = os.times()
+        if done.returncode != 0:
+            raise ConvscopeError(f"`{' '.join(command)}` failed (exit {done.returncode}):\n"
+                                 f"{done.stderr.strip()[-2000:]}")
+        results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        metrics = [json.loads(line) for line in
+                   (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    return {"recipe": recipe, "dataset": get_model_entry(recipe).dataset, "seed": seed,
+            "test_acc": results["test"]["accuracy"], **watch,
+            "cpu_s": (after.children_user + after.children_system
+                      - before.children_user - before.children_system),
+            "train_s": sum(m["seconds"] for m in metrics),
+            "examples_per_s": metrics[-1]["examples_per_s"], "epochs": len(metrics)}
+
+
+def summarize(runs: list[dict]) -> dict[str, dict]:
+    """Per recipe: its dataset, the number of runs and the median test accuracy and wall time."""
+    recipes: dict[str, dict] = {}
+    for name in dict.fromkeys(r["recipe"] for r in runs):
+        mine = [r for r in runs if r["recipe"] == name]
+        recipes[name] = {"dataset": mine[0]["dataset"], "runs": len(mine),
+                         "test_acc": median([r["test_acc"] for r in mine]),
+                         "wall_s": median([r["wall_s"] for r in mine])}
+    return recipes
+
+
+def judge(target: Target, recipes: dict[str, dict]) -> tuple[str | None, str]:
+    """The recipe that answers ``target`` and the verdict: the fastest (median wall) recipe on
+    its dataset whose median accuracy reaches it, else the most accurate one; "met", "not met"
+    or "not measured" (no recipe of that dataset was run)."""
+    mine = {name: s for name, s in recipes.items() if s["dataset"] == target.dataset}
+    if not mine:
+        return None, "not measured"
+    reaching = {name: s for name, s in mine.items() if s["test_acc"] >= target.accuracy}
+    if not reaching:
+        best = max(mine, key=lambda name: mine[name]["test_acc"])
+        return best, f"not met (accuracy {100 * mine[best]['test_acc']:.2f}%)"
+    fastest = min(reaching, key=lambda name: reaching[name]["wall_s"])
+    wall = reaching[fastest]["wall_s"]
+    return fastest, "met" if wall <= target.seconds else f"not met ({wall:.1f} s)"
+
+
+def _recipe_line(name: str) -> str:
+    entry = get_model_entry(name)
+    recipe = ", ".join(f"{k} {v}" for k, v in entry.recipe.items())
+    return f"- `{name}`: {entry.description} Recipe: {recipe}."
+
+
+def report(runs: list[dict], seeds: list[int], threads: int) -> str:
+    """The markdown section: targets with verdicts, then every run."""
+    recipes = summarize(runs)
+    target_rows = []
+    for target in TARGETS:
+        name, verdict = judge(target, recipes)
+        numbers = (f"{100 * recipes[name]['test_acc']:.2f} | {recipes[name]['wall_s']:.1f}"
+                   if name else "- | -")
+        target_rows.append(f"| {target} | {f'`{name}`' if name else '-'} | {numbers} "
+                           f"| {verdict} |")
+    run_rows = [
+        f"| `{r['recipe']}` | {r['seed']} | {100 * r['test_acc']:.2f} | {r['wall_s']:.1f} "
+        f"| {r['cpu_s']:.1f} | {r['train_s']:.1f} | {r['examples_per_s']:.0f} "
+        f"| {r['load_avg']:.1f} | "
+        + ("-" if r["others_cpu"] is None else f"{r['others_cpu']:.2f}") + " |" for r in runs]
+    busy = [r for r in runs if (r["others_cpu"] or 0) > BUSY]
+    warning = (f"**{len(busy)} of {len(runs)} runs shared the machine** (other processes kept "
+               f"more than {BUSY} cores busy): their wall times are longer than on a quiet "
+               "machine.") if busy else "No run shared the machine with other busy processes."
+    return "\n".join([
+        "## Time to accuracy (`benchmarks/time_to_accuracy.py`)",
+        "",
+        f"Machine: {machine()}; convscope {convscope.__version__}.",
+        f"Command: `{command_line()}`. Each run is a fresh process, "
+        f"`python -m convscope train --recipe NAME --seed S --device cpu` with {threads} CPU "
+        f"thread{'s' if threads != 1 else ''} "
+        f"(OMP_NUM_THREADS={threads}), seeds {', '.join(map(str, seeds))}. \"wall s\" runs from "
+        "starting the process to its exit: Python start, imports, loading the data from the "
+        "decoded-array cache (filled before timing), training, the final test evaluation (and "
+        "the validation one where the recipe keeps a split) and writing the run. \"train s\" "
+        "and examples/s are the trainer's own clock over the training steps; \"CPU s\" the "
+        "CPU time of the whole process (all threads). Accuracy is on the "
+        "official test set (10,000 images); a target is met when the median accuracy reaches "
+        "it and the median wall time is within the limit. \"load\" is the higher 1-minute load "
+        "average at a run's start or end; \"others\" the CPU cores other processes kept busy "
+        "on average during it. " + warning,
+        "",
+        "| target | recipe | median test acc % | median wall s | verdict |",
+        "|---|---|---:|---:|---|",
+        *target_rows,
+        "",
+        "| recipe | seed | test acc % | wall s | CPU s | train s | examples/s | load | others |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *run_rows,
+        "",
+        "Recipes (`convscope train --recipe NAME`):",
+        "",
+        *[_recipe_line(name) for name in recipes],
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES,
+                        help="registered models to train with their recipes")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--data-dir", help="folder with mnist/ and cifar-10-batches-bin/")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads per run")
+    parser.add_argument("--write-doc", action="store_true",
+                        help="write the section of docs/benchmarks.md (else print it only)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)  # so that machine() reports the runs' thread count
+    for dataset in dict.fromkeys(get_model_entry(name).dataset for name in args.recipes):
+        for split in ("train", "test"):  # decode once into the cache, outside the timing
+            load_dataset(dataset, split, data_dir=args.data_dir)
+    runs = []
+    for name in args.recipes:
+        for seed in args.seeds:
+            runs.append(time_run(name, seed, args.threads, args.data_dir))
+            r = runs[-1]
+            print(f"{name} seed {seed}: test {100 * r['test_acc']:.2f}% in {r['wall_s']:.1f} s "
+                  f"(train {r['train_s']:.1f} s, others {r['others_cpu'] or 0:.2f} cores)",
+                  flush=True)
+    body = report(runs, args.seeds, args.threads)
+    print(body)
+    if args.write_doc:
+        write_section("time_to_accuracy", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""benchmarks/time_to_accuracy.py: medians per recipe, verdicts against the targets, the report;
+and `convscope train --recipe NAME`, an alias of --model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import time_to_accuracy as bench  # noqa: E402
+
+from convscope.cli import build_parser  # noqa: E402
+
+MNIST_99 = bench.Target("mnist", 0.99, 15)
+
+
+def run(recipe: str, seed: int, acc: float, wall: float, dataset: str = "mnist",
+        others: float | None = 0.0) -> dict:
+    return {"recipe": recipe, "dataset": dataset, "seed": seed, "test_acc": acc, "wall_s": wall,
+            "cpu_s": 2 * wall, "others_cpu": others, "load_avg": 1.0, "train_s": wall - 3,
+            "examples_per_s": 5000.0, "epochs": 1}
+
+
+def test_summarize_takes_medians_per_recipe():
+    runs = [run("a", 0, 0.989, 14.0), run("a", 1, 0.992, 30.0), run("a", 2, 0.991, 13.0),
+            run("b", 0, 0.996, 80.0)]
+    summary = bench.summarize(runs)
+    assert list(summary) == ["a", "b"]
+    assert summary["a"] == {"dataset": "mnist", "runs": 3, "test_acc": 0.991, "wall_s": 14.0}
+    assert summary["b"]["runs"] == 1 and summary["b"]["wall_s"] == 80.0
+
+
+def test_judge_picks_the_fastest_recipe_that_reaches_the_accuracy():
+    recipes = {"slow": {"dataset": "mnist", "test_acc": 0.995, "wall_s": 80.0},
+               "fast": {"dataset": "mnist", "test_acc": 0.991, "wall_s": 12.0},
+               "faster": {"dataset": "mnist", "test_acc": 0.985, "wall_s": 5.0}}
+    assert bench.judge(MNIST_99, recipes) == ("fast", "met")
+    assert bench.judge(bench.Target("mnist", 0.995, 120), recipes) == ("slow", "met")
+    assert bench.judge(bench.Target("mnist", 0.995, 60), recipes) == ("slow", "not met (80.0 s)")
+    assert bench.judge(bench.Target("mnist", 0.999, 60), recipes) == \
+        ("slow", "not met (accuracy 99.50%)")
+    assert bench.judge(bench.Target("cifar10", 0.9, 900), recipes) == (None, "not measured")
+
+
+def test_targets_are_the_issues():
+    assert [str(t) for t in bench.TARGETS] == [
+        "MNIST 99% in <= 15 s", "MNIST 99.5% in <= 2 min", "CIFAR-10 90% in <= 15 min",
+        "CIFAR-10 94% in <= 60 min"]
+
+
+def test_report_lists_targets_runs_and_busy_machines():
+    runs = [run("mnist-fast", s, 0.995 + s / 1000, 70.0 + s, others=0.5 if s == 2 else 0.0)
+            for s in range(3)]
+    text = bench.report(runs, [0, 1, 2], threads=2)
+    assert "| MNIST 99.5% in <= 2 min | `mnist-fast` | 99.60 | 71.0 | met |" in text
+    assert "| MNIST 99% in <= 15 s | `mnist-fast` | 99.60 | 71.0 | not met (71.0 s) |" in text
+    assert "| CIFAR-10 90% in <= 15 min | - | - | - | not measured |" in text
+    assert all(f"| `mnist-fast` | {s} | {99.5 + s / 10:.2f} | {70 + s:.1f} | {140 + 2 * s:.1f} "
+               f"| {67 + s:.1f} | 5000 | 1.0 | {0.5 if s == 2 else 0:.2f} |" in text
+               for s in range(3))
+    assert "1 of 3 runs shared the machine" in text
+    assert "OMP_NUM_THREADS=2" in text and "- `mnist-fast`:" in text
+
+
+def test_recipe_is_an_alias_of_model():
+    parser = build_parser()
+    assert parser.parse_args(["train", "--recipe", "mnist-fast"]).model == "mnist-fast"
+    assert parser.parse_args(["train", "--model", "mnist-fast"]).model == "mnist-fast"
