@@ -95,7 +95,7 @@ def report(ceiling: dict, busy: float) -> str:
         "",
         f"`{command_line()}`: fp32, {c['threads']} torch threads, median of {c['runs']} timed "
         f"calls after one warm-up; during the measurement {describe_load(c)} "
-        f"({c['tries']} tries: measured again while other processes used more than "
+        f"(measured {c['tries']} time(s): again while other processes used more than "
         f"{busy:g} cores).",
         "",
         "| operation | GFLOP/s |",

@@ -53,7 +53,8 @@ DEMO_TRAINERS = {
     "mnist-convnetjs": {"method": "adadelta", "batch_size": 20, "l2_decay": 0.001},
     "cifar10-convnetjs": {"method": "adadelta", "batch_size": 4, "l2_decay": 0.0001},
 }
-# examples per timed run: convscope and plain, by settings; ConvNetJS (each about 10-20 s here)
+# examples per timed run: convscope and plain, by settings; ConvNetJS (aimed at 10-20 s each
+# on an idle 2-core machine)
 EXAMPLES = {
     "mnist-convnetjs": ({"recipe": 160_000, "convnetjs": 100_000}, 2_000),
     "cifar10-convnetjs": ({"recipe": 60_000, "convnetjs": 20_000}, 300),
@@ -223,7 +224,8 @@ def run_convnetjs(module: Path, layer_defs: list[dict], trainer: dict, images: t
     done = subprocess.run([node, str(SCRIPT), str(module), str(job)], capture_output=True,
                           text=True, check=False)
     if done.returncode:
-        raise ConvscopeError(f"convnetjs_train.js failed: {done.stderr.strip()[-500:]}")
+        raise ConvscopeError(f"convnetjs_train.js failed (exit status {done.returncode}): "
+                             f"{done.stderr.strip()[-500:]}")
     return json.loads(done.stdout)
 
 

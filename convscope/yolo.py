@@ -234,7 +234,8 @@ def decode(
     ``max_candidates`` best of an image enter per-class non-maximum suppression at
     ``iou_threshold`` (as :func:`convscope.metrics.nms`, all images at once), and at most
     ``max_detections`` best remain. Returns ``[(boxes (K, 4) xywh px, scores (K,),
-    classes (K,) int64)]``, highest score first (ties: the earlier cell in row-major order).
+    classes (K,) int64)]``, highest score first (ties: the lower class, then the earlier cell
+    in row-major order).
     """
     _check_output(output)
     if max_candidates < 1:
