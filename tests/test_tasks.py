@@ -111,13 +111,13 @@ def test_localizer_beats_a_fixed_box_on_real_digits(real_data_dir, tmp_path):
 @pytest.mark.realdata
 def test_detector_finds_real_digits(real_data_dir, tmp_path):
     run = convscope.train("mnist-yolo", out=tmp_path / "run", data_dir=str(real_data_dir),
-                          scenes=4000, test_scenes=200, epochs=1, progress=False)
+                          scenes=8000, test_scenes=200, epochs=2, progress=False)
     assert run.results["test"]["map50"] >= 0.3  # finding nothing scores 0
 
 
 @pytest.mark.realdata
 def test_segmenter_beats_all_background_on_real_digits(real_data_dir, tmp_path):
     run = convscope.train("mnist-unet", out=tmp_path / "run", data_dir=str(real_data_dir),
-                          scenes=2000, test_scenes=100, epochs=1, progress=False)
+                          scenes=5000, test_scenes=100, epochs=4, progress=False)
     # all background scores about 0.97 / 11 = 0.09 (the background IoU alone)
     assert run.results["test"]["miou"] >= 0.25
