@@ -199,7 +199,7 @@ register_model(ModelEntry(
         {"type": "fc", "num_neurons": 256, "activation": "relu"},
         {"type": "fc", "num_neurons": 14},
     ],
-    recipe={"task": "localize", "scenes": 20000, "epochs": 6, "batch_size": 64,
+    recipe={"task": "localize", "scenes": 60000, "epochs": 4, "batch_size": 64,
             "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "schedule": "onecycle",
             "precision": "bf16"},
 ))
@@ -219,7 +219,7 @@ register_model(ModelEntry(
     spec=[_input(96, 1), *_cbr(16, stride=2), *_cbr(32, stride=2), *_cbr(64, stride=2),
           *_cbr(96), *_cbr(96), {"type": "conv", "sx": 1, "filters": 15}],
     recipe={"task": "detect", "scenes": 100000, "epochs": 3, "batch_size": 64,
-            "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "schedule": "onecycle",
+            "optimizer": "adamw", "lr": 4e-3, "weight_decay": 1e-4, "schedule": "onecycle",
             "precision": "bf16", "val_fraction": 0.05},
 ))
 
@@ -255,7 +255,7 @@ register_model(ModelEntry(
                 "a class (10 digits + background) per pixel.",
     dataset="mnist",
     spec=_unet_spec(),
-    recipe={"task": "segment", "scenes": 20000, "epochs": 6, "batch_size": 32,
+    recipe={"task": "segment", "scenes": 40000, "epochs": 6, "batch_size": 32,
             "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "schedule": "onecycle",
             "precision": "bf16"},
 ))

@@ -76,6 +76,17 @@ def test_report_gives_medians_and_the_speaker_independent_mean():
     assert "Quick smoke run" not in text and "Detection speed" not in text
 
 
+def test_the_table_keeps_the_latest_run_per_seed_with_the_latest_settings():
+    old = _record("segment", "mnist", 0, miou=0.5, iou_min=0.4)
+    old["config"]["epochs"] = 1
+    rerun = [_record("segment", "mnist", 0, miou=m, iou_min=0.7) for m in (0.81, 0.83)]
+    kept = bench.latest_runs([old, *rerun, _record("segment", "mnist", 1, miou=0.9, iou_min=0.8),
+                              _record("audio", "fsdd", 0, accuracy=0.97)])
+    assert sorted((r["task"], r["seed"], r.get("miou")) for r in kept) == \
+        [("audio", 0, None), ("segment", 0, 0.83), ("segment", 1, 0.9)]
+    assert "| 2 | 0.8650 |" in bench.report([old, *rerun, kept[1]], quick=False)
+
+
 def test_a_quick_detection_run_trains_records_and_times_frames(tmp_path, data_cache,
                                                                monkeypatch):
     digits = write_mnist(tmp_path / "data", train=100, test=40)
