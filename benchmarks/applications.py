@@ -195,7 +195,9 @@ def report(records: list[dict], quick: bool) -> str:
         "## Applications (`benchmarks/applications.py`)",
         "",
         *(["**Quick smoke run: tiny budgets, not results.**", ""] if quick else []),
-        f"Machine: {machine()}. Command: `{command_line()}`. Each run trains the model with its "
+        f"Machine: {machine()}. Command: `{command_line()}`; the runs come from the log "
+        "`benchmarks/applications.jsonl`, where each invocation with `--tasks` and `--seeds` "
+        "appends its runs. Each run trains the model with its "
         "registry recipe (seeds as listed by \"runs\") and is scored on the test set: scenes "
         "made of MNIST test digits only, FSDD's official test takes, or all clips of a speaker "
         "the model never heard. Median over seeds, range = lowest - highest. Train s is the "
@@ -234,7 +236,11 @@ def main() -> None:
                         help=f"smoke run: {QUICK} instead of the recipes' budgets")
     parser.add_argument("--write-doc", action="store_true",
                         help="also write the section into docs/benchmarks.md")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: report the runs already in --log")
     args = parser.parse_args()
+    if args.report_only:
+        args.tasks = []
     for task in args.tasks:
         get_model_entry(MODELS[task])  # fail before hours of training, naming the model
     with tempfile.TemporaryDirectory() as tmp:

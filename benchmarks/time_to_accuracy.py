@@ -6,6 +6,10 @@ process to its exit: Python start, imports, loading the data, training, the fina
 evaluation (and the validation one, when the recipe keeps a split) and writing the run. The
 trainer's own clock (training steps only) and examples/s come from the run's metrics.jsonl.
 Accuracy is on the official test set; the median over ``--seeds`` is compared with the targets.
+Every run is appended to ``--log`` (JSON lines), so recipes can be timed in separate
+invocations; the report takes, per recipe, the latest run of each seed with the recipe's latest
+settings. Each recipe's training GFLOP/s (examples/s x 6 x forward multiply-adds) is given as a
+fraction of this machine's fp32 conv ceiling (ceiling.py), measured in the same invocation.
 Writes the "time_to_accuracy" section of docs/benchmarks.md with ``--write-doc``.
 
     python benchmarks/time_to_accuracy.py --data-dir ../shared/data --write-doc
@@ -24,11 +28,13 @@ from pathlib import Path
 
 import torch
 from _report import command_line, machine, median, watched, write_section
+from ceiling import describe_load, measure_ceiling
 
 import convscope
 from convscope.data import load_dataset
 from convscope.errors import ConvscopeError
 from convscope.registry import get_model_entry
+from convscope.spec import resolve
 
 DEFAULT_RECIPES = ["mnist-sprint", "mnist-fast"]
 BUSY = 0.25  # other processes' average CPU (cores) above which a run's wall time is suspect
@@ -69,12 +75,31 @@ def time_run(recipe: str, seed: int, threads: int, data_dir: str | None) -> dict
         results = json.loads((out / "results.json").read_text(encoding="utf-8"))
         metrics = [json.loads(line) for line in
                    (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
-    return {"recipe": recipe, "dataset": get_model_entry(recipe).dataset, "seed": seed,
-            "test_acc": results["test"]["accuracy"], **watch,
+    entry = get_model_entry(recipe)
+    return {"recipe": recipe, "dataset": entry.dataset, "seed": seed, "threads": threads,
+            "settings": entry.recipe, "test_acc": results["test"]["accuracy"], **watch,
             "cpu_s": (after.children_user + after.children_system
                       - before.children_user - before.children_system),
             "train_s": sum(m["seconds"] for m in metrics),
             "examples_per_s": metrics[-1]["examples_per_s"], "epochs": len(metrics)}
+
+
+def latest_runs(runs: list[dict]) -> list[dict]:
+    """Per recipe, the latest run of each seed among those with the settings and threads of the
+    recipe's latest run (older runs stay in the log, out of the report)."""
+    def key(r: dict) -> tuple:
+        return r.get("settings"), r.get("threads")
+
+    latest = {r["recipe"]: key(r) for r in runs}
+    chosen = {(r["recipe"], r["seed"]): r for r in runs if key(r) == latest[r["recipe"]]}
+    return list(chosen.values())
+
+
+def training_gflops(run: dict) -> float:
+    """GFLOP/s of a run's training steps: examples/s x 6 x the net's forward multiply-adds
+    (conv and fc; backward counted as twice the forward)."""
+    macs = sum(layer.macs for layer in resolve(get_model_entry(run["recipe"]).spec))
+    return run["examples_per_s"] * 6 * macs / 1e9
 
 
 def summarize(runs: list[dict]) -> dict[str, dict]:
@@ -110,9 +135,18 @@ def _recipe_line(name: str) -> str:
     return f"- `{name}`: {entry.description} Recipe: {recipe}."
 
 
-def report(runs: list[dict], seeds: list[int], threads: int) -> str:
-    """The markdown section: targets with verdicts, then every run."""
+def report(runs: list[dict], ceiling: dict) -> str:
+    """The markdown section: targets with verdicts, each recipe's share of the machine's
+    ceiling, then every run."""
+    runs = latest_runs(runs)
     recipes = summarize(runs)
+    seeds = sorted({r["seed"] for r in runs})
+    threads = runs[0]["threads"]
+    conv_ceiling = ceiling["conv_best_gflops"]
+    gflops = {name: median([training_gflops(r) for r in runs if r["recipe"] == name])
+              for name in recipes}
+    share_rows = [f"| `{name}` | {g:.1f} | {100 * g / conv_ceiling:.0f}% |"
+                  for name, g in gflops.items()]
     target_rows = []
     for target in TARGETS:
         name, verdict = judge(target, recipes)
@@ -133,7 +167,9 @@ def report(runs: list[dict], seeds: list[int], threads: int) -> str:
         "## Time to accuracy (`benchmarks/time_to_accuracy.py`)",
         "",
         f"Machine: {machine()}; convscope {convscope.__version__}.",
-        f"Command: `{command_line()}`. Each run is a fresh process, "
+        f"Command: `{command_line()}`; the runs come from the log `benchmarks/"
+        "time_to_accuracy.jsonl`, where each invocation appends its runs. Each run is a fresh "
+        "process, "
         f"`python -m convscope train --recipe NAME --seed S --device cpu` with {threads} CPU "
         f"thread{'s' if threads != 1 else ''} "
         f"(OMP_NUM_THREADS={threads}), seeds {', '.join(map(str, seeds))}. \"wall s\" runs from "
@@ -150,6 +186,17 @@ def report(runs: list[dict], seeds: list[int], threads: int) -> str:
         "| target | recipe | median test acc % | median wall s | verdict |",
         "|---|---|---:|---:|---|",
         *target_rows,
+        "",
+        f"Training speed against this machine's fp32 conv ceiling ({conv_ceiling:.1f} GFLOP/s, "
+        f"the faster layout of ceiling.py's conv2d at {ceiling['threads']} threads, median of "
+        f"{ceiling['runs']} calls, measured in this invocation; {describe_load(ceiling)}; "
+        f"matmul {ceiling['matmul_gflops']:.1f} GFLOP/s). GFLOP/s = median examples/s x 6 x the "
+        "forward multiply-adds of conv and fc layers; bf16 recipes are compared with the fp32 "
+        "ceiling too.",
+        "",
+        "| recipe | training GFLOP/s | of conv ceiling |",
+        "|---|---:|---:|",
+        *share_rows,
         "",
         "| recipe | seed | test acc % | wall s | CPU s | train s | examples/s | load | others |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -168,22 +215,33 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--data-dir", help="folder with mnist/ and cifar-10-batches-bin/")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per run")
+    parser.add_argument("--log", type=Path, default=Path("benchmarks/time_to_accuracy.jsonl"),
+                        help="every finished run is appended here (JSON lines); the report "
+                             "reads it")
     parser.add_argument("--write-doc", action="store_true",
                         help="write the section of docs/benchmarks.md (else print it only)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: report the runs already in --log (the ceiling "
+                             "is measured again)")
     args = parser.parse_args()
+    if args.report_only:
+        args.recipes = []
     torch.set_num_threads(args.threads)  # so that machine() reports the runs' thread count
     for dataset in dict.fromkeys(get_model_entry(name).dataset for name in args.recipes):
         for split in ("train", "test"):  # decode once into the cache, outside the timing
             load_dataset(dataset, split, data_dir=args.data_dir)
-    runs = []
+    ceiling = measure_ceiling()
     for name in args.recipes:
         for seed in args.seeds:
-            runs.append(time_run(name, seed, args.threads, args.data_dir))
-            r = runs[-1]
+            r = time_run(name, seed, args.threads, args.data_dir)
+            with args.log.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(r) + "\n")
             print(f"{name} seed {seed}: test {100 * r['test_acc']:.2f}% in {r['wall_s']:.1f} s "
                   f"(train {r['train_s']:.1f} s, others {r['others_cpu'] or 0:.2f} cores)",
                   flush=True)
-    body = report(runs, args.seeds, args.threads)
+    runs = [json.loads(line) for line in args.log.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    body = report(runs, ceiling)
     print(body)
     if args.write_doc:
         write_section("time_to_accuracy", body)

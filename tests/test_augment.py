@@ -19,6 +19,11 @@ def test_random_crop_takes_windows_of_the_padded_image():
     for n in range(3):
         windows = padded[n].unfold(1, 4, 1).unfold(2, 4, 1)  # C, 5, 5, 4, 4
         assert any(torch.equal(out[n], windows[:, i, j]) for i in range(5) for j in range(5))
+    g = torch.Generator().manual_seed(1)  # the same draws: rows first, then columns
+    top, left = torch.randint(0, 5, (3,), generator=g), torch.randint(0, 5, (3,), generator=g)
+    for n in range(3):
+        t, u = int(top[n]), int(left[n])
+        assert torch.equal(out[n], padded[n, :, t:t + 4, u:u + 4])
 
 
 def test_fit_batch_is_deterministic_and_centred_without_generator():

@@ -25,8 +25,8 @@ INPUT = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 def test_all_models_registered():
     assert NAMES == ["mnist-templates", "mnist-ordinary", "cifar10-templates", "cifar10-ordinary",
                      "cifar10-mlp", "mnist-convnetjs", "cifar10-convnetjs", "lenet5",
-                     "mnist-fast", "mnist-sprint", "cifar10-fast", "mnist-localizer", "mnist-yolo",
-                     "mnist-unet", "fsdd-convnet"]
+                     "mnist-fast", "mnist-sprint", "cifar10-fast", "cifar10-sprint",
+                     "mnist-localizer", "mnist-yolo", "mnist-unet", "fsdd-convnet"]
 
 
 @pytest.mark.parametrize("name", NAMES)

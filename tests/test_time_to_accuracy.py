@@ -14,11 +14,16 @@ from convscope.cli import build_parser  # noqa: E402
 MNIST_99 = bench.Target("mnist", 0.99, 15)
 
 
+CEILING = {"conv_best_gflops": 100.0, "matmul_gflops": 150.0, "threads": 2, "runs": 5,
+           "others_cpu": 0.0, "load_avg": 1.0}
+
+
 def run(recipe: str, seed: int, acc: float, wall: float, dataset: str = "mnist",
-        others: float | None = 0.0) -> dict:
+        others: float | None = 0.0, settings: dict | None = None) -> dict:
     return {"recipe": recipe, "dataset": dataset, "seed": seed, "test_acc": acc, "wall_s": wall,
             "cpu_s": 2 * wall, "others_cpu": others, "load_avg": 1.0, "train_s": wall - 3,
-            "examples_per_s": 5000.0, "epochs": 1}
+            "examples_per_s": 5000.0, "epochs": 1, "threads": 2,
+            "settings": settings or {"epochs": 4}}
 
 
 def test_summarize_takes_medians_per_recipe():
@@ -51,7 +56,7 @@ def test_targets_are_the_issues():
 def test_report_lists_targets_runs_and_busy_machines():
     runs = [run("mnist-fast", s, 0.995 + s / 1000, 70.0 + s, others=0.5 if s == 2 else 0.0)
             for s in range(3)]
-    text = bench.report(runs, [0, 1, 2], threads=2)
+    text = bench.report(runs, CEILING)
     assert "| MNIST 99.5% in <= 2 min | `mnist-fast` | 99.60 | 71.0 | met |" in text
     assert "| MNIST 99% in <= 15 s | `mnist-fast` | 99.60 | 71.0 | not met (71.0 s) |" in text
     assert "| CIFAR-10 90% in <= 15 min | - | - | - | not measured |" in text
@@ -60,6 +65,18 @@ def test_report_lists_targets_runs_and_busy_machines():
                for s in range(3))
     assert "1 of 3 runs shared the machine" in text
     assert "OMP_NUM_THREADS=2" in text and "- `mnist-fast`:" in text
+    gflops = 5000 * 6 * 7_864_064 / 1e9  # mnist-fast: 7.86 M forward multiply-adds
+    assert f"| `mnist-fast` | {gflops:.1f} | {gflops:.0f}% |" in text  # of a 100 GFLOP/s ceiling
+
+
+def test_the_report_keeps_the_latest_run_per_seed_with_the_latest_settings():
+    old = run("mnist-fast", 0, 0.99, 60.0, settings={"epochs": 3})
+    runs = [old, run("mnist-fast", 0, 0.994, 70.0), run("mnist-fast", 0, 0.996, 72.0),
+            run("mnist-fast", 1, 0.995, 71.0)]
+    kept = bench.latest_runs(runs)
+    assert [(r["seed"], r["test_acc"]) for r in kept] == [(0, 0.996), (1, 0.995)]
+    assert "| MNIST 99.5% in <= 2 min | `mnist-fast` | 99.55 | 71.5 | met |" in \
+        bench.report(runs, CEILING)
 
 
 def test_recipe_is_an_alias_of_model():
