@@ -172,6 +172,17 @@ def latest_runs(records: list[dict]) -> list[dict]:
     return list(chosen.values())
 
 
+def _per_speaker(records: list[dict]) -> str:
+    """Held-out accuracy per speaker, the median over seeds (empty without holdout runs)."""
+    by_speaker: dict[str, list[float]] = {}
+    for r in records:
+        if r["task"] == "audio" and r["data"].startswith("fsdd-holdout-"):
+            by_speaker.setdefault(r["data"].removeprefix("fsdd-holdout-"), []).append(
+                r["accuracy"])
+    return ", ".join(f"{name} {100 * median(accs):.1f}%"
+                     for name, accs in sorted(by_speaker.items()))
+
+
 def report(records: list[dict], quick: bool) -> str:
     """The markdown section for ``records`` (from :func:`train_one`)."""
     records = latest_runs(records)
@@ -191,6 +202,7 @@ def report(records: list[dict], quick: bool) -> str:
             rows += _rows(task, "spoken digits, new speaker", holdout,
                           f"each of {holdout[0]['speakers']} speakers held out, mean")
     fps = [r for r in records if "fps_batch1" in r]
+    speakers = _per_speaker(records)
     lines = [
         "## Applications (`benchmarks/applications.py`)",
         "",
@@ -211,6 +223,8 @@ def report(records: list[dict], quick: bool) -> str:
         "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|",
         *rows,
     ]
+    if speakers:
+        lines += ["", f"Spoken digits, each speaker held out (median over seeds): {speakers}."]
     if fps:
         lines += [
             "",
