@@ -24,7 +24,6 @@ from .data import Dataset
 from .distributed import World, check_batch_size, joined, launch, sync_batchnorm
 from .errors import ConvscopeError, RunError
 from .evaluate import input_size
-from .optimizers import make_optimizer
 from .runs import CHECKPOINT, CONFIG, MODEL, RESULTS, Run, build_from_info, load_run
 from .tasks import Task, get_task
 
@@ -52,6 +51,18 @@ def pick_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ConvscopeError(f"unknown device '{name}'; choose auto, cpu or cuda")
     return torch.device(name)
+
+
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        nesterov = config.nesterov and config.momentum > 0
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               nesterov=nesterov, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adadelta(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:

@@ -66,7 +66,7 @@ def test_report_lists_targets_runs_and_busy_machines():
     assert "1 of 3 runs shared the machine" in text
     assert "OMP_NUM_THREADS=2" in text and "- `mnist-fast`:" in text
     gflops = 5000 * 6 * 7_864_064 / 1e9  # mnist-fast: 7.86 M forward multiply-adds
-    assert f"| `mnist-fast` | {gflops:.1f} | {gflops:.0f}% |" in text  # of a 100 GFLOP/s ceiling
+    assert f"| `mnist-fast` | fp32 | {gflops:.1f} | {gflops:.0f}% |" in text  # of 100 GFLOP/s
 
 
 def test_the_report_keeps_the_latest_run_per_seed_with_the_latest_settings():
