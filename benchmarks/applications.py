@@ -267,6 +267,8 @@ def main() -> None:
                     record = train_one(task, data, seed, args)
                     with log.open("a", encoding="utf-8") as f:
                         f.write(json.dumps(record) + "\n")
+        if not log.exists():
+            raise SystemExit(f"{log}: no runs logged yet; run without --report-only first")
         records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     body = report(records, args.quick)
     print(body)

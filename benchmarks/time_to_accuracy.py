@@ -228,6 +228,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.report_only:
         args.recipes = []
+        if not args.log.exists():
+            raise SystemExit(f"{args.log}: no runs logged yet; run without --report-only first")
     torch.set_num_threads(args.threads)  # so that machine() reports the runs' thread count
     for dataset in dict.fromkeys(get_model_entry(name).dataset for name in args.recipes):
         for split in ("train", "test"):  # decode once into the cache, outside the timing
