@@ -3,6 +3,7 @@ and sections of docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -111,3 +112,24 @@ def write_section(name: str, body: str) -> None:
         text.rstrip() + "\n\n" + block + "\n"
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(text, encoding="utf-8")
+
+
+def append_record(log: Path, record: dict) -> None:
+    """Add one run's record to a JSON-lines log."""
+    with Path(log).open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_records(log: Path) -> list[dict]:
+    """Every record of a JSON-lines log, oldest first."""
+    lines = Path(log).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def latest_per_seed(records: list[dict], group: Callable[[dict], object],
+                    settings: Callable[[dict], object]) -> list[dict]:
+    """Per ``group``, the latest record of each seed among those whose ``settings`` equal the
+    group's latest record's (older settings stay in the log, out of the report)."""
+    latest = {group(r): settings(r) for r in records}
+    chosen = {(group(r), r["seed"]): r for r in records if settings(r) == latest[group(r)]}
+    return list(chosen.values())

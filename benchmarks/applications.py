@@ -14,14 +14,22 @@ section; ``--write-doc`` writes it as "applications" in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from _report import command_line, machine, median, watched, write_section
+from _report import (
+    append_record,
+    command_line,
+    latest_per_seed,
+    machine,
+    median,
+    read_records,
+    watched,
+    write_section,
+)
 
 import convscope
 from convscope.data.fsdd import FOLDER as FSDD_FOLDER
@@ -162,14 +170,7 @@ def _settings(record: dict) -> dict:
 def latest_runs(records: list[dict]) -> list[dict]:
     """Per task and data set: the latest record of each seed among those with the settings of
     the latest record (older settings stay in the log, out of the table)."""
-    latest: dict[tuple, dict] = {}
-    for r in records:
-        latest[(r["task"], r["data"])] = r
-    chosen: dict[tuple, dict] = {}
-    for r in records:
-        if _settings(r) == _settings(latest[(r["task"], r["data"])]):
-            chosen[(r["task"], r["data"], r["seed"])] = r
-    return list(chosen.values())
+    return latest_per_seed(records, lambda r: (r["task"], r["data"]), _settings)
 
 
 def _per_speaker(records: list[dict]) -> str:
@@ -264,12 +265,10 @@ def main() -> None:
         for task in args.tasks:
             for data in datasets(task, args.data_dir):
                 for seed in args.seeds:
-                    record = train_one(task, data, seed, args)
-                    with log.open("a", encoding="utf-8") as f:
-                        f.write(json.dumps(record) + "\n")
+                    append_record(log, train_one(task, data, seed, args))
         if not log.exists():
             raise SystemExit(f"{log}: no runs logged yet; run without --report-only first")
-        records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        records = read_records(log)
     body = report(records, args.quick)
     print(body)
     if args.write_doc:

@@ -27,7 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from _report import command_line, machine, median, watched, write_section
+from _report import (
+    append_record,
+    command_line,
+    latest_per_seed,
+    machine,
+    median,
+    read_records,
+    watched,
+    write_section,
+)
 from ceiling import describe_load, measure_ceiling
 
 import convscope
@@ -87,12 +96,8 @@ def time_run(recipe: str, seed: int, threads: int, data_dir: str | None) -> dict
 def latest_runs(runs: list[dict]) -> list[dict]:
     """Per recipe, the latest run of each seed among those with the settings and threads of the
     recipe's latest run (older runs stay in the log, out of the report)."""
-    def key(r: dict) -> tuple:
-        return r.get("settings"), r.get("threads")
-
-    latest = {r["recipe"]: key(r) for r in runs}
-    chosen = {(r["recipe"], r["seed"]): r for r in runs if key(r) == latest[r["recipe"]]}
-    return list(chosen.values())
+    return latest_per_seed(runs, lambda r: r["recipe"],
+                           lambda r: (r.get("settings"), r.get("threads")))
 
 
 def training_gflops(run: dict) -> float:
@@ -238,14 +243,11 @@ def main() -> None:
     for name in args.recipes:
         for seed in args.seeds:
             r = time_run(name, seed, args.threads, args.data_dir)
-            with args.log.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(r) + "\n")
+            append_record(args.log, r)
             print(f"{name} seed {seed}: test {100 * r['test_acc']:.2f}% in {r['wall_s']:.1f} s "
                   f"(train {r['train_s']:.1f} s, others {r['others_cpu'] or 0:.2f} cores)",
                   flush=True)
-    runs = [json.loads(line) for line in args.log.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
-    body = report(runs, ceiling)
+    body = report(read_records(args.log), ceiling)
     print(body)
     if args.write_doc:
         write_section("time_to_accuracy", body)

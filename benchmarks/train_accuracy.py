@@ -10,13 +10,12 @@ Writes the "train_accuracy" section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
-from _report import command_line, machine, median, write_section
+from _report import append_record, command_line, machine, median, read_records, write_section
 
 import convscope
 from convscope.registry import get_model_entry
@@ -49,8 +48,7 @@ def main() -> None:
                       "wall_s": wall, "load_avg": max(load_before, os.getloadavg()[0]),
                       "config": run.config.to_dict(), "machine": machine(),
                       "command": command_line()}
-            with open(args.log, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            append_record(args.log, record)
             print(f"{name} seed {seed}: test {100 * acc:.2f}% in {wall:.0f} s", flush=True)
     body = report(Path(args.log), args.repeats)
     print(body)
@@ -64,7 +62,7 @@ def _settings(config: dict) -> dict:
 def report(log: Path, repeats: int) -> str:
     """Markdown table over the log: per model, its latest ``repeats`` runs with its latest
     settings (older runs stay in the log)."""
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    records = read_records(log)
     latest: dict[str, dict] = {}
     for record in records:
         latest[record["model"]] = record
