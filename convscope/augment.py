@@ -16,6 +16,10 @@ AUGMENTATIONS = {
     "shift": (2, False),  # up to 2 px translation (MNIST)
     "flip": (0, True),
     "crop+flip": (4, True),  # pad-4 random crops and horizontal flips (CIFAR-10)
+    "shift+flip": (2, True),
+    # up to 2 px translation; each image is flipped in every other epoch, starting from a random
+    # half (airbench's alternating flip: every image is seen both ways within two epochs)
+    "shift+altflip": (2, "alternate"),
 }
 
 
@@ -66,8 +70,19 @@ def random_crop(
 
 
 def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
-    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+    flip = torch.rand(images.shape[0], generator=generator) < 0.5
+    return flip_where(images, flip)
+
+
+def flip_where(images: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Mirror (left-right) the images where ``flip`` (one bool per image) is true."""
+    return torch.where(flip.to(images.device)[:, None, None, None], images.flip(-1), images)
+
+
+def alternating_flips(first: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Which images to flip in ``epoch``: the random ``first`` choice in even epochs, its
+    opposite in odd ones."""
+    return first ^ bool(epoch % 2)
 
 
 def fit_batch(
@@ -76,18 +91,23 @@ def fit_batch(
     width: int,
     augmentation: str = "none",
     generator: torch.Generator | None = None,
+    flips: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Bring a uint8 batch to ``height x width``: augmented when a generator is given.
 
     Images larger than the model's input are cropped (randomly when training, centred when
     evaluating); the dataset must already be at least that large (see :func:`prepare_images`).
+    ``flips`` (one bool per image, see :func:`alternating_flips`) says which images an
+    alternating-flip augmentation mirrors; without it they are drawn at random.
     """
     pad, flip = AUGMENTATIONS[augmentation] if generator is not None else (0, False)
     if generator is None or (pad == 0 and images.shape[-2:] == (height, width)):
         images = center_crop(images, height, width)
     else:
         images = random_crop(images, height, width, pad, generator)
-    if flip:
+    if flip == "alternate" and flips is not None:
+        images = flip_where(images, flips)
+    elif flip:
         images = random_flip(images, generator)
     return images
 

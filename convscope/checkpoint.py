@@ -72,11 +72,13 @@ def _load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: 
 
 
 def save_checkpoint(
-    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, position: dict
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, position: dict,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write weights, optimizer state and ``position`` (epoch, step, ...) in one atomic file."""
+    """Write weights, optimizer state, ``position`` (epoch, step, ...) and ``extra`` tensors
+    (such as a lookahead's average) in one atomic file."""
     opt_state = optimizer.state_dict()
-    tensors = _tensors(model.state_dict(), "model.")
+    tensors = _tensors(model.state_dict(), "model.") | _tensors(extra or {}, "extra.")
     scalars: dict[str, dict] = {}
     for index, state in opt_state["state"].items():
         for key, value in state.items():
@@ -89,10 +91,17 @@ def save_checkpoint(
     _save(path, tensors, meta)
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    """Restore a checkpoint into ``model`` and ``optimizer``; returns the saved position."""
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    extra: dict[str, torch.Tensor] | None = None) -> dict:
+    """Restore a checkpoint into ``model``, ``optimizer`` and the ``extra`` tensors (copied in
+    place); returns the saved position."""
     tensors, meta = _open(path, "checkpoint")
     _load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
+    for name, value in (extra or {}).items():
+        if f"extra.{name}" not in tensors:
+            raise RunError(f"{path} has no saved {name!r}: it was written by a run with other "
+                           "settings; start a new run")
+        value.copy_(tensors[f"extra.{name}"])
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

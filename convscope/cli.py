@@ -7,7 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+from .augment import AUGMENTATIONS
+from .config import PRECISIONS, SCHEDULES, TTA_MODES
 from .errors import ConvscopeError
+from .tta import with_tta
 
 
 def _cmd_models(args: argparse.Namespace) -> None:
@@ -52,7 +55,8 @@ def _cmd_summary(args: argparse.Namespace) -> None:
 
 def _train_settings(args: argparse.Namespace) -> dict:
     names = ("scenes", "test_scenes", "epochs", "batch_size", "lr", "optimizer", "momentum",
-             "weight_decay", "label_smoothing", "schedule", "augment", "precision", "seed",
+             "weight_decay", "bias_lr_scale", "lookahead", "label_smoothing", "schedule",
+             "augment", "precision", "tta", "seed",
              "device", "val_fraction", "checkpoint_every", "data_dir")
     return {name: getattr(args, name) for name in names}
 
@@ -88,13 +92,14 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     dataset = {"train": train_set, "val": val_set, "test": test_set}[args.split]
     if dataset is None:
         raise ConvscopeError(f"{data} has no test split; use --split val")
-    result = task.evaluate(run.model, dataset)
+    result = task.evaluate(with_tta(run.model, run.config.tta), dataset)
     if args.json:
         print(json.dumps({"run": str(run.path), "data": data, "task": config.task,
                           "split": args.split, **result}, indent=2))
     else:
+        views = f", test-time augmentation {config.tta}" if config.tta != "none" else ""
         print(f"{run.path}: {run.config.model} on {data} ({config.task}, {args.split}, "
-              f"{len(dataset)} examples)")
+              f"{len(dataset)} examples{views})")
         print(task.report(result))
 
 
@@ -180,10 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "adadelta"])
     p.add_argument("--momentum", type=float)
     p.add_argument("--weight-decay", type=float)
+    p.add_argument("--bias-lr-scale", type=float, metavar="X",
+                   help="batchnorm shifts learn X times faster (default 1)")
+    p.add_argument("--lookahead", action=argparse.BooleanOptionalAction,
+                   help="airbench's lookahead: pull the weights onto their running average")
     p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--schedule", choices=["constant", "onecycle", "cosine"])
-    p.add_argument("--augment", choices=["none", "shift", "flip", "crop+flip"])
-    p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument("--schedule", choices=SCHEDULES)
+    p.add_argument("--augment", choices=list(AUGMENTATIONS))
+    p.add_argument("--precision", choices=PRECISIONS)
+    p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation when scoring a "
+                   "classifier: average over mirrored (and shifted) views")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--val-fraction", type=float, help="share of the training set held out "

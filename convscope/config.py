@@ -11,6 +11,7 @@ from .errors import ConvscopeError
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("fp32", "bf16")
+TTA_MODES = ("none", "flip", "flip+shift")
 TASKS = ("classify", "localize", "detect", "segment", "audio")
 SCENE_TASKS = ("localize", "detect", "segment")
 DEFAULT_AUGMENTATION = {"mnist": "shift", "cifar10": "crop+flip"}
@@ -32,10 +33,13 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 0.0
+    bias_lr_scale: float = 1.0  # batchnorm shifts learn this many times faster (same decay)
+    lookahead: bool = False  # airbench's lookahead (see convscope.lookahead)
     label_smoothing: float = 0.0
     schedule: str = "constant"
     augment: str | None = None  # None: the dataset's default (see DEFAULT_AUGMENTATION)
     precision: str = "fp32"
+    tta: str = "none"  # test-time augmentation when scoring: "flip", "flip+shift" (classify)
     seed: int = 0
     device: str = "auto"
     val_fraction: float = 0.1
@@ -45,7 +49,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self._check_types()
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                              ("precision", PRECISIONS), ("task", TASKS)):
+                              ("precision", PRECISIONS), ("task", TASKS), ("tta", TTA_MODES)):
             if getattr(self, name) not in allowed:
                 raise ConvscopeError(
                     f"{name} '{getattr(self, name)}' is not one of: {', '.join(allowed)}"
@@ -63,6 +67,11 @@ class TrainConfig:
                 raise ConvscopeError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConvscopeError(f"lr must be positive, got {self.lr}")
+        if self.bias_lr_scale <= 0:
+            raise ConvscopeError(f"bias_lr_scale must be positive, got {self.bias_lr_scale}")
+        if self.tta != "none" and self.task != "classify":
+            raise ConvscopeError(f"tta '{self.tta}' mirrors and shifts images; it is for the "
+                                 f"classify task, not {self.task}")
         if not 0 <= self.val_fraction < 1:
             raise ConvscopeError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 

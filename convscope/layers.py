@@ -13,15 +13,74 @@ from convscope.spec import Layer
 
 
 class FullyConnected(nn.Linear):
-    """ConvNetJS's fc: flattens the incoming volume and returns (N, num_neurons, 1, 1).
+    """ConvNetJS's fc: flattens the incoming volume and returns (N, num_neurons, 1, 1),
+    multiplied by ``scale`` when one is given.
 
     The flatten order is PyTorch's NCHW (index ``(d*H + y)*W + x``); ConvNetJS stores volumes
     with depth fastest (``(y*W + x)*D + d``), so fc weights from a ConvNetJS snapshot must be
     permuted on import. Parameter names are nn.Linear's (``weight``, ``bias``).
     """
 
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 scale: float | None = None) -> None:
+        super().__init__(in_features, out_features, bias=bias)
+        self.scale = scale
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.flatten(1))[:, :, None, None]
+        out = super().forward(x.flatten(1))[:, :, None, None]
+        return out if self.scale is None else out * self.scale
+
+
+class WhiteningConv(nn.Conv2d):
+    """A conv whose filters whiten its input's patches (fitted by :func:`fit_whitening`
+    before training) and stay fixed; only the bias trains."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.weight.requires_grad_(False)
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor, eps: float = 5e-4) -> None:
+        """Filters from the patches of ``x`` (N, depth, H, W): each eigenvector of their
+        (uncentred) covariance scaled by 1/sqrt(eigenvalue + eps), then the same negated."""
+        depth, height, width = self.weight.shape[1:]
+        patches = x.float().unfold(2, height, 1).unfold(3, width, 1)
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, depth * height * width)
+        covariance = patches.T @ patches / patches.shape[0]
+        values, vectors = torch.linalg.eigh(covariance)  # ascending eigenvalues
+        filters = (vectors.T / (values[:, None] + eps).sqrt()).flip(0)
+        filters = filters.reshape(-1, depth, height, width)
+        self.weight.copy_(torch.cat([filters, -filters]).to(self.weight))
+        if self.bias is not None:
+            self.bias.zero_()
+
+
+class _Captured(Exception):
+    def __init__(self, value: torch.Tensor) -> None:
+        self.value = value
+
+
+def has_whitening(model: nn.Module) -> bool:
+    return any(isinstance(m, WhiteningConv) for m in model.modules())
+
+
+def fit_whitening(model: nn.Module, x: torch.Tensor) -> None:
+    """Fit every :class:`WhiteningConv` of ``model``, in order, to the inputs it receives when
+    the model runs on ``x`` (in eval mode: batchnorm statistics are left alone)."""
+    was_training = model.training
+    model.eval()
+    for conv in [m for m in model.modules() if isinstance(m, WhiteningConv)]:
+        def capture(_module: nn.Module, inputs: tuple) -> None:
+            raise _Captured(inputs[0])
+        hook = conv.register_forward_pre_hook(capture)
+        try:
+            with torch.no_grad():
+                model(x)
+        except _Captured as captured:
+            conv.fit(captured.value)
+        finally:
+            hook.remove()
+    model.train(was_training)
 
 
 class Residual(nn.Module):
@@ -79,8 +138,12 @@ def make_module(layer: Layer) -> nn.Module:
         case "input":
             return InputOffset(p["offset"]) if p.get("offset") else nn.Identity()
         case "conv":
-            return nn.Conv2d(vol.depth, p["filters"], (p["sy"], p["sx"]), p["stride"], p["pad"],
-                             bias=p["bias"])
+            kind = WhiteningConv if p.get("init") == "whiten" else nn.Conv2d
+            conv = kind(vol.depth, p["filters"], (p["sy"], p["sx"]), p["stride"], p["pad"],
+                        bias=p["bias"])
+            if p.get("init") == "dirac":
+                nn.init.dirac_(conv.weight.data[:vol.depth])
+            return conv
         case "pool" if p["kind"] == "max":
             return nn.MaxPool2d((p["sy"], p["sx"]), p["stride"], p["pad"])
         case "pool":
@@ -88,7 +151,8 @@ def make_module(layer: Layer) -> nn.Module:
         case "global_pool":
             return nn.AdaptiveMaxPool2d(1) if p["kind"] == "max" else nn.AdaptiveAvgPool2d(1)
         case "fc":
-            return FullyConnected(vol.numel, p["num_neurons"], bias=p["bias"])
+            return FullyConnected(vol.numel, p["num_neurons"], bias=p["bias"],
+                                  scale=p.get("scale"))
         case "relu":
             return nn.ReLU()
         case "sigmoid":
@@ -98,7 +162,9 @@ def make_module(layer: Layer) -> nn.Module:
         case "gelu":
             return nn.GELU()
         case "batchnorm":
-            return nn.BatchNorm2d(vol.depth)
+            norm = nn.BatchNorm2d(vol.depth, momentum=p.get("momentum", 0.1))
+            norm.weight.requires_grad_(p.get("scale", True))
+            return norm
         case "dropout" if p.get("scaling") == "convnetjs":
             return ConvNetJSDropout(p["drop_prob"])
         case "dropout":

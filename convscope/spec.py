@@ -25,6 +25,7 @@ from convscope.errors import SpecError
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
 POOL_KINDS = ("max", "avg")
 DROPOUT_SCALINGS = ("inverted", "convnetjs")
+CONV_INITS = ("dirac", "whiten")
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 DOCUMENT_KEYS = ("layers", "name", "description", "dataset", "recipe")
 
@@ -152,7 +153,7 @@ def _choice(options: tuple[str, ...], default: Any) -> _Field:
                   lambda v: isinstance(v, str) and v in options, default)
 
 
-def _flag(default: bool) -> _Field:
+def _flag(default: bool | None) -> _Field:
     return _Field("true or false", lambda v: isinstance(v, bool), default)
 
 
@@ -175,19 +176,33 @@ _FIELDS: dict[str, dict[str, _Field]] = {
     "conv": {"sx": _positive(), "sy": _positive(_SAME_AS_SX), "filters": _positive(),
              "stride": _positive(1), "pad": _Field("a non-negative integer", _int_at_least(0), 0),
              "bias": _flag(True), "activation": _choice(ACTIVATIONS, None),
-             "drop_prob": _probability(None)},
+             "drop_prob": _probability(None),
+             # init (optional): "dirac" starts the first filters as the identity (each passes one
+             # input channel through); "whiten" sets the filters, before training, to whiten the
+             # input's patches (each eigenvector of their covariance and its negative, scaled by
+             # 1/sqrt(eigenvalue)) and keeps them fixed: airbench's first layer
+             "init": _choice(CONV_INITS, None)},
     "pool": {"sx": _positive(), "sy": _positive(_SAME_AS_SX), "stride": _positive(2),
              "pad": _Field("a non-negative integer", _int_at_least(0), 0),
              "kind": _choice(POOL_KINDS, "max")},
     "global_pool": {"kind": _choice(POOL_KINDS, "max")},
+    # scale (optional): the outputs are multiplied by it (a small scale on the class scores
+    # slows their learning, as airbench's 1/9)
     "fc": {"num_neurons": _positive(), "bias": _flag(True),
-           "activation": _choice(ACTIVATIONS, None), "drop_prob": _probability(None)},
+           "activation": _choice(ACTIVATIONS, None), "drop_prob": _probability(None),
+           "scale": _number(None)},
     **{name: {} for name in ACTIVATIONS},
-    "batchnorm": {},
+    # scale false: the per-channel scale stays 1 (not trained), only the shift is learned;
+    # momentum: the weight of each batch in the running statistics used for prediction
+    # (PyTorch's convention; default 0.1)
+    "batchnorm": {"scale": _flag(None), "momentum": _Field(
+        "a number in (0, 1]", lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+        and 0 < v <= 1, None)},
     # scaling (optional): "inverted" (PyTorch, the default) or "convnetjs" (no rescaling in
     # training, outputs multiplied by drop_prob at prediction, as ConvNetJS does)
     "dropout": {"drop_prob": _probability(0.5), "scaling": _choice(DROPOUT_SCALINGS, None)},
-    "softmax": {"num_classes": _positive()},
+    # bias and scale (optional) go to the fc of num_classes that softmax puts before itself
+    "softmax": {"num_classes": _positive(), "bias": _flag(None), "scale": _number(None)},
     "residual": {"layers": _Field("a non-empty list of layer definitions",
                                   lambda v: isinstance(v, list) and len(v) > 0)},
     # nearest-neighbour upsampling by an integer factor (the decoder of a segmentation net)
@@ -314,7 +329,9 @@ def _read_fields(where: str, kind: str, definition: dict) -> dict[str, Any]:
 def _expand(kind: str, values: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """ConvNetJS's makeLayers sugar: one definition -> (type, params) of the layers it makes."""
     if kind == "softmax":
-        return [("fc", {"num_neurons": values["num_classes"], "bias": True}), ("softmax", values)]
+        scale = {"scale": values["scale"]} if "scale" in values else {}
+        fc = {"num_neurons": values["num_classes"], "bias": values.get("bias", True), **scale}
+        return [("fc", fc), ("softmax", {"num_classes": values["num_classes"]})]
     if kind not in ("conv", "fc"):
         return [(kind, values)]
     activation = values.pop("activation", None)
@@ -340,6 +357,10 @@ def _make_layer(where: str, index: int, kind: str, params: dict[str, Any],
     if kind == "conv":
         out = _window_output(where, "filter", params, volume, params["filters"])
         weights = params["sx"] * params["sy"] * volume.depth
+        if params.get("init") == "whiten" and params["filters"] != 2 * weights:
+            raise SpecError(f"{where}: init 'whiten' needs 2 x {params['sx']} x {params['sy']} x "
+                            f"{volume.depth} = {2 * weights} filters (each patch direction and its "
+                            f"negative), got {params['filters']}")
         num_params = params["filters"] * (weights + int(params["bias"]))
         macs = out.numel * weights
     elif kind == "pool":

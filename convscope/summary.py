@@ -22,13 +22,18 @@ def layer_label(layer: Layer) -> str:
     no_bias = "" if p.get("bias", True) else " nobias"
     match layer.type:
         case "conv":
-            return f"conv {p['sx']}x{p['sy']} x{p['filters']} s{p['stride']} p{p['pad']}{no_bias}"
+            init = f" {p['init']}" if p.get("init") else ""
+            return (f"conv {p['sx']}x{p['sy']} x{p['filters']} s{p['stride']} p{p['pad']}"
+                    f"{no_bias}{init}")
         case "pool":
             return f"pool {p['kind']} {p['sx']}x{p['sy']} s{p['stride']} p{p['pad']}"
         case "global_pool":
             return f"global_pool {p['kind']}"
         case "fc":
-            return f"fc {p['num_neurons']}{no_bias}"
+            scale = f" x{p['scale']:.3g}" if p.get("scale") is not None else ""
+            return f"fc {p['num_neurons']}{no_bias}{scale}"
+        case "batchnorm" if p.get("scale") is False:
+            return "batchnorm shift only"
         case "softmax":
             return f"softmax {p['num_classes']}"
         case "dropout":

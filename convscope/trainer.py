@@ -17,17 +17,22 @@ import torch
 from tqdm import tqdm
 
 from ._io import write_json_atomic
-from .augment import fit_batch, prepare_images, to_input
+from .augment import AUGMENTATIONS, alternating_flips, fit_batch, prepare_images, to_input
 from .checkpoint import load_checkpoint, save_checkpoint, save_model
 from .config import TASKS, TrainConfig, resolve_config
 from .data import Dataset
 from .distributed import World, check_batch_size, joined, launch, sync_batchnorm
 from .errors import ConvscopeError, RunError
 from .evaluate import input_size
+from .layers import fit_whitening, has_whitening
+from .lookahead import Lookahead
 from .runs import CHECKPOINT, CONFIG, MODEL, RESULTS, Run, build_from_info, load_run
 from .tasks import Task, get_task
+from .tta import with_tta
 
 CHECKPOINT_SECONDS = 60.0
+BATCHNORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d,
+              torch.nn.SyncBatchNorm)
 OnEvent = Callable[[dict], bool | None] | None
 
 
@@ -51,6 +56,21 @@ def pick_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ConvscopeError(f"unknown device '{name}'; choose auto, cpu or cuda")
     return torch.device(name)
+
+
+def param_groups(config: TrainConfig, module: torch.nn.Module) -> list[dict]:
+    """The trainable parameters, with batchnorm shifts in a group of their own when
+    ``bias_lr_scale`` speeds them up (its weight decay shrinks to match: the same decay per
+    step). Each group's ``lr_scale`` multiplies the scheduled learning rate."""
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    if config.bias_lr_scale == 1:
+        return [{"params": trainable, "lr_scale": 1.0}]
+    shifts = {id(m.bias) for m in module.modules()
+              if isinstance(m, BATCHNORMS) and m.bias is not None}
+    return [{"params": [p for p in trainable if id(p) in shifts],
+             "lr_scale": config.bias_lr_scale,
+             "weight_decay": config.weight_decay / config.bias_lr_scale},
+            {"params": [p for p in trainable if id(p) not in shifts], "lr_scale": 1.0}]
 
 
 def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -203,9 +223,10 @@ def _rate(tally: dict) -> float:
     return tally["seen"] / max(tally["seconds"], 1e-9)
 
 
-def _stop(run: Run, module: torch.nn.Module, optimizer, position: dict) -> Run:
+def _stop(run: Run, module: torch.nn.Module, optimizer, position: dict,
+          extra: dict | None) -> Run:
     """Stop early on request: checkpoint (resumable) and the weights so far."""
-    save_checkpoint(run.path / CHECKPOINT, module, optimizer, position)
+    save_checkpoint(run.path / CHECKPOINT, module, optimizer, position, extra)
     module.eval()
     save_model(run.path / MODEL, module, {"config": run.config.to_dict(), "stopped": position})
     run._model = module
@@ -234,20 +255,25 @@ def _loop(run: Run, module: torch.nn.Module, world: World, position, progress: b
     module = sync_batchnorm(module, world).to(device, memory_format=torch.channels_last)
     images, labels = images.to(device), train_set.labels.to(device)
     targets = {key: value.to(device) for key, value in train_set.targets.items()}
-    optimizer = make_optimizer(config, module.parameters())
+    checkpoint = run.path / CHECKPOINT
+    resuming = position == "resume" and checkpoint.exists()
+    if not resuming and has_whitening(module):
+        fit_whitening(module, to_input(fit_batch(images[:5000], height, width)).to(
+            device, memory_format=torch.channels_last))
+    optimizer = make_optimizer(config, param_groups(config, module))
+    lookahead = Lookahead(module) if config.lookahead else None
+    extra = lookahead.average if lookahead else None
     n = images.shape[0]
     per_epoch = max(1, n // config.batch_size)
     total_steps = per_epoch * config.epochs
     epoch, step, tally = 0, 0, _new_tally()
-    if position == "resume":
-        checkpoint = run.path / CHECKPOINT
-        if checkpoint.exists():
-            saved = load_checkpoint(checkpoint, module, optimizer)
-            epoch, step, tally = saved["epoch"], saved["step"], saved["tally"]
-            if world.main:
-                print(f"resuming {run.path} at epoch {epoch + 1}, step {step}")
+    if resuming:
+        saved = load_checkpoint(checkpoint, module, optimizer, extra)
+        epoch, step, tally = saved["epoch"], saved["step"], saved["tally"]
         if world.main:
-            run.truncate_metrics(epoch)
+            print(f"resuming {run.path} at epoch {epoch + 1}, step {step}")
+    if position == "resume" and world.main:
+        run.truncate_metrics(epoch)
     elif world.main:
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config()
@@ -255,6 +281,9 @@ def _loop(run: Run, module: torch.nn.Module, world: World, position, progress: b
     world.broadcast(module)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16,
                               enabled=config.precision == "bf16")
+    scored = with_tta(module, config.tta)
+    first_flips = torch.rand(n, generator=_generator(config.seed, -1)) < 0.5 \
+        if AUGMENTATIONS[config.augment][1] == "alternate" else None
     last_save = time.monotonic()
     val_eval = None  # the latest epoch's validation result, reused for results.json
     module.train()
@@ -269,12 +298,15 @@ def _loop(run: Run, module: torch.nn.Module, world: World, position, progress: b
             rank = (world.rank,) if world.rank else ()  # rank 0 draws what one process draws
             _seed_dropout(_seed_for(config.seed, epoch, step, 1, *rank), device)
             batch = fit_batch(images[index], height, width, config.augment,
-                              _generator(config.seed, epoch, step))
+                              _generator(config.seed, epoch, step),
+                              None if first_flips is None else
+                              alternating_flips(first_flips[index.cpu()], epoch))
             batch, index = world.shard(batch), world.shard(index)
             x = to_input(batch).contiguous(memory_format=torch.channels_last)
             batch_targets = _batch_targets(train_set, labels, targets, index)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, epoch * per_epoch + step, total_steps)
+                group["lr"] = group["lr_scale"] * learning_rate(config, epoch * per_epoch + step,
+                                                                total_steps)
             with autocast:
                 output = module(x)
             loss, correct = task.loss(output, batch_targets, config, (height, width))
@@ -283,6 +315,8 @@ def _loop(run: Run, module: torch.nn.Module, world: World, position, progress: b
             batch_loss, correct = world.reduce_step(module, loss, correct)
             optimizer.step()
             step += 1
+            if lookahead:
+                lookahead.step(epoch * per_epoch + step, total_steps)
             tally["loss"] += batch_loss * count
             tally["correct"] += correct or 0
             tally["seen"] += count
@@ -302,19 +336,21 @@ def _loop(run: Run, module: torch.nn.Module, world: World, position, progress: b
             if stop:
                 bar.close()
                 return _stop(run, module, optimizer, {"epoch": epoch, "step": step,
-                                                      "tally": tally})
+                                                      "tally": tally}, extra)
             if due and step < per_epoch and world.main:
                 save_checkpoint(run.path / CHECKPOINT, module, optimizer,
-                                {"epoch": epoch, "step": step, "tally": tally})
+                                {"epoch": epoch, "step": step, "tally": tally}, extra)
                 last_save = time.monotonic()
         bar.close()
         line = {"epoch": epoch + 1, "train_loss": tally["loss"] / tally["seen"],
                 **({"train_acc": accuracy} if accuracy is not None else {}),
-                "lr": optimizer.param_groups[0]["lr"], "seconds": tally["seconds"],
+                "lr": optimizer.param_groups[-1]["lr"],  # the last group is never scaled
+                "seconds": tally["seconds"],
                 "examples_per_s": _rate(tally),
                 **({"processes": world.size} if world.size > 1 else {})}
         if len(val_set) and world.main:  # the other ranks wait at the barrier
-            val_eval = task.evaluate(module, val_set)
+            with autocast:
+                val_eval = task.evaluate(scored, val_set)
             line.update(_val_numbers(val_eval, task))
         if world.main:
             run.append_metrics(line)
@@ -324,10 +360,11 @@ def _loop(run: Run, module: torch.nn.Module, world: World, position, progress: b
         epoch, step, tally = epoch + 1, 0, _new_tally()
         if world.main:
             save_checkpoint(run.path / CHECKPOINT, module, optimizer,
-                            {"epoch": epoch, "step": 0, "tally": tally})
+                            {"epoch": epoch, "step": 0, "tally": tally}, extra)
         last_save = time.monotonic()
         if stop and epoch < config.epochs:
-            return _stop(run, module, optimizer, {"epoch": epoch, "step": 0, "tally": tally})
+            return _stop(run, module, optimizer, {"epoch": epoch, "step": 0, "tally": tally},
+                         extra)
         if progress:
             train_acc = f", train acc {100 * accuracy:.2f}%" if accuracy is not None else ""
             val = f", val {task.headline(val_eval)}" if val_eval else ""
@@ -340,10 +377,14 @@ def _loop(run: Run, module: torch.nn.Module, world: World, position, progress: b
         return run
     save_model(run.path / MODEL, module, {"config": config.to_dict()})
     results = {}
-    if test_set is not None:
-        results["test"] = task.evaluate(module, test_set)
-    if len(val_set):
-        results["val"] = val_eval or task.evaluate(module, val_set)
+    with autocast:
+        if test_set is not None:
+            results["test"] = task.evaluate(scored, test_set)
+        if len(val_set):
+            results["val"] = val_eval or task.evaluate(scored, val_set)
+        if config.tta != "none" and test_set is not None:
+            results["tta"] = {"mode": config.tta, "test_accuracy_without": task.evaluate(
+                module, test_set)["accuracy"]}
     write_json_atomic(run.path / RESULTS, results)
     run.results = results
     if progress and "test" in results:

@@ -154,6 +154,15 @@ def test_round_trip_through_convnetjs_json_is_exact():
         assert torch.equal(again.state_dict()[key], value), key
 
 
+def test_a_scaled_fc_exports_with_its_scale_folded_in():
+    spec = [*TINY[:3], {"type": "softmax", "num_classes": 10, "scale": 1 / 9}]
+    torch.manual_seed(0)
+    model = convscope.build_model(spec).double()
+    again = read_snapshot(to_convnetjs(model)).model()
+    x = torch.randn(4, 1, 28, 28, dtype=torch.float64)
+    assert torch.allclose(again(x), model(x), atol=1e-12)
+
+
 def test_convnetjs_runs_an_exported_convscope_trained_network(
         convnetjs_module: Path, fake_data, tmp_path: Path):
     root, _ = fake_data

@@ -25,7 +25,7 @@ INPUT = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 def test_all_models_registered():
     assert NAMES == ["mnist-templates", "mnist-ordinary", "cifar10-templates", "cifar10-ordinary",
                      "cifar10-mlp", "mnist-convnetjs", "cifar10-convnetjs", "lenet5",
-                     "mnist-fast", "mnist-sprint", "cifar10-fast", "cifar10-sprint",
+                     "mnist-fast", "mnist-sprint", "cifar10-fast", "cifar10-sprint", "cifar10-94",
                      "mnist-localizer", "mnist-yolo", "mnist-unet", "fsdd-convnet"]
 
 

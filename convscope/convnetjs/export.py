@@ -58,9 +58,9 @@ def _vol(values: torch.Tensor, sx: int, sy: int, depth: int) -> dict:
             "w": values.detach().cpu().double().flatten().tolist()}
 
 
-def _biases(block: torch.nn.Module, count: int) -> dict:
+def _biases(block: torch.nn.Module, count: int, scale: float = 1.0) -> dict:
     bias = block.bias if block.bias is not None else torch.zeros(count)
-    return _vol(bias, 1, 1, count)
+    return _vol(bias * scale, 1, 1, count)
 
 
 def _layer_json(layer: Layer, block: torch.nn.Module) -> dict | None:
@@ -85,11 +85,13 @@ def _layer_json(layer: Layer, block: torch.nn.Module) -> dict | None:
         return {"sx": p["sx"], "sy": p["sy"], "stride": p["stride"], "in_depth": vin.depth,
                 **base, "pad": p["pad"]}
     if kind == "fc":
-        # convscope flattens (d, y, x); ConvNetJS reads the incoming Vol as (y, x, d)
-        weight = block.weight.reshape(-1, *vin.shape).permute(0, 2, 3, 1)
+        # convscope flattens (d, y, x); ConvNetJS reads the incoming Vol as (y, x, d); a scaled
+        # fc is exported with the scale folded into its weights and biases
+        scale = p.get("scale", 1.0)
+        weight = block.weight.reshape(-1, *vin.shape).permute(0, 2, 3, 1) * scale
         return {**base, "num_inputs": vin.numel, "l1_decay_mul": 0.0, "l2_decay_mul": 1.0,
                 "filters": [_vol(w, 1, 1, vin.numel) for w in weight],
-                "biases": _biases(block, p["num_neurons"])}
+                "biases": _biases(block, p["num_neurons"], scale)}
     what = "average pooling" if kind == "pool" else f"{kind} layer"
     raise ExportError(f"layer {layer.index} ({kind}): ConvNetJS has no {what}; only input, "
                       "conv, max pool, fc, relu, sigmoid, tanh, dropout and softmax layers "

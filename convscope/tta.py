@@ -1,0 +1,41 @@
+"""Test-time augmentation: score each image as the mean of a classifier's logits over mirrored
+(and shifted) views of it."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class AveragedViews(nn.Module):
+    """``model`` scored on several views of each input: ``"flip"`` averages the image and its
+    mirror; ``"flip+shift"`` gives that pair half the weight and the pair shifted one pixel up
+    and left, and the pair shifted one pixel down and right, a quarter each (airbench's views;
+    the edge is filled by reflection)."""
+
+    def __init__(self, model: nn.Module, mode: str) -> None:
+        super().__init__()
+        if mode not in ("flip", "flip+shift"):
+            raise ValueError(f"unknown test-time augmentation {mode!r}")
+        self.model = model
+        self.mode = mode
+        self.input_volume = getattr(model, "input_volume", None)
+
+    def _pair(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.model(x).float() + self.model(x.flip(-1)).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self._pair(x)
+        if self.mode == "flip":
+            return logits
+        height, width = x.shape[-2:]
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        up_left = self._pair(padded[..., :height, :width])
+        down_right = self._pair(padded[..., 2:, 2:])
+        return 0.5 * logits + 0.25 * (up_left + down_right)
+
+
+def with_tta(model: nn.Module, mode: str) -> nn.Module:
+    """``model`` itself for mode ``"none"``, else it wrapped in :class:`AveragedViews`."""
+    return model if mode == "none" else AveragedViews(model, mode)
