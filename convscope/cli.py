@@ -82,6 +82,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
     from .runs import load_run
     from .tasks import get_task
+    from .trainer import autocast_for
 
     run = load_run(args.run)
     data = args.data or run.config.data
@@ -92,7 +93,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     dataset = {"train": train_set, "val": val_set, "test": test_set}[args.split]
     if dataset is None:
         raise ConvscopeError(f"{data} has no test split; use --split val")
-    result = task.evaluate(with_tta(run.model, run.config.tta), dataset)
+    with autocast_for(config, next(run.model.parameters()).device):
+        result = task.evaluate(with_tta(run.model, config.tta), dataset)
     if args.json:
         print(json.dumps({"run": str(run.path), "data": data, "task": config.task,
                           "split": args.split, **result}, indent=2))

@@ -38,7 +38,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     schedule: str = "constant"
     augment: str | None = None  # None: the dataset's default (see DEFAULT_AUGMENTATION)
-    precision: str = "fp32"
+    precision: str = "fp32"  # bf16: bfloat16 autocast in the training steps and the scoring
     tta: str = "none"  # test-time augmentation when scoring: "flip", "flip+shift" (classify)
     seed: int = 0
     device: str = "auto"

@@ -60,13 +60,19 @@ def test_report_lists_targets_runs_and_busy_machines():
     assert "| MNIST 99.5% in <= 2 min | `mnist-fast` | 99.60 | 71.0 | met |" in text
     assert "| MNIST 99% in <= 15 s | `mnist-fast` | 99.60 | 71.0 | not met (71.0 s) |" in text
     assert "| CIFAR-10 90% in <= 15 min | - | - | - | not measured |" in text
-    assert all(f"| `mnist-fast` | {s} | {99.5 + s / 10:.2f} | {70 + s:.1f} | {140 + 2 * s:.1f} "
-               f"| {67 + s:.1f} | 5000 | 1.0 | {0.5 if s == 2 else 0:.2f} |" in text
-               for s in range(3))
+    assert all(f"| `mnist-fast` | {s} | {99.5 + s / 10:.2f} | - | {70 + s:.1f} "
+               f"| {140 + 2 * s:.1f} | {67 + s:.1f} | 5000 | 1.0 | {0.5 if s == 2 else 0:.2f} |"
+               in text for s in range(3))
     assert "1 of 3 runs shared the machine" in text
     assert "OMP_NUM_THREADS=2" in text and "- `mnist-fast`:" in text
     gflops = 5000 * 6 * 7_864_064 / 1e9  # mnist-fast: 7.86 M forward multiply-adds
     assert f"| `mnist-fast` | fp32 | {gflops:.1f} | {gflops:.0f}% |" in text  # of 100 GFLOP/s
+
+
+def test_the_report_gives_the_accuracy_without_test_time_augmentation():
+    runs = [{**run("cifar10-94", 0, 0.9412, 1700.0, dataset="cifar10"),
+             "test_acc_without_tta": 0.9355}]
+    assert "| `cifar10-94` | 0 | 94.12 | 93.55 | 1700.0 |" in bench.report(runs, CEILING)
 
 
 def test_the_report_keeps_the_latest_run_per_seed_with_the_latest_settings():

@@ -5,7 +5,10 @@ them resumes to the same weights."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from safetensors.torch import load_file
 
 import convscope
 from convscope.augment import alternating_flips, fit_batch
+from convscope.cli import main
 from convscope.config import TrainConfig
 from convscope.errors import ConvscopeError, SpecError
 from convscope.layers import WhiteningConv, fit_whitening
@@ -32,7 +36,7 @@ TRICKS = [{"type": "input", "sx": 28, "sy": 28, "depth": 1, "offset": 0.5},
           {"type": "conv", "sx": 3, "filters": 12, "pad": 1, "stride": 1, "bias": False,
            "init": "dirac"},
           {"type": "pool", "sx": 3, "stride": 3},
-          {"type": "batchnorm", "scale": False},
+          {"type": "batchnorm", "scale": False, "momentum": 0.4},
           {"type": "gelu"},
           {"type": "softmax", "num_classes": 10, "bias": False, "scale": 1 / 9}]
 SETTINGS = dict(epochs=2, batch_size=16, optimizer="sgd", lr=0.5, momentum=0.85,
@@ -45,7 +49,7 @@ def test_spec_fields_build_what_they_say():
     whiten, dirac, norm, fc = net.blocks[1], net.blocks[3], net.blocks[5], net.blocks[7]
     assert isinstance(whiten, WhiteningConv) and not whiten.weight.requires_grad
     assert whiten.bias.requires_grad
-    assert not norm.weight.requires_grad and norm.bias.requires_grad
+    assert not norm.weight.requires_grad and norm.bias.requires_grad and norm.momentum == 0.4
     assert fc.bias is None and fc.scale == pytest.approx(1 / 9)
     x = torch.randn(2, 8, 9, 9)  # identity on the first 8 of 12 filters, the rest as usual
     out = F.conv2d(x, dirac.weight, padding=1)
@@ -59,10 +63,14 @@ def test_spec_fields_build_what_they_say():
     assert labels[5] == "batchnorm shift only" and labels[7] == "fc 10 nobias x0.111"
 
 
-def test_whitening_needs_two_filters_per_patch_value():
+def test_whitening_needs_two_filters_per_patch_value_and_momentum_a_share():
     bad = [dict(layer) for layer in TRICKS]
     bad[1]["filters"] = 6
     with pytest.raises(SpecError, match=r"layer 1 \(conv\): init 'whiten' needs 2 x 2 x 2 x 1 = 8"):
+        build_model(bad)
+    bad = [dict(layer) for layer in TRICKS]
+    bad[5]["momentum"] = 0
+    with pytest.raises(SpecError, match=r"layer 5 \(batchnorm\): momentum must be a number in"):
         build_model(bad)
 
 
@@ -182,3 +190,10 @@ def test_a_run_with_every_trick_learns_and_resumes_to_the_same_weights(digits, t
     b = load_file(str(resumed.path / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.results["test"]["accuracy"] == whole.results["test"]["accuracy"]
+
+    with contextlib.redirect_stdout(io.StringIO()) as text:  # eval scores with the run's views
+        assert main(["eval", str(whole.path), "--json"]) == 0
+    assert json.loads(text.getvalue())["confusion"] == whole.results["test"]["confusion"]
+    with contextlib.redirect_stdout(io.StringIO()) as text:
+        assert main(["eval", str(whole.path)]) == 0
+    assert "test-time augmentation flip+shift" in text.getvalue()
