@@ -348,7 +348,7 @@ def _loop(run: Run, module: torch.nn.Module, world: World, position, progress: b
         bar.close()
         line = {"epoch": epoch + 1, "train_loss": tally["loss"] / tally["seen"],
                 **({"train_acc": accuracy} if accuracy is not None else {}),
-                "lr": optimizer.param_groups[-1]["lr"],  # the last group is never scaled
+                "lr": learning_rate(config, (epoch + 1) * per_epoch - 1, total_steps),
                 "seconds": tally["seconds"],
                 "examples_per_s": _rate(tally),
                 **({"processes": world.size} if world.size > 1 else {})}
