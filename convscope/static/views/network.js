@@ -109,8 +109,14 @@ function column(layer, x, width, zoom, selected, onSelect) {
   return group;
 }
 
+// about 6.5 px per character of an 11.5 px label, so that long labels do not overlap
+const LABEL_CHAR_PX = 6.5;
 const columnWidths = (layers, zoom) =>
-  layers.map((l) => (OPERATORS.has(l.type) ? 82 : Math.max(128, boxShape(l.out_volume, zoom).w + 60)));
+  layers.map((l) =>
+    OPERATORS.has(l.type)
+      ? 82
+      : Math.max(128, boxShape(l.out_volume, zoom).w + 60, l.label.length * LABEL_CHAR_PX + 16),
+  );
 
 /** The volumes, drawn as large as `available` px allow (up to twice the base size). */
 function diagram(layers, available, selected, onSelect) {
