@@ -65,12 +65,14 @@ TARGETS = (Target("mnist", 0.99, 15), Target("mnist", 0.995, 120),
            Target("cifar10", 0.90, 15 * 60), Target("cifar10", 0.94, 60 * 60))
 
 
-def time_run(recipe: str, seed: int, threads: int, data_dir: str | None) -> dict:
-    """Train ``recipe`` with ``seed`` in a fresh ``convscope train`` process; its numbers."""
+def time_run(recipe: str, seed: int, threads: int, data_dir: str | None,
+             device: str = "cpu") -> dict:
+    """Train ``recipe`` with ``seed`` on ``device`` in a fresh ``convscope train`` process;
+    its numbers."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         command = [sys.executable, "-m", "convscope", "train", "--recipe", recipe,
-                   "--seed", str(seed), "--device", "cpu", "--out", str(out)]
+                   "--seed", str(seed), "--device", device, "--out", str(out)]
         if data_dir:
             command += ["--data-dir", data_dir]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}

@@ -103,3 +103,23 @@ def write_mnist(root: Path, train: int, test: int, seed: int = 0) -> Path:
             path = root / "mnist" / f"{prefix}-{kind}-{dims}-ubyte.gz"
             path.write_bytes(gzip.compress(idx_bytes(array), compresslevel=1))
     return root
+
+
+@pytest.fixture
+def digits(tmp_path: Path, data_cache: Path) -> Path:
+    """MNIST-format files that mirroring keeps learnable: class k is a band of rows (k // 2)
+    holding one centred square (k even) or two squares mirroring each other (k odd)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    (root / "mnist").mkdir(parents=True)
+    for prefix, n in (("train", 600), ("t10k", 200)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, k in enumerate(labels):
+            y = 1 + 5 * (k // 2)
+            for x in ((11,) if k % 2 == 0 else (2, 20)):
+                images[i, y:y + 6, x:x + 6] = 255
+        for kind, array, dims in (("images", images, "idx3"), ("labels", labels, "idx1")):
+            path = root / "mnist" / f"{prefix}-{kind}-{dims}-ubyte.gz"
+            path.write_bytes(gzip.compress(idx_bytes(array), compresslevel=1))
+    return root

@@ -89,3 +89,16 @@ def test_recipe_is_an_alias_of_model():
     parser = build_parser()
     assert parser.parse_args(["train", "--recipe", "mnist-fast"]).model == "mnist-fast"
     assert parser.parse_args(["train", "--model", "mnist-fast"]).model == "mnist-fast"
+
+
+def test_gpu_report_sets_each_recipe_beside_its_cpu_median():
+    import gpu
+
+    on_gpu = [{**run("mnist-fast", s, 0.995 + s / 1000, 10.0 + s), "machine": "H100"}
+              for s in range(3)]
+    on_cpu = [run("mnist-fast", s, 0.994, 90.0) for s in range(3)]
+    text = gpu.report(on_gpu, on_cpu)
+    assert "Machine: H100;" in text
+    assert "| `mnist-fast` | 3 | 99.60 | 11.0 | 8.0 | 5,000 | 99.40 | 90.0 | 8.2x |" in text
+    assert "| `mnist-fast` | 2 | 99.70 | 12.0 | 9.0 | 5,000 |" in text
+    assert "| - | - | -" in gpu.report(on_gpu, [])  # no CPU runs logged: no comparison

@@ -6,16 +6,12 @@ them resumes to the same weights."""
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import idx_bytes
 from safetensors.torch import load_file
 
 import convscope
@@ -151,26 +147,6 @@ def test_tta_averages_the_views_airbench_uses():
 def test_tta_is_refused_for_scene_tasks():
     with pytest.raises(ConvscopeError, match="tta 'flip' mirrors and shifts images"):
         TrainConfig(task="detect", tta="flip")
-
-
-@pytest.fixture
-def digits(tmp_path: Path, data_cache: Path) -> Path:
-    """MNIST-format files that mirroring keeps learnable: class k is a band of rows (k // 2)
-    holding one centred square (k even) or two squares mirroring each other (k odd)."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "data"
-    (root / "mnist").mkdir(parents=True)
-    for prefix, n in (("train", 600), ("t10k", 200)):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, k in enumerate(labels):
-            y = 1 + 5 * (k // 2)
-            for x in ((11,) if k % 2 == 0 else (2, 20)):
-                images[i, y:y + 6, x:x + 6] = 255
-        for kind, array, dims in (("images", images, "idx3"), ("labels", labels, "idx1")):
-            path = root / "mnist" / f"{prefix}-{kind}-{dims}-ubyte.gz"
-            path.write_bytes(gzip.compress(idx_bytes(array), compresslevel=1))
-    return root
 
 
 def test_a_run_with_every_trick_learns_and_resumes_to_the_same_weights(digits, tmp_path):
