@@ -29,6 +29,7 @@ from convscope.augment import to_input
 from convscope.errors import RunError
 from convscope.probes import activations
 from convscope.server import create_app
+from convscope.tta import with_tta
 
 MNIST_CONV = [{"type": "input", "sx": 24, "sy": 24, "depth": 1},
               {"type": "conv", "sx": 5, "filters": 4, "pad": 2, "activation": "relu"},
@@ -387,6 +388,30 @@ def test_confusion(client: TestClient, world):
     more = client.get("/api/models/run-mnist-conv/confusion").json()  # cached, 64 per cell
     assert sum(len(cell) for row in more["cells"] for cell in row) == 100
     assert client.get("/api/models/run-mnist-conv/confusion?samples=-1").status_code == 400
+
+
+def test_confusion_scores_a_run_as_it_was_scored(world, tmp_path: Path):
+    """A run with test-time augmentation and bf16 gets its confusion matrix from the same
+    averaged views under bf16 autocast, as its results.json and `convscope eval` do."""
+    torch.manual_seed(0)
+    run = convscope.train(convscope.build_model(MNIST_CONV), "mnist", out=tmp_path / "tta",
+                          data_dir=str(world["data"]), epochs=1, batch_size=16, lr=0.01,
+                          tta="flip", precision="bf16", progress=False)
+    test = convscope.load_dataset("mnist", "test", world["data"], download=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scored = convscope.evaluate(with_tta(run.model, "flip"), test)
+        plain = convscope.evaluate(run.model, test)
+    assert scored.confusion != plain.confusion  # else this test could not tell them apart
+    with TestClient(create_app([run.path], runs_dir=tmp_path / "runs",
+                               data_dir=str(world["data"]))) as client:
+        body = client.get("/api/models/run-tta/confusion").json()
+        model = client.get("/api/models/run-tta").json()
+        listed = {m["id"]: m for m in client.get("/api/models").json()["models"]}["run-tta"]
+    assert listed["accuracy_source"].endswith("with flip test-time augmentation")
+    assert model["tta"] == body["tta"] == "flip"
+    assert model["metric"]["value"] == run.results["test"]["accuracy"]
+    assert body["accuracy"] == run.results["test"]["accuracy"]
+    assert body["confusion"] == scored.confusion == run.results["test"]["confusion"]
 
 
 def write_summary(path: Path, first: int, labels: list[int]) -> None:

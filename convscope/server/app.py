@@ -24,6 +24,7 @@ from ..audio import read_wav
 from ..augment import to_input
 from ..bundle import BUNDLED
 from ..probes import Confusion, confusion_with_samples, conv_step, layer_weights
+from ..tta import with_tta
 from .audio import analyse, read_upload
 from .catalog import CLASSIFYING, Catalog, Entry
 from .chapter import image_png, summaries_json
@@ -213,11 +214,13 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
         with confusion_lock:  # one evaluation at a time; cached until the weights change
             cached = confusions.get(model_id)
             if cached is None or cached[0] is not net:
-                cached = confusions[model_id] = (
-                    net, confusion_with_samples(net, sample_set.dataset, per_cell=None))
+                with torch.autocast("cpu", dtype=torch.bfloat16,
+                                    enabled=entry.precision == "bf16"):  # scored as its run
+                    cached = confusions[model_id] = (net, confusion_with_samples(
+                        with_tta(net, entry.tta), sample_set.dataset, per_cell=None))
         result = cached[1]
         ev = result.evaluation
-        return {"source": sample_set.description, "dataset": entry.dataset,
+        return {"source": sample_set.description, "dataset": entry.dataset, "tta": entry.tta,
                 "classes": ev.classes, "confusion": ev.confusion, "accuracy": ev.accuracy,
                 "correct": ev.correct, "total": ev.total, "recall": ev.recall,
                 "precision": ev.precision,

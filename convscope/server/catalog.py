@@ -44,6 +44,8 @@ class Entry:
     model: SpecNet | None = field(default=None, repr=False)
     task: str = "classify"  # what it learned (convscope.config.TASKS)
     metric_value: float | None = None  # the task's headline test number, when evaluated
+    tta: str = "none"  # how its runs score: test-time augmentation (convscope.config.TTA_MODES)
+    precision: str = "fp32"  # and arithmetic ("bf16": scored under bf16 autocast)
 
     @cached_property
     def layers(self) -> list[Layer]:
@@ -71,14 +73,16 @@ class Entry:
         return {"id": self.id, "title": self.title, "kind": self.kind, "dataset": self.dataset,
                 "family": self.family, "params": sum(la.num_params for la in self.layers),
                 "test_accuracy": self.test_accuracy, "accuracy_source": self.accuracy_source,
-                "registry": self.registry, "task": self.task, "metric": self.metric}
+                "registry": self.registry, "task": self.task, "metric": self.metric,
+                "tta": self.tta}
 
     def describe(self) -> dict:
         """The network description every view reads (``GET /api/models/{id}``)."""
         layers = self.layers
         return {
             "id": self.id, "title": self.title, "dataset": self.dataset, "classes": self.classes,
-            "task": self.task, "metric": self.metric, "input": _volume(layers[0].out_volume),
+            "task": self.task, "metric": self.metric, "tta": self.tta,
+            "input": _volume(layers[0].out_volume),
             "layers": [{"index": la.index, "type": la.type, "label": layer_label(la),
                         "params": la.params, "in_volume": _volume(la.in_volume),
                         "out_volume": _volume(la.out_volume), "num_params": la.num_params,
@@ -122,11 +126,14 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
     if "total" in test:
         what = {"audio": "recordings", **dict.fromkeys(SCENE_KINDS, "scenes")}.get(task, "images")
         source = f"{run.config.data} test set ({test['total']:,} {what}), measured at training"
+        if run.config.tta != "none":
+            source += f" with {run.config.tta} test-time augmentation"
     metric = test.get(get_task(task).metric)
     return Entry(entry_id, title, kind, dataset_name(run.config.data, task),
                  list(run.data_info.get("classes") or []), spec, run.path,
                  test.get("accuracy"), source, registry, task=task,
-                 metric_value=metric if isinstance(metric, int | float) else None)
+                 metric_value=metric if isinstance(metric, int | float) else None,
+                 tta=run.config.tta, precision=run.config.precision)
 
 
 def slug(text: str) -> str:

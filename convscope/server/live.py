@@ -146,8 +146,9 @@ class Jobs:
                                     f"classifiers on {' or '.join(DEPTH)} only: train it with "
                                     f"`convscope train --model {request.model}`")
             spec, name, dataset = registered.spec, request.model, registered.dataset
+            recipe = registered.recipe
         else:
-            spec, name, dataset = request.spec, "spec", None
+            spec, name, dataset, recipe = request.spec, "spec", None, {}
         net = build_model(spec)
         dataset = request.dataset or dataset or ("cifar10" if net.input_volume.depth == 3
                                                  else "mnist")
@@ -163,7 +164,9 @@ class Jobs:
             self._jobs[job_id] = job
         self.catalog.add(Entry(job.model_id, f"{name} on {dataset} (live)", "live", dataset,
                                list(DATASETS[dataset].classes), net.spec,
-                               registry=request.model, model=net.eval()))
+                               registry=request.model, model=net.eval(),
+                               tta=recipe.get("tta", "none"),
+                               precision=recipe.get("precision", "fp32")))
         model = request.model if request.model is not None else build_model(spec)
         job.thread = threading.Thread(target=self._run, args=(job, model, dataset, settings),
                                       name=f"convscope-train-{job_id}", daemon=True)

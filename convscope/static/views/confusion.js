@@ -80,7 +80,8 @@ export async function render(root, ctx) {
         )
       : null,
   );
-  const status = h("p", {class: "muted"}, `Evaluating ${model.title} on its test set…`);
+  const views = model.tta && model.tta !== "none" ? `, averaging ${model.tta} views` : "";
+  const status = h("p", {class: "muted"}, `Evaluating ${model.title} on its test set${views}…`);
   root.append(
     h("header", {class: "view-header"}, h("h2", {}, `Confusion matrix: ${model.title}`), status),
     h(
@@ -107,7 +108,10 @@ export async function render(root, ctx) {
     (error) => error,
   );
   const result = await ctx.api.confusion(model.id, 64, {signal: ctx.signal});
-  status.textContent = `Source: ${result.source} · ${result.dataset} · computed live by convscope`;
+  const scoring = result.tta && result.tta !== "none"
+    ? ` · test-time augmentation ${result.tta}, as the run was scored` : "";
+  status.textContent =
+    `Source: ${result.source} · ${result.dataset}${scoring} · computed live by convscope`;
   status.classList.add("source");
   const family = ctx.models.find((m) => m.id === model.id)?.family;
   const comparison = COMPARISONS.find(([d, f]) => d === model.dataset && f === family)?.[2];

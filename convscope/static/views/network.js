@@ -72,12 +72,13 @@ function volumeBox(x, shape, colour) {
 function column(layer, x, width, zoom, selected, onSelect) {
   const operator = OPERATORS.has(layer.type);
   const shape = boxShape(layer.out_volume, zoom);
+  const pill = Math.max(44, 6.4 * layer.type.length + 14); // 11px text: ~6.4px a letter
   const drawing = operator
     ? [
         svg("rect", {
-          x: x + width / 2 - 22,
+          x: x + width / 2 - pill / 2,
           y: MID - 13,
-          width: 44,
+          width: pill,
           height: 26,
           rx: 13,
           fill: "#f1f0ea",
