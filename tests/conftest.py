@@ -1,4 +1,5 @@
-"""Shared data-test fixtures: an isolated decoded cache and small files in official formats."""
+"""Shared fixtures: the CPU as every test's device (tests/test_cuda.py excepted), an isolated
+decoded cache and small data files in official formats."""
 
 from __future__ import annotations
 
@@ -9,8 +10,29 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from convscope.data import DATASETS
+
+_SEES_GPU = torch.cuda.is_available  # the real check, for the ``gpu`` fixture
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cpu_only():
+    """The suite checks the CPU path, whose results are exact and repeatable; tests/test_cuda.py
+    checks the GPU path through the ``gpu`` fixture. On a machine with a GPU, hide it from the
+    other tests and the processes they start, so that device "auto" means the CPU there too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.cuda, "is_available", lambda: False)
+        mp.setenv("CUDA_VISIBLE_DEVICES", "")
+        yield
+
+
+@pytest.fixture
+def gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undo ``cpu_only`` for one test: the GPU is visible to it and its processes."""
+    monkeypatch.setattr(torch.cuda, "is_available", _SEES_GPU)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

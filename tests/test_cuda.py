@@ -25,8 +25,9 @@ from convscope.model import build_model
 from convscope.probes import activations
 from convscope.registry import get_model_entry, list_models
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason="PyTorch sees no CUDA GPU on this machine")
+pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(),
+                                 reason="PyTorch sees no CUDA GPU on this machine"),
+              pytest.mark.usefixtures("gpu")]
 
 
 @pytest.fixture

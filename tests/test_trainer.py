@@ -169,6 +169,17 @@ def test_cli_reports_errors_without_traceback(tmp_path: Path):
     assert out.returncode == 2 and "not a convscope run directory" in out.stderr
 
 
+def test_asking_for_a_gpu_where_there_is_none_names_the_fix(squares: Path, tmp_path: Path):
+    # conftest's cpu_only hides any GPU, here and from the CLI's process
+    with pytest.raises(ConvscopeError, match="sees no GPU; use --device cpu"):
+        convscope.train("lenet5", "mnist", out=tmp_path / "r", data_dir=str(squares),
+                        device="cuda", progress=False)
+    out = _cli("train", "--model", "lenet5", "--data-dir", str(squares), "--device", "cuda",
+               "--out", str(tmp_path / "cli"))
+    assert out.returncode == 2 and "sees no GPU; use --device cpu" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 @pytest.mark.realdata
 def test_convnetjs_mnist_net_reaches_97_percent_in_one_epoch(real_data_dir: Path, tmp_path):
     run = convscope.train("mnist-convnetjs", "mnist", out=tmp_path / "run", epochs=1,
