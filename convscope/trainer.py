@@ -218,6 +218,17 @@ def _seed_dropout(seed: int, device: torch.device) -> None:
         torch.cuda.manual_seed(seed)
 
 
+def _device_text(device: torch.device, processes: int) -> str:
+    """"the CPU (2 threads)" or "NVIDIA H100 80GB HBM3 (cuda:0)", and how many processes."""
+    text = (f"{torch.cuda.get_device_name(device)} ({device})" if device.type == "cuda"
+            else f"the CPU ({_count(torch.get_num_threads(), 'thread')})")
+    return text + (f", in each of {processes} processes" if processes > 1 else "")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _new_tally() -> dict:
     """Running sums of the current epoch (saved in checkpoints)."""
     return {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
@@ -277,6 +288,12 @@ def _loop(run: Run, module: torch.nn.Module, world: World, position, progress: b
         epoch, step, tally = saved["epoch"], saved["step"], saved["tally"]
         if world.main:
             print(f"resuming {run.path} at epoch {epoch + 1}, step {step}")
+    if progress:
+        name = "the given network" if config.model == "<python>" else config.model
+        print(f"training {name} on {config.data}: {n:,} examples ({len(val_set):,} "
+              f"held out for validation), {_count(config.epochs, 'epoch')} of "
+              f"{_count(per_epoch, 'step')} of {config.batch_size}, {config.precision}, on "
+              f"{_device_text(device, world.size)}")
     if position == "resume" and world.main:
         run.truncate_metrics(epoch)
     elif world.main:

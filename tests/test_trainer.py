@@ -169,6 +169,14 @@ def test_cli_reports_errors_without_traceback(tmp_path: Path):
     assert out.returncode == 2 and "not a convscope run directory" in out.stderr
 
 
+def test_a_run_says_what_it_trains_and_where(squares: Path, tmp_path: Path, capsys):
+    convscope.train(convscope.build_model(TINY), "mnist", out=tmp_path / "run",
+                    data_dir=str(squares), epochs=1, batch_size=16, progress=True)
+    assert (f"training the given network on mnist: 540 examples (60 held out for validation), "
+            f"1 epoch of 33 steps of 16, fp32, on the CPU ({torch.get_num_threads()} thread"
+            ) in capsys.readouterr().out
+
+
 def test_asking_for_a_gpu_where_there_is_none_names_the_fix(squares: Path, tmp_path: Path):
     # conftest's cpu_only hides any GPU, here and from the CLI's process
     with pytest.raises(ConvscopeError, match="sees no GPU; use --device cpu"):
