@@ -112,7 +112,7 @@ def test_bf16_with_every_trick_learns_and_resumes_on_the_gpu(digits: Path, tmp_p
     assert result["accuracy"] == pytest.approx(whole.results["test"]["accuracy"], abs=0.01)
 
 
-@pytest.mark.skipif(torch.cuda.device_count() != 1, reason="needs exactly one GPU")
+@pytest.mark.skipif(torch.cuda.device_count() > 1, reason="needs a machine with one GPU")
 def test_more_processes_than_gpus_is_refused_with_the_fix(fake_data, tmp_path: Path):
     with pytest.raises(ConvscopeError, match="GPU"):
         convscope.train(NET, "mnist", out=tmp_path / "two", device="cuda", nproc=2,
