@@ -417,6 +417,27 @@ def test_page_helpers_compute_the_chapter_examples(page):
     assert result["bars"] == [-0.5, -0.25, 0.5]
 
 
+# Text nodes that show a missing value instead of words.
+MISSING_VALUES = """() => {
+  const found = [];
+  const walker = document.createTreeWalker(document.querySelector("main"), NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const text = walker.currentNode.textContent;
+    if (/\\b(null|undefined|NaN)\\b|\\[object Object\\]/.test(text)) found.push(text.trim());
+  }
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("view", ["network", "convolution", "maps", "weights", "confusion",
+                                  "train", "predict", "scenes", "audio"])
+def test_no_view_shows_null_undefined_or_nan(page, view: str):
+    open_view(page, f"{view}?model=mnist-convnetjs")
+    page.locator("main > *").first.wait_for()
+    page.wait_for_load_state("networkidle")  # every request the view made has been answered
+    assert page.evaluate(MISSING_VALUES) == []
+
+
 def test_api_errors_are_shown_not_blank(browser, server):
     context = browser.new_context(base_url=server[0])  # its console shows the 404: not a failure
     page = context.new_page()

@@ -354,15 +354,15 @@ export async function render(root, ctx) {
           "first layer's filters and the activation maps of one image change as it learns.",
       ),
     ),
-    shown && !trainable(shown)
-      ? notice(
+    ...(shown && !trainable(shown)
+      ? [notice(
           `Training here is for image classifiers on ${Object.keys(INPUTS).join(" or ")}; ` +
             `${shown.title} is ${TASK_NAMES[shown.task] ?? `a ${shown.task} model`} for ${shown.dataset}. ` +
             "Train such models with ",
           h("code", {}, `convscope train --model ${shown.registry ?? "<model>"}`),
           ".",
-        )
-      : null,
+        )]
+      : []),
     h(
       "div",
       {class: "train-layout"},
