@@ -429,10 +429,11 @@ MISSING_VALUES = """() => {
 }"""
 
 
+@pytest.mark.parametrize("model", ["mnist-convnetjs", "cifar10-ordinary"])  # convnet, fc only
 @pytest.mark.parametrize("view", ["network", "convolution", "maps", "weights", "confusion",
                                   "train", "predict", "scenes", "audio"])
-def test_no_view_shows_null_undefined_or_nan(page, view: str):
-    open_view(page, f"{view}?model=mnist-convnetjs")
+def test_no_view_shows_null_undefined_or_nan(page, view: str, model: str):
+    open_view(page, f"{view}?model={model}")
     page.locator("main > *").first.wait_for()
     page.wait_for_load_state("networkidle")  # every request the view made has been answered
     assert page.evaluate(MISSING_VALUES) == []
