@@ -1,16 +1,19 @@
 """Build convscope/bundled/: the explorer's offline default models and real test-image samples.
 
-Trains the chapter's four comparison networks with their registry recipes (seed 0, on the CPU
-with one thread, so the weights do not depend on the GPU or core count) on the real data in a
+Trains the chapter's four comparison networks and its three scene applications (localization,
+detection, segmentation) with their registry recipes (seed 0, on the CPU with one thread per
+model, so the weights do not depend on the GPU, core count or ``--jobs``) on the real data in a
 temporary folder, keeps each finished run without its checkpoint and with a relocatable config,
-and draws a seeded, class-balanced sample of each official test set. Replaces convscope/bundled/.
+and draws a seeded, class-balanced sample of each official test set (the explorer makes its
+scenes from the MNIST sample). Replaces convscope/bundled/.
 
-    .venv/bin/python scripts/make_bundle.py --data-dir ../shared/data
+    .venv/bin/python scripts/make_bundle.py --data-dir ../shared/data --jobs 2
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shlex
 import shutil
 import sys
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from safetensors.torch import load_file
 
 import convscope
 from convscope.bundle import BUNDLED, MODELS_DIR, SAMPLES_DIR, bundled_model_dirs, bundled_sample
@@ -29,13 +33,15 @@ from convscope.checkpoint import save_model
 from convscope.data import Dataset, resolve_data_dir
 from convscope.registry import get_model_entry
 from convscope.runs import CONFIG, METRICS, MODEL, RESULTS
+from convscope.tasks import get_task
 
-MODELS = ("mnist-ordinary", "mnist-convnetjs", "cifar10-ordinary", "cifar10-convnetjs")
+MODELS = ("mnist-ordinary", "mnist-convnetjs", "cifar10-ordinary", "cifar10-convnetjs",
+          "mnist-localizer", "mnist-yolo", "mnist-unet")
 DATASETS = ("mnist", "cifar10")
 SEED = 0
 PER_CLASS = 30
 SETTINGS = {"seed": SEED, "device": "cpu"}  # on top of each model's registry recipe
-MAX_BYTES = 3 * 2**20
+MAX_BYTES = 8 * 2**20
 LICENCES = {
     "mnist": "MNIST: Yann LeCun and Corinna Cortes hold the copyright; CC BY-SA 3.0 (as stated "
              "in the Keras/TensorFlow `mnist.load_data` documentation).",
@@ -45,7 +51,9 @@ LICENCES = {
 
 
 def train(name: str, out: Path, data_dir: Path) -> float:
-    """Train registry model ``name`` into ``out``; returns the wall time in seconds."""
+    """Train registry model ``name`` into ``out`` with one thread; returns the wall time in
+    seconds."""
+    torch.set_num_threads(1)
     start = time.perf_counter()
     convscope.train(name, get_model_entry(name).dataset, out=out, data_dir=str(data_dir),
                     progress=False, **SETTINGS)
@@ -63,6 +71,10 @@ def bundle_run(run_dir: Path, dest: Path) -> None:
     # model.safetensors records the config too: write the same weights with the relocated one.
     save_model(dest / MODEL, convscope.load_run(run_dir).model, {"config": config["train"]})
     (dest / MODEL).chmod(0o644)  # written as a private temp file; package data must be readable
+    trained, bundled = load_file(str(run_dir / MODEL)), load_file(str(dest / MODEL))
+    if trained.keys() != bundled.keys() or any(not torch.equal(trained[k], bundled[k])
+                                               for k in trained):
+        sys.exit(f"{dest / MODEL}: its weights differ from the trained run's")
 
 
 def draw_sample(test: Dataset) -> np.ndarray:
@@ -125,16 +137,21 @@ def readme(rows: list[dict], command: str) -> str:
         "checkpoint is left out. Open one with `convscope.load_run(path)`; "
         "`convscope.bundle.bundled_model_dirs()` lists them.",
         "",
-        "| model | data | params | training | wall time | test accuracy (10,000 official) "
+        "The scene models (task localize, detect or segment) train on scenes made of MNIST "
+        "training digits and are scored on 5,000 test scenes made only of MNIST test digits "
+        "(docs/tasks.md).",
+        "",
+        "| model | task | data | params | training | wall time | official test set "
         f"| accuracy on samples/ ({PER_CLASS * 10}) | size |",
-        "|---|---|--:|---|--:|--:|--:|--:|",
+        "|---|---|---|--:|---|--:|---|--:|--:|",
     ]
     for r in rows:
         c = r["config"]
         recipe = (f"{c['epochs']} epochs, batch {c['batch_size']}, {c['optimizer']} lr "
                   f"{c['lr']:g}, {c['schedule']}, augment {c['augment']}")
-        lines.append(f"| `{r['name']}` | {c['data']} | {r['params']:,} | {recipe} "
-                     f"| {r['wall']:.0f} s | {100 * r['test']:.2f}% | {100 * r['sample']:.2f}% "
+        sample = "-" if r["sample"] is None else f"{100 * r['sample']:.2f}%"
+        lines.append(f"| `{r['name']}` | {c['task']} | {c['data']} | {r['params']:,} | {recipe} "
+                     f"| {r['wall']:.0f} s | {r['test']} | {sample} "
                      f"| {r['size'] / 1024:.0f} KiB |")
     lines += [
         "",
@@ -158,14 +175,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="folder with mnist/ and cifar-10-batches-bin/ "
                                            "(default: $CONVSCOPE_DATA, else the user cache)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="models trained at once, one process and one thread each")
     args = parser.parse_args()
     data_dir = resolve_data_dir(args.data_dir)
     torch.set_num_threads(1)
 
     with tempfile.TemporaryDirectory(prefix="convscope-bundle-") as tmp:
-        walls = {}
+        order = MODELS[::-1]  # the longest (the scene models) first
+        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+            walls = dict(zip(order, pool.starmap(
+                train, [(name, Path(tmp) / name, data_dir) for name in order], chunksize=1),
+                strict=True))
         for name in MODELS:
-            walls[name] = train(name, Path(tmp) / name, data_dir)
             print(f"trained {name} in {walls[name]:.0f} s", flush=True)
         shutil.rmtree(BUNDLED, ignore_errors=True)
         for name in MODELS:
@@ -177,24 +199,27 @@ def main() -> None:
         for name in MODELS:
             path = bundled_model_dirs()[name]
             run = convscope.load_run(path)
-            test = convscope.evaluate(run.model, tests[run.config.data])
-            if test.correct != run.results["test"]["correct"]:
-                sys.exit(f"{path}: {test.correct} correct from the bundle, "
-                         f"{run.results['test']['correct']} in {RESULTS}")
+            task = get_task(run.config.task)
+            scores_classes = run.config.task == "classify"
+            if scores_classes:  # the relocated run scores as the trained one did
+                test = convscope.evaluate(run.model, tests[run.config.data])
+                if test.correct != run.results["test"]["correct"]:
+                    sys.exit(f"{path}: {test.correct} correct from the bundle, "
+                             f"{run.results['test']['correct']} in {RESULTS}")
             sample = bundled_sample(run.config.data)
             rows.append({"name": name, "config": run.config.to_dict(), "wall": walls[name],
                          "params": sum(p.numel() for p in run.model.parameters()),
-                         "test": test.accuracy,
-                         "sample": convscope.evaluate(run.model, sample).accuracy,
+                         "test": task.headline(run.results["test"]),
+                         "sample": convscope.evaluate(run.model, sample).accuracy
+                         if scores_classes else None,
                          "size": size_of(path)})
         command = shlex.join([".venv/bin/python", "scripts/make_bundle.py", *sys.argv[1:]])
         (BUNDLED / "README.md").write_text(readme(rows, command), encoding="utf-8")
         check_relocatable([str(data_dir), tmp])
 
-    print(f"\n{'model':<20}{'test acc':>10}{'sample acc':>12}{'size':>10}")
     for r in rows:
-        print(f"{r['name']:<20}{100 * r['test']:>9.2f}%{100 * r['sample']:>11.2f}%"
-              f"{r['size'] / 1024:>7.0f} KiB")
+        sample = "" if r["sample"] is None else f", samples/ {100 * r['sample']:.2f}%"
+        print(f"{r['name']}: test {r['test']}{sample}, {r['size'] / 1024:.0f} KiB")
     for name in DATASETS:
         print(f"samples/{name}.npz: {size_of(SAMPLES_DIR / f'{name}.npz') / 1024:.0f} KiB")
     total = size_of(BUNDLED)

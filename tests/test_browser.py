@@ -21,7 +21,7 @@ import torch
 from conftest import idx_bytes
 
 import convscope
-from convscope.bundle import BUNDLED
+from convscope.bundle import BUNDLED, bundled_model_dirs
 from convscope.errors import DataError
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -345,7 +345,8 @@ def test_training_from_the_page_draws_curves_and_stops(page):
     page.get_by_role("button", name="Stop").click()
     wait_for_text(page, ".train-status", "Stopped")
     assert page.get_by_role("button", name="Start").is_enabled()
-    assert page.locator("#model-picker option").count() == 6  # 4 bundled, 1 run, the new one
+    # the bundled models, the run and the new one
+    assert page.locator("#model-picker option").count() == len(bundled_model_dirs()) + 2
 
 
 def test_drawing_a_digit_changes_the_probabilities(page):
