@@ -4,6 +4,8 @@
     bundled/samples/<data>.npz class-balanced samples of the official test sets: ``images``
                                uint8 (N, C, H, W), ``labels`` int64, ``classes``, ``indices``
                                (each image's index in the official test set)
+    bundled/samples/fsdd/      FSDD test recordings, unchanged WAV files (take 0 of every
+                               speaker and digit)
 """
 
 from __future__ import annotations

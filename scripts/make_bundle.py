@@ -1,11 +1,12 @@
 """Build convscope/bundled/: the explorer's offline default models and real test-image samples.
 
-Trains the chapter's four comparison networks and its three scene applications (localization,
-detection, segmentation) with their registry recipes (seed 0, on the CPU with one thread per
-model, so the weights do not depend on the GPU, core count or ``--jobs``) on the real data in a
-temporary folder, keeps each finished run without its checkpoint and with a relocatable config,
-and draws a seeded, class-balanced sample of each official test set (the explorer makes its
-scenes from the MNIST sample). Replaces convscope/bundled/.
+Trains the chapter's four comparison networks, its three scene applications (localization,
+detection, segmentation) and its spoken-digit network with their registry recipes (seed 0, on
+the CPU with one thread per model, so the weights do not depend on the GPU, core count or
+``--jobs``) on the real data in a temporary folder, keeps each finished run without its
+checkpoint and with a relocatable config, draws a seeded, class-balanced sample of each
+official image test set (the explorer makes its scenes from the MNIST sample) and copies FSDD's
+test take 0 of every speaker and digit. Replaces convscope/bundled/.
 
     .venv/bin/python scripts/make_bundle.py --data-dir ../shared/data --jobs 2
 """
@@ -31,12 +32,14 @@ import convscope
 from convscope.bundle import BUNDLED, MODELS_DIR, SAMPLES_DIR, bundled_model_dirs, bundled_sample
 from convscope.checkpoint import save_model
 from convscope.data import Dataset, resolve_data_dir
+from convscope.data.fsdd import FOLDER as FSDD_FOLDER
+from convscope.data.fsdd import recordings
 from convscope.registry import get_model_entry
 from convscope.runs import CONFIG, METRICS, MODEL, RESULTS
 from convscope.tasks import get_task
 
 MODELS = ("mnist-ordinary", "mnist-convnetjs", "cifar10-ordinary", "cifar10-convnetjs",
-          "mnist-localizer", "mnist-yolo", "mnist-unet")
+          "fsdd-convnet", "mnist-localizer", "mnist-yolo", "mnist-unet")
 DATASETS = ("mnist", "cifar10")
 SEED = 0
 PER_CLASS = 30
@@ -47,7 +50,11 @@ LICENCES = {
              "in the Keras/TensorFlow `mnist.load_data` documentation).",
     "cifar10": "CIFAR-10: no licence given by its authors; cite A. Krizhevsky, *Learning "
                "Multiple Layers of Features from Tiny Images*, 2009.",
+    "fsdd": "Free Spoken Digit Dataset, Zohar Jackson and contributors, "
+            "https://github.com/Jakobovski/free-spoken-digit-dataset: CC BY-SA 4.0; the files "
+            "are unmodified.",
 }
+RECORDINGS_TAKE = 0  # of FSDD's test takes 0-4: one recording of every speaker and digit
 
 
 def train(name: str, out: Path, data_dir: Path) -> float:
@@ -96,6 +103,16 @@ def write_sample(test: Dataset, path: Path) -> None:
                         classes=np.array(test.classes, dtype="<U10"), indices=indices)
 
 
+def copy_recordings(root: Path, dest: Path) -> int:
+    """Copy FSDD's take-``RECORDINGS_TAKE`` recordings from ``root`` into ``dest``; how many."""
+    dest.mkdir(parents=True)
+    chosen = [path for path, _, _, take in recordings(root) if take == RECORDINGS_TAKE]
+    for path in chosen:
+        shutil.copyfile(path, dest / path.name)
+        (dest / path.name).chmod(0o644)
+    return len(chosen)
+
+
 def check_relocatable(machine_paths: list[str]) -> None:
     """Fail if a bundled model file mentions a path of this machine (data or temp folder)."""
     for path in MODELS_DIR.rglob("*"):
@@ -112,7 +129,7 @@ def size_of(path: Path) -> int:
         else path.stat().st_size
 
 
-def readme(rows: list[dict], command: str) -> str:
+def readme(rows: list[dict], command: str, recording_count: int) -> str:
     """convscope/bundled/README.md: what each file is, how it was made, and its numbers."""
     lines = [
         "# Bundled models and test-image samples",
@@ -139,7 +156,8 @@ def readme(rows: list[dict], command: str) -> str:
         "",
         "The scene models (task localize, detect or segment) train on scenes made of MNIST "
         "training digits and are scored on 5,000 test scenes made only of MNIST test digits "
-        "(docs/tasks.md).",
+        "(docs/tasks.md); `fsdd-convnet` on FSDD's training takes 5-49, scored on its test "
+        "takes 0-4 (300 recordings).",
         "",
         "| model | task | data | params | training | wall time | official test set "
         f"| accuracy on samples/ ({PER_CLASS * 10}) | size |",
@@ -166,6 +184,15 @@ def readme(rows: list[dict], command: str) -> str:
         "`convscope.bundle.bundled_sample(name)` returns one as a `convscope.data.Dataset`.",
         "",
         *(f"- {LICENCES[name]}" for name in DATASETS),
+        "",
+        "## samples/fsdd/",
+        "",
+        f"{recording_count} WAV files of the Free Spoken Digit Dataset, copied unchanged: "
+        f"take {RECORDINGS_TAKE} (one of the official test takes 0-4) of each speaker and digit, "
+        "named `{digit}_{speaker}_{take}.wav` as in the dataset. The explorer's Audio page "
+        "offers them when the data directory holds no FSDD recordings.",
+        "",
+        f"- {LICENCES['fsdd']}",
         "",
     ]
     return "\n".join(lines)
@@ -195,6 +222,7 @@ def main() -> None:
         tests = {name: convscope.load_dataset(name, "test", data_dir) for name in DATASETS}
         for name, test in tests.items():
             write_sample(test, SAMPLES_DIR / f"{name}.npz")
+        recording_count = copy_recordings(data_dir / FSDD_FOLDER, SAMPLES_DIR / "fsdd")
         rows = []
         for name in MODELS:
             path = bundled_model_dirs()[name]
@@ -214,7 +242,8 @@ def main() -> None:
                          if scores_classes else None,
                          "size": size_of(path)})
         command = shlex.join([".venv/bin/python", "scripts/make_bundle.py", *sys.argv[1:]])
-        (BUNDLED / "README.md").write_text(readme(rows, command), encoding="utf-8")
+        (BUNDLED / "README.md").write_text(readme(rows, command, recording_count),
+                                           encoding="utf-8")
         check_relocatable([str(data_dir), tmp])
 
     for r in rows:
@@ -222,6 +251,8 @@ def main() -> None:
         print(f"{r['name']}: test {r['test']}{sample}, {r['size'] / 1024:.0f} KiB")
     for name in DATASETS:
         print(f"samples/{name}.npz: {size_of(SAMPLES_DIR / f'{name}.npz') / 1024:.0f} KiB")
+    print(f"samples/fsdd/: {recording_count} recordings, "
+          f"{size_of(SAMPLES_DIR / 'fsdd') / 1024:.0f} KiB")
     total = size_of(BUNDLED)
     print(f"total {BUNDLED}: {total / 2**20:.2f} MiB")
     if total > MAX_BYTES:

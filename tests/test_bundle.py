@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import real_dir
+from fastapi.testclient import TestClient
 
 import convscope
-from convscope.bundle import bundled_model_dirs, bundled_sample, bundled_sample_indices
+from convscope.bundle import (
+    SAMPLES_DIR,
+    bundled_model_dirs,
+    bundled_sample,
+    bundled_sample_indices,
+)
 from convscope.runs import CHECKPOINT, MODEL
 from convscope.scenes import make_scenes
+from convscope.server import create_app
 from convscope.tasks import get_task
 
 # Lowest accepted accuracy on the bundled sample: a few points below the measured one.
@@ -66,6 +74,40 @@ def test_bundled_scene_model_finds_the_digits_in_scenes_of_the_sample(name: str)
     scenes = make_scenes(kind, sample("mnist"), 300, seed=0).to_dataset(f"mnist-{kind}-scenes")
     task = get_task(kind)
     assert task.evaluate(run.model, scenes)[task.metric] >= lowest
+
+
+def test_bundled_recordings_are_offered_offline_and_the_bundled_net_hears_them(
+        tmp_path: Path, data_cache: Path) -> None:
+    bundled_run("fsdd-convnet")
+    if not (SAMPLES_DIR / "fsdd").is_dir():
+        pytest.skip("no bundled FSDD recordings (run scripts/make_bundle.py)")
+    with TestClient(create_app(data_dir=str(tmp_path / "empty"))) as client:
+        listing = client.get("/api/audio/recordings").json()
+        offers = {d["name"]: d for d in client.get("/api/datasets").json()["datasets"]}
+        heard = [client.post("/api/models/fsdd-convnet/audio",
+                             json={"recording": r["index"]}).json()["prediction"]
+                 for r in listing["recordings"]]
+    assert listing["total"] == 60 and listing["note"] is None
+    assert {r["take"] for r in listing["recordings"]} == {0}  # a test take: never trained on
+    assert {(r["speaker"], r["digit"]) for r in listing["recordings"]} == {
+        (s, d) for s in ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+        for d in range(10)}
+    assert offers["fsdd"]["source"] == "bundled" and offers["fsdd"]["count"] == 60
+    right = sum(h == r["digit"] for h, r in zip(heard, listing["recordings"], strict=True))
+    assert right >= 57  # measured: 59 of 60
+
+
+@pytest.mark.realdata
+def test_bundled_recordings_are_unchanged_fsdd_files() -> None:
+    bundled = sorted((SAMPLES_DIR / "fsdd").glob("*.wav"))
+    if not bundled:
+        pytest.skip("no bundled FSDD recordings (run scripts/make_bundle.py)")
+    root = os.environ.get("CONVSCOPE_DATA")
+    official = Path(root or "") / "fsdd" / "recordings"
+    if not root or not official.is_dir():
+        pytest.skip("CONVSCOPE_DATA holds no FSDD recordings to compare with")
+    for path in bundled:
+        assert path.read_bytes() == (official / path.name).read_bytes(), path.name
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLE_SHAPES))

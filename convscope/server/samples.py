@@ -1,8 +1,9 @@
 """The datasets the explorer offers: the official test set from the data directory when it is
 there, else the sample bundled with convscope (``bundled/samples/<name>.npz``), else none; MNIST
-test scenes made from those digits (``mnist-<kind>-scenes``); the FSDD test recordings as
-spectrogram images (``fsdd``, data directory only); and any split of the data directory's files
-by itself (the images chapter summaries point to)."""
+test scenes made from those digits (``mnist-<kind>-scenes``); the FSDD test recordings of the
+data directory, else the bundled ones (``bundled/samples/fsdd/``), as spectrogram images
+(``fsdd``); and any split of the data directory's files by itself (the images chapter summaries
+point to)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ..bundle import bundled_sample
 from ..data import Dataset, load_dataset
 from ..data.fsdd import CLASSES as FSDD_CLASSES
 from ..data.fsdd import FOLDER as FSDD_FOLDER
-from ..data.fsdd import TEST_TAKES, recordings
+from ..data.fsdd import TEST_TAKES, load_fsdd, recordings
 from ..data.paths import resolve_data_dir
 from ..errors import ConvscopeError
 from ..scenes import CLASSES as SCENE_CLASSES
@@ -139,7 +140,9 @@ class Samples:
                 found.append(Offer(name, data.classes, sample_set.source, len(data)))
         listed, _ = self.recordings()
         if listed:
-            found.append(Offer(AUDIO_SET, list(FSDD_CLASSES), "data-dir", len(listed)))
+            bundled = listed[0].path.is_relative_to(self.bundled_dir)
+            found.append(Offer(AUDIO_SET, list(FSDD_CLASSES), "bundled" if bundled else "data-dir",
+                               len(listed)))
         mnist = self._find("mnist")
         if mnist is not None:
             found += [Offer(name, list(SCENE_CLASSES), mnist.source, SCENE_COUNT)
@@ -173,18 +176,24 @@ class Samples:
             return self._splits[name, split]
 
     def recordings(self) -> tuple[list[Recording], str | None]:
-        """The FSDD test recordings (takes 0-4) of the data directory, in the ``fsdd`` dataset's
-        order, and a note saying why there are none (else None)."""
+        """The FSDD test recordings (takes 0-4) of the data directory, else the bundled ones, in
+        the ``fsdd`` dataset's order, and a note saying why there are none (else None)."""
         with self._lock:
             if self._recordings is None:
-                root = resolve_data_dir(self.data_dir) / FSDD_FOLDER
-                try:
-                    found = [r for r in recordings(root) if r[3] < TEST_TAKES]
-                except ConvscopeError as exc:
-                    self._recordings = [], f"no spoken digits to offer: {exc}"
-                else:
-                    self._recordings = [Recording(i, *r) for i, r in enumerate(found)], None
+                found, note = [], None
+                for root in self._fsdd_folders():
+                    try:
+                        found = [r for r in recordings(root) if r[3] < TEST_TAKES]
+                        break
+                    except ConvscopeError as exc:
+                        note = note or f"no spoken digits to offer: {exc}"
+                self._recordings = ([Recording(i, *r) for i, r in enumerate(found)],
+                                    None if found else note)
             return self._recordings
+
+    def _fsdd_folders(self) -> list[Path]:
+        """Where FSDD recordings are looked for: the data directory's, then the bundled ones."""
+        return [resolve_data_dir(self.data_dir) / FSDD_FOLDER, self.bundled_dir / AUDIO_SET]
 
     def recording(self, index: int) -> Recording:
         """Test recording ``index``; 404 when there is no such recording."""
@@ -199,8 +208,7 @@ class Samples:
             return self._scenes(SCENE_SETS[name])
         test = self.split(name, "test")
         if name == AUDIO_SET:
-            return None if test is None else SampleSet(
-                test, "data-dir", f"FSDD test recordings (takes 0-4, {len(test):,} clips)")
+            return self._spoken_digits(test)
         if test is not None:
             return SampleSet(test, "data-dir")
         try:
@@ -209,6 +217,19 @@ class Samples:
             log.warning("ignoring the bundled sample of %s in %s: %s", name, self.bundled_dir, exc)
             return None
         return None if sample is None else SampleSet(sample, "bundled")
+
+    def _spoken_digits(self, test: Dataset | None) -> SampleSet | None:
+        """The data directory's FSDD test split as spectrogram images, else the bundled
+        recordings' (the same order as :meth:`recordings`)."""
+        if test is not None:
+            return SampleSet(test, "data-dir",
+                             f"FSDD test recordings (takes 0-4, {len(test):,} clips)")
+        try:
+            bundled = load_fsdd(self.bundled_dir / AUDIO_SET, "test")
+        except ConvscopeError:
+            return None
+        return SampleSet(bundled, "bundled",
+                         f"the bundled FSDD test recordings ({len(bundled)} clips)")
 
     def _scenes(self, kind: str) -> SampleSet | None:
         """Scenes 0..SCENE_COUNT-1 (seed 0) of ``kind`` made of the offered MNIST test digits:
