@@ -93,7 +93,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     dataset = {"train": train_set, "val": val_set, "test": test_set}[args.split]
     if dataset is None:
         raise ConvscopeError(f"{data} has no test split; use --split val")
-    with autocast_for(config, next(run.model.parameters()).device):
+    with autocast_for(config.precision, next(run.model.parameters()).device):
         result = task.evaluate(with_tta(run.model, config.tta), dataset)
     if args.json:
         print(json.dumps({"run": str(run.path), "data": data, "task": config.task,

@@ -85,9 +85,10 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.Adadelta(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def autocast_for(config: TrainConfig, device: torch.device) -> torch.autocast:
-    """bfloat16 autocast for a bf16 run, in its training steps and its scoring; else off."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+def autocast_for(precision: str, device: torch.device) -> torch.autocast:
+    """bfloat16 autocast for a bf16 run (``precision``), in its training steps and wherever it
+    is scored; else off."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:
@@ -301,7 +302,7 @@ def _loop(run: Run, module: torch.nn.Module, world: World, position, progress: b
         run.write_config()
     world.check_same((epoch, step), "position to resume from")
     world.broadcast(module)
-    autocast = autocast_for(config, device)
+    autocast = autocast_for(config.precision, device)
     scored = with_tta(module, config.tta)
     first_flips = torch.rand(n, generator=_generator(config.seed, -1)) < 0.5 \
         if AUGMENTATIONS[config.augment][1] == "alternate" else None

@@ -24,6 +24,7 @@ from ..audio import read_wav
 from ..augment import to_input
 from ..bundle import BUNDLED
 from ..probes import Confusion, confusion_with_samples, conv_step, layer_weights
+from ..trainer import autocast_for
 from ..tta import with_tta
 from .audio import analyse, read_upload
 from .catalog import CLASSIFYING, Catalog, Entry
@@ -214,8 +215,7 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
         with confusion_lock:  # one evaluation at a time; cached until the weights change
             cached = confusions.get(model_id)
             if cached is None or cached[0] is not net:
-                with torch.autocast("cpu", dtype=torch.bfloat16,
-                                    enabled=entry.precision == "bf16"):  # scored as its run
+                with autocast_for(entry.precision, next(net.parameters()).device):  # as its run
                     cached = confusions[model_id] = (net, confusion_with_samples(
                         with_tta(net, entry.tta), sample_set.dataset, per_cell=None))
         result = cached[1]
