@@ -128,6 +128,7 @@ class Samples:
         self._loaded: dict[str, SampleSet | None] = {}
         self._splits: dict[tuple[str, str], Dataset | None] = {}
         self._recordings: tuple[list[Recording], str | None] | None = None
+        self._recordings_source: str | None = None  # "data-dir" or "bundled", once found
         self._lock = threading.RLock()
 
     def offers(self) -> list[Offer]:
@@ -140,8 +141,7 @@ class Samples:
                 found.append(Offer(name, data.classes, sample_set.source, len(data)))
         listed, _ = self.recordings()
         if listed:
-            bundled = listed[0].path.is_relative_to(self.bundled_dir)
-            found.append(Offer(AUDIO_SET, list(FSDD_CLASSES), "bundled" if bundled else "data-dir",
+            found.append(Offer(AUDIO_SET, list(FSDD_CLASSES), self._recordings_source,
                                len(listed)))
         mnist = self._find("mnist")
         if mnist is not None:
@@ -181,19 +181,18 @@ class Samples:
         with self._lock:
             if self._recordings is None:
                 found, note = [], None
-                for root in self._fsdd_folders():
+                for source, root in (("data-dir", resolve_data_dir(self.data_dir) / FSDD_FOLDER),
+                                     ("bundled", self.bundled_dir / AUDIO_SET)):
                     try:
                         found = [r for r in recordings(root) if r[3] < TEST_TAKES]
-                        break
                     except ConvscopeError as exc:
                         note = note or f"no spoken digits to offer: {exc}"
+                    else:
+                        self._recordings_source = source
+                        break
                 self._recordings = ([Recording(i, *r) for i, r in enumerate(found)],
                                     None if found else note)
             return self._recordings
-
-    def _fsdd_folders(self) -> list[Path]:
-        """Where FSDD recordings are looked for: the data directory's, then the bundled ones."""
-        return [resolve_data_dir(self.data_dir) / FSDD_FOLDER, self.bundled_dir / AUDIO_SET]
 
     def recording(self, index: int) -> Recording:
         """Test recording ``index``; 404 when there is no such recording."""
@@ -206,9 +205,9 @@ class Samples:
     def _load(self, name: str) -> SampleSet | None:
         if name in SCENE_SETS:
             return self._scenes(SCENE_SETS[name])
-        test = self.split(name, "test")
         if name == AUDIO_SET:
-            return self._spoken_digits(test)
+            return self._spoken_digits()
+        test = self.split(name, "test")
         if test is not None:
             return SampleSet(test, "data-dir")
         try:
@@ -218,18 +217,20 @@ class Samples:
             return None
         return None if sample is None else SampleSet(sample, "bundled")
 
-    def _spoken_digits(self, test: Dataset | None) -> SampleSet | None:
-        """The data directory's FSDD test split as spectrogram images, else the bundled
-        recordings' (the same order as :meth:`recordings`)."""
-        if test is not None:
-            return SampleSet(test, "data-dir",
-                             f"FSDD test recordings (takes 0-4, {len(test):,} clips)")
+    def _spoken_digits(self) -> SampleSet | None:
+        """The recordings of :meth:`recordings`, in its order, as the spectrogram images an
+        audio network sees."""
+        listed, _ = self.recordings()
+        if not listed:
+            return None
         try:
-            bundled = load_fsdd(self.bundled_dir / AUDIO_SET, "test")
+            test = load_fsdd(listed[0].path.parent, "test")
         except ConvscopeError:
             return None
-        return SampleSet(bundled, "bundled",
-                         f"the bundled FSDD test recordings ({len(bundled)} clips)")
+        if self._recordings_source == "bundled":
+            return SampleSet(test, "bundled",
+                             f"the bundled FSDD test recordings ({len(test)} clips)")
+        return SampleSet(test, "data-dir", f"FSDD test recordings (takes 0-4, {len(test):,} clips)")
 
     def _scenes(self, kind: str) -> SampleSet | None:
         """Scenes 0..SCENE_COUNT-1 (seed 0) of ``kind`` made of the offered MNIST test digits:
