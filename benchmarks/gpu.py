@@ -18,10 +18,7 @@ from pathlib import Path
 
 import torch
 from _report import append_record, command_line, machine, median, read_records, write_section
-from time_to_accuracy import latest_runs, summarize, time_run
-
-from convscope.data import load_dataset
-from convscope.registry import get_model_entry
+from time_to_accuracy import decode_into_cache, latest_runs, summarize, time_run
 
 CPU_LOG = Path("benchmarks/time_to_accuracy.jsonl")
 
@@ -97,9 +94,7 @@ def main() -> None:
             raise SystemExit("PyTorch sees no CUDA GPU here: run this on a machine with one, "
                              "or report logged runs with --report-only")
         torch.set_num_threads(args.threads)  # so that machine() reports the runs' threads
-        for dataset in dict.fromkeys(get_model_entry(name).dataset for name in args.recipes):
-            for split in ("train", "test"):  # decode once into the cache, outside the timing
-                load_dataset(dataset, split, data_dir=args.data_dir)
+        decode_into_cache(args.recipes, args.data_dir)
         for name in args.recipes:
             for seed in args.seeds:
                 r = {**time_run(name, seed, args.threads, args.data_dir, device="cuda"),

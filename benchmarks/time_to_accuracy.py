@@ -96,6 +96,14 @@ def time_run(recipe: str, seed: int, threads: int, data_dir: str | None,
             "examples_per_s": metrics[-1]["examples_per_s"], "epochs": len(metrics)}
 
 
+def decode_into_cache(recipes: list[str], data_dir: str | None) -> None:
+    """Load the train and test sets of the recipes' datasets once, so that the timed processes
+    read them from the decoded-array cache."""
+    for dataset in dict.fromkeys(get_model_entry(name).dataset for name in recipes):
+        for split in ("train", "test"):
+            load_dataset(dataset, split, data_dir=data_dir)
+
+
 def latest_runs(runs: list[dict]) -> list[dict]:
     """Per recipe, the latest run of each seed among those with the settings and threads of the
     recipe's latest run (older runs stay in the log, out of the report)."""
@@ -246,9 +254,7 @@ def main() -> None:
         if not args.log.exists():
             raise SystemExit(f"{args.log}: no runs logged yet; run without --report-only first")
     torch.set_num_threads(args.threads)  # so that machine() reports the runs' thread count
-    for dataset in dict.fromkeys(get_model_entry(name).dataset for name in args.recipes):
-        for split in ("train", "test"):  # decode once into the cache, outside the timing
-            load_dataset(dataset, split, data_dir=args.data_dir)
+    decode_into_cache(args.recipes, args.data_dir)
     ceiling = measure_ceiling()
     for name in args.recipes:
         for seed in args.seeds:
