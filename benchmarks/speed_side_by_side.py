@@ -324,8 +324,8 @@ def report(results: dict, ceiling: dict, repeats: int, versions: str) -> str:
         demo = DEMO_TRAINERS[name]
         settings = f"demo: bs {demo['batch_size']}, adadelta, l2_decay {demo['l2_decay']:g}"
         runs.append(_runs_row(name, settings, "ConvNetJS", records["ConvNetJS", "demo"]))
-    verdict = {t: f"{'met' if all(m) else 'not met'} ({sum(m)} of {len(m)} rows)"
-               for t, m in met.items()}
+    verdict = {t: f"met in all {len(m)} rows" if all(m) else
+               f"not met: met in {sum(m)} of {len(m)} rows" for t, m in met.items()}
     return "\n".join([
         "## Training speed side by side (`benchmarks/speed_side_by_side.py`)",
         "",
@@ -348,13 +348,17 @@ def report(results: dict, ceiling: dict, repeats: int, versions: str) -> str:
         "and ConvNetJS centre crops). ConvNetJS always trains with its demo trainer, so both rows "
         "of a model share its figure. convscope: `convscope.train` on the whole training set, "
         "stopped after a fixed number of steps through `on_event`; examples/s from the "
-        "trainer's own tally of its training steps (as in metrics.jsonl). Plain: a minimal "
-        "loop (`model(x)`, `cross_entropy`, `zero_grad`, `backward`, `step`) over the same "
-        "centre-cropped images held as one float tensor, reshuffled each epoch, timed by wall "
-        "clock, same process and threads. ConvNetJS: `benchmarks/convnetjs_train.js` under "
-        "node (single-threaded), the demo net from its layer defs, images converted to Vols "
-        "before timing, one `trainer.train` per example. GFLOP/s = examples/s x 6 x the "
-        "forward multiply-adds of conv and fc layers (backward counted as twice the forward); "
+        "trainer's own tally of its training steps (as in metrics.jsonl); the trainer keeps "
+        "the model and its batches channels_last and steps the optimiser once per parameter "
+        "group over one flat buffer (`convscope/flat_optimizer.py`), where a torch optimiser "
+        "steps each parameter. Plain: a minimal loop (`model(x)`, `cross_entropy`, "
+        "`zero_grad`, `backward`, `step`) with PyTorch's defaults (NCHW, the torch optimiser) "
+        "over the same centre-cropped images held as one float tensor, reshuffled each epoch, "
+        "timed by wall clock, same process and threads. ConvNetJS: "
+        "`benchmarks/convnetjs_train.js` under node (single-threaded), the demo net from its "
+        "layer defs, images converted to Vols before timing, one `trainer.train` per example. "
+        "GFLOP/s = examples/s x 6 x the forward multiply-adds of conv and fc layers (backward "
+        "counted as twice the forward); "
         f"conv ceiling {conv_ceiling:.1f} GFLOP/s (the faster layout of ceiling.py's conv2d, "
         f"measured in this invocation with {ceiling['runs']} runs; {describe_load(ceiling)}; "
         f"matmul {ceiling['matmul_gflops']:.1f} GFLOP/s).",

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -24,6 +25,7 @@ from .data import Dataset
 from .distributed import World, check_batch_size, joined, launch, sync_batchnorm
 from .errors import ConvscopeError, RunError
 from .evaluate import input_size
+from .flat_optimizer import FlatOptimizer, can_flatten
 from .layers import fit_whitening, has_whitening
 from .lookahead import Lookahead
 from .runs import CHECKPOINT, CONFIG, MODEL, RESULTS, Run, build_from_info, load_run
@@ -83,6 +85,16 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.Adadelta(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def flat_optimizer(config: TrainConfig,
+                   module: torch.nn.Module) -> FlatOptimizer | torch.optim.Optimizer:
+    """The run's optimizer over :func:`param_groups`, stepping each group as one flat tensor
+    (:class:`FlatOptimizer`) where its parameters share a dtype and device."""
+    groups = param_groups(config, module)
+    if can_flatten(groups):
+        return FlatOptimizer(groups, partial(make_optimizer, config))
+    return make_optimizer(config, groups)
 
 
 def autocast_for(precision: str, device: torch.device) -> torch.autocast:
@@ -277,7 +289,7 @@ def _loop(run: Run, module: torch.nn.Module, world: World, position, progress: b
     if not resuming and has_whitening(module):
         fit_whitening(module, to_input(fit_batch(images[:5000], height, width)).to(
             device, memory_format=torch.channels_last))
-    optimizer = make_optimizer(config, param_groups(config, module))
+    optimizer = flat_optimizer(config, module)
     lookahead = Lookahead(module) if config.lookahead else None
     extra = lookahead.average if lookahead else None
     n = images.shape[0]
