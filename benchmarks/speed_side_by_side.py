@@ -15,8 +15,9 @@ weight decay l2_decay / batch size), augmentation off:
   trainer, a fixed number of examples cycling over the first images of the same set.
 
 Each measurement runs ``--repeats`` times, interleaved; a run during which other processes kept
-more than ``--busy`` cores busy is run again (up to ``--retries`` times). Medians are reported,
-with convscope's GFLOP/s as a fraction of the machine's conv ceiling (ceiling.py).
+more than ``--busy`` cores busy is run again (up to ``--retries`` times). Medians are reported
+(a ratio: the median of its ratios within each repeat), with convscope's GFLOP/s as a fraction
+of the machine's conv ceiling (ceiling.py).
 ``--write-doc`` writes the "speed_side_by_side" section of docs/benchmarks.md.
 
     python benchmarks/speed_side_by_side.py --data-dir ../shared/data --write-doc
@@ -284,6 +285,13 @@ def _rate(records: list[dict]) -> float:
     return median([r["examples_per_s"] for r in records])
 
 
+def _paired_ratio(ours: list[dict], theirs: list[dict]) -> float:
+    """The median over repeats of the ratio of runs of the same repeat (taken minutes apart,
+    so a slow drift of the machine's speed cancels out)."""
+    return median([a["examples_per_s"] / b["examples_per_s"]
+                   for a, b in zip(ours, theirs, strict=True)])
+
+
 def _settings_text(name: str, settings: str) -> str:
     c = trainer_config(name, settings_for(name, settings))
     extra = f", momentum {c.momentum:g}" + (" nesterov" if c.nesterov else "") \
@@ -310,14 +318,16 @@ def report(results: dict, ceiling: dict, repeats: int, versions: str) -> str:
         flops = 6 * sum(layer.macs for layer in resolve(get_model_entry(name).spec))
         convnetjs = _rate(records["ConvNetJS", "demo"])
         for settings in [settings for system, settings in records if system == "convscope"]:
-            ours, plain = _rate(records["convscope", settings]), _rate(records["plain", settings])
-            ratios = {"plain": ours / plain, "convnetjs": ours / convnetjs}
+            mine = records["convscope", settings]
+            ours, plain = _rate(mine), _rate(records["plain", settings])
+            ratios = {"plain": _paired_ratio(mine, records["plain", settings]),
+                      "convnetjs": _paired_ratio(mine, records["ConvNetJS", "demo"])}
             for target, ratio in ratios.items():
                 met[target].append(ratio >= TARGETS[target])
             gflops = ours * flops / 1e9
             rows.append(f"| {name} | {_settings_text(name, settings)} | {ours:,.0f} "
                         f"| {plain:,.0f} | {convnetjs:.1f} | {ratios['plain']:.2f}x "
-                        f"| {ratios['convnetjs']:,.0f}x | {gflops:.1f} "
+                        f"| {ratios['convnetjs']:,.1f}x | {gflops:.1f} "
                         f"| {100 * gflops / conv_ceiling:.0f}% |")
             runs += [_runs_row(name, settings, system, records[system, settings])
                      for system in ("convscope", "plain")]
@@ -329,7 +339,9 @@ def report(results: dict, ceiling: dict, repeats: int, versions: str) -> str:
     return "\n".join([
         "## Training speed side by side (`benchmarks/speed_side_by_side.py`)",
         "",
-        f"`{command_line()}`: median of {repeats} runs of each figure. Machine: {machine()}; "
+        f"`{command_line()}`: median of {repeats} runs of each figure; each ratio is the median "
+        "of the ratios within a repeat (a repeat runs convscope, plain and ConvNetJS one after "
+        f"another, so slow drifts of the machine's speed cancel out). Machine: {machine()}; "
         f"{versions}.",
         "",
         "| model | settings (convscope and plain) | convscope ex/s | plain PyTorch ex/s "
@@ -386,7 +398,7 @@ def main() -> None:
     parser.add_argument("--data-dir", help="folder with mnist/ and cifar-10-batches-bin/")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--busy", type=float, default=0.1,
                         help="rerun a run during which other processes used more CPU cores")
     parser.add_argument("--retries", type=int, default=3, help="reruns at most, per run")

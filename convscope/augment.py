@@ -6,6 +6,8 @@ convention, ConvNetJS's ``byte / 255 - 0.5``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -54,24 +56,56 @@ def center_crop(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return images[..., top : top + height, left : left + width]
 
 
-def random_crop(
-    images: torch.Tensor, height: int, width: int, pad: int, generator: torch.Generator
-) -> torch.Tensor:
-    """Per-sample random crops of ``height x width`` from the images zero-padded by ``pad``."""
-    if pad:
-        images = F.pad(images, (pad, pad, pad, pad))
-    n, _, full_h, full_w = images.shape
-    top = torch.randint(0, full_h - height + 1, (n,), generator=generator).to(images.device)
-    left = torch.randint(0, full_w - width + 1, (n,), generator=generator).to(images.device)
-    # every window as a view (n, c, rows, cols, height, width); pick one per image: a quarter
-    # of the time of gathering the pixels by row and column indices
-    windows = images.unfold(2, height, 1).unfold(3, width, 1)
-    return windows[torch.arange(n, device=images.device), :, top, left]
+class Choices(NamedTuple):
+    """A batch's random choices: crop offsets into the padded images (``None``: centre crops)
+    and which images to mirror (``None``: none)."""
+
+    top: torch.Tensor | None
+    left: torch.Tensor | None
+    flip: torch.Tensor | None
 
 
-def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flip = torch.rand(images.shape[0], generator=generator) < 0.5
-    return flip_where(images, flip)
+def draw(n: int, image_size: tuple[int, int], height: int, width: int, augmentation: str,
+         generator: torch.Generator, flips: torch.Tensor | None = None) -> Choices:
+    """The random choices for ``n`` images of ``image_size``, from ``generator``: the rows of the
+    crops, their columns, then the mirrors. ``flips`` (one bool per image, see
+    :func:`alternating_flips`) says which images an alternating-flip augmentation mirrors;
+    without it they are drawn too."""
+    pad, flip = AUGMENTATIONS[augmentation]
+    top = left = None
+    if pad or tuple(image_size) != (height, width):
+        rows, cols = image_size[0] + 2 * pad - height + 1, image_size[1] + 2 * pad - width + 1
+        top = torch.randint(0, rows, (n,), generator=generator)
+        left = torch.randint(0, cols, (n,), generator=generator)
+    if flip == "alternate" and flips is not None:
+        mirror = flips
+    else:
+        mirror = torch.rand(n, generator=generator) < 0.5 if flip else None
+    return Choices(top, left, mirror)
+
+
+def concatenated(choices: list[Choices]) -> Choices:
+    """The choices of consecutive batches as those of one batch."""
+    return Choices(*(None if parts[0] is None else torch.cat(parts)
+                     for parts in zip(*choices, strict=True)))
+
+
+def augmented(images: torch.Tensor, height: int, width: int, augmentation: str,
+              choices: Choices) -> torch.Tensor:
+    """``images`` cropped to ``height x width`` and mirrored as ``choices`` (see :func:`draw`)
+    say."""
+    if choices.top is None:
+        images = center_crop(images, height, width)
+    else:
+        pad = AUGMENTATIONS[augmentation][0]
+        if pad:
+            images = F.pad(images, (pad, pad, pad, pad))
+        # every window as a view (n, c, rows, cols, height, width); pick one per image: a
+        # quarter of the time of gathering the pixels by row and column indices
+        windows = images.unfold(2, height, 1).unfold(3, width, 1)
+        images = windows[torch.arange(len(images), device=images.device), :,
+                         choices.top.to(images.device), choices.left.to(images.device)]
+    return images if choices.flip is None else flip_where(images, choices.flip)
 
 
 def flip_where(images: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
@@ -93,23 +127,16 @@ def fit_batch(
     generator: torch.Generator | None = None,
     flips: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Bring a uint8 batch to ``height x width``: augmented when a generator is given.
+    """Bring a uint8 batch to ``height x width``: augmented when a generator is given (see
+    :func:`draw`).
 
     Images larger than the model's input are cropped (randomly when training, centred when
     evaluating); the dataset must already be at least that large (see :func:`prepare_images`).
-    ``flips`` (one bool per image, see :func:`alternating_flips`) says which images an
-    alternating-flip augmentation mirrors; without it they are drawn at random.
     """
-    pad, flip = AUGMENTATIONS[augmentation] if generator is not None else (0, False)
-    if generator is None or (pad == 0 and images.shape[-2:] == (height, width)):
-        images = center_crop(images, height, width)
-    else:
-        images = random_crop(images, height, width, pad, generator)
-    if flip == "alternate" and flips is not None:
-        images = flip_where(images, flips)
-    elif flip:
-        images = random_flip(images, generator)
-    return images
+    if generator is None:
+        return center_crop(images, height, width)
+    choices = draw(len(images), images.shape[-2:], height, width, augmentation, generator, flips)
+    return augmented(images, height, width, augmentation, choices)
 
 
 def prepare_images(images: torch.Tensor, height: int, width: int, depth: int) -> torch.Tensor:

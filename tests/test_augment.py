@@ -1,7 +1,15 @@
 import pytest
 import torch
 
-from convscope.augment import fit_batch, prepare_images, random_crop, to_input
+from convscope.augment import (
+    AUGMENTATIONS,
+    augmented,
+    concatenated,
+    draw,
+    fit_batch,
+    prepare_images,
+    to_input,
+)
 from convscope.errors import ConvscopeError
 
 
@@ -10,20 +18,29 @@ def test_to_input_uses_convnetjs_scaling():
     assert to_input(x).tolist() == [-0.5, 0.5]
 
 
-def test_random_crop_takes_windows_of_the_padded_image():
+def test_random_crops_take_windows_of_the_padded_image():
     images = torch.arange(3 * 2 * 6 * 6).reshape(3, 2, 6, 6).to(torch.uint8)
-    g = torch.Generator().manual_seed(1)
-    out = random_crop(images, 4, 4, 1, g)
-    padded = torch.nn.functional.pad(images, (1, 1, 1, 1))
-    assert out.shape == (3, 2, 4, 4)
-    for n in range(3):
-        windows = padded[n].unfold(1, 4, 1).unfold(2, 4, 1)  # C, 5, 5, 4, 4
-        assert any(torch.equal(out[n], windows[:, i, j]) for i in range(5) for j in range(5))
+    out = fit_batch(images, 6, 6, "shift", torch.Generator().manual_seed(1))  # pad 2
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    assert out.shape == (3, 2, 6, 6)
     g = torch.Generator().manual_seed(1)  # the same draws: rows first, then columns
     top, left = torch.randint(0, 5, (3,), generator=g), torch.randint(0, 5, (3,), generator=g)
     for n in range(3):
         t, u = int(top[n]), int(left[n])
-        assert torch.equal(out[n], padded[n, :, t:t + 4, u:u + 4])
+        assert torch.equal(out[n], padded[n, :, t:t + 6, u:u + 6])
+
+
+def test_choices_of_several_batches_apply_as_one():
+    images = torch.randint(0, 256, (12, 3, 10, 10), dtype=torch.uint8)
+    for augmentation in AUGMENTATIONS:
+        seeds = (3, 4, 5)
+        one_by_one = [fit_batch(images[4 * i:4 * (i + 1)], 8, 8, augmentation,
+                                torch.Generator().manual_seed(seed))
+                      for i, seed in enumerate(seeds)]
+        choices = concatenated([draw(4, (10, 10), 8, 8, augmentation,
+                                     torch.Generator().manual_seed(seed)) for seed in seeds])
+        at_once = augmented(images, 8, 8, augmentation, choices)
+        assert torch.equal(at_once, torch.cat(one_by_one)), augmentation
 
 
 def test_fit_batch_is_deterministic_and_centred_without_generator():
