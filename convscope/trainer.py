@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -97,8 +97,8 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.Adadelta(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def flat_optimizer(config: TrainConfig,
-                   module: torch.nn.Module) -> FlatOptimizer | torch.optim.Optimizer:
+def build_optimizer(config: TrainConfig,
+                    module: torch.nn.Module) -> FlatOptimizer | torch.optim.Optimizer:
     """The run's optimizer over :func:`param_groups`, stepping each group as one flat tensor
     (:class:`FlatOptimizer`) where its parameters share a dtype and device."""
     groups = param_groups(config, module)
@@ -273,7 +273,8 @@ def _stop(run: Run, module: torch.nn.Module, optimizer, position: dict,
 
 
 def _batches(images: torch.Tensor, order: torch.Tensor, config: TrainConfig, epoch: int,
-             steps: range, size: tuple[int, int], first_flips: torch.Tensor | None):
+             steps: range, size: tuple[int, int],
+             first_flips: torch.Tensor | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(indices, model input) of each of ``steps`` of an epoch, channels_last.
 
     They are made a chunk of steps at a time (one gather, crop, flip and conversion per chunk:
@@ -325,7 +326,7 @@ def _loop(run: Run, module: torch.nn.Module, world: World, position, progress: b
     if not resuming and has_whitening(module):
         fit_whitening(module, to_input(fit_batch(images[:5000], height, width)).to(
             device, memory_format=torch.channels_last))
-    optimizer = flat_optimizer(config, module)
+    optimizer = build_optimizer(config, module)
     lookahead = Lookahead(module) if config.lookahead else None
     extra = lookahead.average if lookahead else None
     n = images.shape[0]

@@ -14,7 +14,7 @@ from convscope.checkpoint import load_checkpoint, save_checkpoint
 from convscope.config import TrainConfig
 from convscope.flat_optimizer import FlatOptimizer, can_flatten
 from convscope.model import build_model
-from convscope.trainer import flat_optimizer, make_optimizer, param_groups
+from convscope.trainer import build_optimizer, make_optimizer, param_groups
 
 SPEC = [{"type": "input", "sx": 8, "sy": 8, "depth": 3},
         {"type": "conv", "sx": 3, "filters": 6, "pad": 1, "stride": 1},
@@ -114,5 +114,5 @@ def test_a_checkpoint_of_a_flat_run_resumes_identically(tmp_path):
 def test_mixed_dtypes_keep_the_torch_optimizer():
     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1).double())
     assert not can_flatten(param_groups(TrainConfig(), net))
-    assert isinstance(flat_optimizer(TrainConfig(), net), torch.optim.Adam)
-    assert isinstance(flat_optimizer(TrainConfig(), build_model(SPEC)), FlatOptimizer)
+    assert isinstance(build_optimizer(TrainConfig(), net), torch.optim.Adam)
+    assert isinstance(build_optimizer(TrainConfig(), build_model(SPEC)), FlatOptimizer)
