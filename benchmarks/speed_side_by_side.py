@@ -61,6 +61,7 @@ EXAMPLES = {
     "cifar10-convnetjs": ({"recipe": 60_000, "convnetjs": 20_000}, 300),
 }
 QUICK_STEPS, QUICK_CONVNETJS_EXAMPLES = 10, 20
+PROBE_STEPS = 300  # of SpeedGate's probe: about 0.6 s on an idle 2-core machine
 PACKAGE = "convnetjs@0.3.0"
 NPM_CACHE = Path.home() / ".cache" / "convscope" / "bench-npm"
 SCRIPT = Path(__file__).resolve().parent / "convnetjs_train.js"
@@ -233,15 +234,58 @@ def run_convnetjs(module: Path, layer_defs: list[dict], trainer: dict, images: t
 # ---- measuring ------------------------------------------------------------------------------
 
 
-def timed(fn: Callable[[], float | dict], busy: float, retries: int) -> dict:
+class SpeedGate:
+    """The machine's speed at small PyTorch steps, probed before and after every run.
+
+    The host of this virtual machine at times slows it by up to half while no process inside
+    it is busy (so /proc/stat cannot tell), and 2-thread PyTorch at batch 4-20 then slows about
+    twice as much as single-threaded node. The probe: ``PROBE_STEPS`` training steps of the
+    ConvNetJS MNIST net at batch 20 (random data, NCHW, SGD), in steps/s. A run whose slower
+    probe falls below ``fraction`` of the fastest probe so far is run again, a minute later."""
+
+    def __init__(self, fraction: float) -> None:
+        self.fraction, self.best = fraction, 0.0
+        torch.manual_seed(0)
+        self.model = convscope.build_model(get_model_entry("mnist-convnetjs").spec)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01)
+        self.x, self.y = torch.randn(20, 1, 24, 24), torch.randint(0, 10, (20,))
+
+    def probe(self) -> float:
+        start = time.perf_counter()
+        for _ in range(PROBE_STEPS):
+            loss = F.cross_entropy(self.model(self.x), self.y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        speed = PROBE_STEPS / (time.perf_counter() - start)
+        self.best = max(self.best, speed)
+        return speed
+
+    def calibrate(self, probes: int = 5) -> None:
+        for _ in range(probes):
+            self.probe()
+
+
+def timed(fn: Callable[[], float | dict], busy: float, retries: int, gate: SpeedGate) -> dict:
     """:func:`watched_quietly` of ``fn`` (returning examples/s, or a dict with
-    ``examples_per_s``) as one record."""
-    result, load = watched_quietly(fn, busy, retries)
-    return {**(result if isinstance(result, dict) else {"examples_per_s": result}), **load}
+    ``examples_per_s``) as one record, run again (at most ``retries`` times) while the
+    :class:`SpeedGate` finds the machine slow; ``speed`` is the slower probe's fraction of the
+    fastest."""
+    for attempt in range(1 + retries):
+        before = gate.probe()
+        result, load = watched_quietly(fn, busy, retries)
+        speed = min(before, gate.probe()) / gate.best
+        if speed >= gate.fraction or attempt == retries:
+            break
+        print(f"    slow machine: probe at {100 * speed:.0f}% of its best; running it again "
+              "in a minute", flush=True)
+        time.sleep(60)
+    return {**(result if isinstance(result, dict) else {"examples_per_s": result}), **load,
+            "speed": speed, "tries": load["tries"] + attempt}
 
 
 def measure_model(name: str, settings_list: list[str], args, npm_module: Path,
-                  folder: Path) -> dict:
+                  folder: Path, gate: SpeedGate) -> dict:
     """Lists of :func:`timed` records keyed by (system, settings); ConvNetJS's settings are
     "demo"."""
     entry = get_model_entry(name)
@@ -264,14 +308,14 @@ def measure_model(name: str, settings_list: list[str], args, npm_module: Path,
                     "plain": partial(time_plain, entry.spec, config, inputs, dataset.labels,
                                      steps)}
             for system, job in jobs.items():
-                record = timed(job, args.busy, args.retries)
+                record = timed(job, args.busy, args.retries, gate)
                 record["examples"] = steps * config.batch_size
                 records.setdefault((system, settings), []).append(record)
                 print(f"{name} {settings} {system} run {repeat + 1}: "
                       f"{record['examples_per_s']:,.0f} examples/s", flush=True)
         job = partial(run_convnetjs, npm_module, layer_defs, DEMO_TRAINERS[name],
                       images[subset], dataset.labels[subset], convnetjs_examples, folder)
-        record = timed(job, args.busy, args.retries)
+        record = timed(job, args.busy, args.retries, gate)
         records.setdefault(("ConvNetJS", "demo"), []).append(record)
         print(f"{name} ConvNetJS run {repeat + 1}: {record['examples_per_s']:,.1f} examples/s "
               f"(loss {record['loss_first']:.3f} -> {record['loss_last']:.3f})", flush=True)
@@ -306,11 +350,14 @@ def _runs_row(name: str, settings: str, system: str, records: list[dict]) -> str
                       f"{r['examples_per_s']:.1f}" for r in records)
     return (f"| {name} | {settings} | {system} | {records[0]['examples']:,} | {rates} | "
             + ", ".join("-" if o is None else f"{o:.2f}" for o in others)
-            + f" | {max(r['load_avg'] for r in records):.1f} "
+            + f" | {max(r['load_avg'] for r in records):.1f} | "
+            + ", ".join(f"{100 * r['speed']:.0f}%" for r in records)
+            + " "
             f"| {sum(r['tries'] - 1 for r in records)} |")
 
 
-def report(results: dict, ceiling: dict, repeats: int, versions: str) -> str:
+def report(results: dict, ceiling: dict, repeats: int, versions: str, speed: float,
+           retries: int) -> str:
     """The markdown section for ``results[model][system, settings]`` (lists of records)."""
     rows, runs, met = [], [], {target: [] for target in TARGETS}
     conv_ceiling = ceiling["conv_best_gflops"]
@@ -376,12 +423,19 @@ def report(results: dict, ceiling: dict, repeats: int, versions: str) -> str:
         f"matmul {ceiling['matmul_gflops']:.1f} GFLOP/s).",
         "",
         "Every run, with the CPU cores other processes kept busy during it (from /proc/stat, "
-        "less this process and its children) and the highest 1-minute load average; runs with "
-        "more than the `--busy` threshold were run again (\"reruns\"):",
+        "less this process and its children), the highest 1-minute load average and the "
+        "machine's speed: the slower of two probes taken just before and after the run (300 "
+        "training steps of the ConvNetJS MNIST net at batch 20, plain PyTorch), as a "
+        "percentage of the fastest probe of the invocation. The host of this virtual machine "
+        "at times slows it by up to half while nothing inside it is busy, and 2-thread "
+        "PyTorch at these batch sizes then slows about twice as much as single-threaded node. "
+        "Runs with more than the `--busy` threshold, or a speed below `--speed` "
+        f"({100 * speed:.0f}%), were run again (\"reruns\", up to {retries} times each; "
+        "the last try counts):",
         "",
         "| model | settings | system | examples per run | examples/s per run "
-        "| others' CPU cores per run | max load | reruns |",
-        "|---|---|---|---:|---|---|---:|---:|",
+        "| others' CPU cores per run | max load | machine speed per run | reruns |",
+        "|---|---|---|---:|---|---|---:|---|---:|",
         *runs,
     ])
 
@@ -402,6 +456,9 @@ def main() -> None:
     parser.add_argument("--busy", type=float, default=0.1,
                         help="rerun a run during which other processes used more CPU cores")
     parser.add_argument("--retries", type=int, default=3, help="reruns at most, per run")
+    parser.add_argument("--speed", type=float, default=0.75,
+                        help="rerun a run during which the machine's speed probe fell below "
+                        "this fraction of its best")
     parser.add_argument("--npm-cache", type=Path, default=NPM_CACHE,
                         help="where convnetjs is installed from the npm registry")
     parser.add_argument("--quick", action="store_true",
@@ -415,9 +472,12 @@ def main() -> None:
         npm_module = install_convnetjs(args.npm_cache)
         ceiling = measure_ceiling(1 if args.quick else 5, args.busy, args.retries)
         with tempfile.TemporaryDirectory() as tmp:
-            results = {name: measure_model(name, args.settings, args, npm_module, Path(tmp))
+            gate = SpeedGate(args.speed)
+            gate.calibrate(1 if args.quick else 5)
+            results = {name: measure_model(name, args.settings, args, npm_module, Path(tmp), gate)
                        for name in args.models}
-        body = report(results, ceiling, args.repeats, versions(npm_module))
+        body = report(results, ceiling, args.repeats, versions(npm_module), args.speed,
+                      args.retries)
     except ConvscopeError as exc:
         parser.exit(1, f"error: {exc}\n")
     print(body)
