@@ -35,9 +35,10 @@ def _layout(param: torch.Tensor) -> tuple[int, ...]:
 class FlatOptimizer:
     """``make(groups)`` (a torch optimizer for parameter groups) over flat copies of ``groups``.
 
-    The parameters are re-pointed at the buffers on construction; ``zero_grad`` zeroes the
-    gradient buffers, and ``param_groups``, ``step``, ``state_dict`` and ``load_state_dict``
-    behave as the torch optimizer's on the original parameters."""
+    The parameters are re-pointed at the buffers on construction (move the model before, not
+    after); ``zero_grad`` zeroes the gradient buffers; ``param_groups`` are the torch
+    optimizer's (one flat tensor each; set ``lr`` there); ``step``, ``state_dict`` and
+    ``load_state_dict`` behave as the torch optimizer's on the original parameters."""
 
     def __init__(self, groups: list[dict],
                  make: Callable[[list[dict]], torch.optim.Optimizer]) -> None:
