@@ -142,6 +142,16 @@ def plain_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     raise ConvscopeError(f"the plain loop knows sgd and adadelta, not {config.optimizer}")
 
 
+def plain_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor) -> None:
+    """One step of the minimal loop: ``model(x)``, ``cross_entropy``, ``zero_grad``,
+    ``backward``, ``step``."""
+    loss = F.cross_entropy(model(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def time_plain(spec: list[dict], config: TrainConfig, inputs: torch.Tensor,
                labels: torch.Tensor, steps: int) -> float:
     """A minimal PyTorch loop over float inputs in memory: examples/s over ``steps`` steps."""
@@ -154,10 +164,7 @@ def time_plain(spec: list[dict], config: TrainConfig, inputs: torch.Tensor,
         if step % per_epoch == 0:
             order = torch.randperm(inputs.shape[0])
         index = order[(step % per_epoch) * batch:(step % per_epoch + 1) * batch]
-        loss = F.cross_entropy(model(inputs[index]), labels[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        plain_step(model, optimizer, inputs[index], labels[index])
     return steps * batch / (time.perf_counter() - start)
 
 
@@ -253,10 +260,7 @@ class SpeedGate:
     def probe(self) -> float:
         start = time.perf_counter()
         for _ in range(PROBE_STEPS):
-            loss = F.cross_entropy(self.model(self.x), self.y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            plain_step(self.model, self.optimizer, self.x, self.y)
         speed = PROBE_STEPS / (time.perf_counter() - start)
         self.best = max(self.best, speed)
         return speed
@@ -424,9 +428,9 @@ def report(results: dict, ceiling: dict, repeats: int, versions: str, speed: flo
         "",
         "Every run, with the CPU cores other processes kept busy during it (from /proc/stat, "
         "less this process and its children), the highest 1-minute load average and the "
-        "machine's speed: the slower of two probes taken just before and after the run (300 "
-        "training steps of the ConvNetJS MNIST net at batch 20, plain PyTorch), as a "
-        "percentage of the fastest probe of the invocation. The host of this virtual machine "
+        "machine's speed: the slower of two probes taken just before and after the run "
+        f"({PROBE_STEPS} training steps of the ConvNetJS MNIST net at batch 20, plain PyTorch), "
+        "as a percentage of the fastest probe of the invocation. The host of this virtual machine "
         "at times slows it by up to half while nothing inside it is busy, and 2-thread "
         "PyTorch at these batch sizes then slows about twice as much as single-threaded node. "
         "Runs with more than the `--busy` threshold, or a speed below `--speed` "
