@@ -1,10 +1,12 @@
-"""PyTorch modules for resolved spec layers.
+"""PyTorch modules for resolved spec layers: one registered factory per layer kind.
 
 Every module takes and returns 4-D tensors (N, depth, sy, sx); a 1x1xD volume (the output of
 fc, softmax or global_pool) is (N, D, 1, 1), so any layer can follow any other.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -125,56 +127,103 @@ class ConvNetJSDropout(nn.Dropout):
         return x * self.p
 
 
-def make_module(layer: Layer) -> nn.Module:
-    """The module computing ``layer`` (the input layer is an nn.Identity, or an
-    :class:`InputOffset` when it has a nonzero ``offset``).
+# ---- one module factory per layer kind (the kinds themselves: convscope.layer_kinds) ----------
 
-    Average pooling ignores padded positions (``count_include_pad=False``), as ConvNetJS's
-    windows skip out-of-range input. batchnorm is always nn.BatchNorm2d: on a 1x1xD volume,
-    held as (N, D, 1, 1), it computes exactly what nn.BatchNorm1d computes on (N, D).
-    """
-    p, vol = layer.params, layer.in_volume
-    match layer.type:
-        case "input":
-            return InputOffset(p["offset"]) if p.get("offset") else nn.Identity()
-        case "conv":
-            kind = WhiteningConv if p.get("init") == "whiten" else nn.Conv2d
-            conv = kind(vol.depth, p["filters"], (p["sy"], p["sx"]), p["stride"], p["pad"],
-                        bias=p["bias"])
-            if p.get("init") == "dirac":
-                nn.init.dirac_(conv.weight.data[:vol.depth])
-            return conv
-        case "pool" if p["kind"] == "max":
-            return nn.MaxPool2d((p["sy"], p["sx"]), p["stride"], p["pad"])
-        case "pool":
-            return nn.AvgPool2d((p["sy"], p["sx"]), p["stride"], p["pad"], count_include_pad=False)
-        case "global_pool":
-            return nn.AdaptiveMaxPool2d(1) if p["kind"] == "max" else nn.AdaptiveAvgPool2d(1)
-        case "fc":
-            return FullyConnected(vol.numel, p["num_neurons"], bias=p["bias"],
-                                  scale=p.get("scale"))
-        case "relu":
-            return nn.ReLU()
-        case "sigmoid":
-            return nn.Sigmoid()
-        case "tanh":
-            return nn.Tanh()
-        case "gelu":
-            return nn.GELU()
-        case "batchnorm":
-            norm = nn.BatchNorm2d(vol.depth, momentum=p.get("momentum", 0.1))
-            norm.weight.requires_grad_(p.get("scale", True))
-            return norm
-        case "dropout" if p.get("scaling") == "convnetjs":
-            return ConvNetJSDropout(p["drop_prob"])
-        case "dropout":
-            return nn.Dropout(p["drop_prob"])
-        case "softmax":
-            return nn.Softmax(dim=1)
-        case "upsample":
-            return nn.Upsample(scale_factor=p["factor"], mode="nearest")
-        case "concat":
-            return Concat()
-        case "residual":
-            return Residual(nn.Sequential(*(make_module(child) for child in layer.children)))
-    raise ValueError(f"no module for layer type {layer.type!r}")
+ModuleFactory = Callable[[Layer], nn.Module]
+_FACTORIES: dict[str, ModuleFactory] = {}
+
+
+def register_module(kind: str, factory: ModuleFactory) -> ModuleFactory:
+    """Build layers of ``kind`` (a registered :class:`~convscope.layer_kinds.LayerKind`) with
+    ``factory(layer)``; returns the factory."""
+    if kind in _FACTORIES:
+        raise ValueError(f"layer kind {kind!r} already has a module factory")
+    _FACTORIES[kind] = factory
+    return factory
+
+
+def unregister_module(kind: str) -> None:
+    """Forget the module factory of ``kind`` (for tests that register their own kinds)."""
+    if _FACTORIES.pop(kind, None) is None:
+        raise KeyError(f"layer kind {kind!r} has no module factory")
+
+
+def module_for(kind: str) -> Callable[[ModuleFactory], ModuleFactory]:
+    """Decorator form of :func:`register_module`."""
+    return lambda factory: register_module(kind, factory)
+
+
+def make_module(layer: Layer) -> nn.Module:
+    """The module computing ``layer``, from its kind's registered factory."""
+    factory = _FACTORIES.get(layer.type)
+    if factory is None:
+        raise ValueError(f"no module for layer type {layer.type!r}: register one with "
+                         "convscope.layers.register_module")
+    return factory(layer)
+
+
+@module_for("input")
+def _input(layer: Layer) -> nn.Module:
+    """nn.Identity, or an :class:`InputOffset` when the layer has a nonzero ``offset``."""
+    offset = layer.params.get("offset")
+    return InputOffset(offset) if offset else nn.Identity()
+
+
+@module_for("conv")
+def _conv(layer: Layer) -> nn.Module:
+    p, depth = layer.params, layer.in_volume.depth
+    kind = WhiteningConv if p.get("init") == "whiten" else nn.Conv2d
+    conv = kind(depth, p["filters"], (p["sy"], p["sx"]), p["stride"], p["pad"], bias=p["bias"])
+    if p.get("init") == "dirac":
+        nn.init.dirac_(conv.weight.data[:depth])
+    return conv
+
+
+@module_for("pool")
+def _pool(layer: Layer) -> nn.Module:
+    """Average pooling ignores padded positions (``count_include_pad=False``), as ConvNetJS's
+    windows skip out-of-range input."""
+    p = layer.params
+    if p["kind"] == "max":
+        return nn.MaxPool2d((p["sy"], p["sx"]), p["stride"], p["pad"])
+    return nn.AvgPool2d((p["sy"], p["sx"]), p["stride"], p["pad"], count_include_pad=False)
+
+
+@module_for("global_pool")
+def _global_pool(layer: Layer) -> nn.Module:
+    return nn.AdaptiveMaxPool2d(1) if layer.params["kind"] == "max" else nn.AdaptiveAvgPool2d(1)
+
+
+@module_for("fc")
+def _fc(layer: Layer) -> nn.Module:
+    p = layer.params
+    return FullyConnected(layer.in_volume.numel, p["num_neurons"], bias=p["bias"],
+                          scale=p.get("scale"))
+
+
+for _name, _activation in (("relu", nn.ReLU), ("sigmoid", nn.Sigmoid), ("tanh", nn.Tanh),
+                           ("gelu", nn.GELU)):
+    register_module(_name, lambda _layer, module=_activation: module())
+
+
+@module_for("batchnorm")
+def _batchnorm(layer: Layer) -> nn.Module:
+    """Always nn.BatchNorm2d: on a 1x1xD volume, held as (N, D, 1, 1), it computes exactly what
+    nn.BatchNorm1d computes on (N, D)."""
+    norm = nn.BatchNorm2d(layer.in_volume.depth, momentum=layer.params.get("momentum", 0.1))
+    norm.weight.requires_grad_(layer.params.get("scale", True))
+    return norm
+
+
+@module_for("dropout")
+def _dropout(layer: Layer) -> nn.Module:
+    p = layer.params
+    return (ConvNetJSDropout if p.get("scaling") == "convnetjs" else nn.Dropout)(p["drop_prob"])
+
+
+register_module("softmax", lambda _layer: nn.Softmax(dim=1))
+register_module("upsample",
+                lambda layer: nn.Upsample(scale_factor=layer.params["factor"], mode="nearest"))
+register_module("concat", lambda _layer: Concat())
+register_module("residual", lambda layer: Residual(
+    nn.Sequential(*(make_module(child) for child in layer.children))))

@@ -13,13 +13,11 @@ from dataclasses import dataclass
 import torch
 
 from .data import Dataset
-from .errors import ConvscopeError
+from .errors import ConvscopeError, SpecError
 from .evaluate import Evaluation, evaluate
+from .layer_kinds import layer_kind, layer_kinds, layer_label, window_output
 from .model import SpecNet
 from .spec import Layer
-from .summary import layer_label
-
-WEIGHTED = ("conv", "fc")
 
 
 class ProbeError(ConvscopeError):
@@ -28,6 +26,11 @@ class ProbeError(ConvscopeError):
 
 class LayerNotFound(ProbeError):
     """The layer does not exist, or (for weights) it has none."""
+
+
+def has_weights(layer: Layer) -> bool:
+    """Whether ``layer``'s kind has weights to show (:func:`layer_weights`)."""
+    return layer_kind(layer.type).has_weights
 
 
 def _layer(model: SpecNet, index: int) -> Layer:
@@ -57,15 +60,17 @@ def activations(model: SpecNet, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def layer_weights(model: SpecNet, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A conv or fc layer's weights and bias (None without bias): conv (filters, depth, sy, sx);
-    fc (num_neurons, *input volume shape), each row shaped like the layer's input volume."""
+    """The weights and bias (None without bias) of a layer whose kind ``has_weights``: conv
+    (filters, depth, sy, sx); fc, or any 2-D weight, (num_neurons, *input volume shape), each
+    row shaped like the layer's input volume."""
     layer = _layer(model, index)
-    if layer.type not in WEIGHTED:
+    if not has_weights(layer):
+        weighted = " and ".join(k.name for k in layer_kinds() if k.has_weights)
         raise LayerNotFound(f"layer {index} ({layer_label(layer)}) has no weights to show; "
-                            "conv and fc layers have")
+                            f"{weighted} layers have")
     block = model.blocks[index]
     weights = block.weight.detach().float().cpu()
-    if layer.type == "fc":
+    if weights.dim() == 2:
         weights = weights.reshape(-1, *layer.in_volume.shape)
     bias = None if block.bias is None else block.bias.detach().float().cpu()
     return weights.contiguous(), bias
@@ -106,9 +111,11 @@ def conv_step(model: SpecNet, x: torch.Tensor, layer: int, filter: int, ox: int,
     if stride < 1 or pad < 0:
         raise ProbeError(f"stride must be at least 1 and pad at least 0, got {stride} and {pad}")
     sx, sy = p["sx"], p["sy"]
-    if vol.sx + 2 * pad < sx or vol.sy + 2 * pad < sy:
-        raise ProbeError(f"a {sx}x{sy} filter with pad {pad} does not fit the {vol} input")
-    out_sx, out_sy = (vol.sx + 2 * pad - sx) // stride + 1, (vol.sy + 2 * pad - sy) // stride + 1
+    try:
+        out = window_output(vol, sx, sy, stride, pad, p["filters"])
+    except SpecError as e:
+        raise ProbeError(str(e)) from None
+    out_sx, out_sy = out.sx, out.sy
     if not 0 <= filter < p["filters"]:
         raise ProbeError(f"filter {filter} does not exist: layer {layer} has filters "
                          f"0..{p['filters'] - 1}")

@@ -10,39 +10,11 @@ import torch
 from torch import nn
 
 from convscope.errors import SpecError
+from convscope.layer_kinds import layer_label
 from convscope.spec import Layer
 
 NOTE = "mult-adds: per example, conv and fc only (pooling, activations, normalisation count 0)"
 MODULE_NOTE = "mult-adds: per example, Conv2d and Linear only (other modules count 0)"
-
-
-def layer_label(layer: Layer) -> str:
-    """The layer type with its key hyperparameters, e.g. 'conv 5x5 x8 s1 p2'."""
-    p = layer.params
-    no_bias = "" if p.get("bias", True) else " nobias"
-    match layer.type:
-        case "conv":
-            init = f" {p['init']}" if p.get("init") else ""
-            return (f"conv {p['sx']}x{p['sy']} x{p['filters']} s{p['stride']} p{p['pad']}"
-                    f"{no_bias}{init}")
-        case "pool":
-            return f"pool {p['kind']} {p['sx']}x{p['sy']} s{p['stride']} p{p['pad']}"
-        case "global_pool":
-            return f"global_pool {p['kind']}"
-        case "fc":
-            scale = f" x{p['scale']:.3g}" if p.get("scale") is not None else ""
-            return f"fc {p['num_neurons']}{no_bias}{scale}"
-        case "batchnorm" if p.get("scale") is False:
-            return "batchnorm shift only"
-        case "softmax":
-            return f"softmax {p['num_classes']}"
-        case "dropout":
-            return f"dropout {p['drop_prob']:g}"
-        case "upsample":
-            return f"upsample x{p['factor']}"
-        case "concat":
-            return f"concat + layer {p['from']}"
-    return layer.type
 
 
 def summarize(layers: list[Layer]) -> str:

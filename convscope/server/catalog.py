@@ -13,12 +13,12 @@ from pathlib import Path
 
 from ..bundle import bundled_model_dirs
 from ..errors import ConvscopeError, RunError
+from ..layer_kinds import layer_kind, layer_label
 from ..model import SpecNet
 from ..registry import list_models
 from ..runs import MODEL, Run, load_run
 from ..scenes import SCENE_KINDS
 from ..spec import Layer, Volume, resolve
-from ..summary import layer_label
 from ..tasks import get_task
 from .errors import ApiError, log
 
@@ -57,9 +57,7 @@ class Entry:
         types = set(_types(self.layers))
         if "conv" in types:
             return "convnet"
-        ordinary = {"input", "fc", "softmax", "dropout", "batchnorm", "relu", "sigmoid", "tanh",
-                    "gelu"}
-        return "ordinary" if types <= ordinary else "other"
+        return "ordinary" if all(layer_kind(t).ordinary for t in types) else "other"
 
     @property
     def metric(self) -> dict:
@@ -86,7 +84,7 @@ class Entry:
             "layers": [{"index": la.index, "type": la.type, "label": layer_label(la),
                         "params": la.params, "in_volume": _volume(la.in_volume),
                         "out_volume": _volume(la.out_volume), "num_params": la.num_params,
-                        "macs": la.macs, "has_weights": la.type in ("conv", "fc")}
+                        "macs": la.macs, "has_weights": layer_kind(la.type).has_weights}
                        for la in layers],
             "totals": {"params": sum(la.num_params for la in layers),
                        "macs": sum(la.macs for la in layers)},

@@ -22,7 +22,7 @@ from ..config import OPTIMIZERS
 from ..data import DATASETS
 from ..errors import ConvscopeError
 from ..model import SpecNet, build_model
-from ..probes import WEIGHTED, activations, layer_weights
+from ..probes import activations, has_weights, layer_weights
 from ..registry import get_model_entry
 from ..runs import load_run
 from ..trainer import train
@@ -276,7 +276,7 @@ def _progress(event: dict) -> dict:
 
 
 def _snapshot(net: SpecNet, x: torch.Tensor | None) -> dict:
-    first = next((la.index for la in net.layers if la.type in WEIGHTED), None)
+    first = next((la.index for la in net.layers if has_weights(la)), None)
     filters = None if first is None else tensor_json(layer_weights(net, first)[0][:MAX_FILTERS])
     outputs = [] if x is None else activations(net, x)
     return {"type": "snapshot", "filters": filters,

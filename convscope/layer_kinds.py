@@ -1,0 +1,431 @@
+"""Layer kinds: one description per ``type`` a spec layer may have.
+
+A :class:`LayerKind` says everything convscope knows about a kind of layer without torch: its
+fields, ConvNetJS's sugar it expands, its output volume, parameter count and multiply-adds
+(read by :mod:`convscope.spec`), its label (:mod:`convscope.summary`, the explorer), whether
+it has weights to show, whether it may appear in an "ordinary" (fully connected) network, and
+its ConvNetJS JSON (:mod:`convscope.convnetjs.export`). The torch module computing a kind is
+registered beside it with :func:`convscope.layers.register_module`. Adding a layer kind::
+
+    register_layer_kind(LayerKind("scale", {"by": number(1.0)}, label=lambda p: f"x{p['by']}"))
+    register_module("scale", lambda layer: Scale(layer.params["by"]))
+
+This module does not import torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from convscope.errors import SpecError
+
+if TYPE_CHECKING:
+    from convscope.spec import Layer
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")
+POOL_KINDS = ("max", "avg")
+DROPOUT_SCALINGS = ("inverted", "convnetjs")
+CONV_INITS = ("dirac", "whiten")
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A W x H x D volume of activations (ConvNetJS's sx, sy, depth)."""
+
+    sx: int
+    sy: int
+    depth: int
+
+    def __str__(self) -> str:
+        return f"{self.sx}x{self.sy}x{self.depth}"
+
+    @property
+    def numel(self) -> int:
+        return self.sx * self.sy * self.depth
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """PyTorch's per-example shape: (depth, sy, sx)."""
+        return (self.depth, self.sy, self.sx)
+
+
+def window_output(volume: Volume, sx: int, sy: int, stride: int, pad: int, depth: int,
+                  what: str = "filter") -> Volume:
+    """The output volume of a conv/pool window sliding over ``volume``: per axis
+    floor((in + 2*pad - f) / stride) + 1. Raises SpecError when the window does not fit."""
+    if volume.sx + 2 * pad < sx or volume.sy + 2 * pad < sy:
+        raise SpecError(f"a {sx}x{sy} {what} with pad {pad} does not fit the {volume} input "
+                        "volume")
+    return Volume((volume.sx + 2 * pad - sx) // stride + 1,
+                  (volume.sy + 2 * pad - sy) // stride + 1, depth)
+
+
+# ---- fields --------------------------------------------------------------------------------
+
+REQUIRED = object()  # a Field default: the field must be given
+SAME_AS_SX = object()  # a Field default: the value of the layer's ``sx``
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a layer kind: ``ok`` checks a value, ``expect`` completes "<field> must be
+    ..."; ``default`` is filled in when the field is left out (None: optional, left out of the
+    resolved params; :data:`REQUIRED`: must be given)."""
+
+    expect: str
+    ok: Callable[[Any], bool]
+    default: Any = REQUIRED
+
+
+def _int_at_least(low: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _real(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def positive(default: Any = REQUIRED) -> Field:
+    return Field("a positive integer", _int_at_least(1), default)
+
+
+def non_negative(default: Any = REQUIRED) -> Field:
+    return Field("a non-negative integer", _int_at_least(0), default)
+
+
+def choice(options: tuple[str, ...], default: Any) -> Field:
+    return Field("one of " + ", ".join(repr(o) for o in options),
+                 lambda v: isinstance(v, str) and v in options, default)
+
+
+def flag(default: bool | None) -> Field:
+    return Field("true or false", lambda v: isinstance(v, bool), default)
+
+
+def number(default: float | None) -> Field:
+    return Field("a finite number", lambda v: _real(v) and abs(v) < float("inf"), default)
+
+
+def probability(default: float | None) -> Field:
+    return Field("a number in [0, 1)", lambda v: _real(v) and 0 <= v < 1, default)
+
+
+# ---- the description -----------------------------------------------------------------------
+
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """What convscope knows about one kind of layer, named by the spec's ``type``.
+
+    ``fields``: its fields, in the order the resolved params keep. ``aliases``: other accepted
+    field names (ConvNetJS's). ``expand``: ConvNetJS's sugar, the (type, params) of the layers
+    one definition makes (None: itself). ``out``: its output volume for (params, input volume;
+    None for the input layer), raising SpecError (without the layer's name) when the layer does
+    not fit its input; None: the input volume. ``num_params``: learned parameters for (params,
+    input volume). ``macs``: multiply-adds per example for (params, input volume, output
+    volume). ``label``: the summary's label for its params (None: the name). ``has_weights``:
+    its module has a ``weight`` and ``bias`` the explorer shows. ``ordinary``: it may appear in
+    an "ordinary" (fully connected) network. ``convnetjs``: its ConvNetJS JSON for (layer,
+    module), None to leave it out, raising :class:`NoConvNetJS` for params ConvNetJS lacks
+    (None: ConvNetJS has no such layer). ``example``: a definition that fits an 8x8x4 input
+    volume (the tests build every kind from it)."""
+
+    name: str
+    fields: dict[str, Field] = field(default_factory=dict)
+    out: Callable[[Params, Volume | None], Volume] | None = None
+    num_params: Callable[[Params, Volume], int] = lambda p, vin: 0
+    macs: Callable[[Params, Volume, Volume], int] = lambda p, vin, out: 0
+    label: Callable[[Params], str] | None = None
+    has_weights: bool = False
+    ordinary: bool = False
+    expand: Callable[[Params], list[tuple[str, Params]]] | None = None
+    convnetjs: Callable[[Layer, Any], dict | None] | None = None
+    example: Params = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def output(self, params: Params, volume: Volume | None) -> Volume:
+        """The output volume on ``volume`` (checked; see ``out``)."""
+        if self.out is None:
+            assert volume is not None
+            return volume
+        return self.out(params, volume)
+
+    def describe(self, params: Params) -> str:
+        """The label of a layer of this kind, e.g. 'conv 5x5 x8 s1 p2'."""
+        return self.name if self.label is None else self.label(params)
+
+
+class NoConvNetJS(Exception):
+    """Raised by a kind's ``convnetjs`` for a layer ConvNetJS cannot represent; the message
+    completes "ConvNetJS has no ..."."""
+
+
+_KINDS: dict[str, LayerKind] = {}
+
+
+def register_layer_kind(kind: LayerKind) -> LayerKind:
+    """Make ``kind`` known to specs, summaries, the explorer and the export; returns it."""
+    if kind.name in _KINDS:
+        raise ValueError(f"layer kind {kind.name!r} is already registered")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def unregister_layer_kind(name: str) -> None:
+    """Forget the layer kind ``name`` (for tests that register their own)."""
+    if _KINDS.pop(name, None) is None:
+        raise KeyError(f"no layer kind {name!r} is registered")
+
+
+def layer_kind(name: str) -> LayerKind:
+    """The registered kind ``name`` (KeyError if there is none)."""
+    return _KINDS[name]
+
+
+def layer_kinds() -> tuple[LayerKind, ...]:
+    """Every registered kind, in registration order."""
+    return tuple(_KINDS.values())
+
+
+def layer_label(layer: Layer) -> str:
+    """A resolved layer's type with its key hyperparameters, e.g. 'conv 5x5 x8 s1 p2'."""
+    return layer_kind(layer.type).describe(layer.params)
+
+
+# ---- ConvNetJS JSON helpers (duck-typed on the module's tensors: no torch import) ------------
+
+
+def convnetjs_base(layer: Layer) -> dict:
+    """The keys every ConvNetJS layer has: its output sizes and ``layer_type``."""
+    out = layer.out_volume
+    return {"out_sx": out.sx, "out_sy": out.sy, "out_depth": out.depth, "layer_type": layer.type}
+
+
+def _vol(values: Any, sx: int, sy: int, depth: int) -> dict:
+    """A Vol with ``values`` (a tensor) already in storage order ((sx*y)+x)*depth+d."""
+    return {"sx": sx, "sy": sy, "depth": depth,
+            "w": values.detach().cpu().double().flatten().tolist()}
+
+
+def _biases(module: Any, count: int, scale: float = 1.0) -> dict:
+    if module.bias is None:
+        return {"sx": 1, "sy": 1, "depth": count, "w": [0.0] * count}
+    return _vol(module.bias * scale, 1, 1, count)
+
+
+def _window_json(layer: Layer) -> dict:
+    p = layer.params
+    return {"sx": p["sx"], "sy": p["sy"], "stride": p["stride"],
+            "in_depth": layer.in_volume.depth, **convnetjs_base(layer), "pad": p["pad"]}
+
+
+def _plain_json(layer: Layer, _module: Any) -> dict:
+    return convnetjs_base(layer)
+
+
+# ---- the built-in kinds --------------------------------------------------------------------
+
+
+def _activation_sugar(kind: str) -> Callable[[Params], list[tuple[str, Params]]]:
+    """conv/fc sugar: ``activation`` adds that layer after it, ``drop_prob`` a dropout after."""
+    def expand(values: Params) -> list[tuple[str, Params]]:
+        values = dict(values)
+        activation = values.pop("activation", None)
+        drop_prob = values.pop("drop_prob", None)
+        expanded = [(kind, values)]
+        if activation is not None:
+            expanded.append((activation, {}))
+        if drop_prob is not None:
+            expanded.append(("dropout", {"drop_prob": drop_prob}))
+        return expanded
+    return expand
+
+
+def _no_bias(p: Params) -> str:
+    return "" if p.get("bias", True) else " nobias"
+
+
+def _conv_out(p: Params, vin: Volume) -> Volume:
+    out = window_output(vin, p["sx"], p["sy"], p["stride"], p["pad"], p["filters"])
+    weights = p["sx"] * p["sy"] * vin.depth
+    if p.get("init") == "whiten" and p["filters"] != 2 * weights:
+        raise SpecError(f"init 'whiten' needs 2 x {p['sx']} x {p['sy']} x {vin.depth} = "
+                        f"{2 * weights} filters (each patch direction and its negative), got "
+                        f"{p['filters']}")
+    return out
+
+
+def _conv_json(layer: Layer, module: Any) -> dict:
+    p, depth = layer.params, layer.in_volume.depth
+    weight = module.weight.permute(0, 2, 3, 1)  # PyTorch [f, c, sy, sx] -> Vol storage (y, x, c)
+    return {"sx": p["sx"], "sy": p["sy"], "stride": p["stride"], "in_depth": depth,
+            **convnetjs_base(layer), "l1_decay_mul": 0.0, "l2_decay_mul": 1.0, "pad": p["pad"],
+            "filters": [_vol(w, p["sx"], p["sy"], depth) for w in weight],
+            "biases": _biases(module, p["filters"])}
+
+
+CONV = LayerKind(
+    "conv",
+    {"sx": positive(), "sy": positive(SAME_AS_SX), "filters": positive(),
+     "stride": positive(1), "pad": non_negative(0), "bias": flag(True),
+     "activation": choice(ACTIVATIONS, None), "drop_prob": probability(None),
+     # init (optional): "dirac" starts the first filters as the identity (each passes one
+     # input channel through); "whiten" sets the filters, before training, to whiten the
+     # input's patches (each eigenvector of their covariance and its negative, scaled by
+     # 1/sqrt(eigenvalue)) and keeps them fixed: airbench's first layer
+     "init": choice(CONV_INITS, None)},
+    out=_conv_out,
+    num_params=lambda p, vin: p["filters"] * (p["sx"] * p["sy"] * vin.depth + int(p["bias"])),
+    macs=lambda p, vin, out: out.numel * p["sx"] * p["sy"] * vin.depth,
+    label=lambda p: (f"conv {p['sx']}x{p['sy']} x{p['filters']} s{p['stride']} p{p['pad']}"
+                     + _no_bias(p) + (f" {p['init']}" if p.get("init") else "")),
+    has_weights=True, expand=_activation_sugar("conv"), convnetjs=_conv_json,
+    example={"type": "conv", "sx": 3, "sy": 2, "filters": 6, "stride": 2, "pad": 1})
+
+
+def _pool_out(p: Params, vin: Volume) -> Volume:
+    if 2 * p["pad"] > min(p["sx"], p["sy"]):
+        raise SpecError(f"pad {p['pad']} is more than half the {p['sx']}x{p['sy']} window, "
+                        "which PyTorch pooling refuses")
+    return window_output(vin, p["sx"], p["sy"], p["stride"], p["pad"], vin.depth, "window")
+
+
+def _pool_json(layer: Layer, _module: Any) -> dict:
+    p = layer.params
+    if p["kind"] != "max":
+        raise NoConvNetJS("average pooling")
+    return {"sx": p["sx"], "sy": p["sy"], "stride": p["stride"],
+            "in_depth": layer.in_volume.depth, **convnetjs_base(layer), "pad": p["pad"]}
+
+
+POOL = LayerKind(
+    "pool",
+    {"sx": positive(), "sy": positive(SAME_AS_SX), "stride": positive(2), "pad": non_negative(0),
+     "kind": choice(POOL_KINDS, "max")},
+    out=_pool_out,
+    label=lambda p: f"pool {p['kind']} {p['sx']}x{p['sy']} s{p['stride']} p{p['pad']}",
+    convnetjs=_pool_json, example={"type": "pool", "sx": 3, "stride": 2, "pad": 1})
+
+GLOBAL_POOL = LayerKind(
+    "global_pool", {"kind": choice(POOL_KINDS, "max")},
+    out=lambda p, vin: Volume(1, 1, vin.depth), label=lambda p: f"global_pool {p['kind']}",
+    example={"type": "global_pool", "kind": "avg"})
+
+
+def _fc_json(layer: Layer, module: Any) -> dict:
+    # convscope flattens (d, y, x); ConvNetJS reads the incoming Vol as (y, x, d); a scaled fc
+    # is exported with the scale folded into its weights and biases
+    p, vin = layer.params, layer.in_volume
+    scale = p.get("scale", 1.0)
+    weight = module.weight.reshape(-1, *vin.shape).permute(0, 2, 3, 1) * scale
+    return {**convnetjs_base(layer), "num_inputs": vin.numel, "l1_decay_mul": 0.0,
+            "l2_decay_mul": 1.0, "filters": [_vol(w, 1, 1, vin.numel) for w in weight],
+            "biases": _biases(module, p["num_neurons"], scale)}
+
+
+FC = LayerKind(
+    "fc",
+    # scale (optional): the outputs are multiplied by it (a small scale on the class scores
+    # slows their learning, as airbench's 1/9)
+    {"num_neurons": positive(), "bias": flag(True), "activation": choice(ACTIVATIONS, None),
+     "drop_prob": probability(None), "scale": number(None)},
+    out=lambda p, vin: Volume(1, 1, p["num_neurons"]),
+    num_params=lambda p, vin: p["num_neurons"] * (vin.numel + int(p["bias"])),
+    macs=lambda p, vin, out: vin.numel * p["num_neurons"],
+    label=lambda p: (f"fc {p['num_neurons']}{_no_bias(p)}"
+                     + (f" x{p['scale']:.3g}" if p.get("scale") is not None else "")),
+    has_weights=True, ordinary=True, expand=_activation_sugar("fc"), convnetjs=_fc_json,
+    example={"type": "fc", "num_neurons": 5, "scale": 0.5})
+
+ACTIVATION_KINDS = tuple(
+    LayerKind(name, ordinary=True, convnetjs=None if name == "gelu" else _plain_json,
+              example={"type": name})
+    for name in ACTIVATIONS)
+
+BATCHNORM = LayerKind(
+    "batchnorm",
+    # scale false: the per-channel scale stays 1 (not trained), only the shift is learned;
+    # momentum: the weight of each batch in the running statistics used for prediction
+    # (PyTorch's convention; default 0.1)
+    {"scale": flag(None),
+     "momentum": Field("a number in (0, 1]", lambda v: _real(v) and 0 < v <= 1, None)},
+    num_params=lambda p, vin: 2 * vin.depth,
+    label=lambda p: "batchnorm shift only" if p.get("scale") is False else "batchnorm",
+    ordinary=True, example={"type": "batchnorm", "scale": False})
+
+DROPOUT = LayerKind(
+    "dropout",
+    # scaling (optional): "inverted" (PyTorch, the default) or "convnetjs" (no rescaling in
+    # training, outputs multiplied by drop_prob at prediction, as ConvNetJS does); an inverted
+    # dropout is the identity at prediction, so the ConvNetJS export leaves it out
+    {"drop_prob": probability(0.5), "scaling": choice(DROPOUT_SCALINGS, None)},
+    label=lambda p: f"dropout {p['drop_prob']:g}", ordinary=True,
+    convnetjs=lambda layer, _module: ({**convnetjs_base(layer),
+                                       "drop_prob": layer.params["drop_prob"]}
+                                      if layer.params.get("scaling") == "convnetjs" else None),
+    example={"type": "dropout", "drop_prob": 0.25, "scaling": "convnetjs"})
+
+
+def _softmax_sugar(values: Params) -> list[tuple[str, Params]]:
+    """softmax gets an fc of num_classes before itself (ConvNetJS's makeLayers)."""
+    scale = {"scale": values["scale"]} if "scale" in values else {}
+    fc = {"num_neurons": values["num_classes"], "bias": values.get("bias", True), **scale}
+    return [("fc", fc), ("softmax", {"num_classes": values["num_classes"]})]
+
+
+SOFTMAX = LayerKind(
+    "softmax",
+    # bias and scale (optional) go to the fc of num_classes that softmax puts before itself
+    {"num_classes": positive(), "bias": flag(None), "scale": number(None)},
+    label=lambda p: f"softmax {p['num_classes']}", ordinary=True, expand=_softmax_sugar,
+    convnetjs=lambda layer, _module: {**convnetjs_base(layer),
+                                      "num_inputs": layer.in_volume.numel},
+    example={"type": "softmax", "num_classes": 5})
+
+
+def _input_json(layer: Layer, _module: Any) -> dict:
+    # ConvNetJS ignores input_offset (feed it byte/255 - 0.5 + input_offset); the import reads
+    # it back
+    offset = layer.params.get("offset")
+    return {**convnetjs_base(layer), "input_offset": offset} if offset else convnetjs_base(layer)
+
+
+INPUT = LayerKind(
+    "input",
+    # offset (optional): added to every input value; 0.5 turns convscope's byte/255 - 0.5 into
+    # the byte/255 that ConvNetJS's own MNIST demo fed its networks
+    {"sx": positive(), "sy": positive(), "depth": positive(), "offset": number(None)},
+    out=lambda p, _vin: Volume(p["sx"], p["sy"], p["depth"]), ordinary=True,
+    convnetjs=_input_json, aliases={"out_sx": "sx", "out_sy": "sy", "out_depth": "depth"},
+    example={"type": "input", "sx": 8, "sy": 8, "depth": 4, "offset": 0.5})
+
+# residual and concat refer to other layers: convscope.spec works out their volumes
+RESIDUAL = LayerKind(
+    "residual",
+    {"layers": Field("a non-empty list of layer definitions",
+                     lambda v: isinstance(v, list) and len(v) > 0)},
+    example={"type": "residual", "layers": [
+        {"type": "conv", "sx": 3, "pad": 1, "filters": 4}, {"type": "batchnorm"},
+        {"type": "relu"}]})
+
+UPSAMPLE = LayerKind(
+    "upsample",
+    # nearest-neighbour upsampling by an integer factor (the decoder of a segmentation net)
+    {"factor": positive(2)},
+    out=lambda p, vin: Volume(vin.sx * p["factor"], vin.sy * p["factor"], vin.depth),
+    label=lambda p: f"upsample x{p['factor']}", example={"type": "upsample", "factor": 3})
+
+CONCAT = LayerKind(
+    "concat",
+    # skip connection: stack the output of the earlier layer ``from`` (its index in the resolved
+    # list, as `convscope summary` numbers it) onto this layer's input, along the depth
+    {"from": non_negative()},
+    label=lambda p: f"concat + layer {p['from']}", example={"type": "concat", "from": 0})
+
+for _kind in (INPUT, CONV, POOL, GLOBAL_POOL, FC, *ACTIVATION_KINDS, BATCHNORM, DROPOUT, SOFTMAX,
+              RESIDUAL, UPSAMPLE, CONCAT):
+    register_layer_kind(_kind)
