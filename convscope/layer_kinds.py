@@ -131,8 +131,8 @@ class LayerKind:
     its module has a ``weight`` and ``bias`` the explorer shows. ``ordinary``: it may appear in
     an "ordinary" (fully connected) network. ``convnetjs``: its ConvNetJS JSON for (layer,
     module), None to leave it out, raising :class:`NoConvNetJS` for params ConvNetJS lacks
-    (None: ConvNetJS has no such layer). ``example``: a definition that fits an 8x8x4 input
-    volume (the tests build every kind from it)."""
+    (None: ConvNetJS has no such layer). ``example``: fields of a layer that fits an 8x8x4
+    input volume (the tests build every kind from it)."""
 
     name: str
     fields: dict[str, Field] = field(default_factory=dict)
@@ -284,7 +284,7 @@ CONV = LayerKind(
     label=lambda p: (f"conv {p['sx']}x{p['sy']} x{p['filters']} s{p['stride']} p{p['pad']}"
                      + _no_bias(p) + (f" {p['init']}" if p.get("init") else "")),
     has_weights=True, expand=_activation_sugar("conv"), convnetjs=_conv_json,
-    example={"type": "conv", "sx": 3, "sy": 2, "filters": 6, "stride": 2, "pad": 1})
+    example={"sx": 3, "sy": 2, "filters": 6, "stride": 2, "pad": 1})
 
 
 def _pool_out(p: Params, vin: Volume) -> Volume:
@@ -308,12 +308,12 @@ POOL = LayerKind(
      "kind": choice(POOL_KINDS, "max")},
     out=_pool_out,
     label=lambda p: f"pool {p['kind']} {p['sx']}x{p['sy']} s{p['stride']} p{p['pad']}",
-    convnetjs=_pool_json, example={"type": "pool", "sx": 3, "stride": 2, "pad": 1})
+    convnetjs=_pool_json, example={"sx": 3, "stride": 2, "pad": 1})
 
 GLOBAL_POOL = LayerKind(
     "global_pool", {"kind": choice(POOL_KINDS, "max")},
     out=lambda p, vin: Volume(1, 1, vin.depth), label=lambda p: f"global_pool {p['kind']}",
-    example={"type": "global_pool", "kind": "avg"})
+    example={"kind": "avg"})
 
 
 def _fc_json(layer: Layer, module: Any) -> dict:
@@ -339,11 +339,10 @@ FC = LayerKind(
     label=lambda p: (f"fc {p['num_neurons']}{_no_bias(p)}"
                      + (f" x{p['scale']:.3g}" if p.get("scale") is not None else "")),
     has_weights=True, ordinary=True, expand=_activation_sugar("fc"), convnetjs=_fc_json,
-    example={"type": "fc", "num_neurons": 5, "scale": 0.5})
+    example={"num_neurons": 5, "scale": 0.5})
 
 ACTIVATION_KINDS = tuple(
-    LayerKind(name, ordinary=True, convnetjs=None if name == "gelu" else _plain_json,
-              example={"type": name})
+    LayerKind(name, ordinary=True, convnetjs=None if name == "gelu" else _plain_json)
     for name in ACTIVATIONS)
 
 BATCHNORM = LayerKind(
@@ -355,7 +354,7 @@ BATCHNORM = LayerKind(
      "momentum": Field("a number in (0, 1]", lambda v: _real(v) and 0 < v <= 1, None)},
     num_params=lambda p, vin: 2 * vin.depth,
     label=lambda p: "batchnorm shift only" if p.get("scale") is False else "batchnorm",
-    ordinary=True, example={"type": "batchnorm", "scale": False})
+    ordinary=True, example={"scale": False})
 
 DROPOUT = LayerKind(
     "dropout",
@@ -367,7 +366,7 @@ DROPOUT = LayerKind(
     convnetjs=lambda layer, _module: ({**convnetjs_base(layer),
                                        "drop_prob": layer.params["drop_prob"]}
                                       if layer.params.get("scaling") == "convnetjs" else None),
-    example={"type": "dropout", "drop_prob": 0.25, "scaling": "convnetjs"})
+    example={"drop_prob": 0.25, "scaling": "convnetjs"})
 
 
 def _softmax_sugar(values: Params) -> list[tuple[str, Params]]:
@@ -384,7 +383,7 @@ SOFTMAX = LayerKind(
     label=lambda p: f"softmax {p['num_classes']}", ordinary=True, expand=_softmax_sugar,
     convnetjs=lambda layer, _module: {**convnetjs_base(layer),
                                       "num_inputs": layer.in_volume.numel},
-    example={"type": "softmax", "num_classes": 5})
+    example={"num_classes": 5})
 
 
 def _input_json(layer: Layer, _module: Any) -> dict:
@@ -401,14 +400,14 @@ INPUT = LayerKind(
     {"sx": positive(), "sy": positive(), "depth": positive(), "offset": number(None)},
     out=lambda p, _vin: Volume(p["sx"], p["sy"], p["depth"]), ordinary=True,
     convnetjs=_input_json, aliases={"out_sx": "sx", "out_sy": "sy", "out_depth": "depth"},
-    example={"type": "input", "sx": 8, "sy": 8, "depth": 4, "offset": 0.5})
+    example={"sx": 8, "sy": 8, "depth": 4, "offset": 0.5})
 
 # residual and concat refer to other layers: convscope.spec works out their volumes
 RESIDUAL = LayerKind(
     "residual",
     {"layers": Field("a non-empty list of layer definitions",
                      lambda v: isinstance(v, list) and len(v) > 0)},
-    example={"type": "residual", "layers": [
+    example={"layers": [
         {"type": "conv", "sx": 3, "pad": 1, "filters": 4}, {"type": "batchnorm"},
         {"type": "relu"}]})
 
@@ -417,14 +416,14 @@ UPSAMPLE = LayerKind(
     # nearest-neighbour upsampling by an integer factor (the decoder of a segmentation net)
     {"factor": positive(2)},
     out=lambda p, vin: Volume(vin.sx * p["factor"], vin.sy * p["factor"], vin.depth),
-    label=lambda p: f"upsample x{p['factor']}", example={"type": "upsample", "factor": 3})
+    label=lambda p: f"upsample x{p['factor']}", example={"factor": 3})
 
 CONCAT = LayerKind(
     "concat",
     # skip connection: stack the output of the earlier layer ``from`` (its index in the resolved
     # list, as `convscope summary` numbers it) onto this layer's input, along the depth
     {"from": non_negative()},
-    label=lambda p: f"concat + layer {p['from']}", example={"type": "concat", "from": 0})
+    label=lambda p: f"concat + layer {p['from']}", example={"from": 0})
 
 for _kind in (INPUT, CONV, POOL, GLOBAL_POOL, FC, *ACTIVATION_KINDS, BATCHNORM, DROPOUT, SOFTMAX,
               RESIDUAL, UPSAMPLE, CONCAT):

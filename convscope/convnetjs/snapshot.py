@@ -28,10 +28,11 @@ import numpy as np
 import torch
 
 from convscope.errors import SpecError
+from convscope.layer_kinds import Volume, layer_kinds, window_output
 from convscope.model import SpecNet, build_model
-from convscope.spec import Volume
 
-SUPPORTED = ("input", "conv", "pool", "fc", "relu", "sigmoid", "tanh", "dropout", "softmax")
+# the kinds convscope can write to ConvNetJS, each read back by the _Layer method of its name
+SUPPORTED = tuple(kind.name for kind in layer_kinds() if kind.convnetjs is not None)
 NOT_SUPPORTED = ("lrn", "maxout", "svm", "regression", "quadtransform")  # ConvNetJS has these
 
 
@@ -237,10 +238,10 @@ class _Layer:
         sy, stride = self.integer("sy", sx), self.integer("stride", default_stride)
         pad = self.integer("pad", 0, low=0)
         self.check_in_depth(volume)
-        if volume.sx + 2 * pad < sx or volume.sy + 2 * pad < sy:
-            raise self.fail(f"a {sx}x{sy} window with pad {pad} does not fit its {volume} input")
-        out = Volume((volume.sx + 2 * pad - sx) // stride + 1,
-                     (volume.sy + 2 * pad - sy) // stride + 1, depth)
+        try:
+            out = window_output(volume, sx, sy, stride, pad, depth, "window")
+        except SpecError as e:
+            raise self.fail(str(e)) from None
         return sx, sy, stride, pad, out
 
     def fc(self, volume: Volume) -> tuple[dict, Volume, dict]:
