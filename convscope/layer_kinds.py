@@ -121,24 +121,28 @@ Params = dict[str, Any]
 class LayerKind:
     """What convscope knows about one kind of layer, named by the spec's ``type``.
 
-    ``fields``: its fields, in the order the resolved params keep. ``aliases``: other accepted
-    field names (ConvNetJS's). ``expand``: ConvNetJS's sugar, the (type, params) of the layers
-    one definition makes (None: itself). ``out``: its output volume for (params, input volume;
-    None for the input layer), raising SpecError (without the layer's name) when the layer does
-    not fit its input; None: the input volume. ``num_params``: learned parameters for (params,
-    input volume). ``macs``: multiply-adds per example for (params, input volume, output
-    volume). ``label``: the summary's label for its params (None: the name). ``has_weights``:
-    its module has a ``weight`` and ``bias`` the explorer shows. ``ordinary``: it may appear in
-    an "ordinary" (fully connected) network. ``convnetjs``: its ConvNetJS JSON for (layer,
-    module), None to leave it out, raising :class:`NoConvNetJS` for params ConvNetJS lacks
-    (None: ConvNetJS has no such layer). ``example``: fields of a layer that fits an 8x8x4
-    input volume (the tests build every kind from it)."""
+    - ``fields``: its fields, in the order the resolved params keep; ``aliases``: other
+      accepted field names (ConvNetJS's).
+    - ``expand``: ConvNetJS's sugar, the (type, params) of the layers one definition makes
+      (None: itself).
+    - ``out``: its output volume for (params, input volume; None for the input layer), raising
+      SpecError (without the layer's name) when the layer does not fit; None: the input volume.
+    - ``num_params``: learned parameters for (params, input volume); ``macs``: multiply-adds
+      per example for (params, input volume, output volume). None counts 0.
+    - ``label``: the summary's label for its params (None: the name).
+    - ``has_weights``: its module has a ``weight`` and ``bias`` that the explorer shows.
+    - ``ordinary``: it may appear in an "ordinary" (fully connected) network.
+    - ``convnetjs``: its ConvNetJS JSON for (layer, module), None to leave it out, raising
+      :class:`NoConvNetJS` for params ConvNetJS lacks (None: ConvNetJS has no such layer).
+    - ``example``: fields of a layer that fits an 8x8x4 input volume (the tests build every
+      kind from it).
+    """
 
     name: str
     fields: dict[str, Field] = field(default_factory=dict)
     out: Callable[[Params, Volume | None], Volume] | None = None
-    num_params: Callable[[Params, Volume], int] = lambda p, vin: 0
-    macs: Callable[[Params, Volume, Volume], int] = lambda p, vin, out: 0
+    num_params: Callable[[Params, Volume], int] | None = None
+    macs: Callable[[Params, Volume, Volume], int] | None = None
     label: Callable[[Params], str] | None = None
     has_weights: bool = False
     ordinary: bool = False
@@ -154,7 +158,7 @@ class LayerKind:
             return volume
         return self.out(params, volume)
 
-    def describe(self, params: Params) -> str:
+    def label_of(self, params: Params) -> str:
         """The label of a layer of this kind, e.g. 'conv 5x5 x8 s1 p2'."""
         return self.name if self.label is None else self.label(params)
 
@@ -193,7 +197,7 @@ def layer_kinds() -> tuple[LayerKind, ...]:
 
 def layer_label(layer: Layer) -> str:
     """A resolved layer's type with its key hyperparameters, e.g. 'conv 5x5 x8 s1 p2'."""
-    return layer_kind(layer.type).describe(layer.params)
+    return layer_kind(layer.type).label_of(layer.params)
 
 
 # ---- ConvNetJS JSON helpers (duck-typed on the module's tensors: no torch import) ------------

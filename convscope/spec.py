@@ -236,8 +236,9 @@ def _make_layer(where: str, kind: LayerKind, params: dict[str, Any], volume: Vol
         raise SpecError(f"{where}: {e}") from None
     if volume is None:
         return Layer(index, kind.name, params, None, out, 0, 0)
-    return Layer(index, kind.name, params, volume, out, kind.num_params(params, volume),
-                 kind.macs(params, volume, out))
+    num_params = kind.num_params(params, volume) if kind.num_params else 0
+    macs = kind.macs(params, volume, out) if kind.macs else 0
+    return Layer(index, kind.name, params, volume, out, num_params, macs)
 
 
 def _residual(where: str, index: int, volume: Volume, defs: list) -> Layer:

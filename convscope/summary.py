@@ -1,7 +1,7 @@
 """Text summaries of networks: per layer, the output volume, parameters and multiply-adds.
 
-Multiply-adds are for one example and count conv and fc (Conv2d and Linear) layers only;
-pooling, activations, normalisation, dropout and residual additions count 0.
+Multiply-adds are for one example, counted as each layer's kind says (:mod:`convscope.layer_kinds`:
+conv and fc); pooling, activations, normalisation, dropout and residual additions count 0.
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ import torch
 from torch import nn
 
 from convscope.errors import SpecError
-from convscope.layer_kinds import layer_label
+from convscope.layer_kinds import layer_kinds, layer_label
 from convscope.spec import Layer
 
-NOTE = "mult-adds: per example, conv and fc only (pooling, activations, normalisation count 0)"
 MODULE_NOTE = "mult-adds: per example, Conv2d and Linear only (other modules count 0)"
 
 
@@ -31,7 +30,15 @@ def summarize(layers: list[Layer]) -> str:
         add(layer, str(layer.index), "")
     rows.append(["", "total", "", f"{sum(la.num_params for la in layers):,}",
                  f"{sum(la.macs for la in layers):,}"])
-    return _table(["#", "layer", "output", "params", "mult-adds"], rows, "lllrr") + "\n" + NOTE
+    return _table(["#", "layer", "output", "params", "mult-adds"], rows, "lllrr") + "\n" + _note()
+
+
+def _note() -> str:
+    """Which layer kinds count multiply-adds, e.g. 'mult-adds: per example, conv and fc only'."""
+    counting = [kind.name for kind in layer_kinds() if kind.macs is not None]
+    listed = f"{', '.join(counting[:-1])} and {counting[-1]}" if counting[1:] else counting[0]
+    return (f"mult-adds: per example, {listed} only (pooling, activations, normalisation "
+            "count 0)")
 
 
 def summarize_module(module: nn.Module, input_shape: tuple[int, int, int]) -> str:
