@@ -498,3 +498,20 @@ def test_hidden_units_are_numbered_only_the_output_layer_names_classes(page):
     assert scores.all_inner_texts() == classes
     page.get_by_role("button", name="Stop").click()
     wait_for_text(page, ".train-status", "Stopped")
+
+
+def test_only_the_class_score_layers_name_their_units_by_class(page):
+    open_view(page, "network")
+    page.locator("svg.network-svg").wait_for()
+    names = page.evaluate("""async () => {
+      const {unitNames} = await import('/static/widgets/layer-output.js');
+      const layer = (index, type) => ({index, type});
+      const classes = ['a', 'b'];
+      const net = {classes, task: 'classify', layers: [layer(0, 'input'), layer(1, 'fc'),
+                   layer(2, 'sigmoid'), layer(3, 'fc'), layer(4, 'softmax')]};
+      const localizer = {classes, task: 'localize', layers: [layer(0, 'input'), layer(1, 'fc')]};
+      return [1, 2, 3, 4].map((i) => unitNames(net, net.layers[i], 2))
+        .concat([unitNames(localizer, localizer.layers[1], 6), unitNames(net, undefined, 2)]);
+    }""")
+    assert names == [["0", "1"], ["0", "1"], ["a", "b"], ["a", "b"],
+                     ["a", "b", "box x", "box y", "box w", "box h"], ["0", "1"]]

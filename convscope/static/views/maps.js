@@ -41,12 +41,12 @@ export function poolWinners(values, W, H, {sx, sy, stride, pad}, outW, outH) {
   return {winners, maxima};
 }
 
-/** The layer buttons: {element, show(index)} marks the selected one; `onSelect(index)` on a click. */
+/** The layer buttons: `update(index)` marks the selected one; `onSelect(index)` on a click. */
 function layerList(model, onSelect) {
   const element = h("nav", {class: "layer-list", "aria-label": "layers"});
   return {
     element,
-    show(index) {
+    update(index) {
       element.replaceChildren(
         ...model.layers.map((layer) =>
           h(
@@ -290,7 +290,7 @@ export function mapsPanel(ctx) {
   function select(i) {
     index = i;
     ctx.setParams({layer: i});
-    list.show(index);
+    list.update(index);
     show().catch((error) => detail.replaceChildren(h("div", {class: "error", role: "alert"}, error.message)));
   }
 
