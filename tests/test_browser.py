@@ -448,3 +448,70 @@ def test_api_errors_are_shown_not_blank(browser, server):
     error.wait_for(timeout=15_000)
     assert "unknown model 'no-such-model'" in error.inner_text()
     context.close()
+
+
+def rename_classes(page) -> None:
+    """Serve every model description with its classes renamed "digit 0", "digit 1", ...: MNIST's
+    class names are the digits, which a unit's number cannot be told apart from."""
+    def renamed(route):
+        response = route.fetch()
+        body = response.json()
+        body["classes"] = [f"digit {c}" for c in body.get("classes", [])]
+        route.fulfill(response=response, json=body)
+
+    page.route("**/api/models/*", renamed)
+
+
+def bar_names(page, selector: str) -> list[str]:
+    page.locator(f"{selector} .bar-name").first.wait_for()
+    return page.locator(f"{selector} .bar-name").all_inner_texts()
+
+
+def test_hidden_units_are_numbered_only_the_output_layer_names_classes(page):
+    # mnist-ordinary: input, fc 10 (hidden), sigmoid, fc 10 (the class scores), softmax
+    rename_classes(page)
+    numbers = [str(i) for i in range(10)]
+    classes = [f"digit {i}" for i in range(10)]
+    open_view(page, "network?model=mnist-ordinary&layer=1")
+    assert bar_names(page, ".layer-preview") == numbers
+    page.get_by_role("button", name="layer 3: fc 10").click()
+    page.wait_for_function("() => document.querySelector('.layer-preview .bar-name')?.innerText"
+                           " === 'digit 0'")
+    assert bar_names(page, ".layer-preview") == classes
+
+    open_view(page, "maps?model=mnist-ordinary&layer=1")
+    assert bar_names(page, ".maps-detail") == numbers
+    page.get_by_role("button", name="softmax 10").click()
+    page.locator(".maps-detail .prediction").wait_for()
+    assert bar_names(page, ".maps-detail") == classes
+
+    open_view(page, "train?model=mnist-ordinary")
+    page.get_by_role("radio", name="Registry model").check()
+    assert page.get_by_label("registry model", exact=True).input_value() == "mnist-ordinary"
+    page.get_by_label("Epochs").fill("100")
+    page.get_by_label("Batch size").fill("4")
+    page.get_by_role("button", name="Start").click()
+    hidden = page.locator(".live-layer", has_text="1: fc 10")
+    hidden.locator(".bar-name").first.wait_for()  # a snapshot drawn with the run's description
+    assert hidden.locator(".bar-name").all_inner_texts() == numbers
+    scores = page.locator(".live-layer", has_text="3: fc 10").locator(".bar-name")
+    assert scores.all_inner_texts() == classes
+    page.get_by_role("button", name="Stop").click()
+    wait_for_text(page, ".train-status", "Stopped")
+
+
+def test_only_the_class_score_layers_name_their_units_by_class(page):
+    open_view(page, "network")
+    page.locator("svg.network-svg").wait_for()
+    names = page.evaluate("""async () => {
+      const {unitNames} = await import('/static/widgets/layer-output.js');
+      const layer = (index, type) => ({index, type});
+      const classes = ['a', 'b'];
+      const net = {classes, task: 'classify', layers: [layer(0, 'input'), layer(1, 'fc'),
+                   layer(2, 'sigmoid'), layer(3, 'fc'), layer(4, 'softmax')]};
+      const localizer = {classes, task: 'localize', layers: [layer(0, 'input'), layer(1, 'fc')]};
+      return [1, 2, 3, 4].map((i) => unitNames(net, net.layers[i], 2))
+        .concat([unitNames(localizer, localizer.layers[1], 6), unitNames(net, undefined, 2)]);
+    }""")
+    assert names == [["0", "1"], ["0", "1"], ["a", "b"], ["a", "b"],
+                     ["a", "b", "box x", "box y", "box w", "box h"], ["0", "1"]]

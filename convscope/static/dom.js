@@ -47,6 +47,10 @@ export function selectField(label, options, value, onchange, attrs = {}) {
   return h("label", {class: "field"}, h("span", {}, label), select);
 }
 
+/** A small button (◀, ▶) named for screen readers by `name`. */
+export const stepButton = (name, text, onclick) =>
+  h("button", {type: "button", "aria-label": name, onclick}, text);
+
 /** A labelled number input. */
 export function numberField(label, value, {min, max, step = 1, onchange, ...attrs} = {}) {
   const input = h("input", {

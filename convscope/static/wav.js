@@ -1,6 +1,8 @@
 // Audio helpers for the audio view: recorded sound as a 16-bit PCM WAV file, and a microphone
 // recorder (getUserMedia + MediaRecorder, decoded with Web Audio).
 
+import {clamp} from "./util.js";
+
 /** Mono float samples in [-1, 1] as the bytes of a 16-bit PCM WAV file at `rate` Hz. */
 export function encodeWav(samples, rate) {
   const buffer = new ArrayBuffer(44 + 2 * samples.length);
@@ -20,7 +22,7 @@ export function encodeWav(samples, rate) {
   text(36, "data");
   view.setUint32(40, 2 * samples.length, true);
   samples.forEach((v, i) => {
-    view.setInt16(44 + 2 * i, Math.round(Math.max(-1, Math.min(1, v)) * 32767), true);
+    view.setInt16(44 + 2 * i, Math.round(clamp(v, -1, 1) * 32767), true);
   });
   return new Uint8Array(buffer);
 }

@@ -3,9 +3,10 @@
 // the class probabilities and every layer's maps for that image.
 
 import {latestOnly} from "../api.js";
-import {h, errorBox, notice, percent, setChildren, TASK_NAMES} from "../dom.js";
+import {h, errorBox, notice, percent, setChildren, stepButton, TASK_NAMES} from "../dom.js";
 import {barChart, crispCanvas, dims, tensorCanvas} from "../draw.js";
 import {pixelsFromTensor} from "../input.js";
+import {clamp} from "../util.js";
 import {microphoneProblem, recordWav} from "../wav.js";
 import {mapsPanel} from "./maps.js";
 
@@ -13,8 +14,6 @@ const WAVE_WIDTH = 560;
 const WAVE_HEIGHT = 110;
 const SPECTROGRAM_PX = 384;
 const RECORD_SECONDS = 3;
-const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
-const stepButton = (name, text, onclick) => h("button", {type: "button", "aria-label": name, onclick}, text);
 
 /** The clip's envelope (min/max per column), the heard window shaded. */
 function waveform(clip) {
@@ -58,6 +57,74 @@ function waveform(clip) {
   );
 }
 
+/** What the network sees: the spectrogram image of the clip. */
+function spectrogram(result) {
+  const {height, width} = dims(result.input);
+  const scale = Math.max(1, Math.floor(SPECTROGRAM_PX / width));
+  return h(
+    "figure",
+    {},
+    h(
+      "figcaption",
+      {},
+      `what the network sees: a ${width}x${height} log-mel spectrogram ` +
+        "(time left to right, high pitch at the top)",
+    ),
+    tensorCanvas(result.input, {scale, min: -0.5, max: 0.5, class: "pixelated spectrogram-image"}),
+  );
+}
+
+/** The prediction, the digit spoken in a test recording, and the class probabilities. */
+function verdictOf(result) {
+  const best = result.prediction;
+  const label = result.recording?.digit;
+  const right = String(label) === result.classes[best];
+  return [
+    h(
+      "p",
+      {class: "prediction"},
+      `Prediction: ${result.classes[best]} `,
+      h("span", {class: "muted"}, `(${percent(result.probabilities[best])})`),
+    ),
+    label === undefined ? null : h("p", {class: "small"}, `spoken: ${label} ${right ? "✓" : "✗"}`),
+    barChart(result.probabilities, result.classes, {
+      format: (v) => percent(v),
+      caption: "class probabilities",
+    }),
+  ];
+}
+
+/** A Record/Stop button: records at most RECORD_SECONDS and gives the WAV to `send(file,
+ * source)`; problems go to `message`. `stop()` ends a recording in progress. */
+function recorder(message, status, send) {
+  let recording = null; // the recorder while it runs
+  const button = h("button", {type: "button", onclick: () => toggle()}, "Record");
+  async function toggle() {
+    if (recording) {
+      recording.stop();
+      return;
+    }
+    message.replaceChildren();
+    try {
+      recording = await recordWav({seconds: RECORD_SECONDS});
+    } catch (error) {
+      message.replaceChildren(notice(microphoneProblem(error)));
+      return;
+    }
+    button.textContent = "Stop";
+    status.textContent = `recording: say a digit (at most ${RECORD_SECONDS} s)…`;
+    try {
+      send(await recording.finished, "your recording");
+    } catch (error) {
+      message.replaceChildren(errorBox(error));
+    } finally {
+      recording = null;
+      button.textContent = "Record";
+    }
+  }
+  return {button, stop: () => recording?.stop()};
+}
+
 export async function render(root, ctx) {
   const model = ctx.model;
   const listing = await ctx.api.recordings({signal: ctx.signal});
@@ -69,7 +136,6 @@ export async function render(root, ctx) {
   const message = h("div", {class: "audio-message"});
   const panel = mapsPanel(ctx);
   let objectUrl = null;
-  let recording = null; // the recorder while it runs
 
   function play(url, own = false) {
     if (objectUrl) URL.revokeObjectURL(objectUrl);
@@ -78,41 +144,8 @@ export async function render(root, ctx) {
   }
 
   function show(result, source) {
-    const {height, width} = dims(result.input);
-    const scale = Math.max(1, Math.floor(SPECTROGRAM_PX / width));
-    views.replaceChildren(
-      waveform(result.clip),
-      h(
-        "figure",
-        {},
-        h(
-          "figcaption",
-          {},
-          `what the network sees: a ${width}x${height} log-mel spectrogram ` +
-            "(time left to right, high pitch at the top)",
-        ),
-        tensorCanvas(result.input, {scale, min: -0.5, max: 0.5, class: "pixelated spectrogram-image"}),
-      ),
-    );
-    const best = result.prediction;
-    const label = result.recording?.digit;
-    const right = String(label) === result.classes[best];
-    setChildren(
-      verdict,
-      h(
-        "p",
-        {class: "prediction"},
-        `Prediction: ${result.classes[best]} `,
-        h("span", {class: "muted"}, `(${percent(result.probabilities[best])})`),
-      ),
-      label === undefined
-        ? null
-        : h("p", {class: "small"}, `spoken: ${label} ${right ? "✓" : "✗"}`),
-      barChart(result.probabilities, result.classes, {
-        format: (v) => percent(v),
-        caption: "class probabilities",
-      }),
-    );
+    views.replaceChildren(waveform(result.clip), spectrogram(result));
+    setChildren(verdict, verdictOf(result));
     status.textContent = source;
     ctx.setInput({pixels: pixelsFromTensor(result.input)}, {activations: result, source});
     panel.update(result);
@@ -150,31 +183,7 @@ export async function render(root, ctx) {
       h("option", {value: r.index}, `${r.name} (digit ${r.digit}, ${r.speaker}, take ${r.take})`),
     ),
   );
-  const recordButton = h("button", {type: "button", onclick: () => toggleRecording()}, "Record");
-
-  async function toggleRecording() {
-    if (recording) {
-      recording.stop();
-      return;
-    }
-    message.replaceChildren();
-    try {
-      recording = await recordWav({seconds: RECORD_SECONDS});
-    } catch (error) {
-      message.replaceChildren(notice(microphoneProblem(error)));
-      return;
-    }
-    recordButton.textContent = "Stop";
-    status.textContent = `recording: say a digit (at most ${RECORD_SECONDS} s)…`;
-    try {
-      send(await recording.finished, "your recording");
-    } catch (error) {
-      message.replaceChildren(errorBox(error));
-    } finally {
-      recording = null;
-      recordButton.textContent = "Record";
-    }
-  }
+  const recording = recorder(message, status, send);
 
   const current = Number(ctx.params.get("recording") ?? 0);
   setChildren(
@@ -213,7 +222,7 @@ export async function render(root, ctx) {
           onchange: (e) => send(e.target.files[0], `uploaded ${e.target.files[0]?.name}`),
         }),
       ),
-      recordButton,
+      recording.button,
     ),
     recordings.length ? null : notice(`${listing.note} You can still upload or record a WAV.`),
     message,
@@ -223,7 +232,7 @@ export async function render(root, ctx) {
   );
   pick(recordings.findIndex((r) => r.index === current));
   return () => {
-    recording?.stop();
+    recording.stop();
     if (objectUrl) URL.revokeObjectURL(objectUrl);
   };
 }

@@ -240,59 +240,71 @@ function comparisonStrip(chapter, model, ctx) {
   );
 }
 
-/**
- * A confusion matrix (the confusion endpoint's form) with its side panel of images.
- * `image(entry, scale)` gives an entry's picture URL (null: the images are not served, said by
- * `missing`); `alt(entry)` its description.
- */
-function matrixSection(result, mode, ctx, {image, alt, missing, filename}) {
-  const {classes, confusion, recall, precision} = result;
-  const n = classes.length;
-  const pictures = mode === "samples" && Boolean(image); // top samples in the cells
-  const actuals = confusion.map((row) => row.reduce((a, b) => a + b, 0));
-  const confused = mostConfused(confusion);
-  let pinned = confused.length ? {a: confused[0].a, p: confused[0].p} : {a: 0, p: 0};
-  const side = h("aside", {class: "cm-side", "aria-live": "polite"});
-  const cells = [];
-
-  function showCell({a, p}) {
-    for (const cell of cells)
-      cell.classList.toggle("active", cell.dataset.a === String(a) && cell.dataset.p === String(p));
-    const list = result.cells[a][p];
-    const count = confusion[a][p];
-    setChildren(
-      side,
-      h("h3", {}, cellCaption(classes, a, p)),
-      h(
-        "p",
-        {class: "muted small"},
-        count
-          ? `${grouped(count)} image${count === 1 ? "" : "s"}` +
-              (list.length < count ? `, the ${list.length} most confident shown` : ", most confident first")
-          : "no images",
-      ),
-      image || !list.length ? null : h("p", {class: "notice small"}, missing),
-      h(
-        "ol",
-        {class: "cm-samples"},
-        list.map((entry) =>
-          h(
-            "li",
-            {},
-            image
-              ? h("img", {src: image(entry, 2), alt: alt(entry), loading: "lazy", class: "pixelated"})
-              : h("span", {class: "cm-missing", title: alt(entry)}, `#${grouped(entry.index)}`),
-            h("span", {}, percent(entry.confidence, 0)),
-          ),
+/** The side panel of cell (a, p): its caption, count and images, most confident first. */
+function cellImages(result, {a, p}, {image, alt, missing}) {
+  const list = result.cells[a][p];
+  const count = result.confusion[a][p];
+  return [
+    h("h3", {}, cellCaption(result.classes, a, p)),
+    h(
+      "p",
+      {class: "muted small"},
+      count
+        ? `${grouped(count)} image${count === 1 ? "" : "s"}` +
+            (list.length < count ? `, the ${list.length} most confident shown` : ", most confident first")
+        : "no images",
+    ),
+    image || !list.length ? null : h("p", {class: "notice small"}, missing),
+    h(
+      "ol",
+      {class: "cm-samples"},
+      list.map((entry) =>
+        h(
+          "li",
+          {},
+          image
+            ? h("img", {src: image(entry, 2), alt: alt(entry), loading: "lazy", class: "pixelated"})
+            : h("span", {class: "cm-missing", title: alt(entry)}, `#${grouped(entry.index)}`),
+          h("span", {}, percent(entry.confidence, 0)),
         ),
       ),
-    );
-  }
+    ),
+  ];
+}
 
+/** One matrix cell: its count, or its most confident image, coloured by its share of the row. */
+function matrixCell(result, {a, p}, {pictures, image, actual, onHover, onPick}) {
+  const count = result.confusion[a][p];
+  const alpha = actual ? count / actual : 0;
+  const top = result.cells[a][p][0];
+  const colour = a === p ? GREEN : RED;
+  const content = pictures ? (top ? h("img", {src: image(top, 1), alt: "", class: "pixelated"}) : "") : String(count);
+  const background = pictures ? rgb(colour, top ? top.confidence : 0) : rgb(colour, alpha);
+  return h(
+    "button",
+    {
+      type: "button",
+      class: "cm-cell",
+      "data-a": a,
+      "data-p": p,
+      style: {background, color: alpha > 0.55 && !pictures ? "#fff" : "#111"},
+      "aria-label": `${cellCaption(result.classes, a, p)}: ${count}`,
+      onmouseenter: () => onHover({a, p}),
+      onfocus: () => onHover({a, p}),
+      onclick: () => onPick({a, p}),
+    },
+    content,
+  );
+}
+
+/** The matrix with its labels, recall column, precision row and accuracy: {grid, cells}. */
+function matrixGrid(result, actuals, {pictures, image, onHover, onPick, onLeave}) {
+  const {classes, confusion, recall, precision} = result;
+  const cells = [];
   const grid = h("div", {
     class: `cm-grid cm-mode-${pictures ? "samples" : "numbers"}`,
-    style: {gridTemplateColumns: `auto repeat(${n}, var(--cm-cell)) 12px var(--cm-cell)`},
-    onmouseleave: () => showCell(pinned),
+    style: {gridTemplateColumns: `auto repeat(${classes.length}, var(--cm-cell)) 12px var(--cm-cell)`},
+    onmouseleave: onLeave,
   });
   grid.append(
     h("span", {}),
@@ -302,34 +314,8 @@ function matrixSection(result, mode, ctx, {image, alt, missing, filename}) {
   );
   confusion.forEach((row, a) => {
     grid.append(h("span", {class: "cm-row-label"}, `actual ${classes[a]}`));
-    row.forEach((count, p) => {
-      const alpha = actuals[a] ? count / actuals[a] : 0;
-      const top = result.cells[a][p][0];
-      const colour = a === p ? GREEN : RED;
-      const content = pictures
-        ? top
-          ? h("img", {src: image(top, 1), alt: "", class: "pixelated"})
-          : ""
-        : String(count);
-      const background = pictures ? rgb(colour, top ? top.confidence : 0) : rgb(colour, alpha);
-      const cell = h(
-        "button",
-        {
-          type: "button",
-          class: "cm-cell",
-          "data-a": a,
-          "data-p": p,
-          style: {background, color: alpha > 0.55 && !pictures ? "#fff" : "#111"},
-          "aria-label": `${cellCaption(classes, a, p)}: ${count}`,
-          onmouseenter: () => showCell({a, p}),
-          onfocus: () => showCell({a, p}),
-          onclick: () => {
-            pinned = {a, p};
-            showCell(pinned);
-          },
-        },
-        content,
-      );
+    row.forEach((_, p) => {
+      const cell = matrixCell(result, {a, p}, {pictures, image, actual: actuals[a], onHover, onPick});
       cells.push(cell);
       grid.append(cell);
     });
@@ -341,6 +327,64 @@ function matrixSection(result, mode, ctx, {image, alt, missing, filename}) {
     h("span", {}),
     h("div", {class: "cm-accuracy"}, h("span", {}, "accuracy"), scoreBox(result.accuracy, "accuracy")),
   );
+  return {grid, cells};
+}
+
+/** The most confused pairs, each a button that pins its cell. */
+function confusedList(confused, classes, actuals, onPick) {
+  if (!confused.length) return notice("No confusions at all on this test set.");
+  return h(
+    "section",
+    {class: "card"},
+    h("h3", {}, "Most confused"),
+    h(
+      "ol",
+      {class: "confused"},
+      confused.map(({a, p, count}) =>
+        h(
+          "li",
+          {},
+          h(
+            "button",
+            {type: "button", class: "link", onclick: () => onPick({a, p})},
+            `${classes[a]} → ${classes[p]}: ${grouped(count)} ` +
+              `(${percent(count / actuals[a])} of ${classes[a]})`,
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/**
+ * A confusion matrix (the confusion endpoint's form) with its side panel of images.
+ * `image(entry, scale)` gives an entry's picture URL (null: the images are not served, said by
+ * `missing`); `alt(entry)` its description.
+ */
+function matrixSection(result, mode, ctx, {image, alt, missing, filename}) {
+  const pictures = mode === "samples" && Boolean(image); // top samples in the cells
+  const actuals = result.confusion.map((row) => row.reduce((a, b) => a + b, 0));
+  const confused = mostConfused(result.confusion);
+  let pinned = confused.length ? {a: confused[0].a, p: confused[0].p} : {a: 0, p: 0};
+  const side = h("aside", {class: "cm-side", "aria-live": "polite"});
+
+  function showCell({a, p}) {
+    for (const cell of cells)
+      cell.classList.toggle("active", cell.dataset.a === String(a) && cell.dataset.p === String(p));
+    setChildren(side, cellImages(result, {a, p}, {image, alt, missing}));
+  }
+  function pin(cell) {
+    pinned = cell;
+    showCell(pinned);
+  }
+
+  const {grid, cells} = matrixGrid(result, actuals, {
+    pictures,
+    image,
+    onHover: showCell,
+    onPick: pin,
+    onLeave: () => showCell(pinned),
+  });
   showCell(pinned);
   const blob = new Blob([JSON.stringify(result)], {type: "application/json"});
   return h(
@@ -362,44 +406,11 @@ function matrixSection(result, mode, ctx, {image, alt, missing, filename}) {
       ),
       side,
     ),
-    confused.length
-      ? h(
-          "section",
-          {class: "card"},
-          h("h3", {}, "Most confused"),
-          h(
-            "ol",
-            {class: "confused"},
-            confused.map(({a, p, count}) =>
-              h(
-                "li",
-                {},
-                h(
-                  "button",
-                  {
-                    type: "button",
-                    class: "link",
-                    onclick: () => {
-                      pinned = {a, p};
-                      showCell(pinned);
-                    },
-                  },
-                  `${classes[a]} → ${classes[p]}: ${grouped(count)} ` +
-                    `(${percent(count / actuals[a])} of ${classes[a]})`,
-                ),
-              ),
-            ),
-          ),
-        )
-      : notice("No confusions at all on this test set."),
+    confusedList(confused, result.classes, actuals, pin),
     h(
       "p",
       {},
-      h(
-        "a",
-        {class: "button", href: URL.createObjectURL(blob), download: filename},
-        "Save as JSON",
-      ),
+      h("a", {class: "button", href: URL.createObjectURL(blob), download: filename}, "Save as JSON"),
     ),
   );
 }

@@ -3,7 +3,9 @@
 // opens its views.
 
 import {h, errorBox, svg, grouped, percent, TASK_NAMES} from "../dom.js";
-import {barChart, dims, layerTitle, mapRow, vectorStrip, volumeText} from "../draw.js";
+import {layerTitle, volumeText} from "../draw.js";
+import {clamp} from "../util.js";
+import {layerOutput} from "../widgets/layer-output.js";
 
 const OPERATORS = new Set(["relu", "sigmoid", "tanh", "gelu", "dropout", "batchnorm"]);
 const COLOURS = {
@@ -22,7 +24,6 @@ const MID = 110;
 
 /** Front face, depth offset and slice count of a volume's box, `zoom` times the base size. */
 function boxShape(v, zoom) {
-  const clamp = (x, lo, hi) => Math.max(lo, Math.min(hi, x));
   if (v.sx === 1 && v.sy === 1)
     return {w: 10, h: clamp(8 * zoom * Math.sqrt(v.depth), 20, 130), d: 4, slices: 1};
   return {
@@ -159,23 +160,12 @@ function viewLinks(ctx, layer) {
 function details(ctx, layer) {
   const inVolume = layer.in_volume ? volumeText(layer.in_volume) : "—";
   const preview = h("div", {class: "layer-preview"});
+  const output = layerOutput(ctx.model, layer, {limit: 16, tile: 56});
   ctx
     .activations()
     .then((activations) => {
-      const {output} = activations.layers[layer.index];
-      const {depth, height, width} = dims(output);
-      const names =
-        depth === ctx.model.classes.length
-          ? ctx.model.classes
-          : Array.from({length: depth}, (_, i) => String(i));
-      preview.replaceChildren(
-        h("h4", {}, "For the current input"),
-        height * width > 1
-          ? mapRow(output, {limit: 16, tile: 56})
-          : depth > 20
-            ? vectorStrip(output.data, "neuron")
-            : barChart(output.data, names, {caption: layerTitle(layer)}),
-      );
+      output.update(activations.layers[layer.index].output);
+      preview.replaceChildren(h("h4", {}, "For the current input"), output.element);
     })
     .catch((error) => preview.replaceChildren(errorBox(error)));
   return h(
@@ -293,5 +283,5 @@ export function render(root, ctx) {
       "Multiply-adds count conv and fc layers for one image; pooling and activations count 0.",
     ),
   );
-  select(Math.min(Math.max(selected, 0), model.layers.length - 1));
+  select(clamp(selected, 0, model.layers.length - 1));
 }

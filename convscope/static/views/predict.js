@@ -3,33 +3,41 @@
 
 import {latestOnly} from "../api.js";
 import {h, errorBox, percent, throttle} from "../dom.js";
-import {barChart, dims, layerTitle, mapRow, tensorCanvas, vectorStrip} from "../draw.js";
+import {barChart, layerTitle, tensorCanvas} from "../draw.js";
 import {pixelsFromTensor, sampleInput, uploadButton, webcam} from "../input.js";
 import {drawingPad} from "../pad.js";
+import {layerOutput} from "../widgets/layer-output.js";
 
 const WHILE_DRAWING_MS = 150;
 
-function layerRow(model, layer, out) {
-  const {depth, height, width} = dims(out.output);
-  const isClasses = depth === model.classes.length && layer.index >= model.layers.length - 2;
-  const body =
-    height * width > 1
-      ? mapRow(out.output, {limit: 24, tile: 56})
-      : depth > 20
-        ? vectorStrip(out.output.data, "neuron")
-        : barChart(
-            out.output.data,
-            isClasses ? model.classes : Array.from({length: depth}, (_, i) => String(i)),
-            {caption: layerTitle(layer)},
-          );
-  return h("div", {class: "live-layer"}, h("h4", {}, `${layer.index}: ${layerTitle(layer)}`), body);
+/** Every layer after the input, each titled, shown from the first `update(activations)`. */
+function layerRows(model) {
+  const rows = model.layers.slice(1).map((layer) => ({
+    layer,
+    output: layerOutput(model, layer, {limit: 24, tile: 56}),
+  }));
+  const element = h(
+    "section",
+    {class: "predict-layers", hidden: true},
+    h("h3", {}, "Every layer for this input"),
+    rows.map(({layer, output}) =>
+      h("div", {class: "live-layer"}, h("h4", {}, `${layer.index}: ${layerTitle(layer)}`), output.element),
+    ),
+  );
+  return {
+    element,
+    update(activations) {
+      element.hidden = false;
+      for (const {layer, output} of rows) output.update(activations.layers[layer.index].output);
+    },
+  };
 }
 
 export async function render(root, ctx) {
   const model = ctx.model;
   const probabilities = h("div", {class: "probabilities", "aria-live": "polite"});
   const seen = h("figure", {class: "seen"});
-  const layers = h("section", {class: "predict-layers"});
+  const layers = layerRows(model);
   const message = h("div");
 
   function show(activations) {
@@ -56,10 +64,7 @@ export async function render(root, ctx) {
         class: "pixelated thumb",
       }),
     );
-    layers.replaceChildren(
-      h("h3", {}, "Every layer for this input"),
-      ...model.layers.slice(1).map((layer) => layerRow(model, layer, activations.layers[layer.index])),
-    );
+    layers.update(activations);
   }
 
   /** mode: "cached" (a sample), "preview" (mid-stroke, not kept) or "drawing" (a finished stroke, kept). */
@@ -144,7 +149,7 @@ export async function render(root, ctx) {
         seen,
         message,
       ),
-      h("div", {}, h("div", {class: "card"}, probabilities), layers),
+      h("div", {}, h("div", {class: "card"}, probabilities), layers.element),
     ),
   );
   if (ctx.input) evaluate(ctx.input, "cached");

@@ -4,10 +4,11 @@
 // scenes' ground truth on demand, and every layer's maps for the same input.
 
 import {latestOnly} from "../api.js";
-import {h, errorBox, notice, percent, setChildren, TASK_NAMES} from "../dom.js";
+import {h, errorBox, notice, percent, setChildren, stepButton, TASK_NAMES} from "../dom.js";
 import {barChart, crispCanvas, dims, fmt, inkOn, rgb} from "../draw.js";
 import {pixelsFromTensor, sampleInput, uploadButton} from "../input.js";
 import {drawingPad} from "../pad.js";
+import {clamp} from "../util.js";
 import {mapsPanel} from "./maps.js";
 
 const VIEW_PX = 384; // the scene is drawn about this large
@@ -54,7 +55,7 @@ function greyCanvas(tensor) {
   const context = canvas.getContext("2d");
   const image = context.createImageData(width, height);
   for (let i = 0; i < size; i++) {
-    const v = Math.max(0, Math.min(255, Math.round((tensor.data[i] + 0.5) * 255)));
+    const v = clamp(Math.round((tensor.data[i] + 0.5) * 255), 0, 255);
     image.data.set([v, v, v, 255], 4 * i);
   }
   context.putImageData(image, 0, 0);
@@ -104,7 +105,7 @@ function drawBox(context, box, scale, colour, tag, {dashed = false} = {}) {
     context.font = "12px system-ui, sans-serif";
     const width = context.measureText(tag).width + 8;
     const top = y >= 16 ? y - 16 : y;
-    const left = Math.max(0, Math.min(x, parseFloat(context.canvas.style.width) - width));
+    const left = clamp(x, 0, parseFloat(context.canvas.style.width) - width);
     context.fillStyle = rgb(colour);
     context.fillRect(left, top, width, 16);
     context.fillStyle = inkOn(colour);
@@ -142,27 +143,19 @@ function drawGrid(context, grid, scale, threshold) {
 }
 
 const boxText = (box) => `(${box.map((v) => Math.round(v)).join(", ")})`;
-const stepButton = (name, text, onclick) => h("button", {type: "button", "aria-label": name, onclick}, text);
 
-export async function render(root, ctx) {
-  const model = ctx.model;
-  const task = model.task;
-  const {sx, sy} = model.input;
-  const scale = Math.max(1, Math.floor(VIEW_PX / Math.max(sx, sy)));
-  const dataset = ctx.datasets.find((d) => d.name === model.dataset);
-  const settings = {
-    truth: ctx.params.get("truth") === "1",
-    grid: ctx.params.get("grid") === "1",
-    threshold: Math.min(0.99, Math.max(0.01, Number(ctx.params.get("threshold") ?? 0.25) || 0.25)),
+/** The view's settings from the address: ground truth and grid shown, confidence threshold. */
+function sceneSettings(params) {
+  return {
+    truth: params.get("truth") === "1",
+    grid: params.get("grid") === "1",
+    threshold: clamp(Number(params.get("threshold") ?? 0.25) || 0.25, 0.01, 0.99),
   };
-  let current = null; // {input, prediction, truth}
-  const figure = h("div", {class: "scene-figures", "aria-live": "polite"});
-  const side = h("div", {class: "card scene-side"});
-  const message = h("div");
-  const status = h("span", {class: "input-status", "aria-live": "polite"});
-  const panel = mapsPanel(ctx);
+}
 
-  // ---- controls ----------------------------------------------------------------------------
+/** The toggles (ground truth; a detector's grid) and a detector's confidence threshold, kept in
+ * `settings` and the address; `onChange()` redraws. */
+function sceneControls(task, settings, ctx, onChange) {
   const checkbox = (label, key, extra = {}) => {
     const box = h("input", {
       type: "checkbox",
@@ -170,7 +163,7 @@ export async function render(root, ctx) {
       onchange: () => {
         settings[key] = box.checked;
         ctx.setParams({[key]: box.checked ? 1 : null});
-        draw();
+        onChange();
       },
       ...extra,
     });
@@ -190,9 +183,178 @@ export async function render(root, ctx) {
       settings.threshold = Number(threshold.value);
       thresholdValue.textContent = settings.threshold.toFixed(2);
       ctx.setParams({threshold: settings.threshold});
-      draw();
+      onChange();
     },
   });
+  const element = h(
+    "div",
+    {class: "toolbar"},
+    truthToggle.element,
+    task === "detect"
+      ? [
+          gridToggle.element,
+          h(
+            "label",
+            {class: "field inline"},
+            h("span", {}, "confidence threshold"),
+            threshold,
+            thresholdValue,
+          ),
+        ]
+      : null,
+  );
+  return {element, truthToggle};
+}
+
+/** The prediction drawn over the scene (and a segmenter's true classes beside it): {figures,
+ * kept}, `kept` the detections that reach the threshold. */
+function sceneFigures(task, prediction, truth, settings, scale) {
+  const showTruth = settings.truth && Boolean(truth);
+  const figures = [];
+  const main = sceneCanvas(prediction.input, scale, {
+    mask: task === "segment" ? prediction.mask : null,
+    background: prediction.background,
+    label: `the input with the ${task === "segment" ? "predicted classes" : "predicted boxes"}`,
+  });
+  let boxes = 0;
+  let lit = 0;
+  if (task === "detect" && settings.grid) {
+    lit = drawGrid(main.context, prediction.grid, scale, settings.threshold);
+  }
+  if (showTruth && truth.objects && task !== "segment") {
+    for (const o of truth.objects) drawBox(main.context, o.box, scale, TRUTH_COLOUR, null, {dashed: true});
+  }
+  const kept = task === "detect" ? prediction.detections.filter((d) => d.score >= settings.threshold) : [];
+  if (task === "detect") {
+    for (const d of [...kept].reverse()) {
+      const tag = `${prediction.classes[d.class]} ${d.score.toFixed(2)}`;
+      drawBox(main.context, d.box, scale, PALETTE[d.class], tag);
+    }
+    boxes = kept.length;
+  } else if (task === "localize") {
+    const tag = `${prediction.classes[prediction.class]} ${prediction.confidence.toFixed(2)}`;
+    drawBox(main.context, prediction.box, scale, PALETTE[prediction.class], tag);
+    boxes = 1;
+  }
+  Object.assign(main.canvas.dataset, {boxes, cells: lit, grid: settings.grid ? "on" : "off"});
+  main.canvas.dataset.truth = showTruth ? "on" : "off";
+  figures.push(h("figure", {}, h("figcaption", {}, "prediction"), main.canvas));
+  if (task === "segment" && showTruth && truth.mask) {
+    const real = sceneCanvas(prediction.input, scale, {
+      mask: truth.mask,
+      background: prediction.background,
+      label: "the input with the true classes",
+    });
+    real.canvas.classList.add("truth-canvas");
+    figures.push(h("figure", {}, h("figcaption", {}, "ground truth"), real.canvas));
+  }
+  return {figures, kept};
+}
+
+/** A detector's kept boxes, listed. */
+function detectionsSide(prediction, kept, truth, settings) {
+  const names = prediction.classes;
+  return [
+    h("h3", {}, `${kept.length} digit${kept.length === 1 ? "" : "s"} found`),
+    h(
+      "p",
+      {class: "muted small"},
+      `score ≥ ${settings.threshold.toFixed(2)}; ${prediction.detections.length} boxes ` +
+        `≥ ${prediction.min_score} after non-maximum suppression` +
+        (truth?.objects ? `; the scene holds ${truth.objects.length} digits` : ""),
+    ),
+    kept.length
+      ? h(
+          "ol",
+          {class: "detections"},
+          kept.map((d) =>
+            h(
+              "li",
+              {},
+              h("span", {class: "swatch", style: {background: rgb(PALETTE[d.class])}}),
+              `${names[d.class]} · ${percent(d.score)} · ${boxText(d.box)}`,
+            ),
+          ),
+        )
+      : notice("No box reaches the threshold: lower it to see the network's weaker guesses."),
+  ];
+}
+
+/** A localizer's class and box, against the true ones when known, and its class probabilities. */
+function localizationSide(prediction, truth) {
+  const names = prediction.classes;
+  const real = truth?.objects?.[0];
+  return [
+    h(
+      "p",
+      {class: "prediction"},
+      `Prediction: ${names[prediction.class]} `,
+      h("span", {class: "muted"}, `(${percent(prediction.confidence)})`),
+    ),
+    h("p", {class: "muted small"}, `box (x, y, w, h) ${boxText(prediction.box)}`),
+    real
+      ? h(
+          "p",
+          {class: "small"},
+          `label ${names[real.class]} · true box ${boxText(real.box)} · IoU ` +
+            fmt(boxIou(prediction.box, real.box)),
+        )
+      : null,
+    barChart(prediction.probabilities, names, {
+      format: (v) => percent(v),
+      caption: "class probabilities",
+    }),
+  ];
+}
+
+/** A segmenter's classes in their colours, with each one's share of the pixels. */
+function segmentationSide(prediction) {
+  const names = prediction.classes;
+  const total = prediction.pixels.reduce((a, b) => a + b, 0);
+  return [
+    h("h3", {}, "Classes"),
+    h(
+      "ul",
+      {class: "mask-legend"},
+      names.map((name, c) => {
+        const what = c === prediction.background ? name : `digit ${name}`;
+        return h(
+          "li",
+          {class: prediction.pixels[c] ? "" : "muted"},
+          h("span", {
+            class: "swatch",
+            style: {background: c === prediction.background ? "transparent" : rgb(PALETTE[c])},
+          }),
+          `${what}: ${percent(prediction.pixels[c] / total)}`,
+        );
+      }),
+    ),
+    h("p", {class: "muted small"}, "share of the pixels given each class"),
+  ];
+}
+
+/** What the network found, beside the scene. */
+function sidePanel(task, prediction, kept, truth, settings) {
+  if (task === "detect") return detectionsSide(prediction, kept, truth, settings);
+  if (task === "localize") return localizationSide(prediction, truth);
+  return segmentationSide(prediction);
+}
+
+export async function render(root, ctx) {
+  const model = ctx.model;
+  const task = model.task;
+  const {sx, sy} = model.input;
+  const scale = Math.max(1, Math.floor(VIEW_PX / Math.max(sx, sy)));
+  const dataset = ctx.datasets.find((d) => d.name === model.dataset);
+  const settings = sceneSettings(ctx.params);
+  let current = null; // {input, prediction, truth}
+  const figure = h("div", {class: "scene-figures", "aria-live": "polite"});
+  const side = h("div", {class: "card scene-side"});
+  const message = h("div");
+  const status = h("span", {class: "input-status", "aria-live": "polite"});
+  const panel = mapsPanel(ctx);
+
+  const controls = sceneControls(task, settings, ctx, () => draw());
   const index = h("input", {
     type: "number",
     min: 0,
@@ -265,124 +427,10 @@ export async function render(root, ctx) {
   function draw() {
     if (!current) return;
     const {prediction, truth} = current;
-    const showTruth = settings.truth && Boolean(truth);
-    truthToggle.box.disabled = !truth;
-    const figures = [];
-    const main = sceneCanvas(prediction.input, scale, {
-      mask: task === "segment" ? prediction.mask : null,
-      background: prediction.background,
-      label: `the input with the ${task === "segment" ? "predicted classes" : "predicted boxes"}`,
-    });
-    let boxes = 0;
-    let lit = 0;
-    if (task === "detect" && settings.grid) {
-      lit = drawGrid(main.context, prediction.grid, scale, settings.threshold);
-    }
-    if (showTruth && truth.objects && task !== "segment") {
-      for (const o of truth.objects) drawBox(main.context, o.box, scale, TRUTH_COLOUR, null, {dashed: true});
-    }
-    const kept = task === "detect" ? prediction.detections.filter((d) => d.score >= settings.threshold) : [];
-    if (task === "detect") {
-      for (const d of [...kept].reverse()) {
-        const tag = `${prediction.classes[d.class]} ${d.score.toFixed(2)}`;
-        drawBox(main.context, d.box, scale, PALETTE[d.class], tag);
-      }
-      boxes = kept.length;
-    } else if (task === "localize") {
-      const tag = `${prediction.classes[prediction.class]} ${prediction.confidence.toFixed(2)}`;
-      drawBox(main.context, prediction.box, scale, PALETTE[prediction.class], tag);
-      boxes = 1;
-    }
-    Object.assign(main.canvas.dataset, {boxes, cells: lit, grid: settings.grid ? "on" : "off"});
-    main.canvas.dataset.truth = showTruth ? "on" : "off";
-    figures.push(h("figure", {}, h("figcaption", {}, "prediction"), main.canvas));
-    if (task === "segment" && showTruth && truth.mask) {
-      const real = sceneCanvas(prediction.input, scale, {
-        mask: truth.mask,
-        background: prediction.background,
-        label: "the input with the true classes",
-      });
-      real.canvas.classList.add("truth-canvas");
-      figures.push(h("figure", {}, h("figcaption", {}, "ground truth"), real.canvas));
-    }
+    controls.truthToggle.box.disabled = !truth;
+    const {figures, kept} = sceneFigures(task, prediction, truth, settings, scale);
     figure.replaceChildren(...figures);
-    setChildren(side, sidePanel(kept, truth));
-  }
-
-  function sidePanel(kept, truth) {
-    const {prediction} = current;
-    const names = prediction.classes;
-    if (task === "detect") {
-      return [
-        h("h3", {}, `${kept.length} digit${kept.length === 1 ? "" : "s"} found`),
-        h(
-          "p",
-          {class: "muted small"},
-          `score ≥ ${settings.threshold.toFixed(2)}; ${prediction.detections.length} boxes ` +
-            `≥ ${prediction.min_score} after non-maximum suppression` +
-            (truth?.objects ? `; the scene holds ${truth.objects.length} digits` : ""),
-        ),
-        kept.length
-          ? h(
-              "ol",
-              {class: "detections"},
-              kept.map((d) =>
-                h(
-                  "li",
-                  {},
-                  h("span", {class: "swatch", style: {background: rgb(PALETTE[d.class])}}),
-                  `${names[d.class]} · ${percent(d.score)} · ${boxText(d.box)}`,
-                ),
-              ),
-            )
-          : notice("No box reaches the threshold: lower it to see the network's weaker guesses."),
-      ];
-    }
-    if (task === "localize") {
-      const real = truth?.objects?.[0];
-      return [
-        h(
-          "p",
-          {class: "prediction"},
-          `Prediction: ${names[prediction.class]} `,
-          h("span", {class: "muted"}, `(${percent(prediction.confidence)})`),
-        ),
-        h("p", {class: "muted small"}, `box (x, y, w, h) ${boxText(prediction.box)}`),
-        real
-          ? h(
-              "p",
-              {class: "small"},
-              `label ${names[real.class]} · true box ${boxText(real.box)} · IoU ` +
-                fmt(boxIou(prediction.box, real.box)),
-            )
-          : null,
-        barChart(prediction.probabilities, names, {
-          format: (v) => percent(v),
-          caption: "class probabilities",
-        }),
-      ];
-    }
-    const total = prediction.pixels.reduce((a, b) => a + b, 0);
-    return [
-      h("h3", {}, "Classes"),
-      h(
-        "ul",
-        {class: "mask-legend"},
-        names.map((name, c) => {
-          const what = c === prediction.background ? name : `digit ${name}`;
-          return h(
-            "li",
-            {class: prediction.pixels[c] ? "" : "muted"},
-            h("span", {
-              class: "swatch",
-              style: {background: c === prediction.background ? "transparent" : rgb(PALETTE[c])},
-            }),
-            `${what}: ${percent(prediction.pixels[c] / total)}`,
-          );
-        }),
-      ),
-      h("p", {class: "muted small"}, "share of the pixels given each class"),
-    ];
+    setChildren(side, sidePanel(task, prediction, kept, truth, settings));
   }
 
   root.append(
@@ -421,23 +469,7 @@ export async function render(root, ctx) {
     ),
     padHolder,
     message,
-    h(
-      "div",
-      {class: "toolbar"},
-      truthToggle.element,
-      task === "detect"
-        ? [
-            gridToggle.element,
-            h(
-              "label",
-              {class: "field inline"},
-              h("span", {}, "confidence threshold"),
-              threshold,
-              thresholdValue,
-            ),
-          ]
-        : null,
-    ),
+    controls.element,
     h("div", {class: "scenes-layout"}, figure, side),
     h("h3", {}, "Every layer for this input"),
     panel.element,

@@ -5,17 +5,8 @@
 import {decodeTensor} from "../api.js";
 import {lineChart} from "../chart.js";
 import {h, errorBox, notice, numberField, percent, selectField, setChildren, TASK_NAMES} from "../dom.js";
-import {
-  asImage,
-  barChart,
-  dims,
-  extent,
-  item,
-  layerTitle,
-  mapRow,
-  tensorCanvas,
-  vectorStrip,
-} from "../draw.js";
+import {asImage, dims, extent, item, layerTitle, tensorCanvas} from "../draw.js";
+import {layerOutput} from "../widgets/layer-output.js";
 
 const INPUTS = {mnist: [28, 1], cifar10: [32, 3]};
 const MAX_FILTERS = 32;
@@ -99,30 +90,20 @@ function connect(ctx) {
   });
 }
 
-export async function render(root, ctx) {
-  // Live training trains image classifiers on the datasets of INPUTS.
-  const datasets = ctx.datasets.map((d) => d.name).filter((name) => name in INPUTS);
-  const trainable = (m) => m.task === "classify" && m.dataset in INPUTS;
-  // One model per registry name (the name POST /api/train takes), with the dataset it is for.
-  const registry = [
-    ...new Map(ctx.models.filter((m) => m.registry && trainable(m)).map((m) => [m.registry, m])).values(),
-  ];
-  const shown = ctx.models.find((m) => m.id === ctx.model?.id);
-  const currentRegistry = shown?.registry;
-  let dataset = ctx.model?.dataset in INPUTS ? ctx.model.dataset : (datasets[0] ?? "mnist");
-  const classesOf = (name) => ctx.datasets.find((d) => d.name === name)?.classes.length ?? 10;
-  const fallbackInput = ctx.model?.input ?? {sx: 28, depth: 1};
+/** The network to train: a layer list (JSON, `spec` at first) or a registry model.
+ * `onRegistry(name)` runs when a registry model is chosen. */
+function networkChoice(registry, currentRegistry, spec, onRegistry) {
   const specText = h(
     "textarea",
     {rows: 9, wrap: "off", spellcheck: "false", class: "spec", "aria-label": "layer list (JSON)"},
-    defaultSpec(dataset, classesOf(dataset), fallbackInput),
+    spec,
   );
   let specEdited = false;
   specText.addEventListener("input", () => (specEdited = true));
   const source = {value: "spec"};
   const registryPicker = h(
     "select",
-    {"aria-label": "registry model", disabled: true, onchange: () => useRegistryDataset()},
+    {"aria-label": "registry model", disabled: true, onchange: () => onRegistry(registryPicker.value)},
     registry.map((m) =>
       h(
         "option",
@@ -144,21 +125,44 @@ export async function render(root, ctx) {
           source.value = value;
           registryPicker.disabled = value !== "registry";
           specText.disabled = value !== "spec";
-          if (value === "registry") useRegistryDataset();
+          if (value === "registry") onRegistry(registryPicker.value);
         },
       }),
       label,
     );
+  return {
+    element: h(
+      "fieldset",
+      {},
+      h("legend", {}, "Network"),
+      sourceRadio("spec", "Layer list (JSON, ConvNetJS vocabulary)"),
+      specText,
+      sourceRadio("registry", "Registry model"),
+      registryPicker,
+    ),
+    /** Show `text` as the layer list unless the user has edited it. */
+    suggest(text) {
+      if (!specEdited) specText.value = text;
+    },
+    /** {model} or {spec} for POST /api/train; throws when the layer list is not JSON. */
+    value() {
+      if (source.value === "registry") return {model: registryPicker.value};
+      try {
+        return {spec: JSON.parse(specText.value)};
+      } catch (error) {
+        throw new Error(`the layer list is not valid JSON: ${error.message}`);
+      }
+    },
+  };
+}
+
+/** Dataset, epochs, batch size, learning rate and optimizer; `onDataset(name)` on a new dataset. */
+function trainOptions(datasets, dataset, onDataset) {
   const datasetField = selectField("Dataset", datasets.map((d) => [d, d]), dataset, setDataset);
   function setDataset(name) {
     dataset = name;
     datasetField.querySelector("select").value = name;
-    if (!specEdited) specText.value = defaultSpec(dataset, classesOf(dataset), fallbackInput);
-  }
-  /** A registry model trains on its own dataset: select it. */
-  function useRegistryDataset() {
-    const picked = registry.find((m) => m.registry === registryPicker.value)?.dataset;
-    if (datasets.includes(picked)) setDataset(picked);
+    onDataset(name);
   }
   const epochs = numberField("Epochs", 1, {min: 1, max: 100});
   const batch = numberField("Batch size", 64, {min: 1, max: 4096});
@@ -180,169 +184,187 @@ export async function render(root, ctx) {
       ["adadelta", "adadelta"],
     ].map(([v, t]) => h("option", {value: v}, t)),
   );
-  const formError = h("div", {"aria-live": "polite"});
-  const startButton = h("button", {type: "button", class: "primary", onclick: start}, "Start");
-  const stopButton = h("button", {type: "button", onclick: stop}, "Stop");
-  const status = h("p", {class: "train-status", "aria-live": "polite"});
+  return {
+    element: h(
+      "div",
+      {class: "toolbar"},
+      datasetField,
+      epochs,
+      batch,
+      h("label", {class: "field"}, h("span", {}, "Learning rate"), lr),
+      h("label", {class: "field"}, h("span", {}, "Optimizer"), optimizer),
+    ),
+    setDataset,
+    /** The options part of POST /api/train's body. */
+    value() {
+      const body = {
+        dataset,
+        epochs: Number(epochs.querySelector("input").value),
+        batch_size: Number(batch.querySelector("input").value),
+      };
+      if (lr.value.trim()) body.lr = Number(lr.value);
+      if (optimizer.value) body.optimizer = optimizer.value;
+      return body;
+    },
+  };
+}
+
+/** The loss and accuracy curves of the session's run. */
+function curves() {
   const loss = lineChart("Loss", {xLabel: "epoch"});
   const accuracy = lineChart("Accuracy", {xLabel: "epoch", yMin: 0, yMax: 1});
-  const filters = h("div", {class: "live-filters"});
-  const maps = h("div", {class: "live-maps"});
+  return {
+    loss,
+    accuracy,
+    update() {
+      const x = (m) => m.epoch + m.step / m.steps_per_epoch;
+      loss.update([
+        {name: "training loss (batch)", colour: "#2563eb", points: session.progress.map((m) => [x(m), m.loss])},
+      ]);
+      accuracy.update([
+        {
+          name: "training accuracy (this epoch so far)",
+          colour: "#16a34a",
+          points: session.progress.map((m) => [x(m), m.accuracy]),
+        },
+        {
+          name: "validation accuracy",
+          colour: "#dc2626",
+          dots: true,
+          points: session.epochs.filter((e) => e.val_acc != null).map((e) => [e.epoch, e.val_acc]),
+        },
+      ]);
+    },
+  };
+}
 
-  async function start() {
-    formError.replaceChildren();
-    const body = {
-      dataset,
-      epochs: Number(epochs.querySelector("input").value),
-      batch_size: Number(batch.querySelector("input").value),
-    };
-    if (lr.value.trim()) body.lr = Number(lr.value);
-    if (optimizer.value) body.optimizer = optimizer.value;
-    if (source.value === "registry") {
-      body.model = registryPicker.value;
-    } else {
-      try {
-        body.spec = JSON.parse(specText.value);
-      } catch (error) {
-        formError.replaceChildren(errorBox(`the layer list is not valid JSON: ${error.message}`));
+/** The first layer's filters of the latest snapshot (or what there is to wait for). */
+function filtersPanel() {
+  const element = h("div", {class: "live-filters"});
+  function filterFigure(filters, i) {
+    const image = asImage(item(filters, i));
+    const {depth, width} = dims(image);
+    const range = extent(image.data.filter((v) => !Number.isNaN(v)));
+    return h(
+      "figure",
+      {class: "weight-image"},
+      tensorCanvas(image, {
+        scale: Math.max(2, Math.floor(56 / width)),
+        channel: depth === 3 ? null : 0,
+        ...range,
+      }),
+      h("figcaption", {}, `filter ${i}`),
+    );
+  }
+  return {
+    element,
+    update(snapshot) {
+      if (!snapshot) {
+        element.replaceChildren(
+          h(
+            "p",
+            {class: "muted"},
+            session.job ? "Waiting for the first snapshot…" : "Start a run to see its filters learn.",
+          ),
+        );
         return;
       }
-    }
-    try {
-      const {job, model_id: modelId} = await ctx.api.startTraining(body);
-      Object.assign(session, {
-        job,
-        modelId,
-        description: null,
-        running: true,
-        progress: [],
-        epochs: [],
-        snapshot: null,
-        status: "starting…",
-        outcome: null,
-      });
-      connect(ctx);
-      update();
-      ctx.refreshModels().catch(ctx.showBanner);
-      session.description = await ctx.api.model(modelId);
-    } catch (error) {
-      formError.replaceChildren(errorBox(error));
-    }
-  }
-
-  async function stop() {
-    try {
-      await ctx.api.stopTraining(session.job);
-      session.status = "stopping…";
-      update();
-    } catch (error) {
-      formError.replaceChildren(errorBox(error));
-    }
-  }
-
-  function update(kind) {
-    startButton.disabled = session.running;
-    stopButton.disabled = !session.running;
-    const outcome = session.outcome;
-    setChildren(
-      status,
-      session.status,
-      outcome?.error ? errorBox(outcome.error) : null,
-      outcome && !outcome.error
-        ? [
-            outcome.test_accuracy == null ? "" : ` Test accuracy ${percent(outcome.test_accuracy)}. `,
-            h(
-              "a",
-              {href: `#/network?model=${encodeURIComponent(outcome.model_id)}`},
-              "Open it in the explorer",
-            ),
-            " (it is now in the model picker).",
-          ]
-        : null,
-    );
-    if (!kind || kind === "progress" || kind === "epoch") drawCurves();
-    if (!kind || kind === "snapshot") drawSnapshot();
-  }
-
-  function drawCurves() {
-    const x = (m) => m.epoch + m.step / m.steps_per_epoch;
-    loss.update([
-      {name: "training loss (batch)", colour: "#2563eb", points: session.progress.map((m) => [x(m), m.loss])},
-    ]);
-    accuracy.update([
-      {
-        name: "training accuracy (this epoch so far)",
-        colour: "#16a34a",
-        points: session.progress.map((m) => [x(m), m.accuracy]),
-      },
-      {
-        name: "validation accuracy",
-        colour: "#dc2626",
-        dots: true,
-        points: session.epochs.filter((e) => e.val_acc != null).map((e) => [e.epoch, e.val_acc]),
-      },
-    ]);
-  }
-
-  function drawSnapshot() {
-    const snapshot = session.snapshot;
-    if (!snapshot) {
-      filters.replaceChildren(
-        h(
-          "p",
-          {class: "muted"},
-          session.job ? "Waiting for the first snapshot…" : "Start a run to see its filters learn.",
-        ),
-      );
-      maps.replaceChildren();
-      return;
-    }
-    if (snapshot.filters) {
+      if (!snapshot.filters) return;
       const count = Math.min(snapshot.filters.shape[0], MAX_FILTERS);
-      filters.replaceChildren(
+      element.replaceChildren(
         h("h3", {}, "First-layer filters"),
         h(
           "div",
           {class: "weight-grid"},
-          Array.from({length: count}, (_, i) => {
-            const image = asImage(item(snapshot.filters, i));
-            const {depth, width} = dims(image);
-            const range = extent(image.data.filter((v) => !Number.isNaN(v)));
-            return h(
-              "figure",
-              {class: "weight-image"},
-              tensorCanvas(image, {
-                scale: Math.max(2, Math.floor(56 / width)),
-                channel: depth === 3 ? null : 0,
-                ...range,
-              }),
-              h("figcaption", {}, `filter ${i}`),
-            );
-          }),
+          Array.from({length: count}, (_, i) => filterFigure(snapshot.filters, i)),
         ),
       );
-    }
-    const layers = session.description?.layers ?? [];
-    maps.replaceChildren(
-      h("h3", {}, "Activation maps of a fixed input"),
-      ...snapshot.activations.map(({index, output}) => {
-        const layer = layers[index];
-        const title = layer ? `${index}: ${layerTitle(layer)}` : `layer ${index}`;
-        const {depth, height, width} = dims(output);
-        const classes = session.description?.classes ?? [];
-        const names = depth === classes.length ? classes : Array.from({length: depth}, (_, i) => String(i));
-        const body =
-          height * width > 1
-            ? mapRow(output, {limit: MAX_MAPS})
-            : depth <= 20
-              ? barChart(output.data, names, {caption: title})
-              : vectorStrip(output.data, "neuron");
-        return h("div", {class: "live-layer"}, h("h4", {}, title), body);
-      }),
-    );
-  }
+    },
+  };
+}
 
-  root.append(
+/** Every layer's output for the snapshots' fixed input, one layer-output widget per layer. */
+function liveMaps() {
+  const element = h("div", {class: "live-maps"});
+  const widgets = new Map(); // layer index -> widget, for `drawnFor`
+  let drawnFor = null;
+  function widget(description, index, title) {
+    if (description !== drawnFor) {
+      widgets.clear();
+      drawnFor = description;
+    }
+    if (!widgets.has(index)) {
+      const layer = description?.layers[index];
+      widgets.set(index, layerOutput(description, layer, {limit: MAX_MAPS, caption: title}));
+    }
+    return widgets.get(index);
+  }
+  return {
+    element,
+    /** Draw `snapshot` for the run described by `description` (null while it loads). */
+    update(snapshot, description) {
+      if (!snapshot) {
+        element.replaceChildren();
+        return;
+      }
+      element.replaceChildren(
+        h("h3", {}, "Activation maps of a fixed input"),
+        ...snapshot.activations.map(({index, output}) => {
+          const layer = description?.layers[index];
+          const title = layer ? `${index}: ${layerTitle(layer)}` : `layer ${index}`;
+          const shown = widget(description, index, title);
+          shown.update(output);
+          return h("div", {class: "live-layer"}, h("h4", {}, title), shown.element);
+        }),
+      );
+    },
+  };
+}
+
+/** The run's status line, its error or a link to the finished model. */
+function showStatus(status) {
+  const outcome = session.outcome;
+  setChildren(
+    status,
+    session.status,
+    outcome?.error ? errorBox(outcome.error) : null,
+    outcome && !outcome.error
+      ? [
+          outcome.test_accuracy == null ? "" : ` Test accuracy ${percent(outcome.test_accuracy)}. `,
+          h(
+            "a",
+            {href: `#/network?model=${encodeURIComponent(outcome.model_id)}`},
+            "Open it in the explorer",
+          ),
+          " (it is now in the model picker).",
+        ]
+      : null,
+  );
+}
+
+/** Start the session's run with `body` (POST /api/train) and follow it. */
+async function startRun(ctx, body, update) {
+  const {job, model_id: modelId} = await ctx.api.startTraining(body);
+  Object.assign(session, {
+    job,
+    modelId,
+    description: null,
+    running: true,
+    progress: [],
+    epochs: [],
+    snapshot: null,
+    status: "starting…",
+    outcome: null,
+  });
+  connect(ctx);
+  update();
+  ctx.refreshModels().catch(ctx.showBanner);
+  session.description = await ctx.api.model(modelId);
+}
+
+/** The view's title, and why the model shown cannot be trained here. */
+function header(shown, trainable) {
+  return [
     h(
       "header",
       {class: "view-header"},
@@ -363,6 +385,69 @@ export async function render(root, ctx) {
           ".",
         )]
       : []),
+  ];
+}
+
+export async function render(root, ctx) {
+  // Live training trains image classifiers on the datasets of INPUTS.
+  const datasets = ctx.datasets.map((d) => d.name).filter((name) => name in INPUTS);
+  const trainable = (m) => m.task === "classify" && m.dataset in INPUTS;
+  // One model per registry name (the name POST /api/train takes), with the dataset it is for.
+  const registry = [
+    ...new Map(ctx.models.filter((m) => m.registry && trainable(m)).map((m) => [m.registry, m])).values(),
+  ];
+  const shown = ctx.models.find((m) => m.id === ctx.model?.id);
+  const currentRegistry = shown?.registry;
+  const dataset = ctx.model?.dataset in INPUTS ? ctx.model.dataset : (datasets[0] ?? "mnist");
+  const classesOf = (name) => ctx.datasets.find((d) => d.name === name)?.classes.length ?? 10;
+  const fallbackInput = ctx.model?.input ?? {sx: 28, depth: 1};
+  const specFor = (name) => defaultSpec(name, classesOf(name), fallbackInput);
+  const options = trainOptions(datasets, dataset, (name) => network.suggest(specFor(name)));
+  // A registry model trains on its own dataset: select it.
+  const network = networkChoice(registry, currentRegistry, specFor(dataset), (name) => {
+    const picked = registry.find((m) => m.registry === name)?.dataset;
+    if (datasets.includes(picked)) options.setDataset(picked);
+  });
+  const formError = h("div", {"aria-live": "polite"});
+  const startButton = h("button", {type: "button", class: "primary", onclick: start}, "Start");
+  const stopButton = h("button", {type: "button", onclick: stop}, "Stop");
+  const status = h("p", {class: "train-status", "aria-live": "polite"});
+  const charts = curves();
+  const filters = filtersPanel();
+  const maps = liveMaps();
+
+  async function start() {
+    formError.replaceChildren();
+    try {
+      await startRun(ctx, {...options.value(), ...network.value()}, update);
+    } catch (error) {
+      formError.replaceChildren(errorBox(error));
+    }
+  }
+
+  async function stop() {
+    try {
+      await ctx.api.stopTraining(session.job);
+      session.status = "stopping…";
+      update();
+    } catch (error) {
+      formError.replaceChildren(errorBox(error));
+    }
+  }
+
+  function update(kind) {
+    startButton.disabled = session.running;
+    stopButton.disabled = !session.running;
+    showStatus(status);
+    if (!kind || kind === "progress" || kind === "epoch") charts.update();
+    if (!kind || kind === "snapshot") {
+      filters.update(session.snapshot);
+      maps.update(session.snapshot, session.description);
+    }
+  }
+
+  root.append(
+    ...header(shown, trainable),
     h(
       "div",
       {class: "train-layout"},
@@ -372,31 +457,15 @@ export async function render(root, ctx) {
         h(
           "form",
           {class: "card train-form", onsubmit: (e) => e.preventDefault()},
-          h(
-            "fieldset",
-            {},
-            h("legend", {}, "Network"),
-            sourceRadio("spec", "Layer list (JSON, ConvNetJS vocabulary)"),
-            specText,
-            sourceRadio("registry", "Registry model"),
-            registryPicker,
-          ),
-          h(
-            "div",
-            {class: "toolbar"},
-            datasetField,
-            epochs,
-            batch,
-            h("label", {class: "field"}, h("span", {}, "Learning rate"), lr),
-            h("label", {class: "field"}, h("span", {}, "Optimizer"), optimizer),
-          ),
+          network.element,
+          options.element,
           h("div", {class: "actions"}, startButton, stopButton),
           formError,
           status,
         ),
-        filters,
+        filters.element,
       ),
-      h("div", {class: "train-charts"}, loss.element, accuracy.element, maps),
+      h("div", {class: "train-charts"}, charts.loss.element, charts.accuracy.element, maps.element),
     ),
   );
   session.listener = update;

@@ -4,9 +4,9 @@
 
 import {h, notice, selectField} from "../dom.js";
 import {asImage, dims, extent, fmt, item, layerTitle, legend, tensorCanvas, volumeText} from "../draw.js";
+import {clamp} from "../util.js";
 
 const ROW = 50; // px per class row of bars, as in the chapter's demo
-const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
 const sameVolume = (a, b) => a && b && a.sx === b.sx && a.sy === b.sy && a.depth === b.depth;
 
 /** The chapter's bar: v = -0.5 + (w - m) / (M - m) with m = min(0, min w), M = max(0, max w). */
@@ -64,10 +64,108 @@ function weightImages(weights, names, {normalise, biases, scaleFor}) {
   });
 }
 
+/** Which of the chapter's pictures suits a classifier whose first weighted layer is an fc on the
+ * input: class templates (1-layer net) or hidden units with bars (2-layer net). */
+function chapterShape(model, weighted) {
+  const [first, second] = weighted;
+  // Class templates are read off a classifier's rows; other tasks' outputs are not classes.
+  const classifier = model.task === "classify" || model.task === "audio";
+  const imageRows = classifier && first.type === "fc" && sameVolume(first.in_volume, model.input);
+  const classes = model.classes.length;
+  return {
+    oneLayer: imageRows && weighted.length === 1 && first.out_volume.depth === classes,
+    twoLayer:
+      imageRows && weighted.length === 2 && second.type === "fc" && second.out_volume.depth === classes,
+  };
+}
+
+/** A 2-layer net: the hidden units as images and, per class, bars of the second layer's weights. */
+async function twoLayerView(ctx, second, weights, options) {
+  const model = ctx.model;
+  const hidden = weights.shape[0];
+  const out = (await ctx.api.weights(model.id, second.index)).weights; // [classes, hidden, 1, 1]
+  const names = Array.from({length: hidden}, (_, i) => `filter ${i}`);
+  const grid = h(
+    "div",
+    {class: "two-layer", style: {gridTemplateColumns: `5.5em repeat(${hidden}, minmax(64px, 1fr))`}},
+    h("span", {}),
+    weightImages(weights, names, options),
+    model.classes.map((name, c) => {
+      const row = Array.from(item(out, c).data);
+      const levels = barLevels(row);
+      return [
+        h("span", {class: "row-name"}, name),
+        levels.map((v, k) => barCell(v, row[k], `${name} ← filter ${k}`)),
+      ];
+    }),
+  );
+  return h(
+    "div",
+    {},
+    h(
+      "p",
+      {class: "muted"},
+      `A 2-layer net: the ${hidden} hidden units (top) and, for each class, the second layer's weight ` +
+        "from each unit (bars up: above the midpoint of that class's weights, down: below). " +
+        "Hover a bar for its value.",
+    ),
+    grid,
+  );
+}
+
+/** Weights that are not images: one grey row per neuron. */
+function matrixView(weights, forLayer) {
+  const [n, ...rest] = weights.shape;
+  const size = rest.reduce((a, b) => a * b, 1);
+  const matrix = {shape: [1, n, size], data: weights.data};
+  const {min, max} = extent(weights.data);
+  return h(
+    "figure",
+    {},
+    h("figcaption", {}, `${n} neurons (rows) x ${size} inputs (columns) from ${volumeText(forLayer.in_volume)}`),
+    tensorCanvas(matrix, {scale: clamp(Math.floor(640 / size), 1, 16), min, max}),
+    legend(min, max, "weight"),
+  );
+}
+
+/** The layer and grey-scale pickers, the chapter's ordinary nets and a link to train one. */
+function weightsToolbar(ctx, weighted, {layer, normalise}, onLayer, onNormalise) {
+  const model = ctx.model;
+  const ordinary = ctx.models.filter((m) => m.family === "ordinary");
+  const chapterNets = ordinary.length
+    ? selectField(
+        "Ordinary nets",
+        [["", "choose…"], ...ordinary.map((m) => [m.id, m.title])],
+        ordinary.some((m) => m.id === model.id) ? model.id : "",
+        (id) => id && ctx.navigate("weights", {model: id}),
+      )
+    : null;
+  return h(
+    "div",
+    {class: "toolbar"},
+    selectField(
+      "Layer",
+      weighted.map((l) => [l.index, `${l.index}: ${layerTitle(l)}`]),
+      layer.index,
+      onLayer,
+    ),
+    selectField(
+      "Grey scale",
+      [
+        ["filter", "each filter on its own (as the chapter)"],
+        ["layer", "whole layer"],
+      ],
+      normalise,
+      onNormalise,
+    ),
+    chapterNets,
+    h("a", {class: "button", href: "#/train"}, "Train a fresh one and watch"),
+  );
+}
+
 export async function render(root, ctx) {
   const model = ctx.model;
   const weighted = model.layers.filter((l) => l.has_weights);
-  const ordinary = ctx.models.filter((m) => m.family === "ordinary");
   root.append(
     h(
       "header",
@@ -86,15 +184,7 @@ export async function render(root, ctx) {
     return;
   }
   const [first, second] = weighted;
-  // Class templates are read off a classifier's rows; other tasks' outputs are not classes.
-  const classifier = model.task === "classify" || model.task === "audio";
-  const imageRows = classifier && first.type === "fc" && sameVolume(first.in_volume, model.input);
-  const oneLayer = imageRows && weighted.length === 1 && first.out_volume.depth === model.classes.length;
-  const twoLayer =
-    imageRows &&
-    weighted.length === 2 &&
-    second.type === "fc" &&
-    second.out_volume.depth === model.classes.length;
+  const {oneLayer, twoLayer} = chapterShape(model, weighted);
   let layer = weighted.find((l) => l.index === Number(ctx.params.get("layer"))) ?? first;
   let normalise = ctx.params.get("norm") === "layer" ? "layer" : "filter";
   const body = h("div", {class: "weights-body"});
@@ -111,7 +201,7 @@ export async function render(root, ctx) {
         h("div", {class: "templates"}, weightImages(weights, model.classes, options)),
       );
     } else if (layer === first && twoLayer) {
-      body.replaceChildren(title, await twoLayerView(weights, options));
+      body.replaceChildren(title, await twoLayerView(ctx, second, weights, options));
     } else if (layer.type === "conv" || sameVolume(layer.in_volume, model.input)) {
       const names = Array.from({length: weights.shape[0]}, (_, i) => `filter ${i}`);
       body.replaceChildren(title, h("div", {class: "weight-grid"}, weightImages(weights, names, options)));
@@ -120,97 +210,21 @@ export async function render(root, ctx) {
     }
   }
 
-  async function twoLayerView(weights, options) {
-    const hidden = weights.shape[0];
-    const out = (await ctx.api.weights(model.id, second.index)).weights; // [classes, hidden, 1, 1]
-    const names = Array.from({length: hidden}, (_, i) => `filter ${i}`);
-    const grid = h(
-      "div",
-      {class: "two-layer", style: {gridTemplateColumns: `5.5em repeat(${hidden}, minmax(64px, 1fr))`}},
-      h("span", {}),
-      weightImages(weights, names, options),
-      model.classes.map((name, c) => {
-        const row = Array.from(item(out, c).data);
-        const levels = barLevels(row);
-        return [
-          h("span", {class: "row-name"}, name),
-          levels.map((v, k) => barCell(v, row[k], `${name} ← filter ${k}`)),
-        ];
-      }),
-    );
-    return h(
-      "div",
-      {},
-      h(
-        "p",
-        {class: "muted"},
-        `A 2-layer net: the ${hidden} hidden units (top) and, for each class, the second layer's weight ` +
-          "from each unit (bars up: above the midpoint of that class's weights, down: below). " +
-          "Hover a bar for its value.",
-      ),
-      grid,
-    );
-  }
-
-  function matrixView(weights, forLayer) {
-    const [n, ...rest] = weights.shape;
-    const size = rest.reduce((a, b) => a * b, 1);
-    const matrix = {shape: [1, n, size], data: weights.data};
-    const {min, max} = extent(weights.data);
-    return h(
-      "figure",
-      {},
-      h(
-        "figcaption",
-        {},
-        `${n} neurons (rows) x ${size} inputs (columns) from ${volumeText(forLayer.in_volume)}`,
-      ),
-      tensorCanvas(matrix, {scale: clamp(Math.floor(640 / size), 1, 16), min, max}),
-      legend(min, max, "weight"),
-    );
-  }
-
-  const layerPicker = selectField(
-    "Layer",
-    weighted.map((l) => [l.index, `${l.index}: ${layerTitle(l)}`]),
-    layer.index,
+  const toolbar = weightsToolbar(
+    ctx,
+    weighted,
+    {layer, normalise},
     (v) => {
       layer = weighted.find((l) => l.index === Number(v));
       ctx.setParams({layer: layer.index});
       show().catch((error) => body.replaceChildren(h("div", {class: "error", role: "alert"}, error.message)));
     },
-  );
-  const normPicker = selectField(
-    "Grey scale",
-    [
-      ["filter", "each filter on its own (as the chapter)"],
-      ["layer", "whole layer"],
-    ],
-    normalise,
     (v) => {
       normalise = v;
       ctx.setParams({norm: v === "layer" ? v : null});
       show();
     },
   );
-  const chapterNets = ordinary.length
-    ? selectField(
-        "Ordinary nets",
-        [["", "choose…"], ...ordinary.map((m) => [m.id, m.title])],
-        ordinary.some((m) => m.id === model.id) ? model.id : "",
-        (id) => id && ctx.navigate("weights", {model: id}),
-      )
-    : null;
-  root.append(
-    h(
-      "div",
-      {class: "toolbar"},
-      layerPicker,
-      normPicker,
-      chapterNets,
-      h("a", {class: "button", href: "#/train"}, "Train a fresh one and watch"),
-    ),
-    body,
-  );
+  root.append(toolbar, body);
   await show();
 }
