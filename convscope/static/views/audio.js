@@ -5,7 +5,7 @@
 import {latestOnly} from "../api.js";
 import {h, errorBox, notice, percent, setChildren, TASK_NAMES} from "../dom.js";
 import {barChart, crispCanvas, dims, tensorCanvas} from "../draw.js";
-import {pixelsFromTensor} from "../input.js";
+import {inputRange, pixelsFromImage} from "../input.js";
 import {microphoneProblem, recordWav} from "../wav.js";
 import {mapsPanel} from "./maps.js";
 
@@ -91,7 +91,7 @@ export async function render(root, ctx) {
           `what the network sees: a ${width}x${height} log-mel spectrogram ` +
             "(time left to right, high pitch at the top)",
         ),
-        tensorCanvas(result.input, {scale, min: -0.5, max: 0.5, class: "pixelated spectrogram-image"}),
+        tensorCanvas(result.input, {scale, ...inputRange(ctx.model), class: "pixelated spectrogram-image"}),
       ),
     );
     const best = result.prediction;
@@ -114,7 +114,7 @@ export async function render(root, ctx) {
       }),
     );
     status.textContent = source;
-    ctx.setInput({pixels: pixelsFromTensor(result.input)}, {activations: result, source});
+    ctx.setInput({pixels: pixelsFromImage(result.image)}, {activations: result, source});
     panel.update(result);
   }
 

@@ -18,7 +18,7 @@ import {
   vectorStrip,
   volumeText,
 } from "../draw.js";
-import {inputBar} from "../input.js";
+import {inputChooser, inputRange} from "../input.js";
 
 const TILE = 96;
 const ZOOM = 208;
@@ -229,7 +229,7 @@ export function mapsPanel(ctx) {
           "figure",
           {},
           h("figcaption", {}, "all three channels as colour"),
-          tensorCanvas(out, {scale, min: -0.5, max: 0.5, class: "pixelated"}),
+          tensorCanvas(out, {scale, ...inputRange(model), class: "pixelated"}),
         ),
       );
     }
@@ -357,7 +357,7 @@ export async function render(root, ctx) {
           "pooling layers show which cell won each window.",
       ),
     ),
-    inputBar(ctx, async () => panel.update(await ctx.activations())),
+    inputChooser(ctx, async () => panel.update(await ctx.activations())).element,
     panel.element,
   );
   panel.update(await ctx.activations());

@@ -160,7 +160,7 @@ function details(ctx, layer) {
   const inVolume = layer.in_volume ? volumeText(layer.in_volume) : "—";
   const preview = h("div", {class: "layer-preview"});
   ctx
-    .activations()
+    .activations(ctx.input, [layer.index])
     .then((activations) => {
       const {output} = activations.layers[layer.index];
       const {depth, height, width} = dims(output);
