@@ -228,6 +228,46 @@ def test_convolution_hover_moves_the_window_and_shows_the_sum(page):
     wait_for_text(page, ".conv-equation", f"output ({x}, {y})")
 
 
+def test_the_pages_convolution_steps_equal_the_servers(page):
+    """The step-through computes in the page from the layer input and weights it holds: the
+    same numbers as POST /conv-step (probes.conv_step), the layer's own settings and others."""
+    open_view(page, "convolution?model=mnist-convnetjs")
+    page.locator(".conv-sum").wait_for()
+    result = page.evaluate("""async () => {
+      const {api} = await import('/static/api.js');
+      const {convStep} = await import('/static/views/convolution/arithmetic.js');
+      const id = 'mnist-convnetjs';
+      const model = await api.model(id);
+      const input = {sample: {dataset: 'mnist', index: 3}};
+      const found = [];
+      for (const [layer, filter, x, y, stride, pad] of [[1, 2, 0, 0, 1, 2], [1, 7, 13, 9, 1, 2],
+          [1, 0, 23, 23, 1, 2], [1, 3, 5, 2, 2, 0], [4, 11, 3, 5, 1, 2], [4, 15, 0, 3, 3, 1]]) {
+        const acts = await api.activations(id, input, {layers: [layer - 1]});
+        const {weights, bias} = await api.weights(id, layer);
+        const at = {filter, x, y, stride, pad};
+        const mine = convStep(acts.layers[layer - 1].output, weights, bias, at);
+        const theirs = await api.convStep(id, {...input, layer, filter, x, y, stride, pad});
+        const gap = (a, b) => Math.max(0, ...Array.from(a.data, (v, i) => Math.abs(v - b.data[i])));
+        found.push({type: model.layers[layer].type, output: [mine.output, theirs.output],
+                    sum: [mine.sum, theirs.sum], bias: [mine.bias, theirs.bias],
+                    window: [mine.window, theirs.window],
+                    shapes: [mine.products.shape, theirs.products.shape],
+                    gaps: [gap(mine.patch, theirs.patch), gap(mine.weights, theirs.weights),
+                            gap(mine.products, theirs.products)]});
+      }
+      return found;
+    }""")
+    assert len(result) == 6
+    for step in result:
+        assert step["type"] == "conv"
+        assert step["output"][0] == pytest.approx(step["output"][1], abs=1e-6)
+        assert step["sum"][0] == pytest.approx(step["sum"][1], abs=1e-6)
+        assert step["bias"][0] == step["bias"][1]
+        assert step["window"][0] == step["window"][1] and step["shapes"][0] == step["shapes"][1]
+        assert step["gaps"] == [0, 0, 0]  # patch, weights and float32 products exactly
+    assert result[0]["window"][0] == {"x0": -2, "y0": -2}  # in the padding
+
+
 def test_maps_show_filters_beside_maps_and_pooling_winners(page):
     open_view(page, "maps?model=mnist-convnetjs&layer=1")
     tiles = page.locator(".map-tile")
