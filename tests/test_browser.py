@@ -231,7 +231,9 @@ def test_convolution_hover_moves_the_window_and_shows_the_sum(page):
 def test_the_pages_convolution_steps_equal_the_servers(page):
     """The step-through computes in the page from the layer input and weights it holds: the
     same numbers as POST /conv-step (probes.conv_step), the layer's own settings and others."""
-    open_view(page, "convolution?model=mnist-convnetjs")
+    with page.expect_request(lambda r: r.url.endswith("/activations")) as asked:
+        open_view(page, "convolution?model=mnist-convnetjs")
+    assert json.loads(asked.value.post_data)["layers"] == [0, 1]  # the layer's input and output
     page.locator(".conv-sum").wait_for()
     result = page.evaluate("""async () => {
       const {api} = await import('/static/api.js');

@@ -29,6 +29,7 @@ from convscope.augment import to_input
 from convscope.errors import RunError
 from convscope.probes import activations
 from convscope.server import create_app
+from convscope.server.outputs import output_names
 from convscope.tta import with_tta
 
 MNIST_CONV = [{"type": "input", "sx": 24, "sy": 24, "depth": 1},
@@ -328,6 +329,16 @@ def test_an_upload_is_cropped_then_resized_once(client: TestClient):
     upright = client.post(url, files={"image": ("u.png", encoded(np.asarray(
         turned.transpose(Image.Transpose.ROTATE_270))))}).json()
     assert body["image"] == upright["image"]
+
+
+def test_output_names_follow_the_task():
+    digits = [str(d) for d in range(10)]
+    assert output_names("classify", digits, 10) == digits
+    assert output_names("localize", digits, 14)[9:] == ["9", "box x", "box y", "box w", "box h"]
+    assert output_names("detect", digits, 15)[:6] == ["objectness", "box x", "box y", "box w",
+                                                       "box h", "0"]
+    assert output_names("segment", digits, 11)[-1] == "background"
+    assert output_names("classify", digits, 6) == ["0", "1", "2", "3", "4", "5"]  # hidden fc
 
 
 def test_activations_of_some_layers(client: TestClient, world):
