@@ -69,8 +69,9 @@ function entryNames(model, layer) {
 
 /**
  * Every map of any layer for one input: a layer list, the selected layer's maps (or bars) and
- * an enlarged map. `update(activations)` shows another input's activations. The layer and grey
- * scale are kept in the address (`layer`, `norm`).
+ * an enlarged map. `update(activations)` shows another input's activations: a response holding
+ * every layer, or `(layers) => promise` of the layers shown (the layer and its input). The
+ * layer and grey scale are kept in the address (`layer`, `norm`).
  */
 export function mapsPanel(ctx) {
   const model = ctx.model;
@@ -78,6 +79,7 @@ export function mapsPanel(ctx) {
   let index = clamp(Number(ctx.params.get("layer") ?? firstConv?.index ?? 0), 0, model.layers.length - 1);
   let normalise = ctx.params.get("norm") === "map" ? "map" : "layer";
   let activations = null;
+  let source = null; // (layers) => the activations of those layers
   const weightCache = new Map();
   const list = h("nav", {class: "layer-list", "aria-label": "layers"});
   const detail = h("section", {class: "maps-detail", "aria-live": "polite"});
@@ -116,6 +118,9 @@ export function mapsPanel(ctx) {
 
   async function show() {
     const layer = model.layers[index];
+    const shown = await source(index > 0 ? [index - 1, index] : [index]);
+    if (layer !== model.layers[index]) return; // another layer was chosen meanwhile
+    activations = shown;
     const out = activations.layers[index];
     const {depth, height, width} = dims(out.output);
     const heading = [
@@ -337,7 +342,7 @@ export function mapsPanel(ctx) {
   return {
     element: h("div", {class: "maps-layout"}, list, detail, zoom),
     update(next) {
-      activations = next;
+      source = typeof next === "function" ? next : async () => next;
       select(index);
     },
   };
@@ -357,8 +362,8 @@ export async function render(root, ctx) {
           "pooling layers show which cell won each window.",
       ),
     ),
-    inputChooser(ctx, async () => panel.update(await ctx.activations())).element,
+    inputChooser(ctx, () => panel.update((layers) => ctx.activations(ctx.input, layers))).element,
     panel.element,
   );
-  panel.update(await ctx.activations());
+  panel.update((layers) => ctx.activations(ctx.input, layers));
 }

@@ -242,7 +242,7 @@ export async function render(root, ctx) {
       status.textContent = input.sample ? `test scene ${input.sample.index}` : source;
       message.replaceChildren();
       draw();
-      panel.update(await ctx.activations(input));
+      panel.update((layers) => ctx.activations(input, layers));
     } catch (error) {
       if (error.name !== "AbortError") message.replaceChildren(errorBox(error));
     }
