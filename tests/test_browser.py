@@ -449,15 +449,20 @@ def test_page_helpers_compute_the_chapter_examples(page):
       const maps = await import('/static/views/maps.js');
       const conv = await import('/static/views/convolution.js');
       const weights = await import('/static/views/weights.js');
+      const input = await import('/static/input.js');
       const slice = [1, 0, 2, 3, 4, 6, 6, 8, 3, 1, 1, 0, 1, 2, 2, 4];  // the max-pool figure
       const pooled = maps.poolWinners(slice, 4, 4, {sx: 2, sy: 2, stride: 2, pad: 0}, 2, 2);
       return {maxima: Array.from(pooled.maxima), winners: Array.from(pooled.winners),
-              formula: conv.sizeFormula(28, 5, 0, 1), bars: weights.barLevels([-1, 0, 3])};
+              formula: conv.sizeFormula(28, 5, 0, 1), bars: weights.barLevels([-1, 0, 3]),
+              pixels: input.pixelsFromImage({shape: [3, 1, 2], data: [1, 2, 3, 4, 5, 6]}),
+              range: input.inputRange({input: {scale: 1 / 255, offset: -0.5}})};
     }""")
     assert result["maxima"] == [6, 8, 3, 4]
     assert result["winners"] == [5, 7, 8, 15]
     assert result["formula"] == "(28 - 5 + 2·0) / 1 + 1 = 24"
     assert result["bars"] == [-0.5, -0.25, 0.5]
+    assert result["pixels"] == {"width": 2, "height": 1, "depth": 3, "data": [1, 3, 5, 2, 4, 6]}
+    assert result["range"] == {"min": -0.5, "max": 0.5}
 
 
 # Text nodes that show a missing value instead of words.
