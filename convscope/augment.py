@@ -25,9 +25,13 @@ AUGMENTATIONS = {
 }
 
 
+BYTE_SCALE = 255.0  # the model input convention: byte / BYTE_SCALE + INPUT_OFFSET
+INPUT_OFFSET = -0.5
+
+
 def to_input(images: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float model input in ConvNetJS's convention ``byte / 255 - 0.5``."""
-    return images.float().div_(255.0).sub_(0.5)
+    return images.float().div_(BYTE_SCALE).add_(INPUT_OFFSET)
 
 
 def check_augmentation(name: str) -> str:

@@ -228,6 +228,48 @@ def test_convolution_hover_moves_the_window_and_shows_the_sum(page):
     wait_for_text(page, ".conv-equation", f"output ({x}, {y})")
 
 
+def test_the_pages_convolution_steps_equal_the_servers(page):
+    """The step-through computes in the page from the layer input and weights it holds: the
+    same numbers as POST /conv-step (probes.conv_step), the layer's own settings and others."""
+    with page.expect_request(lambda r: r.url.endswith("/activations")) as asked:
+        open_view(page, "convolution?model=mnist-convnetjs")
+    assert json.loads(asked.value.post_data)["layers"] == [0, 1]  # the layer's input and output
+    page.locator(".conv-sum").wait_for()
+    result = page.evaluate("""async () => {
+      const {api} = await import('/static/api.js');
+      const {convStep} = await import('/static/views/convolution/arithmetic.js');
+      const id = 'mnist-convnetjs';
+      const model = await api.model(id);
+      const input = {sample: {dataset: 'mnist', index: 3}};
+      const found = [];
+      for (const [layer, filter, x, y, stride, pad] of [[1, 2, 0, 0, 1, 2], [1, 7, 13, 9, 1, 2],
+          [1, 0, 23, 23, 1, 2], [1, 3, 5, 2, 2, 0], [4, 11, 3, 5, 1, 2], [4, 15, 0, 3, 3, 1]]) {
+        const acts = await api.activations(id, input, {layers: [layer - 1]});
+        const {weights, bias} = await api.weights(id, layer);
+        const at = {filter, x, y, stride, pad};
+        const mine = convStep(acts.layers[layer - 1].output, weights, bias, at);
+        const theirs = await api.convStep(id, {...input, layer, filter, x, y, stride, pad});
+        const gap = (a, b) => Math.max(0, ...Array.from(a.data, (v, i) => Math.abs(v - b.data[i])));
+        found.push({type: model.layers[layer].type, output: [mine.output, theirs.output],
+                    sum: [mine.sum, theirs.sum], bias: [mine.bias, theirs.bias],
+                    window: [mine.window, theirs.window],
+                    shapes: [mine.products.shape, theirs.products.shape],
+                    gaps: [gap(mine.patch, theirs.patch), gap(mine.weights, theirs.weights),
+                            gap(mine.products, theirs.products)]});
+      }
+      return found;
+    }""")
+    assert len(result) == 6
+    for step in result:
+        assert step["type"] == "conv"
+        assert step["output"][0] == pytest.approx(step["output"][1], abs=1e-6)
+        assert step["sum"][0] == pytest.approx(step["sum"][1], abs=1e-6)
+        assert step["bias"][0] == step["bias"][1]
+        assert step["window"][0] == step["window"][1] and step["shapes"][0] == step["shapes"][1]
+        assert step["gaps"] == [0, 0, 0]  # patch, weights and float32 products exactly
+    assert result[0]["window"][0] == {"x0": -2, "y0": -2}  # in the padding
+
+
 def test_maps_show_filters_beside_maps_and_pooling_winners(page):
     open_view(page, "maps?model=mnist-convnetjs&layer=1")
     tiles = page.locator(".map-tile")
@@ -407,15 +449,20 @@ def test_page_helpers_compute_the_chapter_examples(page):
       const maps = await import('/static/views/maps.js');
       const conv = await import('/static/views/convolution.js');
       const weights = await import('/static/views/weights.js');
+      const input = await import('/static/input.js');
       const slice = [1, 0, 2, 3, 4, 6, 6, 8, 3, 1, 1, 0, 1, 2, 2, 4];  // the max-pool figure
       const pooled = maps.poolWinners(slice, 4, 4, {sx: 2, sy: 2, stride: 2, pad: 0}, 2, 2);
       return {maxima: Array.from(pooled.maxima), winners: Array.from(pooled.winners),
-              formula: conv.sizeFormula(28, 5, 0, 1), bars: weights.barLevels([-1, 0, 3])};
+              formula: conv.sizeFormula(28, 5, 0, 1), bars: weights.barLevels([-1, 0, 3]),
+              pixels: input.pixelsFromImage({shape: [3, 1, 2], data: [1, 2, 3, 4, 5, 6]}),
+              range: input.inputRange({input: {scale: 1 / 255, offset: -0.5}})};
     }""")
     assert result["maxima"] == [6, 8, 3, 4]
     assert result["winners"] == [5, 7, 8, 15]
     assert result["formula"] == "(28 - 5 + 2·0) / 1 + 1 = 24"
     assert result["bars"] == [-0.5, -0.25, 0.5]
+    assert result["pixels"] == {"width": 2, "height": 1, "depth": 3, "data": [1, 3, 5, 2, 4, 6]}
+    assert result["range"] == {"min": -0.5, "max": 0.5}
 
 
 # Text nodes that show a missing value instead of words.

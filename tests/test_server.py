@@ -29,6 +29,7 @@ from convscope.augment import to_input
 from convscope.errors import RunError
 from convscope.probes import activations
 from convscope.server import create_app
+from convscope.server.outputs import output_names
 from convscope.tta import with_tta
 
 MNIST_CONV = [{"type": "input", "sx": 24, "sy": 24, "depth": 1},
@@ -48,6 +49,12 @@ CIFAR_CONV = [{"type": "input", "sx": 32, "sy": 32, "depth": 3},
 def decode(tensor: dict) -> torch.Tensor:
     assert tensor["dtype"] == "float32"
     data = np.frombuffer(base64.b64decode(tensor["data"]), dtype="<f4")
+    return torch.from_numpy(data.reshape(tensor["shape"]).copy())
+
+
+def decode_bytes(tensor: dict) -> torch.Tensor:
+    assert tensor["dtype"] == "uint8"
+    data = np.frombuffer(base64.b64decode(tensor["data"]), dtype=np.uint8)
     return torch.from_numpy(data.reshape(tensor["shape"]).copy())
 
 
@@ -160,8 +167,9 @@ def test_models_name_their_registry_entry(world, tmp_path: Path):
 def test_model_description(client: TestClient):
     body = client.get("/api/models/run-mnist-conv").json()
     layers = convscope.resolve(MNIST_CONV)
-    assert body["input"] == {"sx": 24, "sy": 24, "depth": 1}
+    assert body["input"] == {"sx": 24, "sy": 24, "depth": 1, "scale": 1 / 255, "offset": -0.5}
     assert body["classes"] == [str(d) for d in range(10)]
+    assert body["output_names"] == body["classes"]  # the softmax's channels
     assert [la["type"] for la in body["layers"]] == [la.type for la in layers]
     assert body["layers"][0]["in_volume"] is None
     conv = body["layers"][1]
@@ -292,6 +300,66 @@ def test_upload(client: TestClient, world):
     rgb = np.repeat(np.kron(image, np.ones((4, 6), np.uint8))[:, :, None], 3, axis=2)
     body = client.post(url, files={"image": ("big.png", encoded(rgb), "image/png")}).json()
     assert decode(body["input"]).shape == (1, 28, 28)  # 168x112 RGB: cropped square, resized
+
+
+def test_an_upload_is_cropped_then_resized_once(client: TestClient):
+    """A non-square upload: its centred square, resized ONCE (one bilinear filter) to the
+    input, whatever its size; and turned as its EXIF orientation says."""
+    rng = np.random.default_rng(1)
+    for width, height in ((150, 90), (25, 70)):  # larger than twice the input, smaller
+        colour = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        side = min(width, height)
+        box = ((width - side) // 2, (height - side) // 2)
+        box = (*box, box[0] + side, box[1] + side)
+        for model_id, size, picture in (("run-cifar-conv", 32, Image.fromarray(colour)),
+                                        ("run-mnist-fc", 28, Image.fromarray(colour[:, :, 0]))):
+            body = client.post(f"/api/models/{model_id}/activations/upload",
+                               files={"image": ("x.png", encoded(np.asarray(picture)))}).json()
+            once = picture.resize((size, size), Image.Resampling.BILINEAR, box=box)
+            expected = torch.from_numpy(np.asarray(once).reshape(size, size, -1).copy())
+            assert torch.equal(decode_bytes(body["image"]), expected.permute(2, 0, 1))
+            assert torch.equal(decode(body["input"]), to_input(expected.permute(2, 0, 1)))
+    turned = Image.fromarray(rng.integers(0, 256, (30, 60), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    out = io.BytesIO()
+    turned.save(out, format="PNG", exif=exif)
+    url = "/api/models/run-mnist-fc/activations/upload"
+    body = client.post(url, files={"image": ("t.png", out.getvalue())}).json()
+    upright = client.post(url, files={"image": ("u.png", encoded(np.asarray(
+        turned.transpose(Image.Transpose.ROTATE_270))))}).json()
+    assert body["image"] == upright["image"]
+
+
+def test_output_names_follow_the_task():
+    digits = [str(d) for d in range(10)]
+    assert output_names("classify", digits, 10) == digits
+    assert output_names("localize", digits, 14)[9:] == ["9", "box x", "box y", "box w", "box h"]
+    assert output_names("detect", digits, 15)[:6] == ["objectness", "box x", "box y", "box w",
+                                                       "box h", "0"]
+    assert output_names("segment", digits, 11)[-1] == "background"
+    assert output_names("classify", digits, 6) == ["0", "1", "2", "3", "4", "5"]  # hidden fc
+
+
+def test_activations_of_some_layers(client: TestClient, world):
+    ref = {"sample": {"dataset": "mnist", "index": 7}}
+    url = "/api/models/run-mnist-conv/activations"
+    everything = client.post(url, json=ref).json()
+    some = client.post(url, json={**ref, "layers": [4, 1]}).json()
+    assert [la["index"] for la in some["layers"]] == [1, 4]
+    assert some["layers"] == [everything["layers"][1], everything["layers"][4]]
+    assert some["image"] == everything["image"] and some["input"] == everything["input"]
+    assert some["probabilities"] == everything["probabilities"]  # from the last layer still
+    image = sample_image(world, "mnist", 7)[:, 2:26, 2:26]
+    assert torch.equal(decode_bytes(everything["image"]), image)
+    upload = client.post("/api/models/run-mnist-fc/activations/upload?layers=0&layers=2",
+                         files={"image": ("d.png", encoded(image[0].numpy()))}).json()
+    assert [la["index"] for la in upload["layers"]] == [0, 2]
+    assert client.post(url, json={**ref, "layers": []}).json()["layers"] == []
+    for bad in ([9], [-1]):
+        response = client.post(url, json={**ref, "layers": bad})
+        assert response.status_code == 404 and "no layer" in response.json()["error"]
+    assert client.post(url, json={**ref, "layers": "all"}).status_code == 400
 
 
 def test_bad_uploads(client: TestClient):

@@ -11,6 +11,7 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ MAX_LISTED = 10_000
 MAX_CELL_SAMPLES = 10_000
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a 512x512 RGB drawing is about 3 MB of JSON
 POLL_SECONDS = 0.1
+MAX_LAYERS = 1000
 
 
 class AudioRef(BaseModel):
@@ -49,6 +51,12 @@ class AudioRef(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     recording: int = Field(ge=0)
+
+
+class ActivationsRequest(InputRef):
+    """An input and, optionally, the layers whose outputs to send (default: every layer)."""
+
+    layers: list[int] | None = Field(None, max_length=MAX_LAYERS)
 
 
 class ConvStepRequest(InputRef):
@@ -118,24 +126,26 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
         w, b = layer_weights(catalog.model(model_id), index)
         return {"weights": tensor_json(w), "bias": None if b is None else tensor_json(b)}
 
-    def activations_payload(entry: Entry, image: torch.Tensor) -> dict:
-        return activations_json(catalog.model(entry.id), to_input(image), entry.classes,
-                                entry.task)
+    def activations_payload(entry: Entry, image: torch.Tensor,
+                            layers: list[int] | None = None) -> dict:
+        return activations_json(catalog.model(entry.id), image, entry.classes, entry.task,
+                                layers)
 
     @app.post("/api/models/{model_id}/activations")
-    def model_activations(model_id: str, body: InputRef) -> dict:
+    def model_activations(model_id: str, body: ActivationsRequest) -> dict:
         entry = catalog.get(model_id)
-        return activations_payload(entry, resolve_input(body, samples, entry.layers[0].out_volume))
+        image = resolve_input(body, samples, entry.layers[0].out_volume)
+        return activations_payload(entry, image, body.layers)
 
     @app.post("/api/models/{model_id}/activations/upload")
-    async def model_activations_upload(model_id: str, request: Request) -> dict:
+    async def model_activations_upload(model_id: str, request: Request,
+                                       layers: Annotated[list[int] | None, Query()] = None) -> dict:
         entry = catalog.get(model_id)
         content = await read_file_field(request, "image", "the image")
-        volume = entry.layers[0].out_volume
 
         def compute() -> dict:
-            image = fit_to_volume(decode_upload(content, volume), volume)
-            return activations_payload(entry, image)
+            image = fit_to_volume(decode_upload(content), entry.layers[0].out_volume)
+            return activations_payload(entry, image, layers)
 
         return await run_in_threadpool(compute)
 

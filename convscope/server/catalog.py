@@ -21,6 +21,8 @@ from ..scenes import SCENE_KINDS
 from ..spec import Layer, Volume, resolve
 from ..tasks import get_task
 from .errors import ApiError, log
+from .inputs import input_convention
+from .outputs import output_names
 
 KNOWN_DATASETS = ("mnist", "cifar10")
 CLASSIFYING = ("classify", "audio")  # tasks whose networks end in one score per class
@@ -80,7 +82,8 @@ class Entry:
         return {
             "id": self.id, "title": self.title, "dataset": self.dataset, "classes": self.classes,
             "task": self.task, "metric": self.metric, "tta": self.tta,
-            "input": _volume(layers[0].out_volume),
+            "input": input_convention(layers[0].out_volume),
+            "output_names": output_names(self.task, self.classes, layers[-1].out_volume.depth),
             "layers": [{"index": la.index, "type": la.type, "label": layer_label(la),
                         "params": la.params, "in_volume": _volume(la.in_volume),
                         "out_volume": _volume(la.out_volume), "num_params": la.num_params,

@@ -12,8 +12,10 @@ from typing import Any
 import torch
 from fastapi.responses import JSONResponse
 
+from ..augment import to_input
 from ..model import SpecNet
 from ..probes import activations
+from .errors import ApiError
 
 
 def tensor_json(tensor: torch.Tensor) -> dict:
@@ -43,17 +45,24 @@ def class_probabilities(net: SpecNet, output: torch.Tensor, task: str,
     return flat if net.layers[-1].type == "softmax" else torch.softmax(flat, 0)
 
 
-def activations_json(net: SpecNet, x: torch.Tensor, classes: list[str],
-                     task: str = "classify") -> dict:
-    """The activations response for model input ``x`` (D, H, W): every layer's output with its
-    range, and the class probabilities (see :func:`class_probabilities`; ``[]`` and prediction
-    None where there are none)."""
+def activations_json(net: SpecNet, image: torch.Tensor, classes: list[str],
+                     task: str = "classify", layers: list[int] | None = None) -> dict:
+    """The activations response for the fitted uint8 ``image`` (D, H, W): the ``image`` bytes,
+    the model ``input`` (:func:`convscope.augment.to_input`), the output of each layer in
+    ``layers`` (default: every layer) with its range, and the class probabilities (see
+    :func:`class_probabilities`; ``[]`` and prediction None where there are none)."""
+    shown = range(len(net.layers)) if layers is None else sorted(set(layers))
+    unknown = [i for i in shown if not 0 <= i < len(net.layers)]
+    if unknown:
+        raise ApiError(404, f"no layer {unknown[0]}: the network has layers "
+                            f"0..{len(net.layers) - 1}")
+    x = to_input(image)
     outputs = activations(net, x)
     probabilities = class_probabilities(net, outputs[-1], task, classes)
-    return {"input": tensor_json(x),
-            "layers": [{"index": i, "type": layer.type, "min": out.min().item(),
-                        "max": out.max().item(), "output": tensor_json(out)}
-                       for i, (layer, out) in enumerate(zip(net.layers, outputs, strict=True))],
+    return {"image": uint8_json(image), "input": tensor_json(x),
+            "layers": [{"index": i, "type": net.layers[i].type, "min": outputs[i].min().item(),
+                        "max": outputs[i].max().item(), "output": tensor_json(outputs[i])}
+                       for i in shown],
             "probabilities": [] if probabilities is None else probabilities.tolist(),
             "prediction": None if probabilities is None else int(probabilities.argmax()),
             "classes": classes}

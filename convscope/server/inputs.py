@@ -1,6 +1,8 @@
 """One input for a model: a dataset sample, a drawing's pixels or an uploaded PNG/JPEG, fitted to
-the model's input volume as evaluation fits data (centre crop if a little larger, resize
-otherwise), with grey <-> RGB conversion and the aspect ratio kept by a centre crop."""
+the model's input volume by :func:`fit_to_volume`, the one single-image fit: the aspect ratio
+kept by a centre crop, a centre crop if a little larger (as evaluation fits data), else one
+bilinear resize, then grey <-> RGB conversion. (Training's batches are fitted by
+:mod:`convscope.augment`.)"""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..augment import center_crop, fit_batch, prepare_images
+from ..augment import BYTE_SCALE, INPUT_OFFSET
 from ..spec import Volume
 from .errors import ApiError
 from .samples import Samples
@@ -20,6 +22,7 @@ from .samples import Samples
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 20_000_000
 MAX_DRAWING_SIDE = 512
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}  # PIL modes without colour
 
 
 class SampleRef(BaseModel):
@@ -73,14 +76,31 @@ def resolve_input(ref: InputRef, samples: Samples, volume: Volume) -> torch.Tens
     return fit_to_volume(image, volume)
 
 
-def fit_to_volume(image: torch.Tensor, volume: Volume) -> torch.Tensor:
-    """uint8 (C, H, W) -> uint8 (depth, sy, sx): channels converted, centre-cropped to the
-    volume's aspect ratio, then fitted as evaluation fits a dataset."""
-    image = convert_channels(image, volume.depth)
-    width, height = _aspect_size((image.shape[2], image.shape[1]), volume.sx / volume.sy)
-    image = center_crop(image, height, width)
-    batch = prepare_images(image[None].contiguous(), volume.sy, volume.sx, volume.depth)
-    return fit_batch(batch, volume.sy, volume.sx)[0].contiguous()
+def fit_to_volume(image: torch.Tensor | Image.Image, volume: Volume) -> torch.Tensor:
+    """One image (uint8 (C, H, W) or a decoded picture) as uint8 (depth, sy, sx): centre-cropped
+    to the volume's aspect ratio, then brought to its size as evaluation brings a dataset (a
+    centre crop when it is at most twice as large, else ONE bilinear resize), and its channels
+    converted (grey <-> RGB)."""
+    planes = image.split() if isinstance(image, Image.Image) else \
+        [Image.fromarray(plane.numpy()) for plane in image.contiguous()]
+    box = fit_box(planes[0].size, volume)
+    size = (volume.sx, volume.sy)
+    fitted = [plane.crop(box) if (box[2] - box[0], box[3] - box[1]) == size
+              else plane.resize(size, Image.Resampling.BILINEAR, box=box) for plane in planes]
+    stacked = np.stack([np.asarray(plane, dtype=np.uint8) for plane in fitted])
+    return convert_channels(torch.from_numpy(stacked), volume.depth)
+
+
+def fit_box(size: tuple[int, int], volume: Volume) -> tuple[int, int, int, int]:
+    """The (left, top, right, bottom) part of a ``size`` (width, height) image that is fitted to
+    ``volume``: the centred part of the volume's aspect ratio; within that, its centred
+    volume-size part when it is at most twice the volume's size (evaluation's centre crop)."""
+    width, height = _aspect_size(size, volume.sx / volume.sy)
+    left, top = (size[0] - width) // 2, (size[1] - height) // 2
+    if volume.sx <= width <= 2 * volume.sx and volume.sy <= height <= 2 * volume.sy:
+        left, top = left + (width - volume.sx) // 2, top + (height - volume.sy) // 2
+        width, height = volume.sx, volume.sy
+    return left, top, left + width, top + height
 
 
 def convert_channels(image: torch.Tensor, depth: int) -> torch.Tensor:
@@ -98,9 +118,10 @@ def convert_channels(image: torch.Tensor, depth: int) -> torch.Tensor:
                         "channels")
 
 
-def decode_upload(content: bytes, volume: Volume) -> torch.Tensor:
-    """An uploaded PNG or JPEG as uint8 (depth, H, W), larger ones brought down to the volume's
-    size: 400 for anything else, 413 past 5 MB or 20 megapixels (decompression bombs too)."""
+def decode_upload(content: bytes) -> Image.Image:
+    """An uploaded PNG or JPEG, turned as its EXIF orientation says, as a grey ("L") or colour
+    ("RGB") picture (fit it with :func:`fit_to_volume`): 400 for anything else, 413 past 5 MB
+    or 20 megapixels (decompression bombs too)."""
     if len(content) > MAX_UPLOAD_BYTES:
         raise ApiError(413, f"the upload has {len(content):,} bytes; at most "
                             f"{MAX_UPLOAD_BYTES:,} (5 MB) are accepted")
@@ -115,18 +136,20 @@ def decode_upload(content: bytes, volume: Volume) -> torch.Tensor:
                             f"({picture.width * picture.height / 1e6:.1f} megapixels); at most "
                             f"{MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels are accepted")
     try:
-        picture = ImageOps.exif_transpose(picture).convert("L" if volume.depth == 1 else "RGB")
-        width, height = _aspect_size(picture.size, volume.sx / volume.sy)
-        if width > 2 * volume.sx or height > 2 * volume.sy:
-            picture = ImageOps.fit(picture, (volume.sx, volume.sy), Image.Resampling.BOX)
-        array = np.asarray(picture, dtype=np.uint8)
+        picture = ImageOps.exif_transpose(picture)
+        return picture.convert("L" if picture.mode in GREY_MODES else "RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ApiError(400, f"the image could not be decoded: {exc}") from None
-    return torch.from_numpy(array.reshape(picture.height, picture.width, -1).copy()) \
-        .permute(2, 0, 1)
 
 
 def _aspect_size(size: tuple[int, int], aspect: float) -> tuple[int, int]:
     """The largest (width, height) inside ``size`` with width / height == ``aspect``."""
     width, height = size
     return max(1, min(width, round(height * aspect))), max(1, min(height, round(width / aspect)))
+
+
+def input_convention(volume: Volume) -> dict:
+    """What a model takes (the ``input`` of its description): a ``sx`` x ``sy`` x ``depth``
+    volume of ``byte * scale + offset`` (see :func:`convscope.augment.to_input`)."""
+    return {"sx": volume.sx, "sy": volume.sy, "depth": volume.depth,
+            "scale": 1 / BYTE_SCALE, "offset": INPUT_OFFSET}

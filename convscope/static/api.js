@@ -57,13 +57,14 @@ export function decodeTensor(tensor) {
 
 const decodeOptional = (tensor) => (tensor ? decodeTensor(tensor) : null);
 
-function decodeActivations(body) {
-  return {
-    ...body,
-    input: decodeTensor(body.input),
-    layers: body.layers.map((layer) => ({...layer, output: decodeTensor(layer.output)})),
-  };
+/** The activations response decoded; `layers[i]` is layer i's output, absent when not asked for. */
+function decodeActivations(body, layers = null) {
+  const outputs = [];
+  for (const layer of body.layers) outputs[layer.index] = {...layer, output: decodeTensor(layer.output)};
+  return {...body, image: decodeTensor(body.image), input: decodeTensor(body.input), layers: outputs, asked: layers};
 }
+
+const layersQuery = (layers) => (layers ? "?" + layers.map((i) => `layers=${i}`).join("&") : "");
 
 const enc = encodeURIComponent;
 const post = (path, json, options) => request(path, {method: "POST", json, ...options});
@@ -76,16 +77,20 @@ export const api = {
     request(`/api/datasets/${enc(name)}/samples?offset=${offset}&limit=${limit}`, options),
   sampleUrl: (name, index, scale = 1) => `/api/datasets/${enc(name)}/samples/${index}.png?scale=${scale}`,
 
-  /** Every layer's output for an input reference ({sample: ..} or {pixels: ..}). */
-  activations: async (id, input, options) =>
-    decodeActivations(await post(`/api/models/${enc(id)}/activations`, input, options)),
+  /** The outputs of `layers` (default: every layer) for an input reference ({sample: ..} or
+   * {pixels: ..}), with the fitted input's bytes (`image`) and the class probabilities. */
+  activations: async (id, input, {layers = null, ...options} = {}) =>
+    decodeActivations(
+      await post(`/api/models/${enc(id)}/activations`, layers ? {...input, layers} : input, options),
+      layers,
+    ),
 
-  activationsUpload: async (id, file, options) => {
+  /** The same for an uploaded PNG/JPEG file, fitted to the model's input by the server. */
+  activationsUpload: async (id, file, {layers = null, ...options} = {}) => {
     const form = new FormData();
     form.append("image", file);
-    return decodeActivations(
-      await request(`/api/models/${enc(id)}/activations/upload`, {method: "POST", form, ...options}),
-    );
+    const path = `/api/models/${enc(id)}/activations/upload${layersQuery(layers)}`;
+    return decodeActivations(await request(path, {method: "POST", form, ...options}), layers);
   },
 
   /** What the model predicts for an input reference, decoded as its task's evaluation does. */

@@ -133,15 +133,21 @@ async function refreshModels() {
   fillModelPicker();
 }
 
-function activationsFor(input) {
+/** The cache key of `input`'s activations of the current model (`layers`: null for all). */
+const activationsKey = (input, layers = null) =>
+  `${state.description.id}|${JSON.stringify(input)}${layers ? `|${layers.join(",")}` : ""}`;
+
+function activationsFor(input, layers = null) {
   if (!input) {
     return Promise.reject(
       new Error("no input yet: this server offers no dataset samples; draw or upload one"),
     );
   }
-  const key = `${state.description.id}|${JSON.stringify(input)}`;
+  const all = state.activations.get(activationsKey(input));
+  if (all) return all;
+  const key = activationsKey(input, layers);
   if (!state.activations.has(key)) {
-    const promise = api.activations(state.description.id, input);
+    const promise = api.activations(state.description.id, input, {layers});
     promise.catch(() => state.activations.delete(key)); // retry next time instead of caching errors
     state.activations.set(key, promise);
     if (state.activations.size > CACHE_SIZE) state.activations.delete(state.activations.keys().next().value);
@@ -169,14 +175,12 @@ function context(view, params, signal) {
       state.input = input;
       state.inputSource = source;
       if (activations) {
-        state.activations.set(
-          `${state.description.id}|${JSON.stringify(input)}`,
-          Promise.resolve(activations),
-        );
+        state.activations.set(activationsKey(input, activations.asked), Promise.resolve(activations));
       }
     },
-    /** The activations of the current model for `input` (default: the current input), cached. */
-    activations: (input = state.input) => activationsFor(input),
+    /** The activations of the current model for `input` (default: the current input), of
+     * `layers` (default: every layer), cached. */
+    activations: (input = state.input, layers = null) => activationsFor(input, layers),
     /** Record view settings in the address (no re-render). */
     setParams(changes) {
       for (const [key, value] of Object.entries(changes)) {

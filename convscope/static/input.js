@@ -1,23 +1,28 @@
-// The input chooser shared by the views that run the network: a dataset sample (with
-// previous / next / random), a digit drawn in the page, an uploaded image or a webcam frame.
+// The input components shared by the views that run the network, each {element, update,
+// dispose}: a sample stepper (previous / next / random), the upload of an image or a webcam
+// frame, and the input chooser built from them with a drawing pad. The model's input
+// convention comes from its description (`model.input`), never from here.
 
 import {h, errorBox} from "./dom.js";
 import {drawingPad} from "./pad.js";
-import {dims, pixelCanvas} from "./draw.js";
+import {pixelCanvas} from "./draw.js";
 
 /** Input references (docs/api.md): {sample: {dataset, index}} or {pixels: {..}}. */
 export const sampleInput = (dataset, index) => ({sample: {dataset, index}});
 
-/** The model-convention input tensor (byte/255 - 0.5, [D, H, W]) back as pixel bytes (HWC). */
-export function pixelsFromTensor(tensor) {
-  const {depth, height, width, size} = dims(tensor);
+/** The fitted input's bytes (the activations' `image`, uint8 [D, H, W]) as pixels (HWC). */
+export function pixelsFromImage(image) {
+  const [depth, height, width] = image.shape;
+  const size = height * width;
   const data = new Array(size * depth);
-  for (let c = 0; c < depth; c++) {
-    for (let i = 0; i < size; i++) {
-      data[i * depth + c] = Math.max(0, Math.min(255, Math.round((tensor.data[c * size + i] + 0.5) * 255)));
-    }
-  }
+  for (let c = 0; c < depth; c++) for (let i = 0; i < size; i++) data[i * depth + c] = image.data[c * size + i];
   return {width, height, depth, data};
+}
+
+/** The values bytes 0 and 255 take in the model's input (`model.input`: byte * scale + offset). */
+export function inputRange(model) {
+  const {scale, offset} = model.input;
+  return {min: offset, max: 255 * scale + offset};
 }
 
 function pixelsCanvas(pixels, scale) {
@@ -58,14 +63,8 @@ function cameraProblem(error) {
   }
 }
 
-/**
- * A webcam source: `button` opens `element`, a small live preview with "Capture" and a "live"
- * toggle (about 2 frames/s), each handing the current frame as a JPEG file to `onFrame(file)`,
- * which sends it like an upload (the server fits it to the model's input). The camera is asked
- * for when opened and released when closed or when `signal` aborts (the view is left).
- */
 /** A button-styled file picker for PNG/JPEG images; `onFile(file)` gets the chosen file. */
-export function uploadButton(onFile) {
+function uploadButton(onFile) {
   return h(
     "label",
     {class: "button"},
@@ -79,7 +78,13 @@ export function uploadButton(onFile) {
   );
 }
 
-export function webcam(onFrame, signal) {
+/**
+ * A webcam source: `button` opens `element`, a small live preview with "Capture" and a "live"
+ * toggle (about 2 frames/s), each handing the current frame as a JPEG file to `onFrame(file)`,
+ * which sends it like an upload (the server fits it to the model's input). The camera is asked
+ * for when opened and released by close().
+ */
+function webcam(onFrame) {
   const video = h("video", {class: "webcam-preview", muted: true, playsinline: true, "aria-label": "camera"});
   const message = h("p", {class: "webcam-message", "aria-live": "polite"});
   const capture = h("button", {type: "button", disabled: true, onclick: () => grab()}, "Capture");
@@ -119,7 +124,7 @@ export function webcam(onFrame, signal) {
     } finally {
       asking = false;
     }
-    if (element.hidden || signal.aborted) return close(); // closed while asking
+    if (element.hidden) return close(); // closed while asking
     video.srcObject = stream;
     await video.play().catch(() => {});
     message.textContent = "What the camera sees; the network gets it cropped to its input's shape.";
@@ -167,28 +172,103 @@ export function webcam(onFrame, signal) {
     },
     "Webcam",
   );
-  signal.addEventListener("abort", close);
-  return {element, button};
+  return {element, button, close};
 }
 
 /**
- * The input bar. `onChange(input)` runs after the user picks another input (already stored
- * with ctx.setInput, so other views see it too). Uploads go through the server's decoder once;
- * the fitted input then travels as pixels, which every endpoint (conv-step too) accepts.
+ * Upload-to-input: "Upload image" (and, with `camera`, "Webcam") buttons in `element`, the
+ * webcam's preview in `preview`. The server fits each file to the model's input once; the
+ * fitted bytes become the input, `onInput(input, {activations, source})`, and travel as pixels
+ * from then on (every endpoint accepts them). `update({layers})` changes which layers'
+ * activations come with an upload (default every layer); errors go to `onError`. The camera is
+ * released by dispose() and when the view is left.
  */
-export function inputBar(ctx, onChange) {
+export function uploader(ctx, {onInput, onError, camera = true, layers = null}) {
+  let asked = layers;
+  async function send(file, source = `uploaded ${file?.name}`) {
+    if (!file) return;
+    try {
+      const options = {signal: ctx.signal, ...(asked ? {layers: asked} : {})};
+      const activations = await ctx.api.activationsUpload(ctx.model.id, file, options);
+      await onInput({pixels: pixelsFromImage(activations.image)}, {activations, source});
+    } catch (error) {
+      if (error.name !== "AbortError") onError(error);
+    }
+  }
+  const cam = camera ? webcam((file) => send(file, "webcam frame")) : null;
+  const dispose = () => cam?.close();
+  ctx.signal.addEventListener("abort", dispose);
+  return {
+    element: h("span", {class: "uploader", style: {display: "contents"}}, uploadButton(send), cam?.button),
+    preview: cam ? cam.element : h("div", {hidden: true}),
+    update: ({layers: next = null} = {}) => (asked = next),
+    dispose,
+  };
+}
+
+/**
+ * ◀ index ▶ Random over the `count` items of `dataset` (a dataset offer), as "sample" or
+ * "scene" (`noun`): `onPick(index)` gets the chosen index (wrapped around); `update(index)`
+ * shows another one without calling it.
+ */
+export function sampleStepper(dataset, onPick, {noun = "sample", value = 0} = {}) {
+  const index = h("input", {
+    type: "number",
+    min: 0,
+    max: dataset.count - 1,
+    value,
+    "aria-label": `${noun} index`,
+    class: "sample-index",
+  });
+  const pick = (i) => {
+    const wrapped = ((i % dataset.count) + dataset.count) % dataset.count;
+    index.value = wrapped;
+    onPick(wrapped);
+  };
+  const step = (label, text, delta) =>
+    h("button", {type: "button", "aria-label": label, onclick: () => pick(Number(index.value) + delta)}, text);
+  index.addEventListener("change", () => pick(Number(index.value)));
+  return {
+    element: h(
+      "span",
+      {class: "sample-stepper", style: {display: "contents"}},
+      step(`previous ${noun}`, "◀", -1),
+      h("label", {class: "field inline"}, h("span", {}, noun), index),
+      step(`next ${noun}`, "▶", 1),
+      h("button", {type: "button", onclick: () => pick(Math.floor(Math.random() * dataset.count))}, "Random"),
+    ),
+    update: (i) => (index.value = i),
+    pick,
+    dispose: () => {},
+  };
+}
+
+/** A "Draw" toggle button that shows or hides `holder`. */
+export function toggleButton(text, holder) {
+  return h(
+    "button",
+    {
+      type: "button",
+      "aria-expanded": "false",
+      onclick: (e) => {
+        holder.hidden = !holder.hidden;
+        e.target.setAttribute("aria-expanded", String(!holder.hidden));
+      },
+    },
+    text,
+  );
+}
+
+/**
+ * The input chooser: a dataset sample, a digit drawn in the page, an uploaded image or a
+ * webcam frame. `onChange(input)` runs after the user picks another input (already stored
+ * with ctx.setInput, so other views see it too); `update()` shows the current input again.
+ */
+export function inputChooser(ctx, onChange) {
   const dataset = ctx.datasets.find((d) => d.name === ctx.dataset);
   const status = h("span", {class: "input-status", "aria-live": "polite"});
   const thumb = h("span", {class: "input-thumb"});
   const message = h("div", {class: "input-message"});
-  const index = h("input", {
-    type: "number",
-    min: 0,
-    max: dataset ? dataset.count - 1 : undefined,
-    value: ctx.input?.sample?.index ?? 0,
-    "aria-label": "sample index",
-    class: "sample-index",
-  });
   const padHolder = h("div", {class: "input-pad", hidden: true});
 
   function choose(input, {activations, source} = {}) {
@@ -196,13 +276,6 @@ export function inputBar(ctx, onChange) {
     ctx.setInput(input, {activations, source});
     show();
     onChange(input);
-  }
-
-  function chooseSample(i) {
-    if (!dataset) return;
-    const wrapped = ((i % dataset.count) + dataset.count) % dataset.count;
-    index.value = wrapped;
-    choose(sampleInput(dataset.name, wrapped));
   }
 
   async function show() {
@@ -240,69 +313,24 @@ export function inputBar(ctx, onChange) {
     },
   });
   padHolder.append(pad.element, h("button", {type: "button", onclick: () => pad.clear()}, "Clear"));
-
-  async function upload(file, source = `uploaded ${file?.name}`) {
-    if (!file) return;
-    try {
-      const activations = await ctx.api.activationsUpload(ctx.model.id, file, {signal: ctx.signal});
-      choose({pixels: pixelsFromTensor(activations.input)}, {activations, source});
-    } catch (error) {
-      if (error.name !== "AbortError") message.replaceChildren(errorBox(error));
-    }
-  }
-  const camera = webcam((file) => upload(file, "webcam frame"), ctx.signal);
-
-  const samplesAvailable = Boolean(dataset);
+  const upload = uploader(ctx, {onInput: choose, onError: (error) => message.replaceChildren(errorBox(error))});
+  const stepper = dataset
+    ? sampleStepper(dataset, (i) => choose(sampleInput(dataset.name, i)), {value: ctx.input?.sample?.index ?? 0})
+    : null;
   const bar = h(
     "div",
     {class: "input-bar", role: "group", "aria-label": "Input"},
     h("span", {class: "input-title"}, "Input"),
     thumb,
     status,
-    samplesAvailable
-      ? [
-          h(
-            "button",
-            {
-              type: "button",
-              "aria-label": "previous sample",
-              onclick: () => chooseSample(Number(index.value) - 1),
-            },
-            "◀",
-          ),
-          h("label", {class: "field inline"}, h("span", {}, "sample"), index),
-          h(
-            "button",
-            {
-              type: "button",
-              "aria-label": "next sample",
-              onclick: () => chooseSample(Number(index.value) + 1),
-            },
-            "▶",
-          ),
-          h(
-            "button",
-            {type: "button", onclick: () => chooseSample(Math.floor(Math.random() * dataset.count))},
-            "Random",
-          ),
-        ]
-      : h("span", {class: "muted"}, "no samples for this model's dataset"),
-    h(
-      "button",
-      {
-        type: "button",
-        "aria-expanded": "false",
-        onclick: (e) => {
-          padHolder.hidden = !padHolder.hidden;
-          e.target.setAttribute("aria-expanded", String(!padHolder.hidden));
-        },
-      },
-      "Draw",
-    ),
-    uploadButton(upload),
-    camera.button,
+    stepper ? stepper.element : h("span", {class: "muted"}, "no samples for this model's dataset"),
+    toggleButton("Draw", padHolder),
+    upload.element,
   );
-  index.addEventListener("change", () => chooseSample(Number(index.value)));
   show();
-  return h("div", {class: "input-area"}, bar, padHolder, camera.element, message);
+  return {
+    element: h("div", {class: "input-area"}, bar, padHolder, upload.preview, message),
+    update: show,
+    dispose: upload.dispose,
+  };
 }

@@ -5,7 +5,7 @@
 import {latestOnly} from "../api.js";
 import {h, errorBox, notice, percent, setChildren, stepButton, TASK_NAMES} from "../dom.js";
 import {barChart, crispCanvas, dims, tensorCanvas} from "../draw.js";
-import {pixelsFromTensor} from "../input.js";
+import {inputRange, pixelsFromImage} from "../input.js";
 import {clamp} from "../util.js";
 import {microphoneProblem, recordWav} from "../wav.js";
 import {mapsPanel} from "./maps.js";
@@ -58,7 +58,7 @@ function waveform(clip) {
 }
 
 /** What the network sees: the spectrogram image of the clip. */
-function spectrogram(result) {
+function spectrogram(result, model) {
   const {height, width} = dims(result.input);
   const scale = Math.max(1, Math.floor(SPECTROGRAM_PX / width));
   return h(
@@ -70,7 +70,7 @@ function spectrogram(result) {
       `what the network sees: a ${width}x${height} log-mel spectrogram ` +
         "(time left to right, high pitch at the top)",
     ),
-    tensorCanvas(result.input, {scale, min: -0.5, max: 0.5, class: "pixelated spectrogram-image"}),
+    tensorCanvas(result.input, {scale, ...inputRange(model), class: "pixelated spectrogram-image"}),
   );
 }
 
@@ -144,10 +144,10 @@ export async function render(root, ctx) {
   }
 
   function show(result, source) {
-    views.replaceChildren(waveform(result.clip), spectrogram(result));
+    views.replaceChildren(waveform(result.clip), spectrogram(result, ctx.model));
     setChildren(verdict, verdictOf(result));
     status.textContent = source;
-    ctx.setInput({pixels: pixelsFromTensor(result.input)}, {activations: result, source});
+    ctx.setInput({pixels: pixelsFromImage(result.image)}, {activations: result, source});
     panel.update(result);
   }
 

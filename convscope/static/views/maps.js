@@ -4,7 +4,7 @@
 
 import {h, notice, percent, selectField, setChildren} from "../dom.js";
 import {crispCanvas, dims, extent, fmt, grey, item, layerTitle, legend, rgb, tensorCanvas, volumeText} from "../draw.js";
-import {inputBar} from "../input.js";
+import {inputChooser, inputRange} from "../input.js";
 import {clamp} from "../util.js";
 import {layerOutput} from "../widgets/layer-output.js";
 
@@ -206,7 +206,7 @@ function zoomed(model, activations, layer, c, weights, normalise) {
         "figure",
         {},
         h("figcaption", {}, "all three channels as colour"),
-        tensorCanvas(out, {scale, min: -0.5, max: 0.5, class: "pixelated"}),
+        tensorCanvas(out, {scale, ...inputRange(model), class: "pixelated"}),
       ),
     );
   }
@@ -268,8 +268,9 @@ function greyScaleBar(out, normalise, onChange) {
 
 /**
  * Every map of any layer for one input: a layer list, the selected layer's maps (or bars) and
- * an enlarged map. `update(activations)` shows another input's activations. The layer and grey
- * scale are kept in the address (`layer`, `norm`).
+ * an enlarged map. `update(activations)` shows another input's activations: a response holding
+ * every layer, or `(layers) => promise` of the layers shown (the layer and its input). The
+ * layer and grey scale are kept in the address (`layer`, `norm`).
  */
 export function mapsPanel(ctx) {
   const model = ctx.model;
@@ -277,6 +278,7 @@ export function mapsPanel(ctx) {
   let index = clamp(Number(ctx.params.get("layer") ?? firstConv?.index ?? 0), 0, model.layers.length - 1);
   let normalise = ctx.params.get("norm") === "map" ? "map" : "layer";
   let activations = null;
+  let source = null; // (layers) => the activations of those layers
   const weightCache = new Map();
   const list = layerList(model, select);
   const detail = h("section", {class: "maps-detail", "aria-live": "polite"});
@@ -296,6 +298,9 @@ export function mapsPanel(ctx) {
 
   async function show() {
     const layer = model.layers[index];
+    const shown = await source(index > 0 ? [index - 1, index] : [index]);
+    if (layer !== model.layers[index]) return; // another layer was chosen meanwhile
+    activations = shown;
     const out = activations.layers[index];
     const {height, width} = dims(out.output);
     const heading = [
@@ -329,7 +334,7 @@ export function mapsPanel(ctx) {
   return {
     element: h("div", {class: "maps-layout"}, list.element, detail, zoom),
     update(next) {
-      activations = next;
+      source = typeof next === "function" ? next : async () => next;
       select(index);
     },
   };
@@ -349,8 +354,8 @@ export async function render(root, ctx) {
           "pooling layers show which cell won each window.",
       ),
     ),
-    inputBar(ctx, async () => panel.update(await ctx.activations())),
+    inputChooser(ctx, () => panel.update((layers) => ctx.activations(ctx.input, layers))).element,
     panel.element,
   );
-  panel.update(await ctx.activations());
+  panel.update((layers) => ctx.activations(ctx.input, layers));
 }

@@ -162,7 +162,7 @@ function details(ctx, layer) {
   const preview = h("div", {class: "layer-preview"});
   const output = layerOutput(ctx.model, layer, {limit: 16, tile: 56});
   ctx
-    .activations()
+    .activations(ctx.input, [layer.index])
     .then((activations) => {
       output.update(activations.layers[layer.index].output);
       preview.replaceChildren(h("h4", {}, "For the current input"), output.element);

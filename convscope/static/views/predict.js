@@ -4,7 +4,7 @@
 import {latestOnly} from "../api.js";
 import {h, errorBox, percent, throttle} from "../dom.js";
 import {barChart, layerTitle, tensorCanvas} from "../draw.js";
-import {pixelsFromTensor, sampleInput, uploadButton, webcam} from "../input.js";
+import {inputRange, sampleInput, uploader} from "../input.js";
 import {drawingPad} from "../pad.js";
 import {layerOutput} from "../widgets/layer-output.js";
 
@@ -42,7 +42,7 @@ export async function render(root, ctx) {
 
   function show(activations) {
     const best = activations.prediction;
-    const pixels = pixelsFromTensor(activations.input);
+    const [, height, width] = activations.image.shape;
     probabilities.replaceChildren(
       h(
         "p",
@@ -56,11 +56,10 @@ export async function render(root, ctx) {
       }),
     );
     seen.replaceChildren(
-      h("figcaption", {}, `what the network sees (${pixels.width}x${pixels.height})`),
+      h("figcaption", {}, `what the network sees (${width}x${height})`),
       tensorCanvas(activations.input, {
-        scale: Math.floor(112 / pixels.width),
-        min: -0.5,
-        max: 0.5,
+        scale: Math.floor(112 / width),
+        ...inputRange(model),
         class: "pixelated thumb",
       }),
     );
@@ -90,19 +89,14 @@ export async function render(root, ctx) {
     },
   });
 
-  async function upload(file, source = `uploaded ${file?.name}`) {
-    if (!file) return;
-    try {
-      const activations = await ctx.api.activationsUpload(model.id, file, {signal: ctx.signal});
-      const input = {pixels: pixelsFromTensor(activations.input)};
+  const upload = uploader(ctx, {
+    onInput: (input, {activations, source}) => {
       ctx.setInput(input, {activations, source});
       message.replaceChildren();
       show(activations);
-    } catch (error) {
-      if (error.name !== "AbortError") message.replaceChildren(errorBox(error));
-    }
-  }
-  const camera = webcam((file) => upload(file, "webcam frame"), ctx.signal);
+    },
+    onError: (error) => message.replaceChildren(errorBox(error)),
+  });
 
   const dataset = ctx.datasets.find((d) => d.name === ctx.dataset);
   root.append(
@@ -128,7 +122,7 @@ export async function render(root, ctx) {
           "div",
           {class: "actions"},
           h("button", {type: "button", onclick: () => pad.clear()}, "Clear"),
-          uploadButton(upload),
+          upload.element,
           dataset
             ? h(
                 "button",
@@ -143,9 +137,8 @@ export async function render(root, ctx) {
                 "Random sample",
               )
             : null,
-          camera.button,
         ),
-        camera.element,
+        upload.preview,
         seen,
         message,
       ),

@@ -4,9 +4,9 @@
 // scenes' ground truth on demand, and every layer's maps for the same input.
 
 import {latestOnly} from "../api.js";
-import {h, errorBox, notice, percent, setChildren, stepButton, TASK_NAMES} from "../dom.js";
+import {h, errorBox, notice, percent, setChildren, TASK_NAMES} from "../dom.js";
 import {barChart, crispCanvas, dims, fmt, inkOn, rgb} from "../draw.js";
-import {pixelsFromTensor, sampleInput, uploadButton} from "../input.js";
+import {inputRange, sampleInput, sampleStepper, toggleButton, uploader} from "../input.js";
 import {drawingPad} from "../pad.js";
 import {clamp} from "../util.js";
 import {mapsPanel} from "./maps.js";
@@ -48,14 +48,15 @@ export function boxIou(a, b) {
   return union > 0 ? (w * hgt) / union : 0;
 }
 
-/** A [1, H, W] input tensor (byte/255 - 0.5) as an offscreen grey canvas of its own size. */
-function greyCanvas(tensor) {
+/** A [1, H, W] input tensor (`range`: the model input's values for bytes 0 and 255) as an
+ * offscreen grey canvas of its own size. */
+function greyCanvas(tensor, {min, max}) {
   const {height, width, size} = dims(tensor);
   const canvas = h("canvas", {width, height});
   const context = canvas.getContext("2d");
   const image = context.createImageData(width, height);
   for (let i = 0; i < size; i++) {
-    const v = clamp(Math.round((tensor.data[i] + 0.5) * 255), 0, 255);
+    const v = clamp(Math.round(((tensor.data[i] - min) / (max - min)) * 255), 0, 255);
     image.data.set([v, v, v, 255], 4 * i);
   }
   context.putImageData(image, 0, 0);
@@ -76,7 +77,7 @@ function maskCanvas(mask, background) {
 }
 
 /** The scene enlarged `scale` times, optionally with a class map over it. */
-function sceneCanvas(input, scale, {mask, background, label}) {
+function sceneCanvas(input, scale, {mask, background, label, range}) {
   const {height, width} = dims(input);
   const {canvas, context} = crispCanvas(width * scale, height * scale, {
     class: "scene-canvas",
@@ -84,7 +85,7 @@ function sceneCanvas(input, scale, {mask, background, label}) {
     "aria-label": label,
   });
   context.imageSmoothingEnabled = false;
-  context.drawImage(greyCanvas(input), 0, 0, width * scale, height * scale);
+  context.drawImage(greyCanvas(input, range), 0, 0, width * scale, height * scale);
   if (mask) {
     context.globalAlpha = MASK_ALPHA;
     context.drawImage(maskCanvas(mask, background), 0, 0, width * scale, height * scale);
@@ -208,10 +209,11 @@ function sceneControls(task, settings, ctx, onChange) {
 
 /** The prediction drawn over the scene (and a segmenter's true classes beside it): {figures,
  * kept}, `kept` the detections that reach the threshold. */
-function sceneFigures(task, prediction, truth, settings, scale) {
+function sceneFigures(task, prediction, truth, settings, scale, range) {
   const showTruth = settings.truth && Boolean(truth);
   const figures = [];
   const main = sceneCanvas(prediction.input, scale, {
+    range,
     mask: task === "segment" ? prediction.mask : null,
     background: prediction.background,
     label: `the input with the ${task === "segment" ? "predicted classes" : "predicted boxes"}`,
@@ -241,6 +243,7 @@ function sceneFigures(task, prediction, truth, settings, scale) {
   figures.push(h("figure", {}, h("figcaption", {}, "prediction"), main.canvas));
   if (task === "segment" && showTruth && truth.mask) {
     const real = sceneCanvas(prediction.input, scale, {
+      range,
       mask: truth.mask,
       background: prediction.background,
       label: "the input with the true classes",
@@ -355,14 +358,6 @@ export async function render(root, ctx) {
   const panel = mapsPanel(ctx);
 
   const controls = sceneControls(task, settings, ctx, () => draw());
-  const index = h("input", {
-    type: "number",
-    min: 0,
-    max: dataset ? dataset.count - 1 : undefined,
-    value: ctx.input?.sample?.dataset === dataset?.name ? ctx.input.sample.index : 0,
-    "aria-label": "scene index",
-    class: "sample-index",
-  });
   const factor = Math.max(1, Math.round(PAD_PX / sx));
   const pad = drawingPad({
     size: sx * factor,
@@ -387,22 +382,17 @@ export async function render(root, ctx) {
     ),
   );
 
-  function chooseScene(i) {
-    if (!dataset) return;
-    const wrapped = ((i % dataset.count) + dataset.count) % dataset.count;
-    index.value = wrapped;
-    evaluate(sampleInput(dataset.name, wrapped));
-  }
-
-  async function upload(file) {
-    if (!file) return;
-    try {
-      const activations = await ctx.api.activationsUpload(model.id, file, {signal: ctx.signal});
-      evaluate({pixels: pixelsFromTensor(activations.input)}, {activations, source: `uploaded ${file.name}`});
-    } catch (error) {
-      if (error.name !== "AbortError") message.replaceChildren(errorBox(error));
-    }
-  }
+  const stepper = dataset
+    ? sampleStepper(dataset, (i) => evaluate(sampleInput(dataset.name, i)), {
+        noun: "scene",
+        value: ctx.input?.sample?.dataset === dataset.name ? ctx.input.sample.index : 0,
+      })
+    : null;
+  const upload = uploader(ctx, {
+    camera: false,
+    onInput: (input, options) => evaluate(input, options),
+    onError: (error) => message.replaceChildren(errorBox(error)),
+  });
 
   // ---- predicting --------------------------------------------------------------------------
   const evaluate = latestOnly(async (input, {activations, source = ""} = {}) => {
@@ -417,7 +407,7 @@ export async function render(root, ctx) {
       status.textContent = input.sample ? `test scene ${input.sample.index}` : source;
       message.replaceChildren();
       draw();
-      panel.update(await ctx.activations(input));
+      panel.update((layers) => ctx.activations(input, layers));
     } catch (error) {
       if (error.name !== "AbortError") message.replaceChildren(errorBox(error));
     }
@@ -428,7 +418,7 @@ export async function render(root, ctx) {
     if (!current) return;
     const {prediction, truth} = current;
     controls.truthToggle.box.disabled = !truth;
-    const {figures, kept} = sceneFigures(task, prediction, truth, settings, scale);
+    const {figures, kept} = sceneFigures(task, prediction, truth, settings, scale, inputRange(model));
     figure.replaceChildren(...figures);
     setChildren(side, sidePanel(task, prediction, kept, truth, settings));
   }
@@ -445,27 +435,9 @@ export async function render(root, ctx) {
       {class: "input-bar", role: "group", "aria-label": "Scene"},
       h("span", {class: "input-title"}, "Input"),
       status,
-      dataset
-        ? [
-            stepButton("previous scene", "◀", () => chooseScene(Number(index.value) - 1)),
-            h("label", {class: "field inline"}, h("span", {}, "scene"), index),
-            stepButton("next scene", "▶", () => chooseScene(Number(index.value) + 1)),
-            stepButton(null, "Random", () => chooseScene(Math.floor(Math.random() * dataset.count))),
-          ]
-        : h("span", {class: "muted"}, "no test scenes offered: draw or upload one"),
-      h(
-        "button",
-        {
-          type: "button",
-          "aria-expanded": "false",
-          onclick: (e) => {
-            padHolder.hidden = !padHolder.hidden;
-            e.target.setAttribute("aria-expanded", String(!padHolder.hidden));
-          },
-        },
-        "Draw a scene",
-      ),
-      uploadButton(upload),
+      stepper ? stepper.element : h("span", {class: "muted"}, "no test scenes offered: draw or upload one"),
+      toggleButton("Draw a scene", padHolder),
+      upload.element,
     ),
     padHolder,
     message,
@@ -474,11 +446,10 @@ export async function render(root, ctx) {
     h("h3", {}, "Every layer for this input"),
     panel.element,
   );
-  index.addEventListener("change", () => chooseScene(Number(index.value)));
 
   const input = ctx.input;
   const fits = input?.pixels && input.pixels.width === sx && input.pixels.height === sy;
   if (input?.sample?.dataset === dataset?.name || fits) evaluate(input, {source: ctx.inputSource});
-  else if (dataset) chooseScene(0);
+  else if (stepper) stepper.pick(0);
   else message.replaceChildren(notice("No test scenes are offered (no MNIST digits): draw or upload one."));
 }
