@@ -186,6 +186,20 @@ def _cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="the web explorer: look inside models, train live")
+    p.add_argument("run", nargs="*", metavar="RUN", help="run directories to offer")
+    p.add_argument("--runs", metavar="DIR", help="offer every run in DIR (and DIR/live/); "
+                   "live training writes to DIR/live/ (default runs/live/)")
+    p.add_argument("--data-dir", help="where datasets live (default $CONVSCOPE_DATA, "
+                   "else a per-user cache); else the bundled samples are used")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: "
+                   "this machine only; 0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.set_defaults(func=_cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convscope",
@@ -258,17 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.set_defaults(func=_cmd_scenes)
 
-    p = sub.add_parser("serve", help="the web explorer: look inside models, train live")
-    p.add_argument("run", nargs="*", metavar="RUN", help="run directories to offer")
-    p.add_argument("--runs", metavar="DIR", help="offer every run in DIR (and DIR/live/); "
-                   "live training writes to DIR/live/ (default runs/live/)")
-    p.add_argument("--data-dir", help="where datasets live (default $CONVSCOPE_DATA, "
-                   "else a per-user cache); else the bundled samples are used")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: "
-                   "this machine only; 0.0.0.0 exposes it to the network)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
-    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    p.set_defaults(func=_cmd_serve)
+    _add_serve(sub)
     return parser
 
 
