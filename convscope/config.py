@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import asdict, dataclass, field, fields
 
-from .augment import check_augmentation
+from .augment import AUGMENTATIONS, check_augmentation
 from .errors import ConvscopeError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
@@ -31,8 +31,6 @@ def _task_names() -> tuple[str, ...]:
 
 def allowed_values() -> dict[str, tuple[str, ...]]:
     """The one table of allowed values per setting: validation and the CLI's choices read it."""
-    from .augment import AUGMENTATIONS
-
     return {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "precision": PRECISIONS,
             "task": _task_names(), "tta": TTA_MODES, "device": DEVICES,
             "augment": tuple(AUGMENTATIONS)}

@@ -214,7 +214,8 @@ def _check_parallel(processes: int, config: TrainConfig, callbacks: Sequence[Cal
     if processes < 1:
         raise ConvscopeError(f"--nproc must be at least 1, got {processes}")
     if callbacks:
-        raise ConvscopeError("on_event and callbacks need a single process; train with nproc=1")
+        raise ConvscopeError("on_event (or any callback) needs a single process; "
+                             "train with nproc=1")
     check_batch_size(config.batch_size, processes)
 
 

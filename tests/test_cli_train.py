@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from conftest import write_mnist
 
 from convscope.cli import build_parser, main
 from convscope.config import TrainConfig, allowed_values
+from convscope.errors import ConvscopeError
 from convscope.registry import get_model_entry
 
 
@@ -60,3 +62,11 @@ def test_models_shows_a_named_models_recipe(capsys: pytest.CaptureFixture):
 def test_recipe_stays_an_alias_of_model():
     args = build_parser().parse_args(["train", "--recipe", "mnist-fast", "--nesterov"])
     assert (args.model, args.nesterov, args.lr) == ("mnist-fast", True, None)
+
+
+def test_validation_reads_the_same_table():
+    for name, allowed in allowed_values().items():
+        if name != "augment":
+            expected = f"{name} 'nope' is not one of: {', '.join(allowed)}"
+            with pytest.raises(ConvscopeError, match=re.escape(expected)):
+                TrainConfig(**{name: "nope"})
