@@ -102,14 +102,6 @@ def autocast_for(precision: str, device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def set_learning_rate(optimizer, config: TrainConfig, step: int, total: int) -> None:
-    """The one way the learning rate reaches the optimizer: before every step, each group
-    gets its ``lr_scale`` times the scheduled rate."""
-    rate = learning_rate(config, step, total)
-    for group in optimizer.param_groups:
-        group["lr"] = group["lr_scale"] * rate
-
-
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:
     """The schedule as a pure function of the global step (nothing to checkpoint)."""
     progress = step / max(1, total)
@@ -121,6 +113,14 @@ def learning_rate(config: TrainConfig, step: int, total: int) -> float:
     if config.schedule == "cosine":
         return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
     return config.lr
+
+
+def set_learning_rate(optimizer, config: TrainConfig, step: int, total: int) -> None:
+    """The one way the learning rate reaches the optimizer: before every step, each group
+    gets its ``lr_scale`` times the scheduled rate."""
+    rate = learning_rate(config, step, total)
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr_scale"] * rate
 
 
 def default_run_dir(config: TrainConfig) -> Path:
