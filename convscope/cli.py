@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
-from .augment import AUGMENTATIONS
-from .config import PRECISIONS, SCHEDULES, TTA_MODES
+from .config import TrainConfig, allowed_values
 from .errors import ConvscopeError
 from .tta import with_tta
 
@@ -17,6 +17,9 @@ def _cmd_models(args: argparse.Namespace) -> None:
     from .registry import list_models
     from .spec import resolve
 
+    if args.recipe:
+        print(_recipe_text(args.recipe))
+        return
     rows = [(e.name, e.dataset, sum(layer.num_params for layer in resolve(e.spec)),
              e.description) for e in list_models()]
     width = max(len(r[0]) for r in rows)
@@ -25,40 +28,71 @@ def _cmd_models(args: argparse.Namespace) -> None:
         print(f"{name:<{width}}  {dataset:<8} {params:>9,}  {description}")
 
 
+def _recipe_text(name: str) -> str:
+    """The settings a named model trains with: its recipe's, then the defaults."""
+    from .config import resolve_config
+    from .registry import get_model_entry
+
+    entry = get_model_entry(name)
+    config = resolve_config(entry.recipe, {"model": name, "data": entry.dataset})
+    lines = [f"{name} trains on {entry.dataset} with (* from its recipe, the rest defaults; "
+             "any `convscope train` option overrides them):"]
+    for key, value in config.to_dict().items():
+        mark = "*" if key in entry.recipe else " "
+        lines.append(f"  {mark} --{key.replace('_', '-'):<18} {value}")
+    return "\n".join(lines)
+
+
 def _cmd_summary(args: argparse.Namespace) -> None:
     from .runs import load_run
     from .summary import summarize, summarize_module
-    from .user_module import resolve_model_ref
+    from .user_module import ModelDescription, resolve_model_ref
 
     ref = args.model
     if (Path(ref) / "config.yaml").exists():
         info = load_run(ref).model_info
-        module, ref = None, info["ref"]
-        spec = info.get("spec")
+        model = ModelDescription(info.get("kind", "spec"), info["ref"], info.get("spec"))
     else:
-        module, info = resolve_model_ref(ref)
-        spec = info.get("spec")
-    if spec is not None:
+        model = resolve_model_ref(ref)
+    if model.spec is not None:
         from .spec import resolve
 
-        print(summarize(resolve(spec)))
+        print(summarize(resolve(model.spec)))
         return
-    if module is None:
-        module = resolve_model_ref(ref)[0]
-    shape = tuple(int(v) for v in args.input.split("x")) if args.input else None
-    if shape is None:
-        raise ConvscopeError(f"{ref} is a Python module: give its input volume with "
+    if not args.input:
+        raise ConvscopeError(f"{model.ref} is a Python module: give its input volume with "
                              f"--input WxHxD (e.g. --input 28x28x1)")
-    width, height, depth = shape
-    print(summarize_module(module, (depth, height, width)))
+    width, height, depth = (int(v) for v in args.input.split("x"))
+    print(summarize_module(model.build(), (depth, height, width)))
+
+
+# TrainConfig fields that `train` declares itself (positional-like choices of what to train)
+OWN_OPTIONS = ("model", "data", "task")
+TYPES = {"int": int, "float": float, "str": str}
+
+
+def _train_fields() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(TrainConfig) if f.name not in OWN_OPTIONS]
+
+
+def _add_train_settings(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`TrainConfig` field, with the field's help text, default and
+    allowed values (unset options leave the setting to the model's recipe)."""
+    choices = allowed_values()
+    for f in _train_fields():
+        kind = str(f.type).split(" |")[0]
+        options = {"help": f"{f.metadata['help']} (default: {f.metadata['default']}, "
+                           "or the model's recipe)"}
+        if kind == "bool":
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options.update(type=TYPES[kind], choices=choices.get(f.name),
+                           metavar=f.metadata["metavar"])
+        parser.add_argument("--" + f.name.replace("_", "-"), **options)
 
 
 def _train_settings(args: argparse.Namespace) -> dict:
-    names = ("scenes", "test_scenes", "epochs", "batch_size", "lr", "optimizer", "momentum",
-             "weight_decay", "bias_lr_scale", "lookahead", "label_smoothing", "schedule",
-             "augment", "precision", "tta", "seed",
-             "device", "val_fraction", "checkpoint_every", "data_dir")
-    return {name: getattr(args, name) for name in names}
+    return {f.name: getattr(args, f.name) for f in _train_fields()}
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -78,8 +112,6 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    import dataclasses
-
     from .runs import load_run
     from .tasks import get_task
     from .trainer import autocast_for
@@ -154,13 +186,29 @@ def _cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="the web explorer: look inside models, train live")
+    p.add_argument("run", nargs="*", metavar="RUN", help="run directories to offer")
+    p.add_argument("--runs", metavar="DIR", help="offer every run in DIR (and DIR/live/); "
+                   "live training writes to DIR/live/ (default runs/live/)")
+    p.add_argument("--data-dir", help="where datasets live (default $CONVSCOPE_DATA, "
+                   "else a per-user cache); else the bundled samples are used")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: "
+                   "this machine only; 0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.set_defaults(func=_cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convscope",
         description="Train convolutional networks on real data and look inside them.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("models", help="list the named models")
+    p = sub.add_parser("models", help="list the named models, or one model's recipe")
+    p.add_argument("--recipe", metavar="NAME", help="show the training settings of the named "
+                   "model NAME (its recipe over the defaults)")
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("summary", help="layer volumes, parameters and multiply-adds of a model")
@@ -173,38 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to learn (default: the model's, else classify)")
     p.add_argument("--model", "--recipe", dest="model", help="registry name, spec .json/.yaml "
                    "or file.py:factory (default: the task's model, mnist-convnetjs for classify); "
-                   "--recipe is an alias: a named model trains with its recipe")
+                   "a named model trains with its recipe (see `convscope models --recipe NAME`), "
+                   "which the options below override; --recipe is an alias")
     p.add_argument("--data", help="mnist, cifar10, fsdd, fsdd-holdout-<speaker> or an image "
                    "folder (default: the model's dataset)")
-    p.add_argument("--scenes", type=int, help="generated training scenes for localize, detect "
-                   "and segment (default 20000)")
-    p.add_argument("--test-scenes", type=int, help="generated test scenes (default 5000)")
     p.add_argument("--out", help="run directory (default runs/<model>-<data>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "adadelta"])
-    p.add_argument("--momentum", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--bias-lr-scale", type=float, metavar="X",
-                   help="batchnorm shifts learn X times faster (default 1)")
-    p.add_argument("--lookahead", action=argparse.BooleanOptionalAction,
-                   help="airbench's lookahead: pull the weights onto their running average")
-    p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--schedule", choices=SCHEDULES)
-    p.add_argument("--augment", choices=list(AUGMENTATIONS))
-    p.add_argument("--precision", choices=PRECISIONS)
-    p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation when scoring a "
-                   "classifier: average over mirrored (and shifted) views")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--val-fraction", type=float, help="share of the training set held out "
-                   "for validation (default 0.1)")
-    p.add_argument("--checkpoint-every", type=int, metavar="STEPS",
-                   help="mid-epoch checkpoint interval in steps (default: about every 60 s)")
-    p.add_argument("--data-dir", help="where datasets live (default $CONVSCOPE_DATA, "
-                   "else a per-user cache)")
+    _add_train_settings(p)
     p.add_argument("--nproc", type=int, default=1, metavar="N", help="train data-parallel in N "
                    "processes on this machine, one GPU each with --device cuda (default 1; "
                    "for several machines use torchrun, see docs/distributed.md)")
@@ -249,17 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.set_defaults(func=_cmd_scenes)
 
-    p = sub.add_parser("serve", help="the web explorer: look inside models, train live")
-    p.add_argument("run", nargs="*", metavar="RUN", help="run directories to offer")
-    p.add_argument("--runs", metavar="DIR", help="offer every run in DIR (and DIR/live/); "
-                   "live training writes to DIR/live/ (default runs/live/)")
-    p.add_argument("--data-dir", help="where datasets live (default $CONVSCOPE_DATA, "
-                   "else a per-user cache); else the bundled samples are used")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: "
-                   "this machine only; 0.0.0.0 exposes it to the network)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
-    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    p.set_defaults(func=_cmd_serve)
+    _add_serve(sub)
     return parser
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
-from .augment import check_augmentation
+from .augment import AUGMENTATIONS, check_augmentation
 from .errors import ConvscopeError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
@@ -17,40 +17,78 @@ SCENE_TASKS = ("localize", "detect", "segment")
 DEFAULT_AUGMENTATION = {"mnist": "shift", "cifar10": "crop+flip"}
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _task_names() -> tuple[str, ...]:
+    """The registered task names (the task registry's, where it offers them)."""
+    try:
+        from .tasks import task_names
+    except ImportError:
+        return TASKS
+    return tuple(task_names())
+
+
+def allowed_values() -> dict[str, tuple[str, ...]]:
+    """The one table of allowed values per setting: validation and the CLI's choices read it."""
+    return {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "precision": PRECISIONS,
+            "task": _task_names(), "tta": TTA_MODES, "device": DEVICES,
+            "augment": tuple(AUGMENTATIONS)}
+
+
+def setting(default, help: str, metavar: str | None = None,  # noqa: A002 (argparse's name)
+            shown: str | None = None):
+    """A :class:`TrainConfig` field with its help text, its option's metavar and how its
+    default reads (``shown``; else the value): the CLI's ``train`` options are made of them."""
+    return field(default=default, metadata={"help": help, "metavar": metavar,
+                                            "default": shown or _shown(default)})
+
+
+def _shown(default) -> str:
+    return {True: "on", False: "off"}.get(default, str(default)) if isinstance(default, bool) \
+        else str(default)
+
+
 @dataclass
 class TrainConfig:
     """Everything that determines a training run (written to the run's config.yaml)."""
 
-    model: str = "mnist-convnetjs"
-    data: str = "mnist"
-    task: str = "classify"
-    scenes: int = 20000  # generated training scenes (localize, detect, segment)
-    test_scenes: int = 5000  # generated test scenes, from the test digits only
-    epochs: int = 1
-    batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 0.0
-    bias_lr_scale: float = 1.0  # batchnorm shifts learn this many times faster (same decay)
-    lookahead: bool = False  # airbench's lookahead (see convscope.lookahead)
-    label_smoothing: float = 0.0
-    schedule: str = "constant"
-    augment: str | None = None  # None: the dataset's default (see DEFAULT_AUGMENTATION)
-    precision: str = "fp32"  # bf16: bfloat16 autocast in the training steps and the scoring
-    tta: str = "none"  # test-time augmentation when scoring: "flip", "flip+shift" (classify)
-    seed: int = 0
-    device: str = "auto"
-    val_fraction: float = 0.1
-    checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: every ~60 s
-    data_dir: str | None = None
+    model: str = setting("mnist-convnetjs", "registry name, spec .json/.yaml or file.py:factory")
+    data: str = setting("mnist", "mnist, cifar10, fsdd, fsdd-holdout-<speaker> or an image "
+                        "folder")
+    task: str = setting("classify", "what to learn")
+    scenes: int = setting(20000, "generated training scenes for localize, detect and segment")
+    test_scenes: int = setting(5000, "generated test scenes, from the test digits only")
+    epochs: int = setting(1, "passes over the training set")
+    batch_size: int = setting(64, "examples per step")
+    lr: float = setting(1e-3, "peak learning rate (the schedule scales it each step)")
+    optimizer: str = setting("adam", "the optimizer")
+    momentum: float = setting(0.9, "SGD momentum")
+    nesterov: bool = setting(True, "Nesterov momentum for SGD (when momentum > 0)")
+    weight_decay: float = setting(0.0, "L2 weight decay")
+    bias_lr_scale: float = setting(1.0, "batchnorm shifts learn X times faster (same decay "
+                                   "per step)", "X")
+    lookahead: bool = setting(False, "airbench's lookahead: pull the weights onto their "
+                              "running average (see convscope.lookahead)")
+    label_smoothing: float = setting(0.0, "label smoothing of the classification loss")
+    schedule: str = setting("constant", "learning-rate schedule over the run")
+    augment: str | None = setting(None, "training augmentation", shown="the dataset's")
+    precision: str = setting("fp32", "bf16: bfloat16 autocast in the training steps and the "
+                             "scoring")
+    tta: str = setting("none", "test-time augmentation when scoring a classifier: average "
+                       "over mirrored (and shifted) views")
+    seed: int = setting(0, "seed of every random choice (runs repeat exactly)")
+    device: str = setting("auto", "where to train (auto: a GPU if there is one)")
+    val_fraction: float = setting(0.1, "share of the training set held out for validation")
+    checkpoint_every: int = setting(0, "mid-epoch checkpoint interval in steps (0: about "
+                                    "every 60 s)", "STEPS")
+    data_dir: str | None = setting(None, "where datasets live",
+                                   shown="$CONVSCOPE_DATA, else a per-user cache")
 
     def __post_init__(self) -> None:
         self._check_types()
-        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                              ("precision", PRECISIONS), ("task", TASKS), ("tta", TTA_MODES)):
-            if getattr(self, name) not in allowed:
+        for name, allowed in allowed_values().items():
+            if name != "augment" and getattr(self, name) not in allowed:
                 raise ConvscopeError(
                     f"{name} '{getattr(self, name)}' is not one of: {', '.join(allowed)}"
                 )

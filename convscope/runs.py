@@ -30,12 +30,9 @@ CONFIG, METRICS, CHECKPOINT, MODEL, RESULTS = (
 
 def build_from_info(info: dict) -> torch.nn.Module:
     """Build a fresh (untrained) model from the ``model`` section of a run's config."""
-    from .model import build_model
-    from .user_module import load_user_module
+    from .user_module import ModelDescription
 
-    if info.get("spec") is not None:
-        return build_model(info["spec"])
-    return load_user_module(info["ref"])
+    return ModelDescription(info.get("kind", "spec"), info["ref"], info.get("spec")).build()
 
 
 def environment() -> dict:
@@ -46,7 +43,8 @@ def environment() -> dict:
 
 @dataclass
 class Run:
-    """A run directory and what it holds; ``model`` has the final (or latest) weights."""
+    """A run directory and what it holds; ``model`` has the final (or latest) weights, loaded
+    from the run on first use unless the trainer set it."""
 
     path: Path
     config: TrainConfig
@@ -67,6 +65,11 @@ class Run:
             load_model_weights(weights, self._model)
             self._model.eval()
         return self._model
+
+    @model.setter
+    def model(self, module: torch.nn.Module) -> None:
+        """Hand the run the network it has trained (so ``model`` needs no reload)."""
+        self._model = module
 
     def write_config(self) -> None:
         write_yaml_atomic(self.path / CONFIG, {

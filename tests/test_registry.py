@@ -160,23 +160,25 @@ def test_load_user_module_missing_or_broken_file(tmp_path):
 
 
 def test_resolve_model_ref(user_file, tmp_path):
-    model, info = resolve_model_ref("lenet5")
-    assert info == {"kind": "registry", "ref": "lenet5", "spec": get_model_entry("lenet5").spec,
-                    "recipe": get_model_entry("lenet5").recipe, "dataset": "mnist"}
-    assert model.num_classes == 10
+    described = resolve_model_ref("lenet5")
+    assert dataclasses.asdict(described) == {
+        "kind": "registry", "ref": "lenet5", "spec": get_model_entry("lenet5").spec,
+        "recipe": get_model_entry("lenet5").recipe, "dataset": "mnist"}
+    assert described.build().num_classes == 10
 
     spec_file = tmp_path / "net.yaml"
     spec_file.write_text("dataset: mnist\nrecipe: {epochs: 1}\nlayers:\n"
                          "  - {type: input, sx: 28, sy: 28, depth: 1}\n"
                          "  - {type: softmax, num_classes: 10}\n")
-    model, info = resolve_model_ref(str(spec_file))
-    assert (info["kind"], info["dataset"], info["recipe"]) == ("spec", "mnist", {"epochs": 1})
-    assert info["spec"] == model.spec
+    described = resolve_model_ref(str(spec_file))
+    assert (described.kind, described.dataset, described.recipe) == ("spec", "mnist",
+                                                                     {"epochs": 1})
+    assert described.spec == described.build().spec
 
-    model, info = resolve_model_ref(f"{user_file}:make")
-    assert info == {"kind": "module", "ref": f"{user_file}:make", "spec": None, "recipe": {},
-                    "dataset": None}
-    assert isinstance(model, torch.nn.Module)
+    described = resolve_model_ref(f"{user_file}:make")
+    assert dataclasses.asdict(described) == {"kind": "module", "ref": f"{user_file}:make",
+                                             "spec": None, "recipe": {}, "dataset": None}
+    assert isinstance(described.build(), torch.nn.Module)
 
 
 @pytest.mark.parametrize(("ref", "message"), [

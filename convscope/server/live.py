@@ -8,6 +8,7 @@ activations for a fixed input); a client reading the stream gets what it has not
 
 from __future__ import annotations
 
+import copy
 import secrets
 import threading
 import time
@@ -18,13 +19,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..augment import to_input
+from ..callbacks import Callback
 from ..config import OPTIMIZERS
 from ..data import DATASETS
 from ..errors import ConvscopeError
 from ..model import SpecNet, build_model
 from ..probes import activations, has_weights, layer_weights
 from ..registry import get_model_entry
-from ..runs import load_run
 from ..trainer import train
 from .catalog import Catalog, Entry, slug
 from .encode import tensor_json
@@ -167,7 +168,7 @@ class Jobs:
                                registry=request.model, model=net.eval(),
                                tta=recipe.get("tta", "none"),
                                precision=recipe.get("precision", "fp32")))
-        model = request.model if request.model is not None else build_model(spec)
+        model = request.model if request.model is not None else net.spec
         job.thread = threading.Thread(target=self._run, args=(job, model, dataset, settings),
                                       name=f"convscope-train-{job_id}", daemon=True)
         job.thread.start()
@@ -196,41 +197,21 @@ class Jobs:
             return None
         return to_input(fit_to_volume(image, net.input_volume))
 
-    def _run(self, job: Job, model: str | SpecNet, dataset: str, settings: dict) -> None:
+    def _run(self, job: Job, model: str | list[dict], dataset: str, settings: dict) -> None:
+        """Train ``model`` (a registry name or a spec) with a :class:`LiveFeed`; the catalog
+        entry ends with the trained weights, or goes if training fails."""
         entry = self.catalog.get(job.model_id)
-        x = self._fixed_input(dataset, entry.model)
-        clock = {"progress": -1e9, "snapshot": -1e9}
-
-        def due(kind: str, seconds: float) -> bool:
-            now = time.monotonic()
-            if now - clock[kind] < seconds:
-                return False
-            clock[kind] = now
-            return True
-
-        def on_event(event: dict) -> bool:
-            if event["kind"] == "epoch":
-                job.publish({"type": "epoch", **{k: v for k, v in event.items()
-                                                 if k not in ("kind", "model")}})
-            else:
-                if due("progress", PROGRESS_SECONDS):
-                    job.publish(_progress(event))
-                if due("snapshot", SNAPSHOT_SECONDS):
-                    entry.model = _copy(event["model"], entry.spec)
-                    job.publish(_snapshot(entry.model, x))
-            return not job.stop_requested.is_set()
-
+        feed = LiveFeed(job, entry, self._fixed_input(dataset, entry.model))
         try:
-            run = train(model, dataset, out=job.run_dir, progress=False, on_event=on_event,
+            run = train(model, dataset, out=job.run_dir, progress=False, callbacks=[feed],
                         data_dir=self.data_dir, **settings)
-            finished = load_run(run.path)
-            test = (finished.results or {}).get("test")
-            entry.path, entry.model = finished.path, finished.model
+            test = (run.results or {}).get("test")
+            entry.path = run.path
             if test is not None:
                 entry.test_accuracy = job.test_accuracy = test["accuracy"]
                 entry.accuracy_source = f"{dataset} test set ({test['total']:,} images)"
-            job.publish(_snapshot(entry.model, x))
-            stopped = finished.results is None
+            feed.snapshot(run.model)
+            stopped = run.results is None
             job.end("stopped" if stopped else "done",
                     {"type": "done", "model_id": job.model_id,
                      "test_accuracy": job.test_accuracy, "stopped": stopped})
@@ -241,6 +222,42 @@ class Jobs:
                 f"{type(exc).__name__}: {exc}"
             self.catalog.remove(job.model_id)
             job.end("error", {"type": "error", "error": job.error})
+
+
+class LiveFeed(Callback):
+    """A live job's callback: it publishes every epoch, the latest progress (at most every
+    ``PROGRESS_SECONDS``) and snapshots (every ``SNAPSHOT_SECONDS``), and stops the run when
+    the job is asked to. Snapshots load the training weights into the entry's network (built
+    once, with one copy to write into while the other is read: nothing is rebuilt)."""
+
+    def __init__(self, job: Job, entry: Entry, x: torch.Tensor | None) -> None:
+        self.job, self.entry, self.x = job, entry, x
+        self.spare = copy.deepcopy(entry.model)
+        self.clock = {"progress": -1e9, "snapshot": -1e9}
+
+    def on_step(self, session, event: dict) -> bool:
+        if self._due("progress", PROGRESS_SECONDS):
+            self.job.publish(_progress(event))
+        if self._due("snapshot", SNAPSHOT_SECONDS):
+            self.snapshot(session.module)
+        return not self.job.stop_requested.is_set()
+
+    def on_epoch_end(self, session, line: dict) -> bool:
+        self.job.publish({"type": "epoch", **line})
+        return not self.job.stop_requested.is_set()
+
+    def snapshot(self, module: torch.nn.Module) -> None:
+        """Offer ``module``'s current weights as the entry's network, and publish a snapshot."""
+        self.spare.load_state_dict(module.state_dict())
+        self.entry.model, self.spare = self.spare, self.entry.model
+        self.job.publish(_snapshot(self.entry.model, self.x))
+
+    def _due(self, kind: str, seconds: float) -> bool:
+        now = time.monotonic()
+        if now - self.clock[kind] < seconds:
+            return False
+        self.clock[kind] = now
+        return True
 
 
 def _check_fits(net: SpecNet, dataset: str) -> None:
@@ -259,13 +276,6 @@ def _check_fits(net: SpecNet, dataset: str) -> None:
     if params > MAX_PARAMS:
         raise ApiError(400, f"the network has {params:,} parameters; live training takes at "
                             f"most {MAX_PARAMS:,}")
-
-
-def _copy(module: torch.nn.Module, spec: list[dict]) -> SpecNet:
-    """A CPU copy of the training network in eval mode, for probes while it trains."""
-    net = build_model(spec)
-    net.load_state_dict(module.state_dict())
-    return net.eval()
 
 
 def _progress(event: dict) -> dict:
