@@ -7,13 +7,12 @@ from dataclasses import asdict, dataclass, fields
 
 from .augment import check_augmentation
 from .errors import ConvscopeError
+from .tasks import get_task, task_names
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "onecycle", "cosine")
 PRECISIONS = ("fp32", "bf16")
 TTA_MODES = ("none", "flip", "flip+shift")
-TASKS = ("classify", "localize", "detect", "segment", "audio")
-SCENE_TASKS = ("localize", "detect", "segment")
 DEFAULT_AUGMENTATION = {"mnist": "shift", "cifar10": "crop+flip"}
 
 
@@ -49,12 +48,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self._check_types()
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                              ("precision", PRECISIONS), ("task", TASKS), ("tta", TTA_MODES)):
+                              ("precision", PRECISIONS), ("task", task_names()),
+                              ("tta", TTA_MODES)):
             if getattr(self, name) not in allowed:
                 raise ConvscopeError(
                     f"{name} '{getattr(self, name)}' is not one of: {', '.join(allowed)}"
                 )
-        scenes = self.task in SCENE_TASKS
+        scenes = get_task(self.task).scenes
         if self.augment is None:
             self.augment = "none" if scenes else DEFAULT_AUGMENTATION.get(self.data, "none")
         check_augmentation(self.augment)

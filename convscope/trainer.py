@@ -29,8 +29,9 @@ from .augment import (
     to_input,
 )
 from .checkpoint import load_checkpoint, save_checkpoint, save_model
-from .config import TASKS, TrainConfig, resolve_config
+from .config import TrainConfig, resolve_config
 from .data import Dataset
+from .device import autocast_for, pick_device
 from .distributed import World, check_batch_size, joined, launch, sync_batchnorm
 from .errors import ConvscopeError, RunError
 from .evaluate import input_size
@@ -57,17 +58,6 @@ def _seed_for(*parts: int) -> int:
 
 def _generator(*parts: int) -> torch.Generator:
     return torch.Generator().manual_seed(_seed_for(*parts))
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConvscopeError("--device cuda was asked for, but this PyTorch build sees no GPU; "
-                             "use --device cpu (or auto)")
-    if name not in ("cpu", "cuda"):
-        raise ConvscopeError(f"unknown device '{name}'; choose auto, cpu or cuda")
-    return torch.device(name)
 
 
 def param_groups(config: TrainConfig, module: torch.nn.Module) -> list[dict]:
@@ -107,12 +97,6 @@ def build_optimizer(config: TrainConfig,
     return make_optimizer(config, groups)
 
 
-def autocast_for(precision: str, device: torch.device) -> torch.autocast:
-    """bfloat16 autocast for a bf16 run (``precision``), in its training steps and wherever it
-    is scored; else off."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:
     """The schedule as a pure function of the global step (nothing to checkpoint)."""
     progress = step / max(1, total)
@@ -140,7 +124,7 @@ def train(model: str | list | torch.nn.Module | None = None, data: str | None = 
     dicts; built after seeding, so runs repeat exactly) or a SpecNet (trained from its current
     weights). Without a model, the task's default model is trained.
 
-    ``task`` is one of :data:`convscope.config.TASKS` (default: the model's recipe, else
+    ``task`` is one of :func:`convscope.tasks.task_names` (default: the model's recipe, else
     classify); ``data`` defaults to the model's dataset, else the task's. ``settings`` are
     :class:`TrainConfig` fields; unset ones come from the model's recipe.
     ``on_event(event)`` is called after every step (``event["kind"] == "step"``) and epoch
@@ -165,8 +149,6 @@ def train(model: str | list | torch.nn.Module | None = None, data: str | None = 
         info = resolve_model_ref(str(model))[1]
     recipe = info.get("recipe") or {}
     task = task or recipe.get("task") or "classify"
-    if task not in TASKS:
-        raise ConvscopeError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
     data = data or info.get("dataset") or get_task(task).default_data
     config = resolve_config(recipe, {"model": info["ref"], "data": data, "task": task,
                                      **settings})

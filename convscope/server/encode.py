@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from ..model import SpecNet
 from ..probes import activations
+from ..tasks import get_task
 
 
 def tensor_json(tensor: torch.Tensor) -> dict:
@@ -30,26 +31,13 @@ def uint8_json(tensor: torch.Tensor) -> dict:
             "data": base64.b64encode(array.tobytes()).decode("ascii")}
 
 
-def class_probabilities(net: SpecNet, output: torch.Tensor, task: str,
-                        classes: list[str]) -> torch.Tensor | None:
-    """The class probabilities in a network's ``output`` for one input: the softmax layer's,
-    else softmax of the output (classify, audio) or of its class scores (localize); None for
-    detection and segmentation, whose outputs hold many predictions."""
-    flat = output.flatten()
-    if task == "localize":
-        return torch.softmax(flat[:len(classes)], 0)
-    if task in ("detect", "segment"):
-        return None
-    return flat if net.layers[-1].type == "softmax" else torch.softmax(flat, 0)
-
-
 def activations_json(net: SpecNet, x: torch.Tensor, classes: list[str],
                      task: str = "classify") -> dict:
     """The activations response for model input ``x`` (D, H, W): every layer's output with its
-    range, and the class probabilities (see :func:`class_probabilities`; ``[]`` and prediction
+    range, and the class probabilities (see ``Task.class_probabilities``; ``[]`` and prediction
     None where there are none)."""
     outputs = activations(net, x)
-    probabilities = class_probabilities(net, outputs[-1], task, classes)
+    probabilities = get_task(task).class_probabilities(net, outputs[-1], classes)
     return {"input": tensor_json(x),
             "layers": [{"index": i, "type": layer.type, "min": out.min().item(),
                         "max": out.max().item(), "output": tensor_json(out)}
