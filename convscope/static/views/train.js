@@ -4,7 +4,7 @@
 
 import {decodeTensor} from "../api.js";
 import {lineChart} from "../chart.js";
-import {h, errorBox, notice, numberField, percent, selectField, setChildren, TASK_NAMES} from "../dom.js";
+import {h, errorBox, notice, numberField, percent, selectField, setChildren} from "../dom.js";
 import {
   asImage,
   barChart,
@@ -357,7 +357,7 @@ export async function render(root, ctx) {
     ...(shown && !trainable(shown)
       ? [notice(
           `Training here is for image classifiers on ${Object.keys(INPUTS).join(" or ")}; ` +
-            `${shown.title} is ${TASK_NAMES[shown.task] ?? `a ${shown.task} model`} for ${shown.dataset}. ` +
+            `${shown.title} is ${shown.task_info.display_name} for ${shown.dataset}. ` +
             "Train such models with ",
           h("code", {}, `convscope train --model ${shown.registry ?? "<model>"}`),
           ".",

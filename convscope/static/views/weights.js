@@ -87,7 +87,7 @@ export async function render(root, ctx) {
   }
   const [first, second] = weighted;
   // Class templates are read off a classifier's rows; other tasks' outputs are not classes.
-  const classifier = model.task === "classify" || model.task === "audio";
+  const classifier = model.task_info.classifies;
   const imageRows = classifier && first.type === "fc" && sameVolume(first.in_volume, model.input);
   const oneLayer = imageRows && weighted.length === 1 && first.out_volume.depth === model.classes.length;
   const twoLayer =
