@@ -39,7 +39,7 @@ from .flat_optimizer import FlatOptimizer, can_flatten
 from .layers import fit_whitening, has_whitening
 from .lookahead import Lookahead
 from .runs import CHECKPOINT, CONFIG, MODEL, RESULTS, Run, build_from_info, load_run
-from .tasks import Task, get_task
+from .tasks import Task, get_task, task_names
 from .tta import with_tta
 
 CHECKPOINT_SECONDS = 60.0
@@ -149,6 +149,8 @@ def train(model: str | list | torch.nn.Module | None = None, data: str | None = 
         info = resolve_model_ref(str(model))[1]
     recipe = info.get("recipe") or {}
     task = task or recipe.get("task") or "classify"
+    if task not in task_names():
+        raise ConvscopeError(f"unknown task {task!r}; choose one of: {', '.join(task_names())}")
     data = data or info.get("dataset") or get_task(task).default_data
     config = resolve_config(recipe, {"model": info["ref"], "data": data, "task": task,
                                      **settings})

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import convscope
 from convscope.cli import build_parser
 from convscope.config import TrainConfig
 from convscope.data import Dataset
@@ -30,7 +31,7 @@ DESCRIPTION = {"name", "display_name", "classifies", "scenes", "views", "home_vi
                "metric_label"}
 
 
-def test_a_task_registered_in_a_test_reaches_the_config_the_cli_and_the_api():
+def test_a_task_registered_in_a_test_reaches_the_config_the_cli_and_the_api(tmp_path: Path):
     task = register_task(Classify("doodle", "mnist-convnetjs", "mnist", "a doodle classifier"))
     try:
         assert task_names()[-1] == "doodle" and get_task("doodle") is task
@@ -51,6 +52,8 @@ def test_a_task_registered_in_a_test_reaches_the_config_the_cli_and_the_api():
         build_parser().parse_args(["train", "--task", "doodle"])
     with pytest.raises(ConvscopeError, match="unknown task 'doodle'; choose one of: classify"):
         get_task("doodle")
+    with pytest.raises(ConvscopeError, match="unknown task 'doodle'; choose one of: classify"):
+        convscope.train("mnist-convnetjs", "mnist", task="doodle", out=tmp_path / "run")
 
 
 def test_a_task_name_is_registered_once():
