@@ -35,6 +35,7 @@ import convscope
 from convscope.data.fsdd import FOLDER as FSDD_FOLDER
 from convscope.data.fsdd import speakers
 from convscope.data.paths import resolve_data_dir
+from convscope.device import autocast_for
 from convscope.registry import get_model_entry
 from convscope.scenes import scene_dataset
 from convscope.tasks import get_task
@@ -63,20 +64,26 @@ def _headline(task: str, test: dict) -> dict:
     return {"accuracy": test["accuracy"]}
 
 
-def detection_fps(model: torch.nn.Module, data_dir: str | None) -> dict:
-    """Frames per second of ``predict`` (forward, decode, NMS) at batch 1 and 32, each the
-    median of ``FPS_PASSES`` timed passes over test scenes after a warm-up pass."""
+def detection_fps(model: torch.nn.Module, data_dir: str | None, precision: str) -> dict:
+    """Frames per second of ``predict`` (forward, decode, NMS) at batch 1 and 32 in the run's
+    ``precision``, each the median of ``FPS_PASSES`` timed passes over test scenes after a
+    warm-up pass."""
     images = scene_dataset("detect", "test", max(FPS_PASSES), data_dir=data_dir).images
     task, threads = get_task("detect"), torch.get_num_threads()
+
+    def predict(batch: torch.Tensor) -> None:
+        with autocast_for(precision, model):  # as the run is scored
+            task.predict(model, batch)
+
     torch.set_num_threads(FPS_THREADS)
     try:
         fps = {}
         for batch, passes in FPS_PASSES.items():
-            task.predict(model, images[:batch])
+            predict(images[:batch])
             times = []
             for i in range(passes):
                 start = time.perf_counter()
-                task.predict(model, images[i % (len(images) - batch + 1):][:batch])
+                predict(images[i % (len(images) - batch + 1):][:batch])
                 times.append(time.perf_counter() - start)
             fps[f"fps_batch{batch}"] = batch / median(times)
         return fps
@@ -101,7 +108,7 @@ def train_one(task: str, data: str, seed: int, args: argparse.Namespace) -> dict
               "examples_per_s": _examples_per_s(run), "threads": torch.get_num_threads(),
               **load, "config": run.config.to_dict(), "run": str(out)}
     if task == "detect":
-        record.update(detection_fps(run.model, args.data_dir))
+        record.update(detection_fps(run.model, args.data_dir, run.config.precision))
     shown = {k: round(v, 4) for k, v in record.items()
              if k in ("accuracy", "mean_iou", "map50", "miou", "wall_s")}
     print(f"{task} {data} seed {seed}: {shown}", flush=True)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from .config import TrainConfig, allowed_values
 from .errors import ConvscopeError
+from .scenes import SCENE_KINDS
+from .tasks import task_names
 from .tta import with_tta
 
 
@@ -112,9 +114,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
+    from .device import autocast_for
     from .runs import load_run
     from .tasks import get_task
-    from .trainer import autocast_for
 
     run = load_run(args.run)
     data = args.data or run.config.data
@@ -125,7 +127,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     dataset = {"train": train_set, "val": val_set, "test": test_set}[args.split]
     if dataset is None:
         raise ConvscopeError(f"{data} has no test split; use --split val")
-    with autocast_for(config.precision, next(run.model.parameters()).device):
+    with autocast_for(config.precision, run.model):
         result = task.evaluate(with_tta(run.model, config.tta), dataset)
     if args.json:
         print(json.dumps({"run": str(run.path), "data": data, "task": config.task,
@@ -217,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_summary)
 
     p = sub.add_parser("train", help="train a model and evaluate it on the test set")
-    p.add_argument("--task", choices=["classify", "localize", "detect", "segment", "audio"],
+    p.add_argument("--task", choices=task_names(),
                    help="what to learn (default: the model's, else classify)")
     p.add_argument("--model", "--recipe", dest="model", help="registry name, spec .json/.yaml "
                    "or file.py:factory (default: the task's model, mnist-convnetjs for classify); "
@@ -261,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scenes", help="scenes of MNIST digits for localization, detection "
                        "and segmentation, as PNGs and annotations.json")
-    p.add_argument("kind", choices=["localize", "detect", "segment"])
+    p.add_argument("kind", choices=SCENE_KINDS)
     p.add_argument("--split", choices=["train", "test"], default="train",
                    help="MNIST split the digits come from (default train)")
     p.add_argument("--count", type=int, default=1000, help="number of scenes (default 1000)")

@@ -6,33 +6,20 @@ import difflib
 from dataclasses import asdict, dataclass, field, fields
 
 from .augment import AUGMENTATIONS, check_augmentation
+from .device import DEVICES, PRECISIONS
 from .errors import ConvscopeError
+from .tasks import get_task, task_names
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "onecycle", "cosine")
-PRECISIONS = ("fp32", "bf16")
 TTA_MODES = ("none", "flip", "flip+shift")
-TASKS = ("classify", "localize", "detect", "segment", "audio")
-SCENE_TASKS = ("localize", "detect", "segment")
 DEFAULT_AUGMENTATION = {"mnist": "shift", "cifar10": "crop+flip"}
-
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def _task_names() -> tuple[str, ...]:
-    """The registered task names (the task registry's, where it offers them)."""
-    try:
-        from .tasks import task_names
-    except ImportError:
-        return TASKS
-    return tuple(task_names())
 
 
 def allowed_values() -> dict[str, tuple[str, ...]]:
     """The one table of allowed values per setting: validation and the CLI's choices read it."""
     return {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "precision": PRECISIONS,
-            "task": _task_names(), "tta": TTA_MODES, "device": DEVICES,
+            "task": task_names(), "tta": TTA_MODES, "device": DEVICES,
             "augment": tuple(AUGMENTATIONS)}
 
 
@@ -92,7 +79,7 @@ class TrainConfig:
                 raise ConvscopeError(
                     f"{name} '{getattr(self, name)}' is not one of: {', '.join(allowed)}"
                 )
-        scenes = self.task in SCENE_TASKS
+        scenes = get_task(self.task).scenes
         if self.augment is None:
             self.augment = "none" if scenes else DEFAULT_AUGMENTATION.get(self.data, "none")
         check_augmentation(self.augment)

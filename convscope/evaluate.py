@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .augment import fit_batch, prepare_images, to_input
+from .device import model_device
 
 
 @dataclass
@@ -67,7 +68,7 @@ def predict(
     images = prepare_images(images, height, width, depth)
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     preds, confs = [], []
     for start in range(0, images.shape[0], batch_size):
         batch = fit_batch(images[start : start + batch_size], height, width).to(device)

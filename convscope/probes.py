@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import Dataset
+from .device import model_device
 from .errors import ConvscopeError, SpecError
 from .evaluate import Evaluation, evaluate
 from .layer_kinds import layer_kind, layer_kinds, layer_label, window_output
@@ -40,11 +41,6 @@ def _layer(model: SpecNet, index: int) -> Layer:
     return model.layers[index]
 
 
-def _device(model: SpecNet) -> torch.device:
-    first = next(model.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
-
-
 @torch.no_grad()
 def activations(model: SpecNet, x: torch.Tensor) -> list[torch.Tensor]:
     """Every layer's output for ``x`` (D, H, W) or (N, D, H, W), in eval mode, as float32 CPU
@@ -53,7 +49,7 @@ def activations(model: SpecNet, x: torch.Tensor) -> list[torch.Tensor]:
     was_training = model.training
     model.eval()
     try:
-        outputs = model.forward_all((x[None] if single else x).to(_device(model)))
+        outputs = model.forward_all((x[None] if single else x).to(model_device(model)))
     finally:
         model.train(was_training)
     return [(out[0] if single else out).float().cpu() for out in outputs]

@@ -48,7 +48,6 @@ from ._io import write_json_atomic
 from .data.dataset import Dataset
 from .errors import ConvscopeError
 
-SCENE_KINDS = ("localize", "detect", "segment")
 BACKGROUND = 10
 MAX_DIGITS = 6
 MAX_CLUTTER = 4
@@ -75,6 +74,7 @@ _LAYOUTS = {
     "detect": _Layout(96, (16, 40), MAX_DIGITS, TRIES, MAX_CLUTTER),
     "segment": _Layout(96, (16, 40), MAX_DIGITS, TRIES, MAX_CLUTTER),
 }
+SCENE_KINDS = tuple(_LAYOUTS)  # the tasks that learn on scenes (Task.scenes) use these names
 
 
 @dataclass

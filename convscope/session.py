@@ -18,6 +18,7 @@ from .augment import AUGMENTATIONS, fit_batch, prepare_images, to_input
 from .callbacks import Callback, count
 from .checkpoint import load_checkpoint, save_checkpoint, save_model
 from .data import Dataset
+from .device import autocast_for
 from .distributed import World, sync_batchnorm
 from .evaluate import input_size
 from .layers import fit_whitening, has_whitening
@@ -28,7 +29,6 @@ from .trainer import (
     _batches,
     _generator,
     _seed_for,
-    autocast_for,
     build_optimizer,
     learning_rate,
     set_learning_rate,

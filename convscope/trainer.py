@@ -25,6 +25,7 @@ from .augment import (
 )
 from .callbacks import Callback, Checkpointing, EventCallback, MetricsLog, OnEvent, Progress
 from .config import TrainConfig, allowed_values, resolve_config
+from .device import pick_device
 from .distributed import check_batch_size, joined, launch
 from .errors import ConvscopeError, RunError
 from .flat_optimizer import FlatOptimizer, can_flatten
@@ -46,17 +47,6 @@ def _seed_for(*parts: int) -> int:
 
 def _generator(*parts: int) -> torch.Generator:
     return torch.Generator().manual_seed(_seed_for(*parts))
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConvscopeError("--device cuda was asked for, but this PyTorch build sees no GPU; "
-                             "use --device cpu (or auto)")
-    if name not in ("cpu", "cuda"):
-        raise ConvscopeError(f"unknown device '{name}'; choose auto, cpu or cuda")
-    return torch.device(name)
 
 
 def param_groups(config: TrainConfig, module: torch.nn.Module) -> list[dict]:
@@ -94,12 +84,6 @@ def build_optimizer(config: TrainConfig,
     if can_flatten(groups):
         return FlatOptimizer(groups, partial(make_optimizer, config))
     return make_optimizer(config, groups)
-
-
-def autocast_for(precision: str, device: torch.device) -> torch.autocast:
-    """bfloat16 autocast for a bf16 run (``precision``), in its training steps and wherever it
-    is scored; else off."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:

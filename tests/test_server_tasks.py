@@ -21,8 +21,8 @@ from convscope.runs import load_run
 from convscope.scenes import make_scenes
 from convscope.server import create_app
 from convscope.server.audio import heard_window
-from convscope.server.predictions import MIN_SCORE
 from convscope.tasks import get_task
+from convscope.tasks.detect import MIN_SCORE
 from convscope.tasks.localize import decode_boxes
 
 SCENE = {"localize": "mnist-localize-scenes", "detect": "mnist-detect-scenes",

@@ -24,11 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..audio import read_wav
 from ..augment import to_input
 from ..bundle import BUNDLED
+from ..device import autocast_for
 from ..probes import Confusion, confusion_with_samples, conv_step, layer_weights
-from ..trainer import autocast_for
+from ..tasks import get_task
 from ..tta import with_tta
 from .audio import analyse, read_upload
-from .catalog import CLASSIFYING, Catalog, Entry
+from .catalog import Catalog, Entry
 from .chapter import image_png, summaries_json
 from .encode import StrictJSONResponse, activations_json, dumps, tensor_json
 from .errors import ApiError, error_response, install_error_handlers
@@ -216,7 +217,7 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
     def confusion(model_id: str, per_cell: int = Query(64, alias="samples", ge=0,
                                                        le=MAX_CELL_SAMPLES)) -> dict:
         entry = catalog.get(model_id)
-        if entry.task not in CLASSIFYING:
+        if not get_task(entry.task).classifies:
             raise ApiError(400, f"model {model_id!r} is a {entry.task} model: a confusion "
                                 "matrix needs one predicted class per image; see its "
                                 "predictions with POST /api/models/{id}/predict")
@@ -225,7 +226,7 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
         with confusion_lock:  # one evaluation at a time; cached until the weights change
             cached = confusions.get(model_id)
             if cached is None or cached[0] is not net:
-                with autocast_for(entry.precision, next(net.parameters()).device):  # as its run
+                with autocast_for(entry.precision, net):  # as its run
                     cached = confusions[model_id] = (net, confusion_with_samples(
                         with_tta(net, entry.tta), sample_set.dataset, per_cell=None))
         result = cached[1]

@@ -17,7 +17,6 @@ from ..layer_kinds import layer_kind, layer_label
 from ..model import SpecNet
 from ..registry import list_models
 from ..runs import MODEL, Run, load_run
-from ..scenes import SCENE_KINDS
 from ..spec import Layer, Volume, resolve
 from ..tasks import get_task
 from .errors import ApiError, log
@@ -25,7 +24,6 @@ from .inputs import input_convention
 from .outputs import output_names
 
 KNOWN_DATASETS = ("mnist", "cifar10")
-CLASSIFYING = ("classify", "audio")  # tasks whose networks end in one score per class
 
 
 @dataclass
@@ -44,7 +42,7 @@ class Entry:
     accuracy_source: str | None = None
     registry: str | None = None  # the registry name it was trained from, if any
     model: SpecNet | None = field(default=None, repr=False)
-    task: str = "classify"  # what it learned (convscope.config.TASKS)
+    task: str = "classify"  # what it learned (convscope.tasks.task_names())
     metric_value: float | None = None  # the task's headline test number, when evaluated
     tta: str = "none"  # how its runs score: test-time augmentation (convscope.config.TTA_MODES)
     precision: str = "fp32"  # and arithmetic ("bf16": scored under bf16 autocast)
@@ -74,7 +72,7 @@ class Entry:
                 "family": self.family, "params": sum(la.num_params for la in self.layers),
                 "test_accuracy": self.test_accuracy, "accuracy_source": self.accuracy_source,
                 "registry": self.registry, "task": self.task, "metric": self.metric,
-                "tta": self.tta}
+                "tta": self.tta, "task_info": get_task(self.task).describe()}
 
     def describe(self) -> dict:
         """The network description every view reads (``GET /api/models/{id}``)."""
@@ -82,6 +80,7 @@ class Entry:
         return {
             "id": self.id, "title": self.title, "dataset": self.dataset, "classes": self.classes,
             "task": self.task, "metric": self.metric, "tta": self.tta,
+            "task_info": get_task(self.task).describe(),
             "input": input_convention(layers[0].out_volume),
             "output_names": output_names(self.task, self.classes, layers[-1].out_volume.depth),
             "layers": [{"index": la.index, "type": la.type, "label": layer_label(la),
@@ -105,7 +104,7 @@ def _volume(volume: Volume | None) -> dict | None:
 def dataset_name(data: str, task: str = "classify") -> str:
     """A run's dataset as the catalog names it: mnist, cifar10, fsdd, the image folder's name,
     or for a scene task the scenes its network sees (``mnist-<task>-scenes``)."""
-    if task in SCENE_KINDS:
+    if get_task(task).scenes:
         return f"mnist-{task}-scenes"
     return data if data in KNOWN_DATASETS else Path(data).name
 
@@ -125,7 +124,7 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
     test = (run.results or {}).get("test") or {}
     source = None
     if "total" in test:
-        what = {"audio": "recordings", **dict.fromkeys(SCENE_KINDS, "scenes")}.get(task, "images")
+        what = "scenes" if get_task(task).scenes else {"audio": "recordings"}.get(task, "images")
         source = f"{run.config.data} test set ({test['total']:,} {what}), measured at training"
         if run.config.tta != "none":
             source += f" with {run.config.tta} test-time augmentation"

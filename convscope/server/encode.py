@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from ..augment import to_input
 from ..model import SpecNet
 from ..probes import activations
+from ..tasks import get_task
 from .errors import ApiError
 
 
@@ -32,25 +33,12 @@ def uint8_json(tensor: torch.Tensor) -> dict:
             "data": base64.b64encode(array.tobytes()).decode("ascii")}
 
 
-def class_probabilities(net: SpecNet, output: torch.Tensor, task: str,
-                        classes: list[str]) -> torch.Tensor | None:
-    """The class probabilities in a network's ``output`` for one input: the softmax layer's,
-    else softmax of the output (classify, audio) or of its class scores (localize); None for
-    detection and segmentation, whose outputs hold many predictions."""
-    flat = output.flatten()
-    if task == "localize":
-        return torch.softmax(flat[:len(classes)], 0)
-    if task in ("detect", "segment"):
-        return None
-    return flat if net.layers[-1].type == "softmax" else torch.softmax(flat, 0)
-
-
 def activations_json(net: SpecNet, image: torch.Tensor, classes: list[str],
                      task: str = "classify", layers: list[int] | None = None) -> dict:
     """The activations response for the fitted uint8 ``image`` (D, H, W): the ``image`` bytes,
     the model ``input`` (:func:`convscope.augment.to_input`), the output of each layer in
     ``layers`` (default: every layer) with its range, and the class probabilities (see
-    :func:`class_probabilities`; ``[]`` and prediction None where there are none)."""
+    ``Task.class_probabilities``; ``[]`` and prediction None where there are none)."""
     shown = range(len(net.layers)) if layers is None else sorted(set(layers))
     unknown = [i for i in shown if not 0 <= i < len(net.layers)]
     if unknown:
@@ -58,7 +46,7 @@ def activations_json(net: SpecNet, image: torch.Tensor, classes: list[str],
                             f"0..{len(net.layers) - 1}")
     x = to_input(image)
     outputs = activations(net, x)
-    probabilities = class_probabilities(net, outputs[-1], task, classes)
+    probabilities = get_task(task).class_probabilities(net, outputs[-1], classes)
     return {"image": uint8_json(image), "input": tensor_json(x),
             "layers": [{"index": i, "type": net.layers[i].type, "min": outputs[i].min().item(),
                         "max": outputs[i].max().item(), "output": tensor_json(outputs[i])}

@@ -2,21 +2,21 @@
 // context every view's render(root, ctx) receives.
 
 import {api} from "./api.js";
-import {h, errorBox, metricText, notice, TASK_NAMES} from "./dom.js";
+import {h, errorBox, metricText, notice} from "./dom.js";
 import {sampleInput} from "./input.js";
 
-const SCENE_TASKS = ["localize", "detect", "segment"];
-// `tasks`: the models a view is for (all when absent); others get a note saying why not.
+// A model is offered the views its task lists (`task_info.views` of GET /api/models/{id});
+// the others get a note saying why not.
 const VIEWS = [
   {name: "network", title: "Network", needsModel: true},
   {name: "convolution", title: "Convolution", needsModel: true},
   {name: "maps", title: "Maps", needsModel: true},
   {name: "weights", title: "Weights", needsModel: true},
-  {name: "confusion", title: "Confusion", needsModel: true, tasks: ["classify", "audio"]},
+  {name: "confusion", title: "Confusion", needsModel: true},
   {name: "train", title: "Train", needsModel: false},
-  {name: "predict", title: "Predict", needsModel: true, tasks: ["classify"]},
-  {name: "scenes", title: "Scenes", needsModel: true, tasks: SCENE_TASKS},
-  {name: "audio", title: "Audio", needsModel: true, tasks: ["audio"]},
+  {name: "predict", title: "Predict", needsModel: true},
+  {name: "scenes", title: "Scenes", needsModel: true},
+  {name: "audio", title: "Audio", needsModel: true},
 ];
 const WHY_NOT = {
   confusion: "A confusion matrix counts one predicted class per input against its label.",
@@ -201,12 +201,15 @@ function context(view, params, signal) {
   };
 }
 
+/** Whether `view` suits `model` (any view when no model is loaded). */
+const offers = (model, view) => !model || model.task_info.views.includes(view.name);
+
 /** Why `view` is not offered for `model`, with a link to the view that suits it. */
 function notOffered(view, model) {
-  const suits = SCENE_TASKS.includes(model.task) ? "scenes" : model.task === "audio" ? "audio" : "network";
+  const suits = model.task_info.home_view;
   const title = VIEWS.find((v) => v.name === suits).title;
   return notice(
-    `${WHY_NOT[view.name]} ${model.title} is ${TASK_NAMES[model.task] ?? `a ${model.task} model`}: see `,
+    `${WHY_NOT[view.name]} ${model.title} is ${model.task_info.display_name}: see `,
     h("a", {href: hashFor(suits, {model: model.id})}, `its ${title} view`),
     " instead.",
   );
@@ -246,10 +249,8 @@ async function route() {
   document.title = `${view.title} · convscope`;
   try {
     await selectModel(modelId);
-    const task = state.description?.task;
     for (const link of elements.nav.querySelectorAll("a")) {
-      const tasks = VIEWS.find((v) => v.name === link.dataset.view).tasks;
-      link.hidden = Boolean(task && tasks && !tasks.includes(task));
+      link.hidden = !offers(state.description, VIEWS.find((v) => v.name === link.dataset.view));
     }
     if (view.needsModel && !state.description) {
       root.append(
@@ -261,7 +262,7 @@ async function route() {
       );
       return;
     }
-    if (view.tasks && !view.tasks.includes(state.description.task)) {
+    if (!offers(state.description, view)) {
       root.append(notOffered(view, state.description));
       return;
     }

@@ -78,15 +78,6 @@ export function metricText(metric) {
   return metric.name === "accuracy" ? percent(metric.value) : `${metric.label} ${metric.value.toFixed(3)}`;
 }
 
-/** What a model of each task does, for sentences like "mnist-yolo is a detection model". */
-export const TASK_NAMES = {
-  classify: "an image classifier",
-  audio: "a spoken-digit classifier",
-  localize: "a localization model (one digit: its class and box)",
-  detect: "a detection model (boxes around every digit)",
-  segment: "a segmentation model (a class for every pixel)",
-};
-
 /** Call `fn` at most once per `ms`, always with the latest arguments (trailing call kept). */
 export function throttle(fn, ms) {
   let timer = null;

@@ -1,4 +1,4 @@
-"""The contract between the trainer and a task."""
+"""The contract between a task and the trainer, ``convscope eval`` and the explorer."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import torch
 from convscope.augment import fit_batch, prepare_images, to_input
 from convscope.config import TrainConfig
 from convscope.data import Dataset
+from convscope.device import model_device
 from convscope.evaluate import input_size
 
 Split = tuple[Dataset, Dataset, Dataset | None]
+GENERAL_VIEWS = ("network", "convolution", "maps", "weights", "train")
+"""The explorer views (``static/app.js``) that suit a model of any task."""
 
 
 class Task:
@@ -18,13 +21,21 @@ class Task:
     ``metric`` names the headline number of :meth:`evaluate`'s result (e.g. ``"accuracy"``,
     ``"map50"``, ``"miou"``); the trainer logs it per epoch as ``val_<metric>`` (classification
     keeps ConvNetJS-era ``val_acc``) and prints it at the end.
+
+    Tasks run the network under the caller's precision (:func:`convscope.device.autocast_for`
+    of the run's ``precision``), never choosing one themselves.
     """
 
     name: str
+    display_name: str  # what a model of it is: "mnist-yolo is a detection model (...)"
     default_model: str
     default_data: str
     metric: str
     metric_label: str
+    classifies: bool = False  # one class per input: confusion matrix, class templates
+    scenes: bool = False  # learns on generated MNIST scenes of kind ``name`` (convscope.scenes)
+    views: tuple[str, ...] = GENERAL_VIEWS  # the explorer views that suit its models
+    home_view: str = "network"  # the one that suits them best (where the others point)
 
     def load_data(self, config: TrainConfig) -> Split:
         """(train, validation, test or None) for ``config``."""
@@ -49,6 +60,25 @@ class Task:
         """A text report of :meth:`evaluate`'s result."""
         raise NotImplementedError
 
+    def class_probabilities(self, net: torch.nn.Module, output: torch.Tensor,
+                            classes: list[str]) -> torch.Tensor | None:
+        """The class probabilities in the last layer's ``output`` for one input (None where
+        the output holds many predictions, as for detection and segmentation)."""
+        return None
+
+    def prediction(self, model: torch.nn.Module, image: torch.Tensor, classes: list[str]) -> dict:
+        """The prediction for one uint8 ``image`` (D, H, W) fitted to the network's input, from
+        this task's own decoding (``POST /api/models/{id}/predict``): JSON-ready but for
+        tensors, which the server sends in its wire form."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """What the explorer needs to know about this task (JSON-ready)."""
+        return {"name": self.name, "display_name": self.display_name,
+                "classifies": self.classifies, "scenes": self.scenes, "views": list(self.views),
+                "home_view": self.home_view, "metric": self.metric,
+                "metric_label": self.metric_label}
+
     def headline(self, result: dict) -> str:
         value = result[self.metric]
         shown = f"{100 * value:.2f}%" if self.metric == "accuracy" else f"{value:.4f}"
@@ -62,7 +92,7 @@ def model_outputs(model: torch.nn.Module, images: torch.Tensor, batch_size: int 
     images = prepare_images(images, height, width, depth)
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     try:
         for start in range(0, images.shape[0], batch_size):
             batch = fit_batch(images[start:start + batch_size], height, width).to(device)

@@ -9,7 +9,7 @@ from convscope.config import TrainConfig
 from convscope.data import Dataset, load_dataset, train_val_split
 from convscope.errors import ConvscopeError
 from convscope.evaluate import Evaluation, evaluate, format_report
-from convscope.tasks.base import Split, Task
+from convscope.tasks.base import GENERAL_VIEWS, Split, Task, model_outputs
 
 
 class Classify(Task):
@@ -17,9 +17,13 @@ class Classify(Task):
 
     metric = "accuracy"
     metric_label = "accuracy"
+    classifies = True
 
-    def __init__(self, name: str, default_model: str, default_data: str) -> None:
+    def __init__(self, name: str, default_model: str, default_data: str, display_name: str,
+                 views: tuple[str, ...] = (*GENERAL_VIEWS, "confusion"),
+                 home_view: str = "network") -> None:
         self.name, self.default_model, self.default_data = name, default_model, default_data
+        self.display_name, self.views, self.home_view = display_name, views, home_view
 
     def load_data(self, config: TrainConfig) -> Split:
         full = load_dataset(config.data, "train", data_dir=config.data_dir)
@@ -46,6 +50,22 @@ class Classify(Task):
         loss = F.cross_entropy(output.float(), labels, label_smoothing=config.label_smoothing)
         return loss, int((output.argmax(1) == labels).sum())
 
+    def predict(self, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, classes) for uint8 images."""
+        return torch.cat([out.softmax(1) for _, out in model_outputs(model, images)])
+
+    def class_probabilities(self, net: torch.nn.Module, output: torch.Tensor,
+                            classes: list[str]) -> torch.Tensor:
+        """A trailing softmax layer's output as it is, else the softmax of the output."""
+        flat = output.flatten()
+        return flat if net.layers[-1].type == "softmax" else torch.softmax(flat, 0)
+
+    def prediction(self, model: torch.nn.Module, image: torch.Tensor, classes: list[str]) -> dict:
+        probabilities = self.predict(model, image[None])[0]
+        best = int(probabilities.argmax())
+        return {"probabilities": probabilities.tolist(), "class": best,
+                "confidence": float(probabilities[best])}
+
     def evaluate(self, model: torch.nn.Module, dataset: Dataset) -> dict:
         return evaluate(model, dataset).to_dict()
 
@@ -53,5 +73,7 @@ class Classify(Task):
         return format_report(Evaluation(result["classes"], result["confusion"], [], []))
 
 
-CLASSIFY = Classify("classify", "mnist-convnetjs", "mnist")
-AUDIO = Classify("audio", "fsdd-convnet", "fsdd")
+CLASSIFY = Classify("classify", "mnist-convnetjs", "mnist", "an image classifier",
+                    views=(*GENERAL_VIEWS, "confusion", "predict"))
+AUDIO = Classify("audio", "fsdd-convnet", "fsdd", "a spoken-digit classifier",
+                 views=(*GENERAL_VIEWS, "confusion", "audio"), home_view="audio")

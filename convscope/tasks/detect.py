@@ -12,9 +12,10 @@ from convscope.data import Dataset
 from convscope.errors import ConvscopeError
 from convscope.metrics import mean_average_precision
 from convscope.tasks._scenes import load_scenes
-from convscope.tasks.base import Split, Task, model_outputs
+from convscope.tasks.base import GENERAL_VIEWS, Split, Task, model_outputs
 
 Detections = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+MIN_SCORE = 0.01  # the explorer gets detections down to this score (its slider filters them)
 LOSS_WEIGHTS = {"obj_pos_weight": 5.0, "box_weight": 1.0, "class_weight": 1.0, "iou_weight": 2.0}
 """The :func:`convscope.yolo.yolo_loss` weights training uses (tuned on validation scenes)."""
 
@@ -27,6 +28,10 @@ def ground_truths(dataset: Dataset) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 class Detect(Task):
     name = "detect"
+    display_name = "a detection model (boxes around every digit)"
+    scenes = True
+    views = (*GENERAL_VIEWS, "scenes")
+    home_view = "scenes"
     default_model = "mnist-yolo"
     default_data = "mnist"
     metric = "map50"
@@ -51,17 +56,26 @@ class Detect(Task):
         return yolo.yolo_loss(output, encoded, **LOSS_WEIGHTS), None
 
     def predict(self, model: torch.nn.Module, images: torch.Tensor,
-                conf_threshold: float = 0.05, bf16: bool = True) -> Detections:
+                conf_threshold: float = 0.05) -> Detections:
         """Per image: kept boxes (x, y, w, h), their scores and classes, best first.
 
-        Batches of 100 images; ``bf16`` runs the network under bfloat16 autocast (about twice
-        as fast on CPUs with bf16 instructions; the boxes and scores barely move)."""
-        device = next(model.parameters()).device.type
+        Batches of 100 images, in the caller's precision (a bf16 run's evaluation runs under
+        :func:`convscope.device.autocast_for`)."""
         found: Detections = []
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-            for _, out in model_outputs(model, images, batch_size=100):
-                found.extend(yolo.decode(out, images.shape[-1], conf_threshold=conf_threshold))
+        for _, out in model_outputs(model, images, batch_size=100):
+            found.extend(yolo.decode(out, images.shape[-1], conf_threshold=conf_threshold))
         return found
+
+    def prediction(self, model: torch.nn.Module, image: torch.Tensor, classes: list[str]) -> dict:
+        """Detections down to :data:`MIN_SCORE`, and the grid's objectness per cell."""
+        [(_, output)] = model_outputs(model, image[None])
+        boxes, scores, found = yolo.decode(output, image.shape[-1], conf_threshold=MIN_SCORE)[0]
+        grid = output.shape[-1]
+        return {"detections": [{"box": box, "score": score, "class": c} for box, score, c in
+                               zip(boxes.tolist(), scores.tolist(), found.tolist(), strict=True)],
+                "grid": {"size": grid, "cell": image.shape[-1] / grid,
+                         "objectness": output[0, 0].sigmoid().tolist()},
+                "min_score": MIN_SCORE}
 
     def evaluate(self, model: torch.nn.Module, dataset: Dataset) -> dict:
         found = self.predict(model, dataset.images, conf_threshold=0.01)

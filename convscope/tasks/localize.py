@@ -14,7 +14,7 @@ from convscope.data import Dataset
 from convscope.errors import ConvscopeError
 from convscope.metrics import box_iou_paired
 from convscope.tasks._scenes import load_scenes
-from convscope.tasks.base import Split, Task, model_outputs
+from convscope.tasks.base import GENERAL_VIEWS, Split, Task, model_outputs
 
 
 def decode_boxes(box_outputs: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -26,6 +26,10 @@ def decode_boxes(box_outputs: torch.Tensor, height: int, width: int) -> torch.Te
 
 class Localize(Task):
     name = "localize"
+    display_name = "a localization model (one digit: its class and box)"
+    scenes = True
+    views = (*GENERAL_VIEWS, "scenes")
+    home_view = "scenes"
     default_model = "mnist-localizer"
     default_data = "mnist"
     metric = "mean_iou"
@@ -59,15 +63,27 @@ class Localize(Task):
         return loss, int((scores.argmax(1) == labels).sum())
 
     def predict(self, model: torch.nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Classes, their probabilities and boxes (x, y, w, h) for uint8 images."""
+        """Classes, their probabilities (and every class's) and boxes (x, y, w, h) for uint8
+        images."""
         height, width = images.shape[-2:]
         parts = []
         for _, out in model_outputs(model, images):
             probs = out[:, :-4].softmax(1)
             confidence, label = probs.max(1)
-            parts.append((label, confidence, decode_boxes(out[:, -4:], height, width)))
-        label, confidence, boxes = (torch.cat(p) for p in zip(*parts, strict=True))
-        return {"classes": label, "confidences": confidence, "boxes": boxes}
+            parts.append((label, confidence, probs, decode_boxes(out[:, -4:], height, width)))
+        label, confidence, probs, boxes = (torch.cat(p) for p in zip(*parts, strict=True))
+        return {"classes": label, "confidences": confidence, "probabilities": probs,
+                "boxes": boxes}
+
+    def class_probabilities(self, net: torch.nn.Module, output: torch.Tensor,
+                            classes: list[str]) -> torch.Tensor:
+        """The softmax of the class scores (the outputs before the 4 box numbers)."""
+        return torch.softmax(output.flatten()[:len(classes)], 0)
+
+    def prediction(self, model: torch.nn.Module, image: torch.Tensor, classes: list[str]) -> dict:
+        found = {key: value[0] for key, value in self.predict(model, image[None]).items()}
+        return {"probabilities": found["probabilities"].tolist(), "class": int(found["classes"]),
+                "confidence": float(found["confidences"]), "box": found["boxes"].tolist()}
 
     def evaluate(self, model: torch.nn.Module, dataset: Dataset) -> dict:
         pred = self.predict(model, dataset.images)

@@ -11,7 +11,7 @@ from convscope.data import Dataset
 from convscope.errors import ConvscopeError
 from convscope.metrics import iou_per_class, mean_iou, segmentation_confusion
 from convscope.tasks._scenes import load_scenes
-from convscope.tasks.base import Split, Task, model_outputs
+from convscope.tasks.base import GENERAL_VIEWS, Split, Task, model_outputs
 
 
 def soft_mean_iou(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -31,6 +31,10 @@ def soft_mean_iou(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 class Segment(Task):
     name = "segment"
+    display_name = "a segmentation model (a class for every pixel)"
+    scenes = True
+    views = (*GENERAL_VIEWS, "scenes")
+    home_view = "scenes"
     default_model = "mnist-unet"
     default_data = "mnist"
     metric = "miou"
@@ -72,6 +76,15 @@ class Segment(Task):
         """Per-pixel classes (N, H, W), uint8: 0-9 digits, 10 background."""
         parts = [out.argmax(1).to(torch.uint8) for _, out in model_outputs(model, images)]
         return torch.cat(parts)
+
+    def prediction(self, model: torch.nn.Module, image: torch.Tensor, classes: list[str]) -> dict:
+        """The class map, the background class and each class's pixel count."""
+        mask = self.predict(model, image[None])[0]
+        background = len(classes)
+        return {"mask": mask, "background": background,
+                "classes": [*classes, "background"],
+                "pixels": torch.bincount(mask.flatten().long(), minlength=background + 1)
+                .tolist()}
 
     def evaluate(self, model: torch.nn.Module, dataset: Dataset) -> dict:
         k = len(dataset.classes) + 1

@@ -3,7 +3,7 @@
 // the class probabilities and every layer's maps for that image.
 
 import {latestOnly} from "../api.js";
-import {h, errorBox, notice, percent, setChildren, stepButton, TASK_NAMES} from "../dom.js";
+import {h, errorBox, notice, percent, setChildren, stepButton} from "../dom.js";
 import {barChart, crispCanvas, dims, tensorCanvas} from "../draw.js";
 import {inputRange, pixelsFromImage} from "../input.js";
 import {clamp} from "../util.js";
@@ -195,7 +195,7 @@ export async function render(root, ctx) {
       h(
         "p",
         {class: "muted"},
-        `${model.title} is ${TASK_NAMES[model.task] ?? "a classifier"}: it hears about a second of ` +
+        `${model.title} is ${model.task_info.display_name}: it hears about a second of ` +
           "8 kHz audio as an image, a log-mel spectrogram, and classifies that image like a digit.",
       ),
     ),

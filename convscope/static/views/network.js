@@ -2,7 +2,7 @@
 // multiply-adds, as in the chapter's 28x28x1 -> 24x24x8 -> 12x12x8 figure. Clicking a layer
 // opens its views.
 
-import {h, errorBox, svg, grouped, percent, TASK_NAMES} from "../dom.js";
+import {h, errorBox, svg, grouped, percent} from "../dom.js";
 import {layerTitle, volumeText} from "../draw.js";
 import {clamp} from "../util.js";
 import {layerOutput} from "../widgets/layer-output.js";
@@ -267,7 +267,7 @@ export function render(root, ctx) {
       h(
         "p",
         {class: "muted"},
-        `${model.dataset} · ${TASK_NAMES[model.task] ?? model.task} · ${model.classes.length} classes · ` +
+        `${model.dataset} · ${model.task_info.display_name} · ${model.classes.length} classes · ` +
           `input ${volumeText(model.input)} · ` +
           `${grouped(model.totals.params)} parameters · ` +
           `${grouped(model.totals.macs)} multiply-adds per image · ${accuracy}`,

@@ -4,7 +4,7 @@
 // scenes' ground truth on demand, and every layer's maps for the same input.
 
 import {latestOnly} from "../api.js";
-import {h, errorBox, notice, percent, setChildren, TASK_NAMES} from "../dom.js";
+import {h, errorBox, notice, percent, setChildren} from "../dom.js";
 import {barChart, crispCanvas, dims, fmt, inkOn, rgb} from "../draw.js";
 import {inputRange, sampleInput, sampleStepper, toggleButton, uploader} from "../input.js";
 import {drawingPad} from "../pad.js";
@@ -428,7 +428,7 @@ export async function render(root, ctx) {
       "header",
       {class: "view-header"},
       h("h2", {}, `Scenes: ${model.title}`),
-      h("p", {class: "muted"}, `${model.title} is ${TASK_NAMES[task]}. ${INTRO[task]}`),
+      h("p", {class: "muted"}, `${model.title} is ${model.task_info.display_name}. ${INTRO[task]}`),
     ),
     h(
       "div",

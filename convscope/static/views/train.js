@@ -4,7 +4,7 @@
 
 import {decodeTensor} from "../api.js";
 import {lineChart} from "../chart.js";
-import {h, errorBox, notice, numberField, percent, selectField, setChildren, TASK_NAMES} from "../dom.js";
+import {h, errorBox, notice, numberField, percent, selectField, setChildren} from "../dom.js";
 import {asImage, dims, extent, item, layerTitle, tensorCanvas} from "../draw.js";
 import {layerOutput} from "../widgets/layer-output.js";
 
@@ -379,7 +379,7 @@ function header(shown, trainable) {
     ...(shown && !trainable(shown)
       ? [notice(
           `Training here is for image classifiers on ${Object.keys(INPUTS).join(" or ")}; ` +
-            `${shown.title} is ${TASK_NAMES[shown.task] ?? `a ${shown.task} model`} for ${shown.dataset}. ` +
+            `${shown.title} is ${shown.task_info.display_name} for ${shown.dataset}. ` +
             "Train such models with ",
           h("code", {}, `convscope train --model ${shown.registry ?? "<model>"}`),
           ".",

@@ -69,7 +69,7 @@ function weightImages(weights, names, {normalise, biases, scaleFor}) {
 function chapterShape(model, weighted) {
   const [first, second] = weighted;
   // Class templates are read off a classifier's rows; other tasks' outputs are not classes.
-  const classifier = model.task === "classify" || model.task === "audio";
+  const classifier = model.task_info.classifies;
   const imageRows = classifier && first.type === "fc" && sameVolume(first.in_volume, model.input);
   const classes = model.classes.length;
   return {
