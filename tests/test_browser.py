@@ -504,6 +504,7 @@ def rename_classes(page) -> None:
         response = route.fetch()
         body = response.json()
         body["classes"] = [f"digit {c}" for c in body.get("classes", [])]
+        body["output_names"] = [f"digit {c}" for c in body.get("output_names", [])]
         route.fulfill(response=response, json=body)
 
     page.route("**/api/models/*", renamed)
@@ -554,9 +555,11 @@ def test_only_the_class_score_layers_name_their_units_by_class(page):
       const {unitNames} = await import('/static/widgets/layer-output.js');
       const layer = (index, type) => ({index, type});
       const classes = ['a', 'b'];
-      const net = {classes, task: 'classify', layers: [layer(0, 'input'), layer(1, 'fc'),
-                   layer(2, 'sigmoid'), layer(3, 'fc'), layer(4, 'softmax')]};
-      const localizer = {classes, task: 'localize', layers: [layer(0, 'input'), layer(1, 'fc')]};
+      const net = {classes, output_names: classes, task: 'classify',
+                   layers: [layer(0, 'input'), layer(1, 'fc'), layer(2, 'sigmoid'),
+                            layer(3, 'fc'), layer(4, 'softmax')]};
+      const localizer = {classes, task: 'localize', layers: [layer(0, 'input'), layer(1, 'fc')],
+                         output_names: [...classes, 'box x', 'box y', 'box w', 'box h']};
       return [1, 2, 3, 4].map((i) => unitNames(net, net.layers[i], 2))
         .concat([unitNames(localizer, localizer.layers[1], 6), unitNames(net, undefined, 2)]);
     }""")

@@ -21,7 +21,6 @@ from ..spec import Layer, Volume, resolve
 from ..tasks import get_task
 from .errors import ApiError, log
 from .inputs import input_convention
-from .outputs import output_names
 
 KNOWN_DATASETS = ("mnist", "cifar10")
 
@@ -82,7 +81,8 @@ class Entry:
             "task": self.task, "metric": self.metric, "tta": self.tta,
             "task_info": get_task(self.task).describe(),
             "input": input_convention(layers[0].out_volume),
-            "output_names": output_names(self.task, self.classes, layers[-1].out_volume.depth),
+            "output_names": get_task(self.task).output_names(self.classes,
+                                                              layers[-1].out_volume.depth),
             "layers": [{"index": la.index, "type": la.type, "label": layer_label(la),
                         "params": la.params, "in_volume": _volume(la.in_volume),
                         "out_volume": _volume(la.out_volume), "num_params": la.num_params,

@@ -10,6 +10,7 @@ from convscope.data import Dataset
 from convscope.device import model_device
 from convscope.evaluate import input_size
 
+BOX_NAMES = ["box x", "box y", "box w", "box h"]  # the box channels' names (x, y, w, h)
 Split = tuple[Dataset, Dataset, Dataset | None]
 GENERAL_VIEWS = ("network", "convolution", "maps", "weights", "train")
 """The explorer views (``static/app.js``) that suit a model of any task."""
@@ -65,6 +66,17 @@ class Task:
         """The class probabilities in the last layer's ``output`` for one input (None where
         the output holds many predictions, as for detection and segmentation)."""
         return None
+
+    def channel_names(self, classes: list[str]) -> list[str]:
+        """A name for each channel of the network's last layer: the classes, unless the task
+        lays its output out otherwise (a box after the classes, objectness first...)."""
+        return list(classes)
+
+    def output_names(self, classes: list[str], depth: int) -> list[str]:
+        """The names of the ``depth`` output channels (``output_names`` of the model's
+        description): :meth:`channel_names`, or numbers where the output has another layout."""
+        names = self.channel_names(classes)
+        return names if len(names) == depth else [str(i) for i in range(depth)]
 
     def prediction(self, model: torch.nn.Module, image: torch.Tensor, classes: list[str]) -> dict:
         """The prediction for one uint8 ``image`` (D, H, W) fitted to the network's input, from

@@ -12,7 +12,7 @@ from convscope.data import Dataset
 from convscope.errors import ConvscopeError
 from convscope.metrics import mean_average_precision
 from convscope.tasks._scenes import load_scenes
-from convscope.tasks.base import GENERAL_VIEWS, Split, Task, model_outputs
+from convscope.tasks.base import BOX_NAMES, GENERAL_VIEWS, Split, Task, model_outputs
 
 Detections = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 MIN_SCORE = 0.01  # the explorer gets detections down to this score (its slider filters them)
@@ -54,6 +54,10 @@ class Detect(Task):
         encoded = yolo.encode_targets(targets["boxes"], targets["classes"], output.shape[-1],
                                       size[0], output.shape[1] - 5)
         return yolo.yolo_loss(output, encoded, **LOSS_WEIGHTS), None
+
+    def channel_names(self, classes: list[str]) -> list[str]:
+        """Per grid cell: objectness, the box, then the classes (see :mod:`convscope.yolo`)."""
+        return ["objectness", *BOX_NAMES, *classes]
 
     def predict(self, model: torch.nn.Module, images: torch.Tensor,
                 conf_threshold: float = 0.05) -> Detections:

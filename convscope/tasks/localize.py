@@ -14,7 +14,7 @@ from convscope.data import Dataset
 from convscope.errors import ConvscopeError
 from convscope.metrics import box_iou_paired
 from convscope.tasks._scenes import load_scenes
-from convscope.tasks.base import GENERAL_VIEWS, Split, Task, model_outputs
+from convscope.tasks.base import BOX_NAMES, GENERAL_VIEWS, Split, Task, model_outputs
 
 
 def decode_boxes(box_outputs: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -61,6 +61,10 @@ class Localize(Task):
         loss = (F.cross_entropy(scores, labels, label_smoothing=config.label_smoothing)
                 + self.box_weight * F.l1_loss(box_out.sigmoid(), centre) + (1 - iou).mean())
         return loss, int((scores.argmax(1) == labels).sum())
+
+    def channel_names(self, classes: list[str]) -> list[str]:
+        """The classes, then the box."""
+        return [*classes, *BOX_NAMES]
 
     def predict(self, model: torch.nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Classes, their probabilities (and every class's) and boxes (x, y, w, h) for uint8

@@ -72,6 +72,10 @@ class Segment(Task):
             loss = loss + self.jaccard_weight * (1 - soft_mean_iou(logits, masks))
         return loss, None
 
+    def channel_names(self, classes: list[str]) -> list[str]:
+        """Per pixel: the classes, then background."""
+        return [*classes, "background"]
+
     def predict(self, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         """Per-pixel classes (N, H, W), uint8: 0-9 digits, 10 background."""
         parts = [out.argmax(1).to(torch.uint8) for _, out in model_outputs(model, images)]

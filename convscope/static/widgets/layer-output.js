@@ -13,15 +13,12 @@ export function isClassScores(model, layer) {
   return layer.type === "softmax" || next?.type === "softmax" || layer.index === model.layers.length - 1;
 }
 
-/** Names of the `depth` units of a 1x1 layer: the class names (and a localizer's box numbers)
- * on the class-score layer, else the unit numbers. `layer` may be unknown (undefined). */
+/** Names of the `depth` units of a 1x1 layer: the model's output names (its classes, and a
+ * localizer's box numbers) on the class-score layer, else the unit numbers. `layer` may be
+ * unknown (undefined). */
 export function unitNames(model, layer, depth) {
-  const classes = model?.classes ?? [];
-  if (model && layer && isClassScores(model, layer)) {
-    if (depth === classes.length) return classes;
-    if (model.task === "localize" && depth === classes.length + 4)
-      return [...classes, "box x", "box y", "box w", "box h"];
-  }
+  const names = model?.output_names ?? [];
+  if (model && layer && isClassScores(model, layer) && depth === names.length) return names;
   return indexNames(depth);
 }
 
