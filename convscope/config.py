@@ -6,6 +6,7 @@ import difflib
 from dataclasses import asdict, dataclass, fields
 
 from .augment import check_augmentation
+from .data.catalog import DATASETS
 from .errors import ConvscopeError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
@@ -14,7 +15,7 @@ PRECISIONS = ("fp32", "bf16")
 TTA_MODES = ("none", "flip", "flip+shift")
 TASKS = ("classify", "localize", "detect", "segment", "audio")
 SCENE_TASKS = ("localize", "detect", "segment")
-DEFAULT_AUGMENTATION = {"mnist": "shift", "cifar10": "crop+flip"}
+DEFAULT_AUGMENTATION = DATASETS.view(lambda d: d.augment)  # owned by the dataset catalogue
 
 
 @dataclass

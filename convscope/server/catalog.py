@@ -12,6 +12,8 @@ from functools import cached_property
 from pathlib import Path
 
 from ..bundle import bundled_model_dirs
+from ..data import DATASETS
+from ..data.catalog import scene_set
 from ..errors import ConvscopeError, RunError
 from ..model import SpecNet
 from ..registry import list_models
@@ -22,7 +24,6 @@ from ..summary import layer_label
 from ..tasks import get_task
 from .errors import ApiError, log
 
-KNOWN_DATASETS = ("mnist", "cifar10")
 CLASSIFYING = ("classify", "audio")  # tasks whose networks end in one score per class
 
 
@@ -102,11 +103,11 @@ def _volume(volume: Volume | None) -> dict | None:
 
 
 def dataset_name(data: str, task: str = "classify") -> str:
-    """A run's dataset as the catalog names it: mnist, cifar10, fsdd, the image folder's name,
-    or for a scene task the scenes its network sees (``mnist-<task>-scenes``)."""
+    """A run's dataset as the catalog names it: a catalogued dataset's name, the image folder's
+    name, or for a scene task the scene set its network sees (``mnist-<task>-scenes``)."""
     if task in SCENE_KINDS:
-        return f"mnist-{task}-scenes"
-    return data if data in KNOWN_DATASETS else Path(data).name
+        return scene_set(task).name
+    return data if data in DATASETS else Path(data).name
 
 
 def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
