@@ -198,7 +198,7 @@ def test_cache_is_used_and_rebuilt(fake_data, monkeypatch: pytest.MonkeyPatch) -
     cache = Path(os.environ["CONVSCOPE_CACHE"])
     load_dataset("mnist", "train", root, download=False)
     (entry,) = cache.glob("mnist-train-*.npz")
-    entry = DATASETS["mnist"]
+    mnist = DATASETS["mnist"]
 
     def fail(paths):
         raise AssertionError("decoded again although the cache is valid")
@@ -207,7 +207,7 @@ def test_cache_is_used_and_rebuilt(fake_data, monkeypatch: pytest.MonkeyPatch) -
     ds = load_dataset("mnist", "train", root, download=False)
     assert np.array_equal(ds.images[:, 0].numpy(), arrays["mnist-train-images"])
 
-    monkeypatch.setitem(DATASETS, "mnist", entry)
+    monkeypatch.setitem(DATASETS, "mnist", mnist)
     for damage in (b"garbage", entry.read_bytes()[:-100], entry.read_bytes()[:5000]):
         entry.write_bytes(damage)
         ds = load_dataset("mnist", "train", root, download=False)

@@ -17,7 +17,6 @@ import {
   vectorStrip,
 } from "../draw.js";
 
-const INPUTS = {mnist: [28, 1], cifar10: [32, 3]};
 const MAX_FILTERS = 32;
 const MAX_MAPS = 12;
 const decodeOrNull = (tensor) => (tensor ? decodeTensor(tensor) : null);
@@ -36,8 +35,8 @@ const session = {
   listener: null,
 };
 
-function defaultSpec(dataset, classes, fallbackInput) {
-  const [side, depth] = INPUTS[dataset] ?? [fallbackInput.sx, fallbackInput.depth];
+/** A small convnet for an input volume {sx, depth} and a number of classes. */
+function defaultSpec({sx: side, depth}, classes) {
   const layers = [
     {type: "input", sx: side, sy: side, depth},
     {type: "conv", sx: 5, filters: 8, pad: 2, activation: "relu"},
@@ -100,22 +99,24 @@ function connect(ctx) {
 }
 
 export async function render(root, ctx) {
-  // Live training trains image classifiers on the datasets of INPUTS.
-  const datasets = ctx.datasets.map((d) => d.name).filter((name) => name in INPUTS);
-  const trainable = (m) => m.task === "classify" && m.dataset in INPUTS;
+  // Live training trains image classifiers on the catalogue's image sets (GET /api/datasets).
+  const images = (await ctx.api.datasets()).catalogue.filter((d) => d.kind === "images");
+  const live = images.map((d) => d.name);
+  const datasets = ctx.datasets.map((d) => d.name).filter((name) => live.includes(name));
+  const trainable = (m) => m.task === "classify" && live.includes(m.dataset);
   // One model per registry name (the name POST /api/train takes), with the dataset it is for.
   const registry = [
     ...new Map(ctx.models.filter((m) => m.registry && trainable(m)).map((m) => [m.registry, m])).values(),
   ];
   const shown = ctx.models.find((m) => m.id === ctx.model?.id);
   const currentRegistry = shown?.registry;
-  let dataset = ctx.model?.dataset in INPUTS ? ctx.model.dataset : (datasets[0] ?? "mnist");
+  let dataset = live.includes(ctx.model?.dataset) ? ctx.model.dataset : (datasets[0] ?? live[0]);
   const classesOf = (name) => ctx.datasets.find((d) => d.name === name)?.classes.length ?? 10;
-  const fallbackInput = ctx.model?.input ?? {sx: 28, depth: 1};
+  const inputOf = (name) => images.find((d) => d.name === name)?.input ?? ctx.model?.input;
   const specText = h(
     "textarea",
     {rows: 9, wrap: "off", spellcheck: "false", class: "spec", "aria-label": "layer list (JSON)"},
-    defaultSpec(dataset, classesOf(dataset), fallbackInput),
+    defaultSpec(inputOf(dataset), classesOf(dataset)),
   );
   let specEdited = false;
   specText.addEventListener("input", () => (specEdited = true));
@@ -153,7 +154,7 @@ export async function render(root, ctx) {
   function setDataset(name) {
     dataset = name;
     datasetField.querySelector("select").value = name;
-    if (!specEdited) specText.value = defaultSpec(dataset, classesOf(dataset), fallbackInput);
+    if (!specEdited) specText.value = defaultSpec(inputOf(dataset), classesOf(dataset));
   }
   /** A registry model trains on its own dataset: select it. */
   function useRegistryDataset() {
@@ -356,7 +357,7 @@ export async function render(root, ctx) {
     ),
     ...(shown && !trainable(shown)
       ? [notice(
-          `Training here is for image classifiers on ${Object.keys(INPUTS).join(" or ")}; ` +
+          `Training here is for image classifiers on ${live.join(" or ")}; ` +
             `${shown.title} is ${TASK_NAMES[shown.task] ?? `a ${shown.task} model`} for ${shown.dataset}. ` +
             "Train such models with ",
           h("code", {}, `convscope train --model ${shown.registry ?? "<model>"}`),
