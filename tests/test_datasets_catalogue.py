@@ -121,7 +121,7 @@ def test_a_registered_dataset_trains_and_is_served(dots_registered, tmp_path: Pa
     assert TrainConfig(data="dots").augment == "flip"  # the catalogue's default
     spec = tmp_path / "dots.json"
     spec.write_text(json.dumps([{"type": "input", "sx": 6, "sy": 4, "depth": 1},
-                                {"type": "fc", "num_neurons": 2}, {"type": "softmax"}]))
+                                {"type": "softmax", "num_classes": 2}]))
     out = tmp_path / "run"
     assert main(["train", "--model", str(spec), "--data", "dots", "--out", str(out),
                  "--epochs", "1", "--batch-size", "8", "--device", "cpu"]) == 0
