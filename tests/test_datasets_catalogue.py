@@ -139,3 +139,15 @@ def test_a_registered_dataset_trains_and_is_served(dots_registered, tmp_path: Pa
     with pytest.raises(DataError, match="neither a known dataset"):
         load_dataset("dots")
     register_dataset(DOTS)  # for the fixture to remove
+
+
+def test_live_training_takes_the_catalogued_image_sets(dots_registered) -> None:
+    from pydantic import ValidationError
+
+    from convscope.server.live import DEPTH, TrainRequest
+
+    assert dict(DEPTH) == {"mnist": 1, "cifar10": 3, "dots": 1}
+    assert TrainRequest(spec=[], dataset="dots").dataset == "dots"
+    for name in ("fsdd", "mnist-detect-scenes", "svhn"):
+        with pytest.raises(ValidationError, match="live training takes one of mnist, cifar10"):
+            TrainRequest(spec=[], dataset=name)

@@ -242,8 +242,9 @@ class Samples:
         return SampleSet(test, "data-dir", f"FSDD test recordings (takes 0-4, {len(test):,} clips)")
 
     def _scenes(self, entry: DatasetEntry) -> SampleSet | None:
-        """Scenes 0..SCENE_COUNT-1 (seed 0) of ``kind`` made of the offered MNIST test digits:
-        from the data directory, the first of the test scenes a scene run is evaluated on."""
+        """Scenes 0..SCENE_COUNT-1 (seed 0) of the scene set ``entry``, made of the offered MNIST
+        test digits: from the data directory, the first of the test scenes a scene run is
+        evaluated on."""
         digits = self._find("mnist")
         if digits is None:
             return None
