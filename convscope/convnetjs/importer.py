@@ -39,12 +39,12 @@ def import_convnetjs(source: str | os.PathLike, out: str | os.PathLike | None = 
     """
     snapshot = read_snapshot(source, input_offset)
     model = snapshot.model()
-    images = [entry.name for entry in DATASETS.of_kind("images")]
-    data = data or next((entry.name for entry in DATASETS.of_kind("images")
-                         if entry.input[2] == model.input_volume.depth), None)
-    if data not in images:
+    images = DATASETS.of_kind("images")
+    data = data or next((entry.name for entry in images
+                         if entry.depth == model.input_volume.depth), None)
+    if data not in [entry.name for entry in images]:
         raise SnapshotError(f"{snapshot.name}: say which dataset a {model.input_volume} input "
-                            f"is for (--data {' | '.join(images)})")
+                            f"is for (--data {' | '.join(entry.name for entry in images)})")
     classes = list(DATASETS[data].classes)
     if model.num_classes is not None and model.num_classes != len(classes):
         raise SnapshotError(f"{snapshot.name}: the network has {model.num_classes} classes, "

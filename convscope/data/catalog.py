@@ -46,6 +46,11 @@ class DatasetEntry:
     loader: Loader | None = None
     scene_kind: str | None = None
 
+    @property
+    def depth(self) -> int:
+        """Channels of one sample (1 grey, 3 RGB)."""
+        return self.input[2]
+
     def load(self, split: str, data_dir: Path, download: bool, base_url: str | None) -> Dataset:
         """Split ``split`` of this dataset (scene sets raise: their task makes them)."""
         if self.source is not None:

@@ -32,7 +32,7 @@ from .errors import ApiError, log
 from .inputs import fit_to_volume
 from .samples import Samples
 
-DEPTH = DATASETS.view(lambda d: d.input[2] if d.kind == "images" else None)  # live-trainable
+DEPTH = DATASETS.view(lambda d: d.depth if d.kind == "images" else None)  # live-trainable
 
 
 def _live_dataset(name: str) -> str:
