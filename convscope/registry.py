@@ -43,7 +43,8 @@ def check_recipe(recipe: object, where: str) -> None:
 
 
 def check_dataset(dataset: object, where: str) -> None:
-    """Raise SpecError unless ``dataset`` is catalogued (scene models name their digits')."""
+    """Raise SpecError unless ``dataset`` is a catalogued image or recording set (a scene
+    model names the digits its scenes are made of: mnist)."""
     allowed = [d.name for d in DATASETS.of_kind("images", "recordings")]
     if dataset not in allowed:
         raise SpecError(f"{where}: dataset must be one of {', '.join(allowed)}, got {dataset!r}")

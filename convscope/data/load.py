@@ -54,8 +54,9 @@ def load_dataset(
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return load_folder(path, split, size)
+    loadable = [entry.name for entry in DATASETS.values() if entry.kind != "scenes"]
     raise DataError(
-        f"{str(name_or_path)!r} is neither a known dataset ({', '.join(DATASETS)}, "
+        f"{str(name_or_path)!r} is neither a known dataset ({', '.join(loadable)}, "
         "fsdd-holdout-<speaker>) nor an existing image folder (one subfolder of PNG/JPEG files "
         "per class)"
     )
