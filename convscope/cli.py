@@ -246,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import-convnetjs", help="a ConvNetJS snapshot (.json) as a run directory")
     p.add_argument("file", help="ConvNetJS Net.toJSON() file")
     p.add_argument("--out", help="run directory (default runs/<file name>)")
-    p.add_argument("--data", choices=["mnist", "cifar10"], help="the dataset it classifies "
-                   "(default: mnist for 1-channel, cifar10 for 3-channel input)")
+    p.add_argument("--data", help="the image set it classifies (default: mnist for 1-channel, "
+                   "cifar10 for 3-channel input)")
     p.add_argument("--input-offset", type=float, help="added to convscope's byte/255 - 0.5 "
                    "inputs: 0.5 for networks trained on byte/255 (ConvNetJS's MNIST demo)")
     p.add_argument("--eval", action="store_true", help="evaluate on the official test set")

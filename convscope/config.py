@@ -6,6 +6,7 @@ import difflib
 from dataclasses import asdict, dataclass, field, fields
 
 from .augment import AUGMENTATIONS, check_augmentation
+from .data.catalog import DATASETS
 from .device import DEVICES, PRECISIONS
 from .errors import ConvscopeError
 from .tasks import get_task, task_names
@@ -13,7 +14,7 @@ from .tasks import get_task, task_names
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "onecycle", "cosine")
 TTA_MODES = ("none", "flip", "flip+shift")
-DEFAULT_AUGMENTATION = {"mnist": "shift", "cifar10": "crop+flip"}
+DEFAULT_AUGMENTATION = DATASETS.view(lambda d: d.augment)  # owned by the dataset catalogue
 
 
 def allowed_values() -> dict[str, tuple[str, ...]]:

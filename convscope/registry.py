@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from convscope.config import TrainConfig
+from convscope.data import DATASETS
 from convscope.errors import ConvscopeError, SpecError
 from convscope.spec import resolve
-
-DATASETS = ("mnist", "cifar10", "fsdd")
 
 
 @dataclass(frozen=True)
@@ -44,9 +43,11 @@ def check_recipe(recipe: object, where: str) -> None:
 
 
 def check_dataset(dataset: object, where: str) -> None:
-    """Raise SpecError unless ``dataset`` is one of DATASETS."""
-    if dataset not in DATASETS:
-        raise SpecError(f"{where}: dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    """Raise SpecError unless ``dataset`` is a catalogued image or recording set (a scene
+    model names the digits its scenes are made of: mnist)."""
+    allowed = [d.name for d in DATASETS.of_kind("images", "recordings")]
+    if dataset not in allowed:
+        raise SpecError(f"{where}: dataset must be one of {', '.join(allowed)}, got {dataset!r}")
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:

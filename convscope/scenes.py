@@ -45,6 +45,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ._io import write_json_atomic
+from .data.catalog import DatasetEntry, scene_set
 from .data.dataset import Dataset
 from .errors import ConvscopeError
 
@@ -349,12 +350,19 @@ def scene_dataset(
     kind: str, split: str, count: int, seed: int = 0,
     data_dir: str | os.PathLike[str] | None = None,
 ) -> Dataset:
-    """``count`` scenes of ``kind`` from MNIST's ``split`` digits, as ``mnist-<kind>-scenes``."""
+    """``count`` scenes of ``kind`` from MNIST's ``split`` digits, as its scene set."""
     from .data.load import load_dataset
 
     _layout(kind, None)
     digits = load_dataset("mnist", split, data_dir=data_dir)
-    return make_scenes(kind, digits, count, seed).to_dataset(f"mnist-{kind}-scenes")
+    return make_scenes(kind, digits, count, seed).to_dataset(scene_set(kind).name)
+
+
+def scene_entries() -> list[DatasetEntry]:
+    """The catalogue's scene sets, ``mnist-<kind>-scenes``, on each kind's default canvas."""
+    return [DatasetEntry(f"mnist-{kind}-scenes", f"MNIST {kind} scenes", "scenes",
+                         (layout.size, layout.size, 1), tuple(CLASSES), scene_kind=kind)
+            for kind, layout in _LAYOUTS.items()]
 
 
 def write_scenes(

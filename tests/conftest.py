@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -92,12 +93,18 @@ def fake_data(tmp_path: Path, data_cache: Path) -> tuple[Path, dict[str, np.ndar
     return root, arrays
 
 
+def patch_source(monkeypatch: pytest.MonkeyPatch, name: str, **changes) -> None:
+    """Change fields of catalogued dataset ``name``'s download spec for one test."""
+    entry = DATASETS[name]
+    monkeypatch.setitem(DATASETS, name, replace(entry, source=replace(entry.source, **changes)))
+
+
 def real_dir(name: str) -> Path:
     """The data dir ($CONVSCOPE_DATA) holding every file of dataset ``name``, or skip the test."""
     root = os.environ.get("CONVSCOPE_DATA")
     if not root:
         pytest.skip("CONVSCOPE_DATA is not set: no real data to test against")
-    spec = DATASETS[name]
+    spec = DATASETS[name].source
     needed = [n for split in spec.splits.values() for n in split]
     missing = [n for n in needed if not (Path(root) / spec.folder / n).is_file()]
     if missing:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import patch_source
 
 from convscope.data import (
     DATASETS,
@@ -189,7 +189,8 @@ def test_unknown_name_and_split(tmp_path: Path, data_cache: Path) -> None:
         load_dataset("mnist", "val")
     with pytest.raises(DataError, match="image folders only"):
         load_dataset("mnist", size=(8, 8))
-    assert set(DATASETS) == {"mnist", "cifar10"}
+    assert list(DATASETS) == ["mnist", "cifar10", "fsdd", "mnist-localize-scenes",
+                              "mnist-detect-scenes", "mnist-segment-scenes"]
 
 
 def test_cache_is_used_and_rebuilt(fake_data, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,16 +198,16 @@ def test_cache_is_used_and_rebuilt(fake_data, monkeypatch: pytest.MonkeyPatch) -
     cache = Path(os.environ["CONVSCOPE_CACHE"])
     load_dataset("mnist", "train", root, download=False)
     (entry,) = cache.glob("mnist-train-*.npz")
-    spec = DATASETS["mnist"]
+    mnist = DATASETS["mnist"]
 
     def fail(paths):
         raise AssertionError("decoded again although the cache is valid")
 
-    monkeypatch.setitem(DATASETS, "mnist", replace(spec, reader=fail))
+    patch_source(monkeypatch, "mnist", reader=fail)
     ds = load_dataset("mnist", "train", root, download=False)
     assert np.array_equal(ds.images[:, 0].numpy(), arrays["mnist-train-images"])
 
-    monkeypatch.setitem(DATASETS, "mnist", spec)
+    monkeypatch.setitem(DATASETS, "mnist", mnist)
     for damage in (b"garbage", entry.read_bytes()[:-100], entry.read_bytes()[:5000]):
         entry.write_bytes(damage)
         ds = load_dataset("mnist", "train", root, download=False)

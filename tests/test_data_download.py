@@ -10,12 +10,12 @@ import socket
 import tarfile
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import patch_source
 
 from convscope.data import DATASETS, FileSpec, load_dataset
 from convscope.errors import DataError
@@ -55,7 +55,7 @@ def serve_mnist(fake_data, served: Path, monkeypatch: pytest.MonkeyPatch, **chec
         shutil.copy(path, served / path.name)
         files[path.name] = FileSpec(path.name, sha256=sha256(path))
     files.update(checksums)
-    monkeypatch.setitem(DATASETS, "mnist", replace(DATASETS["mnist"], files=files))
+    patch_source(monkeypatch, "mnist", files=files)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -76,8 +76,7 @@ def test_download_verifies_and_loads(fake_data, server, tmp_path, monkeypatch) -
 def test_next_mirror_is_tried(fake_data, server, tmp_path, monkeypatch) -> None:
     served, url = server
     serve_mnist(fake_data, served, monkeypatch)
-    spec = DATASETS["mnist"]
-    monkeypatch.setitem(DATASETS, "mnist", replace(spec, urls=(url + "gone/", url)))
+    patch_source(monkeypatch, "mnist", urls=(url + "gone/", url))
     assert len(load_dataset("mnist", "train", tmp_path / "target")) == 20
 
 
@@ -139,13 +138,9 @@ def serve_cifar(fake_data, served: Path, monkeypatch, link_member: bool = False)
             add_member(tar, "cifar-10-batches-bin/test_batch.bin", link="/etc/passwd")
         for path in sorted(folder.iterdir()):
             add_member(tar, f"cifar-10-batches-bin/{path.name}", path.read_bytes())
-    spec = DATASETS["cifar10"]
-    files = {n: FileSpec(n, sha256=sha256(folder / n)) for n in spec.files}
-    monkeypatch.setitem(
-        DATASETS,
-        "cifar10",
-        replace(spec, files=files, archive=FileSpec(archive.name, md5=_md5(archive))),
-    )
+    files = {n: FileSpec(n, sha256=sha256(folder / n)) for n in DATASETS["cifar10"].source.files}
+    patch_source(monkeypatch, "cifar10", files=files,
+                 archive=FileSpec(archive.name, md5=_md5(archive)))
 
 
 def _md5(path: Path) -> str:
@@ -161,7 +156,7 @@ def test_archive_download_extracts_expected_members_only(
     ds = load_dataset("cifar10", "test", target, base_url=url)
     assert np.array_equal(ds.images.numpy(), fake_data[1]["cifar10-test-images"])
     assert ds.classes[0] == "airplane"
-    assert leftovers(target / "cifar-10-batches-bin") == sorted(DATASETS["cifar10"].files)
+    assert leftovers(target / "cifar-10-batches-bin") == sorted(DATASETS["cifar10"].source.files)
     assert not list(tmp_path.rglob("evil.txt")) and leftovers(target) == ["cifar-10-batches-bin"]
     assert len(load_dataset("cifar10", "train", target, download=False)) == 30
 

@@ -5,11 +5,10 @@ import torch
 
 import convscope.registry as registry
 from convscope.config import TrainConfig
-from convscope.data import Dataset
+from convscope.data import DATASETS, Dataset
 from convscope.errors import SpecError
 from convscope.model import build_model
 from convscope.registry import (
-    DATASETS,
     get_model_entry,
     list_models,
     register_model,
@@ -19,7 +18,6 @@ from convscope.tasks import get_task
 from convscope.user_module import load_user_module, resolve_model_ref
 
 NAMES = [entry.name for entry in list_models()]
-INPUT = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 
 def test_all_models_registered():
@@ -49,7 +47,8 @@ def test_model_builds_and_runs(name):
         assert out.shape == (2, *layer.out_volume.shape), layer
     assert sum(la.num_params for la in layers) == sum(p.numel() for p in net.parameters())
     if config.task == "classify" and name != "mnist-convnetjs":  # it trains on 24x24 crops
-        assert net.input_volume.shape == INPUT[entry.dataset]
+        sx, sy, depth = DATASETS[entry.dataset].input  # the catalogue's input volume
+        assert net.input_volume.shape == (depth, sy, sx)
 
 
 @pytest.mark.parametrize(("name", "params"), [

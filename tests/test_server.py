@@ -26,6 +26,7 @@ from PIL import Image
 
 import convscope
 from convscope.augment import to_input
+from convscope.data import DATASETS
 from convscope.errors import RunError
 from convscope.probes import activations
 from convscope.server import create_app
@@ -558,8 +559,8 @@ def test_bundled_samples_without_a_data_dir(world, tmp_path: Path):
                      bundled_dir=tmp_path / "bundled")
     with TestClient(app) as client:
         listed = client.get("/api/datasets").json()["datasets"]
-        assert listed[0] == {"name": "mnist", "classes": test.classes, "source": "bundled",
-                             "count": 30}
+        assert listed[0] == {**DATASETS["mnist"].json(), "classes": test.classes,
+                             "source": "bundled", "count": 30}
         scenes = [f"mnist-{kind}-scenes" for kind in ("localize", "detect", "segment")]
         assert [d["name"] for d in listed[1:]] == scenes  # made of the bundled digits
         assert {d["source"] for d in listed} == {"bundled"}
@@ -572,7 +573,8 @@ def test_bundled_samples_without_a_data_dir(world, tmp_path: Path):
     with TestClient(create_app(data_dir=str(tmp_path / "empty"),
                                bundled_dir=tmp_path / "none")) as client:
         assert client.get("/api/models").json() == {"models": []}
-        assert client.get("/api/datasets").json() == {"datasets": []}
+        assert client.get("/api/datasets").json() == \
+            {"datasets": [], "catalogue": [entry.json() for entry in DATASETS.values()]}
 
 
 def test_unfinished_runs(world, tmp_path: Path):

@@ -17,6 +17,7 @@ import convscope
 from convscope import yolo
 from convscope.audio import CLIP_SAMPLES, fix_length, read_wav, resample, spectrogram_image
 from convscope.augment import to_input
+from convscope.data import DATASETS
 from convscope.runs import load_run
 from convscope.scenes import make_scenes
 from convscope.server import create_app
@@ -97,7 +98,7 @@ def test_models_say_their_task_and_headline_metric(client: TestClient):
 
 def test_datasets_offer_scenes_and_recordings(client: TestClient):
     listed = {d["name"]: d for d in client.get("/api/datasets").json()["datasets"]}
-    assert listed["fsdd"] == {"name": "fsdd", "classes": [str(d) for d in range(10)],
+    assert listed["fsdd"] == {**DATASETS["fsdd"].json(), "classes": [str(d) for d in range(10)],
                               "source": "data-dir", "count": 12}
     for name in SCENE.values():
         assert listed[name]["count"] == 1000 and listed[name]["source"] == "data-dir"
@@ -298,7 +299,7 @@ def test_without_a_data_dir(world, tmp_path):
     with TestClient(app) as client:
         listing = client.get("/api/audio/recordings").json()
         assert listing["total"] == 0 and "no FSDD recordings" in listing["note"]
-        assert client.get("/api/datasets").json() == {"datasets": []}
+        assert client.get("/api/datasets").json()["datasets"] == []
         response = client.post("/api/models/run-audio/audio", json={"recording": 0})
         assert response.status_code == 404 and "no FSDD recordings" in response.json()["error"]
         pixels = {"width": 64, "height": 64, "depth": 1, "data": [0] * 64 * 64}

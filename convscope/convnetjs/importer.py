@@ -25,8 +25,6 @@ from convscope.runs import MODEL, RESULTS, Run, build_from_info, load_run
 
 from .snapshot import SnapshotError, read_snapshot
 
-DATASET_BY_DEPTH = {1: "mnist", 3: "cifar10"}
-
 
 def import_convnetjs(source: str | os.PathLike, out: str | os.PathLike | None = None, *,
                      data: str | None = None, input_offset: float | None = None,
@@ -34,16 +32,19 @@ def import_convnetjs(source: str | os.PathLike, out: str | os.PathLike | None = 
     """Import the snapshot at ``source`` into the run directory ``out`` (default
     ``runs/<file stem>``) and return the run.
 
-    ``data`` is the dataset it classifies (default: mnist for 1-channel, cifar10 for 3-channel
-    inputs); ``input_offset`` see :func:`~convscope.convnetjs.snapshot.read_snapshot`;
-    ``run_eval`` evaluates it on the official test set into results.json.
+    ``data`` is the image set it classifies (default: the first catalogued one with the
+    input's depth: mnist for 1-channel, cifar10 for 3-channel inputs); ``input_offset`` see
+    :func:`~convscope.convnetjs.snapshot.read_snapshot`; ``run_eval`` evaluates it on the
+    official test set into results.json.
     """
     snapshot = read_snapshot(source, input_offset)
     model = snapshot.model()
-    data = data or DATASET_BY_DEPTH.get(model.input_volume.depth)
-    if data not in DATASETS:
+    images = DATASETS.of_kind("images")
+    data = data or next((entry.name for entry in images
+                         if entry.depth == model.input_volume.depth), None)
+    if data not in [entry.name for entry in images]:
         raise SnapshotError(f"{snapshot.name}: say which dataset a {model.input_volume} input "
-                            f"is for (--data {' | '.join(DATASETS)})")
+                            f"is for (--data {' | '.join(entry.name for entry in images)})")
     classes = list(DATASETS[data].classes)
     if model.num_classes is not None and model.num_classes != len(classes):
         raise SnapshotError(f"{snapshot.name}: the network has {model.num_classes} classes, "

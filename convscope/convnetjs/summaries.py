@@ -21,7 +21,8 @@ from convscope.errors import DataError
 from convscope.evaluate import Evaluation
 
 FOLDER = "ml4a"  # below the data directory
-TRAIN_SIZE = {"mnist": 60_000, "cifar10": 50_000}
+TRAIN_SIZE = DATASETS.view(lambda d: d.splits["train"] if d.kind == "images" and d.splits
+                           else None)  # image sets' official sizes: indices count these first
 TITLES = {"mnist_summary_2layers": "MNIST ordinary", "mnist_summary_convnet": "MNIST convnet",
           "cifar10_summary_2layers": "CIFAR ordinary", "cifar10_summary_convnet": "CIFAR convnet"}
 # The snapshot that reproduces a summary exactly (checked by tests/test_convnetjs_chapter.py);
@@ -59,7 +60,8 @@ def read_summary(path: str | os.PathLike) -> ChapterSummary:
     path = Path(path)
     dataset = path.name.split("_", 1)[0]
     if dataset not in TRAIN_SIZE:
-        raise DataError(f"{path}: a summary's file name starts with mnist_ or cifar10_")
+        raise DataError(f"{path}: a summary's file name starts with "
+                        f"{' or '.join(name + '_' for name in TRAIN_SIZE)}")
     k = len(DATASETS[dataset].classes)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

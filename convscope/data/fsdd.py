@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from convscope.audio import FEATURES, is_silent, read_wav, spectrogram_images
+from convscope.audio import FEATURES, FRAMES, N_MELS, is_silent, read_wav, spectrogram_images
 from convscope.data.cache import cached_arrays
+from convscope.data.catalog import DatasetEntry
 from convscope.data.dataset import Dataset
 from convscope.errors import DataError
 
 FOLDER = Path("fsdd") / "recordings"
-NAME = re.compile(r"fsdd(?:-holdout-(?P<speaker>.+))?")
+HOLDOUT = re.compile(r"fsdd-holdout-(?P<speaker>.+)")
 TEST_TAKES = 5  # takes 0-4 are the official test set
 CLASSES = [str(d) for d in range(10)]
 _FILE = re.compile(r"(?P<digit>[0-9])_(?P<speaker>[a-z]+)_(?P<take>[0-9]+)\.wav")
@@ -80,6 +81,13 @@ def load_fsdd(root: str | Path, split: str, holdout_speaker: str | None = None) 
     full = Dataset(name, torch.from_numpy(arrays["images"]), digits, list(CLASSES),
                    {"speaker": speaker, "take": take})
     return full.subset(keep)
+
+
+ENTRY = DatasetEntry(
+    "fsdd", "Free Spoken Digit Dataset", "recordings", (FRAMES, N_MELS, 1), tuple(CLASSES),
+    "none", {"train": 2_700, "test": 300},
+    loader=lambda split, data_dir: load_fsdd(data_dir / FOLDER, split))
+"""The official split in the catalogue (``fsdd-holdout-<speaker>`` is loaded by name)."""
 
 
 def _decode(paths: list[Path], chunk: int = 250) -> np.ndarray:

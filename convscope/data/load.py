@@ -1,4 +1,5 @@
-"""``load_dataset``: named datasets from the data directory (downloaded on demand) or folders."""
+"""``load_dataset``: catalogued datasets from the data directory (downloaded on demand) or
+folders."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ from pathlib import Path
 import torch
 
 from convscope.data.cache import cached_arrays
+from convscope.data.catalog import DATASETS
 from convscope.data.cifar import read_class_names
 from convscope.data.dataset import Dataset
 from convscope.data.download import DownloadUnavailable, fetch_missing, mirrors
 from convscope.data.folder import load_folder
 from convscope.data.fsdd import FOLDER as FSDD_FOLDER
-from convscope.data.fsdd import NAME as FSDD_NAME
+from convscope.data.fsdd import HOLDOUT as FSDD_HOLDOUT
 from convscope.data.fsdd import load_fsdd
 from convscope.data.paths import DATA_ENV, resolve_data_dir
-from convscope.data.registry import DATASETS, DatasetSpec
+from convscope.data.registry import DatasetSpec
 from convscope.errors import DataError
 
 SPLITS = ("train", "test")
@@ -31,29 +33,30 @@ def load_dataset(
     size: tuple[int, int] | None = None,
     base_url: str | None = None,
 ) -> Dataset:
-    """Load ``split`` ("train" or "test") of a known dataset (see ``DATASETS``) or image folder.
+    """Load ``split`` ("train" or "test") of a catalogued dataset (see ``DATASETS``), of
+    ``fsdd-holdout-<speaker>``, or of an image folder.
 
-    Known datasets are read from ``<data_dir>/<spec.folder>/``; missing files are downloaded
-    there when ``download`` is true (from ``base_url`` or ``$CONVSCOPE_DOWNLOAD_URL`` when
-    given). ``size`` (width, height) applies to image folders only.
+    Datasets with files are read from ``<data_dir>/<spec.folder>/``; missing files are
+    downloaded there when ``download`` is true (from ``base_url`` or ``$CONVSCOPE_DOWNLOAD_URL``
+    when given). ``size`` (width, height) applies to image folders only.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: use 'train' or 'test'")
-    fsdd = FSDD_NAME.fullmatch(name_or_path) if isinstance(name_or_path, str) else None
-    if fsdd is not None:
+    holdout = FSDD_HOLDOUT.fullmatch(name_or_path) if isinstance(name_or_path, str) else None
+    entry = DATASETS.get(name_or_path) if isinstance(name_or_path, str) else None
+    if entry is not None or holdout is not None:
         if size is not None:
-            raise DataError("size applies to image folders only; fsdd has fixed size")
-        return load_fsdd(resolve_data_dir(data_dir) / FSDD_FOLDER, split, fsdd["speaker"])
-    spec = DATASETS.get(name_or_path) if isinstance(name_or_path, str) else None
-    if spec is not None:
-        if size is not None:
-            raise DataError(f"size applies to image folders only; {spec.name} has fixed size")
-        return _load_known(spec, split, resolve_data_dir(data_dir), download, base_url)
+            raise DataError(f"size applies to image folders only; {name_or_path} has fixed size")
+        if entry is None:
+            root = resolve_data_dir(data_dir) / FSDD_FOLDER
+            return load_fsdd(root, split, holdout["speaker"])
+        return entry.load(split, resolve_data_dir(data_dir), download, base_url)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return load_folder(path, split, size)
+    loadable = [entry.name for entry in DATASETS.values() if entry.kind != "scenes"]
     raise DataError(
-        f"{str(name_or_path)!r} is neither a known dataset ({', '.join(DATASETS)}, fsdd, "
+        f"{str(name_or_path)!r} is neither a known dataset ({', '.join(loadable)}, "
         "fsdd-holdout-<speaker>) nor an existing image folder (one subfolder of PNG/JPEG files "
         "per class)"
     )
@@ -67,9 +70,10 @@ def _locate(folder: Path, name: str) -> Path | None:
     return None
 
 
-def _load_known(
+def load_known(
     spec: DatasetSpec, split: str, data_dir: Path, download: bool, base_url: str | None
 ) -> Dataset:
+    """Split ``split`` of the dataset whose files ``spec`` describes, fetching missing ones."""
     folder = data_dir / spec.folder
     names = spec.splits[split]
     missing = [n for n in names if _locate(folder, n) is None]

@@ -1,4 +1,7 @@
-"""Known datasets: official file names, download locations, checksums and classes."""
+"""Where the downloadable datasets come from: official file names, mirrors, checksums, classes.
+
+Their catalogue entries (:mod:`convscope.data.catalog`) point here.
+"""
 
 from __future__ import annotations
 
@@ -133,5 +136,3 @@ CIFAR10 = DatasetSpec(
     archive_prefix="cifar-10-batches-bin/",
     classes_file="batches.meta.txt",
 )
-
-DATASETS: dict[str, DatasetSpec] = {MNIST.name: MNIST, CIFAR10.name: CIFAR10}

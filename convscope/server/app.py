@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..audio import read_wav
 from ..augment import to_input
 from ..bundle import BUNDLED
+from ..data import DATASETS
 from ..device import autocast_for
 from ..probes import Confusion, confusion_with_samples, conv_step, layer_weights
 from ..tasks import get_task
@@ -242,8 +243,8 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
 
     @app.get("/api/datasets")
     def datasets() -> dict:
-        return {"datasets": [{"name": o.name, "classes": o.classes, "source": o.source,
-                              "count": o.count} for o in samples.offers()]}
+        return {"datasets": [offer.json() for offer in samples.offers()],
+                "catalogue": [entry.json() for entry in DATASETS.values()]}
 
     @app.get("/api/datasets/{name}/samples")
     def dataset_samples(name: str, offset: int = Query(0, ge=0),

@@ -12,6 +12,8 @@ from functools import cached_property
 from pathlib import Path
 
 from ..bundle import bundled_model_dirs
+from ..data import DATASETS
+from ..data.catalog import scene_set
 from ..errors import ConvscopeError, RunError
 from ..layer_kinds import layer_kind, layer_label
 from ..model import SpecNet
@@ -21,8 +23,6 @@ from ..spec import Layer, Volume, resolve
 from ..tasks import get_task
 from .errors import ApiError, log
 from .inputs import input_convention
-
-KNOWN_DATASETS = ("mnist", "cifar10")
 
 
 @dataclass
@@ -102,11 +102,11 @@ def _volume(volume: Volume | None) -> dict | None:
 
 
 def dataset_name(data: str, task: str = "classify") -> str:
-    """A run's dataset as the catalog names it: mnist, cifar10, fsdd, the image folder's name,
-    or for a scene task the scenes its network sees (``mnist-<task>-scenes``)."""
+    """A run's dataset as the catalog names it: a catalogued dataset's name, the image folder's
+    name, or for a scene task the scene set its network sees (``mnist-<task>-scenes``)."""
     if get_task(task).scenes:
-        return f"mnist-{task}-scenes"
-    return data if data in KNOWN_DATASETS else Path(data).name
+        return scene_set(task).name
+    return data if data in DATASETS else Path(data).name
 
 
 def entry_from_run(run: Run, entry_id: str, kind: str, title: str,

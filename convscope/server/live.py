@@ -13,10 +13,10 @@ import secrets
 import threading
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ..augment import to_input
 from ..callbacks import Callback
@@ -33,7 +33,15 @@ from .errors import ApiError, log
 from .inputs import fit_to_volume
 from .samples import Samples
 
-DEPTH = {"mnist": 1, "cifar10": 3}
+DEPTH = DATASETS.view(lambda d: d.depth if d.kind == "images" else None)  # live-trainable
+
+
+def _live_dataset(name: str) -> str:
+    if name not in DEPTH:
+        raise ValueError(f"live training takes one of {', '.join(DEPTH)}, not {name!r}")
+    return name
+
+
 PROGRESS_SECONDS, SNAPSHOT_SECONDS = 0.2, 1.0
 MAX_FILTERS = 64
 MAX_PARAMS = 10_000_000
@@ -46,7 +54,7 @@ class TrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str | None = None
     spec: list[dict] | None = None
-    dataset: Literal["mnist", "cifar10"] | None = None
+    dataset: Annotated[str, AfterValidator(_live_dataset)] | None = None
     epochs: int | None = Field(None, ge=1, le=100)
     batch_size: int | None = Field(None, ge=1, le=4096)
     lr: float | None = Field(None, gt=0, le=10)

@@ -16,24 +16,18 @@ import torch
 from PIL import Image
 
 from ..bundle import bundled_sample
-from ..data import Dataset, load_dataset
-from ..data.fsdd import CLASSES as FSDD_CLASSES
+from ..data import DATASETS, Dataset, DatasetEntry, load_dataset
+from ..data.fsdd import ENTRY as FSDD
 from ..data.fsdd import FOLDER as FSDD_FOLDER
 from ..data.fsdd import TEST_TAKES, load_fsdd, recordings
 from ..data.paths import resolve_data_dir
 from ..errors import ConvscopeError
-from ..scenes import CLASSES as SCENE_CLASSES
-from ..scenes import SCENE_KINDS, make_scenes
+from ..scenes import make_scenes
 from .encode import uint8_json
 from .errors import ApiError, log
 
-IMAGE_SETS = ("mnist", "cifar10")
-AUDIO_SET = "fsdd"
-SCENE_SETS = {f"mnist-{kind}-scenes": kind for kind in SCENE_KINDS}
-NAMES = (*IMAGE_SETS, AUDIO_SET, *SCENE_SETS)
 SCENE_COUNT = 1000  # the first scenes of the test scenes a scene run is evaluated on
 MAX_SCALE = 16
-OFFICIAL_TEST_SIZE = 10_000  # MNIST's and CIFAR-10's
 
 
 @dataclass(frozen=True)
@@ -52,9 +46,10 @@ class SampleSet:
         if self.summary is not None:
             return self.summary
         count = len(self.dataset)
+        entry = DATASETS.get(self.dataset.name)
         if self.source == "bundled":
             what = "bundled sample"
-        elif count == OFFICIAL_TEST_SIZE:
+        elif entry is not None and count == (entry.splits or {}).get("test"):
             what = "official test set"
         else:
             what = "test set from the data directory"
@@ -96,12 +91,21 @@ class SampleSet:
 
 @dataclass(frozen=True)
 class Offer:
-    """A dataset as ``GET /api/datasets`` lists it (known without loading it)."""
+    """A dataset as ``GET /api/datasets`` lists it (known without loading it): its catalogue
+    entry, its class names, where its samples come from and how many there are."""
 
-    name: str
+    entry: DatasetEntry
     classes: list[str]
     source: str
     count: int
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def json(self) -> dict:
+        return {**self.entry.json(), "classes": self.classes, "source": self.source,
+                "count": self.count}
 
 
 @dataclass(frozen=True)
@@ -133,24 +137,28 @@ class Samples:
 
     def offers(self) -> list[Offer]:
         """The datasets on offer; scenes and recordings are counted, not yet made or decoded."""
-        found = []
-        for name in IMAGE_SETS:
-            sample_set = self._find(name)
-            if sample_set is not None:
-                data = sample_set.dataset
-                found.append(Offer(name, data.classes, sample_set.source, len(data)))
-        listed, _ = self.recordings()
-        if listed:
-            found.append(Offer(AUDIO_SET, list(FSDD_CLASSES), self._recordings_source,
-                               len(listed)))
-        mnist = self._find("mnist")
-        if mnist is not None:
-            found += [Offer(name, list(SCENE_CLASSES), mnist.source, SCENE_COUNT)
-                      for name in SCENE_SETS]
-        return found
+        offers = (self._offer(entry) for entry in DATASETS.values())
+        return [offer for offer in offers if offer is not None]
+
+    def _offer(self, entry: DatasetEntry) -> Offer | None:
+        """``entry`` as offered, or None when there are no samples of it."""
+        if entry.kind == "scenes":
+            digits = self._find("mnist")
+            if digits is None:
+                return None
+            return Offer(entry, list(entry.classes), digits.source, SCENE_COUNT)
+        if entry.name == FSDD.name:
+            listed, _ = self.recordings()
+            if not listed:
+                return None
+            return Offer(entry, list(entry.classes), self._recordings_source, len(listed))
+        found = self._find(entry.name)
+        if found is None:
+            return None
+        return Offer(entry, found.dataset.classes, found.source, len(found.dataset))
 
     def get(self, name: str) -> SampleSet:
-        found = self._find(name) if name in NAMES else None
+        found = self._find(name) if name in DATASETS else None
         if found is None:
             offered = ", ".join(o.name for o in self.offers()) or "none"
             raise ApiError(404, f"dataset {name!r} is not available (offered: {offered}); "
@@ -182,7 +190,7 @@ class Samples:
             if self._recordings is None:
                 found, note = [], None
                 for source, root in (("data-dir", resolve_data_dir(self.data_dir) / FSDD_FOLDER),
-                                     ("bundled", self.bundled_dir / AUDIO_SET)):
+                                     ("bundled", self.bundled_dir / FSDD.name)):
                     try:
                         found = [r for r in recordings(root) if r[3] < TEST_TAKES]
                     except ConvscopeError as exc:
@@ -203,9 +211,10 @@ class Samples:
         return listed[index]
 
     def _load(self, name: str) -> SampleSet | None:
-        if name in SCENE_SETS:
-            return self._scenes(SCENE_SETS[name])
-        if name == AUDIO_SET:
+        entry = DATASETS[name]
+        if entry.kind == "scenes":
+            return self._scenes(entry)
+        if name == FSDD.name:
             return self._spoken_digits()
         test = self.split(name, "test")
         if test is not None:
@@ -232,18 +241,19 @@ class Samples:
                              f"the bundled FSDD test recordings ({len(test)} clips)")
         return SampleSet(test, "data-dir", f"FSDD test recordings (takes 0-4, {len(test):,} clips)")
 
-    def _scenes(self, kind: str) -> SampleSet | None:
-        """Scenes 0..SCENE_COUNT-1 (seed 0) of ``kind`` made of the offered MNIST test digits:
-        from the data directory, the first of the test scenes a scene run is evaluated on."""
+    def _scenes(self, entry: DatasetEntry) -> SampleSet | None:
+        """Scenes 0..SCENE_COUNT-1 (seed 0) of the scene set ``entry``, made of the offered MNIST
+        test digits: from the data directory, the first of the test scenes a scene run is
+        evaluated on."""
         digits = self._find("mnist")
         if digits is None:
             return None
         try:
-            scenes = make_scenes(kind, digits.dataset, SCENE_COUNT, seed=0)
+            scenes = make_scenes(entry.scene_kind, digits.dataset, SCENE_COUNT, seed=0)
         except ConvscopeError as exc:
-            log.warning("cannot make %s scenes from %s: %s", kind, digits.description, exc)
+            log.warning("cannot make %s from %s: %s", entry.name, digits.description, exc)
             return None
         made_of = ("the data directory's MNIST test digits" if digits.source == "data-dir"
                    else f"the bundled sample's {len(digits.dataset):,} MNIST test digits")
-        return SampleSet(scenes.to_dataset(f"mnist-{kind}-scenes"), digits.source,
+        return SampleSet(scenes.to_dataset(entry.name), digits.source,
                          f"{SCENE_COUNT:,} test scenes (seed 0) made of {made_of}")

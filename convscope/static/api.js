@@ -67,12 +67,18 @@ function decodeActivations(body, layers = null) {
 const layersQuery = (layers) => (layers ? "?" + layers.map((i) => `layers=${i}`).join("&") : "");
 
 const enc = encodeURIComponent;
+let datasetsRequest = null; // GET /api/datasets, fetched once (the catalogue does not change)
 const post = (path, json, options) => request(path, {method: "POST", json, ...options});
 
 export const api = {
   models: (options) => request("/api/models", options),
   model: (id, options) => request(`/api/models/${enc(id)}`, options),
-  datasets: (options) => request("/api/datasets", options),
+  /** {datasets: those on offer, catalogue: every known dataset}, fetched once and shared. */
+  datasets: () =>
+    (datasetsRequest ??= request("/api/datasets").catch((error) => {
+      datasetsRequest = null;
+      throw error;
+    })),
   samples: (name, offset, limit, options) =>
     request(`/api/datasets/${enc(name)}/samples?offset=${offset}&limit=${limit}`, options),
   sampleUrl: (name, index, scale = 1) => `/api/datasets/${enc(name)}/samples/${index}.png?scale=${scale}`,

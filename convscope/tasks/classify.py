@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from convscope.config import TrainConfig
-from convscope.data import Dataset, load_dataset, train_val_split
+from convscope.data import DATASETS, Dataset, load_dataset, train_val_split
 from convscope.errors import ConvscopeError
 from convscope.evaluate import Evaluation, evaluate, format_report
 from convscope.tasks.base import GENERAL_VIEWS, Split, Task, model_outputs
@@ -31,7 +31,7 @@ class Classify(Task):
         try:
             test_set = load_dataset(config.data, "test", data_dir=config.data_dir)
         except ConvscopeError as exc:
-            if config.data in ("mnist", "cifar10", "fsdd"):
+            if config.data in DATASETS:  # catalogued datasets have a test split
                 raise
             print(f"note: {exc}; reporting validation accuracy only")
             test_set = None

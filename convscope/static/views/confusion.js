@@ -14,8 +14,6 @@ const COMPARISONS = [
 ];
 const GREEN = [22, 163, 74];
 const RED = [220, 38, 38];
-const TRAIN_SIZE = {mnist: 60000, cifar10: 50000}; // summary indices count training images first
-const DATASET_NAMES = {mnist: "MNIST", cifar10: "CIFAR-10"};
 
 /**
  * The chapter's net for a comparison: a bundled model of that dataset and family, preferably the
@@ -102,9 +100,14 @@ export async function render(root, ctx) {
       comparisonStrip(chapter, model, ctx),
     ),
   );
-  // Both requests start now; a failure of the summaries only shows in their own section.
-  const summaries = ctx.api.chapterSummaries(64, {signal: ctx.signal}).then(
-    (body) => body.summaries,
+  // Both requests start now; a failure of the summaries only shows in their own section. Each
+  // summary gets its dataset's catalogue entry (title, split sizes) from GET /api/datasets.
+  const summaries = Promise.all([
+    ctx.api.chapterSummaries(64, {signal: ctx.signal}),
+    ctx.api.datasets(),
+  ]).then(
+    ([body, known]) =>
+      body.summaries.map((s) => ({...s, about: known.catalogue.find((d) => d.name === s.dataset)})),
     (error) => error,
   );
   const result = await ctx.api.confusion(model.id, 64, {signal: ctx.signal});
@@ -131,15 +134,16 @@ export async function render(root, ctx) {
 
 /** "MNIST training images 50,000–59,999": the images a summary evaluated, by split. */
 function imagesText(summary) {
-  if (!summary.samples) return `${DATASET_NAMES[summary.dataset]} images (which ones is not recorded)`;
+  const {title, splits} = summary.about; // summary indices count training images first
+  if (!summary.samples) return `${title} images (which ones is not recorded)`;
   const {first, last} = summary.samples;
-  const train = TRAIN_SIZE[summary.dataset];
+  const train = splits.train;
   const span = (split, a, b) =>
     a === b ? `${split} image ${grouped(a)}` : `${split} images ${grouped(a)}–${grouped(b)}`;
   const parts = [];
   if (first < train) parts.push(span("training", first, Math.min(last, train - 1)));
   if (last >= train) parts.push(span("test", Math.max(first - train, 0), last - train));
-  return `${DATASET_NAMES[summary.dataset]} ${parts.join(" and ")}`;
+  return `${title} ${parts.join(" and ")}`;
 }
 
 /** The chapter's stored result for this comparison, a note how to get the summaries, or why none shows. */
@@ -174,7 +178,7 @@ function chapterSection(summaries, comparison, live, model, mode, ctx) {
   }
   const splits = [...new Set(summary.cells.flat(2).map((e) => e.split))];
   const missing = [
-    `These images are not served: the data directory lacks the ${DATASET_NAMES[summary.dataset]} ` +
+    `These images are not served: the data directory lacks the ${summary.about.title} ` +
       `${splits.map((split) => (split === "train" ? "training" : split)).join(" and ")} files they ` +
       "come from. Start the explorer with ",
     h("code", {}, "--data-dir"),

@@ -8,7 +8,6 @@ import {h, errorBox, notice, numberField, percent, selectField, setChildren} fro
 import {asImage, dims, extent, item, layerTitle, tensorCanvas} from "../draw.js";
 import {layerOutput} from "../widgets/layer-output.js";
 
-const INPUTS = {mnist: [28, 1], cifar10: [32, 3]};
 const MAX_FILTERS = 32;
 const MAX_MAPS = 12;
 const decodeOrNull = (tensor) => (tensor ? decodeTensor(tensor) : null);
@@ -27,8 +26,8 @@ const session = {
   listener: null,
 };
 
-function defaultSpec(dataset, classes, fallbackInput) {
-  const [side, depth] = INPUTS[dataset] ?? [fallbackInput.sx, fallbackInput.depth];
+/** A small convnet for an input volume {sx, depth} and a number of classes. */
+function defaultSpec({sx: side, depth}, classes) {
   const layers = [
     {type: "input", sx: side, sy: side, depth},
     {type: "conv", sx: 5, filters: 8, pad: 2, activation: "relu"},
@@ -363,7 +362,7 @@ async function startRun(ctx, body, update) {
 }
 
 /** The view's title, and why the model shown cannot be trained here. */
-function header(shown, trainable) {
+function header(shown, trainable, live) {
   return [
     h(
       "header",
@@ -378,7 +377,7 @@ function header(shown, trainable) {
     ),
     ...(shown && !trainable(shown)
       ? [notice(
-          `Training here is for image classifiers on ${Object.keys(INPUTS).join(" or ")}; ` +
+          `Training here is for image classifiers on ${live.join(" or ")}; ` +
             `${shown.title} is ${shown.task_info.display_name} for ${shown.dataset}. ` +
             "Train such models with ",
           h("code", {}, `convscope train --model ${shown.registry ?? "<model>"}`),
@@ -389,19 +388,21 @@ function header(shown, trainable) {
 }
 
 export async function render(root, ctx) {
-  // Live training trains image classifiers on the datasets of INPUTS.
-  const datasets = ctx.datasets.map((d) => d.name).filter((name) => name in INPUTS);
-  const trainable = (m) => m.task === "classify" && m.dataset in INPUTS;
+  // Live training trains image classifiers on the catalogue's image sets (GET /api/datasets).
+  const images = (await ctx.api.datasets()).catalogue.filter((d) => d.kind === "images");
+  const live = images.map((d) => d.name);
+  const datasets = ctx.datasets.map((d) => d.name).filter((name) => live.includes(name));
+  const trainable = (m) => m.task_info.classifies && live.includes(m.dataset);
   // One model per registry name (the name POST /api/train takes), with the dataset it is for.
   const registry = [
     ...new Map(ctx.models.filter((m) => m.registry && trainable(m)).map((m) => [m.registry, m])).values(),
   ];
   const shown = ctx.models.find((m) => m.id === ctx.model?.id);
   const currentRegistry = shown?.registry;
-  const dataset = ctx.model?.dataset in INPUTS ? ctx.model.dataset : (datasets[0] ?? "mnist");
+  const dataset = live.includes(ctx.model?.dataset) ? ctx.model.dataset : (datasets[0] ?? live[0]);
   const classesOf = (name) => ctx.datasets.find((d) => d.name === name)?.classes.length ?? 10;
-  const fallbackInput = ctx.model?.input ?? {sx: 28, depth: 1};
-  const specFor = (name) => defaultSpec(name, classesOf(name), fallbackInput);
+  const inputOf = (name) => images.find((d) => d.name === name)?.input ?? ctx.model?.input;
+  const specFor = (name) => defaultSpec(inputOf(name), classesOf(name));
   const options = trainOptions(datasets, dataset, (name) => network.suggest(specFor(name)));
   // A registry model trains on its own dataset: select it.
   const network = networkChoice(registry, currentRegistry, specFor(dataset), (name) => {
@@ -447,7 +448,7 @@ export async function render(root, ctx) {
   }
 
   root.append(
-    ...header(shown, trainable),
+    ...header(shown, trainable, live),
     h(
       "div",
       {class: "train-layout"},
