@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from torch import nn
+from test_layer_kinds import Scale
 
 from convscope.cli import build_parser, main
 from convscope.data import Dataset, DatasetEntry, register_dataset, unregister_dataset
@@ -18,15 +18,6 @@ from convscope.layers import register_module, unregister_module
 from convscope.server import create_app
 from convscope.tasks import register_task, unregister_task
 from convscope.tasks.classify import Classify
-
-
-class Scale(nn.Module):
-    def __init__(self, by: float) -> None:
-        super().__init__()
-        self.by = by
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.by
 
 
 def stripes(split: str, data_dir: Path) -> Dataset:
