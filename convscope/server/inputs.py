@@ -11,6 +11,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from fastapi import Request
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -153,3 +154,14 @@ def input_convention(volume: Volume) -> dict:
     volume of ``byte * scale + offset`` (see :func:`convscope.augment.to_input`)."""
     return {"sx": volume.sx, "sy": volume.sy, "depth": volume.depth,
             "scale": 1 / BYTE_SCALE, "offset": INPUT_OFFSET}
+
+
+async def read_file_field(request: Request, field: str, what: str) -> bytes:
+    """The bytes of the one file field ``field`` of a multipart form (one byte past the upload
+    cap at most, so that the decoder can say it is too large)."""
+    async with request.form(max_files=1, max_fields=0) as form:
+        upload = form.get(field)
+        if upload is None or isinstance(upload, str):
+            raise ApiError(400, f"send {what} as multipart/form-data with one file field "
+                                f"named {field!r}")
+        return await upload.read(MAX_UPLOAD_BYTES + 1)
