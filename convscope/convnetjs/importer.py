@@ -18,6 +18,7 @@ from convscope._io import write_json_atomic
 from convscope.checkpoint import load_model_weights, save_model
 from convscope.config import TrainConfig
 from convscope.data import DATASETS, load_dataset
+from convscope.data.catalog import image_set_for_depth
 from convscope.errors import RunError
 from convscope.evaluate import evaluate
 from convscope.model import SpecNet
@@ -40,8 +41,7 @@ def import_convnetjs(source: str | os.PathLike, out: str | os.PathLike | None = 
     snapshot = read_snapshot(source, input_offset)
     model = snapshot.model()
     images = DATASETS.of_kind("images")
-    data = data or next((entry.name for entry in images
-                         if entry.depth == model.input_volume.depth), None)
+    data = data or image_set_for_depth(model.input_volume.depth)
     if data not in [entry.name for entry in images]:
         raise SnapshotError(f"{snapshot.name}: say which dataset a {model.input_volume} input "
                             f"is for (--data {' | '.join(entry.name for entry in images)})")

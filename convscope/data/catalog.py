@@ -175,6 +175,11 @@ def get_dataset(name: str) -> DatasetEntry:
     return DATASETS[name]
 
 
+def image_set_for_depth(depth: int) -> str | None:
+    """The first catalogued image set whose images have ``depth`` channels (None if none)."""
+    return next((e.name for e in DATASETS.of_kind("images") if e.depth == depth), None)
+
+
 def scene_set(kind: str) -> DatasetEntry:
     """The scene set that the scene task ``kind`` (localize, detect, segment) trains on."""
     for entry in DATASETS.of_kind("scenes"):

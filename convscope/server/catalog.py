@@ -124,7 +124,8 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
     test = (run.results or {}).get("test") or {}
     source = None
     if "total" in test:
-        what = "scenes" if get_task(task).scenes else {"audio": "recordings"}.get(task, "images")
+        shown = DATASETS.get(dataset_name(run.config.data, task))
+        what = shown.kind if shown is not None else "images"  # an image folder
         source = f"{run.config.data} test set ({test['total']:,} {what}), measured at training"
         if run.config.tta != "none":
             source += f" with {run.config.tta} test-time augmentation"

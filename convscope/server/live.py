@@ -22,10 +22,12 @@ from ..augment import to_input
 from ..callbacks import Callback
 from ..config import OPTIMIZERS
 from ..data import DATASETS
+from ..data.catalog import image_set_for_depth
 from ..errors import ConvscopeError
 from ..model import SpecNet, build_model
 from ..probes import activations, has_weights, layer_weights
 from ..registry import get_model_entry
+from ..tasks import get_task
 from ..trainer import train
 from .catalog import Catalog, Entry, slug
 from .encode import tensor_json
@@ -149,7 +151,7 @@ class Jobs:
         if request.model is not None:
             registered = get_model_entry(request.model)
             task = registered.recipe.get("task", "classify")
-            if task != "classify" or registered.dataset not in DEPTH:
+            if not get_task(task).classifies or registered.dataset not in DEPTH:
                 raise ApiError(400, f"{request.model} is a {task} model for "
                                     f"{registered.dataset}; the explorer trains image "
                                     f"classifiers on {' or '.join(DEPTH)} only: train it with "
@@ -159,8 +161,8 @@ class Jobs:
         else:
             spec, name, dataset, recipe = request.spec, "spec", None, {}
         net = build_model(spec)
-        dataset = request.dataset or dataset or ("cifar10" if net.input_volume.depth == 3
-                                                 else "mnist")
+        dataset = (request.dataset or dataset or image_set_for_depth(net.input_volume.depth)
+                   or next(iter(DEPTH)))  # whose depth check then names the fix
         _check_fits(net, dataset)
         settings = {k: v for k, v in request.model_dump().items()
                     if k in ("epochs", "batch_size", "lr", "optimizer") and v is not None}

@@ -3,6 +3,7 @@
 // grey for 1 channel, RGB for 3, fc rows reshaped to squares, nearest-neighbour scaling.
 
 import {h} from "./dom.js";
+import {clamp} from "./util.js";
 
 export const volumeText = (v) => `${v.sx}x${v.sy}x${v.depth}`;
 
@@ -41,7 +42,7 @@ export function extent(values) {
 /** The chapter's grey level; a flat range draws mid-grey. */
 export function grey(v, min, max) {
   if (!(max > min)) return 127;
-  return Math.max(0, Math.min(255, Math.floor((255 * (v - min)) / (max - min))));
+  return clamp(Math.floor((255 * (v - min)) / (max - min)), 0, 255);
 }
 
 const NEGATIVE = [178, 24, 43];

@@ -10,7 +10,8 @@ import {inputChooser, inputRange} from "../input.js";
 import {convStep} from "./convolution/arithmetic.js";
 import {buildAll, paintAll} from "./convolution/all.js";
 import {channelPicker, filterStrip, formulaPanel, playControls, settingField} from "./convolution/controls.js";
-import {clamp, geometry} from "./convolution/geometry.js";
+import {clamp} from "../util.js";
+import {geometry} from "./convolution/geometry.js";
 import {buildSingle, paintSingle, showStep} from "./convolution/single.js";
 
 export {sizeFormula} from "./convolution/arithmetic.js";

@@ -2,7 +2,8 @@
 
 import {h} from "../../dom.js";
 import {crispCanvas} from "../../draw.js";
-import {clamp, geometry, track, windowAt} from "./geometry.js";
+import {clamp} from "../../util.js";
+import {geometry, track, windowAt} from "./geometry.js";
 import {GREEN, paintFilter, paintInput, paintMap} from "./paint.js";
 import {neuronGraphic} from "./single.js";
 

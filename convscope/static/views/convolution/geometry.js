@@ -1,9 +1,6 @@
 // The convolution view's shared state: where the filter is, which settings it runs with, and
 // the sizes that follow (the layer's own from the model description, others by sliding).
-
 import {positions} from "./arithmetic.js";
-
-export const clamp = (v, lo, hi) => Math.max(lo, Math.min(hi, v));
 
 /** Whether the filter runs with the layer's own stride and padding. */
 export const ownSettings = (s) => s.view.stride === s.p.stride && s.view.pad === s.p.pad;

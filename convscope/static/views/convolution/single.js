@@ -3,7 +3,8 @@
 
 import {h} from "../../dom.js";
 import {crispCanvas, extent, fmt, grey, item, legend, numberGrid, rgb, signedColour, volumeText} from "../../draw.js";
-import {clamp, geometry, track, windowAt} from "./geometry.js";
+import {clamp} from "../../util.js";
+import {geometry, track, windowAt} from "./geometry.js";
 import {outputRange, paintInput, paintMap} from "./paint.js";
 
 export function neuronGraphic() {
