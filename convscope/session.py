@@ -15,6 +15,7 @@ import torch
 
 from ._io import write_json_atomic
 from .augment import AUGMENTATIONS, fit_batch, prepare_images, to_input
+from .batches import generator, seed_for, training_batches
 from .callbacks import Callback, count
 from .checkpoint import load_checkpoint, save_checkpoint, save_model
 from .data import Dataset
@@ -23,16 +24,9 @@ from .distributed import World, sync_batchnorm
 from .evaluate import input_size
 from .layers import fit_whitening, has_whitening
 from .lookahead import Lookahead
+from .optimizers import build_optimizer, learning_rate, set_learning_rate
 from .runs import CHECKPOINT, MODEL, RESULTS, Run
 from .tasks import Task, get_task
-from .trainer import (
-    _batches,
-    _generator,
-    _seed_for,
-    build_optimizer,
-    learning_rate,
-    set_learning_rate,
-)
 from .tta import with_tta
 
 
@@ -98,7 +92,7 @@ class TrainingSession:
         world.broadcast(module)
         self.autocast = autocast_for(config.precision, world.device)
         self.scored = with_tta(module, config.tta)
-        self.first_flips = torch.rand(self.examples, generator=_generator(config.seed, -1)) < 0.5 \
+        self.first_flips = torch.rand(self.examples, generator=generator(config.seed, -1)) < 0.5 \
             if AUGMENTATIONS[config.augment][1] == "alternate" else None
         module.train()
 
@@ -112,10 +106,10 @@ class TrainingSession:
     def start_epoch(self) -> None:
         """Draw the epoch's order and ready its batches (from the current step on)."""
         config = self.config
-        order = torch.randperm(self.examples, generator=_generator(config.seed, self.epoch))
-        self._batches = _batches(self.images, order.to(self.world.device), config, self.epoch,
-                                 range(self.steps_done, self.per_epoch), self.size,
-                                 self.first_flips)
+        order = torch.randperm(self.examples, generator=generator(config.seed, self.epoch))
+        self._batches = training_batches(self.images, order.to(self.world.device), config,
+                                         self.epoch, range(self.steps_done, self.per_epoch),
+                                         self.size, self.first_flips)
         self._started = time.perf_counter() - self.tally["seconds"]
 
     def step(self) -> dict:
@@ -124,7 +118,7 @@ class TrainingSession:
         index, x = next(self._batches)
         count = len(index)
         rank = (world.rank,) if world.rank else ()  # rank 0 draws what one process draws
-        _seed_dropout(_seed_for(config.seed, self.epoch, self.steps_done, 1, *rank),
+        _seed_dropout(seed_for(config.seed, self.epoch, self.steps_done, 1, *rank),
                       world.device)
         x, index = world.shard(x), world.shard(index)
         targets = {"labels": self.labels[index],

@@ -1,5 +1,6 @@
-"""Training: :func:`train` and :func:`resume` (a :class:`~convscope.session.TrainingSession`
-with its callbacks), the optimizer, the schedule and the seeded batches.
+"""Training: :func:`train` and :func:`resume`, each a :class:`~convscope.session.TrainingSession`
+with its callbacks (the optimizer and schedule are in :mod:`convscope.optimizers`, the seeded
+batches in :mod:`convscope.batches`).
 
 Every random choice of step ``s`` in epoch ``e`` (shuffle order, crops, flips, dropout) is drawn
 from generators seeded by ``(seed, e, s)``, so a run resumed from any checkpoint replays exactly
@@ -8,103 +9,20 @@ the steps an uninterrupted run would have taken.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 
 import torch
 
-from .augment import (
-    alternating_flips,
-    augmented,
-    concatenated,
-    draw,
-    to_input,
-)
 from .callbacks import Callback, Checkpointing, EventCallback, MetricsLog, OnEvent, Progress
 from .config import TrainConfig, allowed_values, resolve_config
 from .device import pick_device
 from .distributed import check_batch_size, joined, launch
 from .errors import ConvscopeError, RunError
-from .flat_optimizer import FlatOptimizer, can_flatten
 from .runs import CONFIG, MODEL, RESULTS, Run, build_from_info, load_run
 from .tasks import get_task
 from .user_module import ModelDescription, resolve_model_ref
-
-CHUNK_BYTES = 8 * 2**20  # the model input of a chunk of training steps, made at once
-BATCHNORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d,
-              torch.nn.SyncBatchNorm)
-
-
-def _seed_for(*parts: int) -> int:
-    value = 0x9E3779B9
-    for part in parts:
-        value = (value * 1_000_003 + part + 1) % (2**62)
-    return value
-
-
-def _generator(*parts: int) -> torch.Generator:
-    return torch.Generator().manual_seed(_seed_for(*parts))
-
-
-def param_groups(config: TrainConfig, module: torch.nn.Module) -> list[dict]:
-    """The trainable parameters, with batchnorm shifts in a group of their own when
-    ``bias_lr_scale`` speeds them up (its weight decay shrinks to match: the same decay per
-    step). Each group's ``lr_scale`` multiplies the scheduled learning rate."""
-    trainable = [p for p in module.parameters() if p.requires_grad]
-    if config.bias_lr_scale == 1:
-        return [{"params": trainable, "lr_scale": 1.0}]
-    shifts = {id(m.bias) for m in module.modules()
-              if isinstance(m, BATCHNORMS) and m.bias is not None}
-    return [{"params": [p for p in trainable if id(p) in shifts],
-             "lr_scale": config.bias_lr_scale,
-             "weight_decay": config.weight_decay / config.bias_lr_scale},
-            {"params": [p for p in trainable if id(p) not in shifts], "lr_scale": 1.0}]
-
-
-def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        nesterov = config.nesterov and config.momentum > 0
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               nesterov=nesterov, weight_decay=config.weight_decay)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.Adadelta(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def build_optimizer(config: TrainConfig,
-                    module: torch.nn.Module) -> FlatOptimizer | torch.optim.Optimizer:
-    """The run's optimizer over :func:`param_groups`, stepping each group as one flat tensor
-    (:class:`FlatOptimizer`) where its parameters share a dtype and device."""
-    groups = param_groups(config, module)
-    if can_flatten(groups):
-        return FlatOptimizer(groups, partial(make_optimizer, config))
-    return make_optimizer(config, groups)
-
-
-def learning_rate(config: TrainConfig, step: int, total: int) -> float:
-    """The schedule as a pure function of the global step (nothing to checkpoint)."""
-    progress = step / max(1, total)
-    if config.schedule == "onecycle":
-        warm = 0.25
-        if progress < warm:
-            return config.lr * (0.1 + 0.9 * progress / warm)
-        return config.lr * (1 - progress) / (1 - warm)
-    if config.schedule == "cosine":
-        return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
-    return config.lr
-
-
-def set_learning_rate(optimizer, config: TrainConfig, step: int, total: int) -> None:
-    """The one way the learning rate reaches the optimizer: before every step, each group
-    gets its ``lr_scale`` times the scheduled rate."""
-    rate = learning_rate(config, step, total)
-    for group in optimizer.param_groups:
-        group["lr"] = group["lr_scale"] * rate
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -201,33 +119,6 @@ def _check_parallel(processes: int, config: TrainConfig, callbacks: Sequence[Cal
         raise ConvscopeError("on_event (or any callback) needs a single process; "
                              "train with nproc=1")
     check_batch_size(config.batch_size, processes)
-
-
-def _batches(images: torch.Tensor, order: torch.Tensor, config: TrainConfig, epoch: int,
-             steps: range, size: tuple[int, int],
-             first_flips: torch.Tensor | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(indices, model input) of each of ``steps`` of an epoch, channels_last.
-
-    They are made a chunk of steps at a time (one gather, crop, flip and conversion per chunk:
-    at ConvNetJS's batch sizes, 4 and 20, making them step by step took a twelfth of the
-    training time), each step's crops and flips drawn from its own generator: the batches are
-    those that the steps would make one by one, wherever a run resumes."""
-    height, width = size
-    batch = config.batch_size
-    per_chunk = max(1, CHUNK_BYTES // (4 * images.shape[1] * height * width * batch))
-    for first in range(steps.start, steps.stop, per_chunk):
-        chunk = range(first, min(steps.stop, first + per_chunk))
-        index = order[first * batch:chunk.stop * batch]
-        flips = None if first_flips is None else \
-            alternating_flips(first_flips[index.cpu()], epoch)
-        choices = concatenated([draw(batch, images.shape[-2:], height, width, config.augment,
-                                     _generator(config.seed, epoch, step),
-                                     None if flips is None else flips[i * batch:(i + 1) * batch])
-                                for i, step in enumerate(chunk)])
-        x = to_input(augmented(images[index], height, width, config.augment, choices))
-        x = x.contiguous(memory_format=torch.channels_last)
-        for i in range(len(chunk)):
-            yield index[i * batch:(i + 1) * batch], x[i * batch:(i + 1) * batch]
 
 
 def _fit(run: Run, module: torch.nn.Module, resume: bool, progress: bool,

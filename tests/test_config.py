@@ -2,7 +2,7 @@ import pytest
 
 from convscope.config import TrainConfig, resolve_config
 from convscope.errors import ConvscopeError
-from convscope.trainer import learning_rate
+from convscope.optimizers import learning_rate
 
 
 def test_recipe_then_overrides():

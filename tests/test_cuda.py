@@ -18,7 +18,7 @@ from test_distributed import NET
 from test_training_tricks import SETTINGS, TRICKS
 
 import convscope
-import convscope.trainer as trainer
+import convscope.batches as batches_module
 from convscope.cli import main
 from convscope.errors import ConvscopeError
 from convscope.model import build_model
@@ -67,8 +67,8 @@ def test_every_registered_model_computes_on_the_gpu_what_it_computes_on_the_cpu(
 def test_a_gpu_run_keeps_its_batches_on_the_gpu_and_trains_like_a_cpu_run(
         fake_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exact_fp32: None):
     batches = []  # the device of every chunk of training batches the trainer prepares
-    prepare = trainer.augmented
-    monkeypatch.setattr(trainer, "augmented", lambda images, *args: (
+    prepare = batches_module.augmented
+    monkeypatch.setattr(batches_module, "augmented", lambda images, *args: (
         batches.append(images.device.type) or prepare(images, *args)))
     settings = dict(data_dir=str(fake_data[0]), epochs=2, batch_size=6, optimizer="sgd",
                     lr=0.05, momentum=0.9, seed=1, progress=False)

@@ -14,7 +14,7 @@ from convscope.checkpoint import load_checkpoint, save_checkpoint
 from convscope.config import TrainConfig
 from convscope.flat_optimizer import FlatOptimizer, can_flatten
 from convscope.model import build_model
-from convscope.trainer import build_optimizer, make_optimizer, param_groups
+from convscope.optimizers import build_optimizer, make_optimizer, param_groups
 
 SPEC = [{"type": "input", "sx": 8, "sy": 8, "depth": 3},
         {"type": "conv", "sx": 3, "filters": 6, "pad": 1, "stride": 1},

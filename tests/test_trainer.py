@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 import convscope
-from convscope import trainer
+from convscope import batches
 from convscope.augment import AUGMENTATIONS, alternating_flips, fit_batch, to_input
 from convscope.config import TrainConfig
 from convscope.errors import ConvscopeError, RunError
@@ -228,7 +228,7 @@ def test_a_spec_list_trains_reproducibly(squares: Path, tmp_path: Path):
 @pytest.mark.parametrize("augment", list(AUGMENTATIONS))
 def test_batches_made_in_chunks_are_those_of_single_steps(augment: str,
                                                            monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(trainer, "CHUNK_BYTES", 3 * (4 * 3 * 8 * 8 * 5))  # 3 steps of 5 images
+    monkeypatch.setattr(batches, "CHUNK_BYTES", 3 * (4 * 3 * 8 * 8 * 5))  # 3 steps of 5 images
     images = torch.randint(0, 256, (40, 3, 10, 10), dtype=torch.uint8)
     config = TrainConfig(batch_size=5, augment=augment, seed=7)
     order = torch.randperm(40, generator=torch.Generator().manual_seed(0))
@@ -236,11 +236,11 @@ def test_batches_made_in_chunks_are_those_of_single_steps(augment: str,
     first_flips = torch.rand(40, generator=torch.Generator().manual_seed(1)) < 0.5 \
         if alternate else None
     epoch, steps = 1, range(2, 7)  # resumed at step 2: a chunk of 3 steps, then one of 2
-    made = list(trainer._batches(images, order, config, epoch, steps, (8, 8), first_flips))
+    made = list(batches.training_batches(images, order, config, epoch, steps, (8, 8), first_flips))
     assert len(made) == len(steps)
     for step, (index, x) in zip(steps, made, strict=True):
         assert torch.equal(index, order[step * 5:(step + 1) * 5])
         flips = alternating_flips(first_flips[index], epoch) if alternate else None
-        alone = fit_batch(images[index], 8, 8, augment, trainer._generator(7, epoch, step), flips)
+        alone = fit_batch(images[index], 8, 8, augment, batches.generator(7, epoch, step), flips)
         assert torch.equal(x, to_input(alone))
         assert x.is_contiguous(memory_format=torch.channels_last)

@@ -22,8 +22,8 @@ from convscope.errors import ConvscopeError, SpecError
 from convscope.layers import WhiteningConv, fit_whitening
 from convscope.lookahead import Lookahead
 from convscope.model import build_model
+from convscope.optimizers import make_optimizer, param_groups
 from convscope.summary import layer_label
-from convscope.trainer import make_optimizer, param_groups
 from convscope.tta import AveragedViews
 
 TRICKS = [{"type": "input", "sx": 28, "sy": 28, "depth": 1, "offset": 0.5},

@@ -1,0 +1,75 @@
+"""The optimizer of a run and its learning-rate schedule: parameter groups (batchnorm shifts
+may learn faster), torch's optimizers stepped over flat buffers, and the schedule as a pure
+function of the step, which :func:`set_learning_rate` hands to the optimizer before each step."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+
+from .config import TrainConfig
+from .flat_optimizer import FlatOptimizer, can_flatten
+
+BATCHNORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d,
+              torch.nn.SyncBatchNorm)
+
+
+def param_groups(config: TrainConfig, module: torch.nn.Module) -> list[dict]:
+    """The trainable parameters, with batchnorm shifts in a group of their own when
+    ``bias_lr_scale`` speeds them up (its weight decay shrinks to match: the same decay per
+    step). Each group's ``lr_scale`` multiplies the scheduled learning rate."""
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    if config.bias_lr_scale == 1:
+        return [{"params": trainable, "lr_scale": 1.0}]
+    shifts = {id(m.bias) for m in module.modules()
+              if isinstance(m, BATCHNORMS) and m.bias is not None}
+    return [{"params": [p for p in trainable if id(p) in shifts],
+             "lr_scale": config.bias_lr_scale,
+             "weight_decay": config.weight_decay / config.bias_lr_scale},
+            {"params": [p for p in trainable if id(p) not in shifts], "lr_scale": 1.0}]
+
+
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    """torch's optimizer named by ``config.optimizer`` over ``params``."""
+    if config.optimizer == "sgd":
+        nesterov = config.nesterov and config.momentum > 0
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               nesterov=nesterov, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adadelta(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def build_optimizer(config: TrainConfig,
+                    module: torch.nn.Module) -> FlatOptimizer | torch.optim.Optimizer:
+    """The run's optimizer over :func:`param_groups`, stepping each group as one flat tensor
+    (:class:`FlatOptimizer`) where its parameters share a dtype and device."""
+    groups = param_groups(config, module)
+    if can_flatten(groups):
+        return FlatOptimizer(groups, partial(make_optimizer, config))
+    return make_optimizer(config, groups)
+
+
+def learning_rate(config: TrainConfig, step: int, total: int) -> float:
+    """The schedule as a pure function of the global step (nothing to checkpoint)."""
+    progress = step / max(1, total)
+    if config.schedule == "onecycle":
+        warm = 0.25
+        if progress < warm:
+            return config.lr * (0.1 + 0.9 * progress / warm)
+        return config.lr * (1 - progress) / (1 - warm)
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    return config.lr
+
+
+def set_learning_rate(optimizer, config: TrainConfig, step: int, total: int) -> None:
+    """The one way the learning rate reaches the optimizer: before every step, each group
+    gets its ``lr_scale`` times the scheduled rate."""
+    rate = learning_rate(config, step, total)
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr_scale"] * rate
