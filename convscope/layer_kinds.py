@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from convscope.errors import SpecError
+from convscope.registries import Registry
 
 if TYPE_CHECKING:
     from convscope.spec import Layer
@@ -168,21 +169,17 @@ class NoConvNetJS(Exception):
     completes "ConvNetJS has no ..."."""
 
 
-_KINDS: dict[str, LayerKind] = {}
+_KINDS: Registry[LayerKind] = Registry("layer kind")
 
 
 def register_layer_kind(kind: LayerKind) -> LayerKind:
     """Make ``kind`` known to specs, summaries, the explorer and the export; returns it."""
-    if kind.name in _KINDS:
-        raise ValueError(f"layer kind {kind.name!r} is already registered")
-    _KINDS[kind.name] = kind
-    return kind
+    return _KINDS.add(kind.name, kind)
 
 
 def unregister_layer_kind(name: str) -> None:
     """Forget the layer kind ``name`` (for tests that register their own)."""
-    if _KINDS.pop(name, None) is None:
-        raise KeyError(f"no layer kind {name!r} is registered")
+    _KINDS.remove(name)
 
 
 def layer_kind(name: str) -> LayerKind:

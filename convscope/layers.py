@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from convscope.registries import Registry
 from convscope.spec import Layer
 
 
@@ -130,22 +131,18 @@ class ConvNetJSDropout(nn.Dropout):
 # ---- one module factory per layer kind (the kinds themselves: convscope.layer_kinds) ----------
 
 ModuleFactory = Callable[[Layer], nn.Module]
-_FACTORIES: dict[str, ModuleFactory] = {}
+_FACTORIES: Registry[ModuleFactory] = Registry("module factory of layer kind")
 
 
 def register_module(kind: str, factory: ModuleFactory) -> ModuleFactory:
     """Build layers of ``kind`` (a registered :class:`~convscope.layer_kinds.LayerKind`) with
     ``factory(layer)``; returns the factory."""
-    if kind in _FACTORIES:
-        raise ValueError(f"layer kind {kind!r} already has a module factory")
-    _FACTORIES[kind] = factory
-    return factory
+    return _FACTORIES.add(kind, factory)
 
 
 def unregister_module(kind: str) -> None:
     """Forget the module factory of ``kind`` (for tests that register their own kinds)."""
-    if _FACTORIES.pop(kind, None) is None:
-        raise KeyError(f"layer kind {kind!r} has no module factory")
+    _FACTORIES.remove(kind)
 
 
 def module_for(kind: str) -> Callable[[ModuleFactory], ModuleFactory]:

@@ -106,7 +106,7 @@ def test_scene_sets_are_generated_not_loaded() -> None:
 
 
 def test_register_checks_and_refuses_duplicates(dots_registered) -> None:
-    with pytest.raises(DataError, match="already catalogued"):
+    with pytest.raises(DataError, match="dataset 'dots' is already registered"):
         register_dataset(DOTS)
     for bad, match in ((dict(kind="video"), "kind"), (dict(input=(6, 4)), "input"),
                        (dict(classes=()), "class names"), (dict(loader=None), "exactly one"),

@@ -91,7 +91,7 @@ def test_a_new_kind_is_in_the_explorer_description(scale_kind):
 def test_a_kind_is_registered_once():
     with pytest.raises(ValueError, match="already registered"):
         register_layer_kind(LayerKind("conv"))
-    with pytest.raises(ValueError, match="already has a module factory"):
+    with pytest.raises(ValueError, match="factory of layer kind 'conv' is already registered"):
         register_module("conv", lambda layer: nn.Identity())
     with pytest.raises(SpecError, match="unknown layer type 'scale'"):
         convscope.resolve(SCALED)
@@ -145,11 +145,12 @@ def test_every_exportable_kind_can_be_imported():
 
 def test_spec_and_layer_kinds_do_not_import_torch():
     package = Path(convscope.__file__).parent
-    for module in ("spec.py", "layer_kinds.py"):
+    for module in ("spec.py", "layer_kinds.py", "registries.py"):
         tree = ast.parse((package / module).read_text())
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
                     for alias in node.names}
         imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not {m for m in imported if m.split(".")[0] == "torch"}, module
         assert {m for m in imported if m.startswith("convscope")} <= {
-            "convscope.errors", "convscope.layer_kinds", "convscope.spec"}, module
+            "convscope.errors", "convscope.layer_kinds", "convscope.registries",
+            "convscope.spec"}, module

@@ -9,7 +9,7 @@ use. :func:`register_dataset` adds another; :func:`unregister_dataset` removes i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -18,6 +18,7 @@ from convscope.augment import check_augmentation
 from convscope.data.dataset import Dataset
 from convscope.data.registry import CIFAR10, MNIST, DatasetSpec
 from convscope.errors import DataError
+from convscope.registries import Registry
 
 KINDS = ("images", "recordings", "scenes")
 Loader = Callable[[str, Path], Dataset]
@@ -71,40 +72,15 @@ class DatasetEntry:
                 else dict(self.splits), "scene_kind": self.scene_kind}
 
 
-class Catalogue(MutableMapping[str, DatasetEntry]):
+class Catalogue(Registry[DatasetEntry]):
     """Name -> entry, in registration order; the built-in entries are added on first use.
 
     Setting an item checks the entry (tests may replace one with ``monkeypatch.setitem``).
     """
 
     def __init__(self) -> None:
-        self._entries: dict[str, DatasetEntry] = {}
-        self._loaded = False
-
-    def _all(self) -> dict[str, DatasetEntry]:
-        if not self._loaded:
-            self._loaded = True
-            for entry in _builtins():
-                self[entry.name] = entry
-        return self._entries
-
-    def __getitem__(self, name: str) -> DatasetEntry:
-        return self._all()[name]
-
-    def __setitem__(self, name: str, entry: DatasetEntry) -> None:
-        if name != entry.name:
-            raise DataError(f"dataset {entry.name!r} cannot be catalogued as {name!r}")
-        check_entry(entry)
-        self._all()[name] = entry
-
-    def __delitem__(self, name: str) -> None:
-        del self._all()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._all()))
-
-    def __len__(self) -> int:
-        return len(self._all())
+        super().__init__("dataset", DataError, check=_check_named,
+                         builtins=lambda: [(entry.name, entry) for entry in _builtins()])
 
     def of_kind(self, *kinds: str) -> list[DatasetEntry]:
         """The entries of those kinds, in catalogue order."""
@@ -134,6 +110,12 @@ class _View(Mapping[str, V]):
         return len(self._items())
 
 
+def _check_named(name: str, entry: DatasetEntry) -> None:
+    if name != entry.name:
+        raise DataError(f"dataset {entry.name!r} cannot be catalogued as {name!r}")
+    check_entry(entry)
+
+
 def check_entry(entry: DatasetEntry) -> None:
     """Raise DataError unless ``entry`` is a complete, consistent catalogue entry."""
     where = f"dataset {entry.name!r}"
@@ -157,15 +139,12 @@ DATASETS = Catalogue()
 
 def register_dataset(entry: DatasetEntry) -> DatasetEntry:
     """Check ``entry`` and add it to the catalogue; its name must be new."""
-    if entry.name in DATASETS:
-        raise DataError(f"dataset {entry.name!r} is already catalogued")
-    DATASETS[entry.name] = entry
-    return entry
+    return DATASETS.add(entry.name, entry)
 
 
 def unregister_dataset(name: str) -> None:
     """Remove dataset ``name`` from the catalogue (KeyError when it is not there)."""
-    del DATASETS[name]
+    DATASETS.remove(name)
 
 
 def get_dataset(name: str) -> DatasetEntry:

@@ -14,14 +14,17 @@ import importlib
 from typing import TYPE_CHECKING
 
 from convscope.errors import ConvscopeError
+from convscope.registries import Registry
 
 if TYPE_CHECKING:
     from convscope.tasks.base import Task
 
 # name -> the Task, or "module:ATTRIBUTE" under convscope.tasks until first used
-_TASKS: dict[str, Task | str] = {
-    "classify": "classify:CLASSIFY", "localize": "localize:LOCALIZE",
-    "detect": "detect:DETECT", "segment": "segment:SEGMENT", "audio": "classify:AUDIO"}
+_TASKS: Registry[Task | str] = Registry("task", ConvscopeError)
+for _name, _where in (("classify", "classify:CLASSIFY"), ("localize", "localize:LOCALIZE"),
+                      ("detect", "detect:DETECT"), ("segment", "segment:SEGMENT"),
+                      ("audio", "classify:AUDIO")):
+    _TASKS.add(_name, _where)
 
 
 def task_names() -> tuple[str, ...]:
@@ -43,15 +46,12 @@ def get_task(name: str) -> Task:
 
 def register_task(task: Task) -> Task:
     """Offer ``task`` under ``task.name`` everywhere tasks are listed; returns it."""
-    if task.name in _TASKS:
-        raise ConvscopeError(f"a task called {task.name!r} is already registered")
-    _TASKS[task.name] = task
-    return task
+    return _TASKS.add(task.name, task)
 
 
 def unregister_task(name: str) -> None:
     """Withdraw the task called ``name`` (for tests that register their own)."""
-    _TASKS.pop(name, None)
+    _TASKS.remove(name)
 
 
 def __getattr__(name: str):
