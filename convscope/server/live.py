@@ -22,6 +22,7 @@ from ..augment import to_input
 from ..callbacks import Callback
 from ..config import OPTIMIZERS
 from ..data import DATASETS
+from ..device import scoring_precision
 from ..errors import ConvscopeError
 from ..model import SpecNet, build_model
 from ..probes import activations, has_weights, layer_weights
@@ -175,7 +176,7 @@ class Jobs:
                                list(DATASETS[dataset].classes), net.spec,
                                registry=request.model, model=net.eval(),
                                tta=recipe.get("tta", "none"),
-                               precision=recipe.get("precision", "fp32")))
+                               precision=scoring_precision(recipe.get("precision", "auto"))))
         model = request.model if request.model is not None else net.spec
         job.thread = threading.Thread(target=self._run, args=(job, model, dataset, settings),
                                       name=f"convscope-train-{job_id}", daemon=True)
