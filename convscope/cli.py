@@ -133,7 +133,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         result = task.evaluate(with_tta(run.model, config.tta), dataset)
     if args.json:
         print(json.dumps({"run": str(run.path), "data": data, "task": config.task,
-                          "split": args.split, "precision": used, **result}, indent=2))
+                          "split": args.split, "arithmetic": used, **result}, indent=2))
     else:
         views = f", test-time augmentation {config.tta}" if config.tta != "none" else ""
         why = " (trained in bf16; this machine has no native bf16)" \
