@@ -89,6 +89,7 @@ def time_run(recipe: str, seed: int, threads: int, data_dir: str | None,
     entry = get_model_entry(recipe)
     return {"recipe": recipe, "dataset": entry.dataset, "seed": seed, "threads": threads,
             "settings": entry.recipe, "test_acc": results["test"]["accuracy"],
+            "precision": results.get("environment", {}).get("precision"),  # as computed
             "test_acc_without_tta": results.get("tta", {}).get("test_accuracy_without"), **watch,
             "cpu_s": (after.children_user + after.children_system
                       - before.children_user - before.children_system),
@@ -161,7 +162,8 @@ def report(runs: list[dict], ceiling: dict) -> str:
     conv_ceiling = ceiling["conv_best_gflops"]
     gflops = {name: median([training_gflops(r) for r in runs if r["recipe"] == name])
               for name in recipes}
-    precision = {r["recipe"]: r["settings"].get("precision", "fp32") for r in runs}
+    precision = {r["recipe"]: r.get("precision") or r["settings"].get("precision", "fp32")
+                 for r in runs}  # older records: the recipe's precision
     share_rows = [f"| `{name}` | {precision[name]} | {g:.1f} | {100 * g / conv_ceiling:.0f}% |"
                   for name, g in gflops.items()]
     target_rows = []
