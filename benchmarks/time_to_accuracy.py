@@ -152,6 +152,12 @@ def _recipe_line(name: str) -> str:
     return f"- `{name}`: {entry.description} Recipe: {recipe}."
 
 
+PRECISION_NOTE = (
+    " Precision: `--precision auto`, the default, computes in bf16 only on a CPU with native "
+    "bf16 (AVX512-BF16 or AMX) and in fp32 elsewhere; these runs were measured on a CPU with "
+    "AVX512-BF16, where the recipes tuned in bf16 ran in bf16 (the arithmetic column).")
+
+
 def report(runs: list[dict], ceiling: dict) -> str:
     """The markdown section: targets with verdicts, each recipe's share of the machine's
     ceiling, then every run."""
@@ -214,7 +220,7 @@ def report(runs: list[dict], ceiling: dict) -> str:
         f"matmul {ceiling['matmul_gflops']:.1f} GFLOP/s). GFLOP/s = median examples/s x 6 x the "
         "forward multiply-adds of conv and fc layers. bf16 recipes are compared with the same "
         "fp32 ceiling and can pass it: this CPU's bf16 instructions (AVX512-BF16) do more "
-        "multiply-adds per cycle than fp32.",
+        "multiply-adds per cycle than fp32." + PRECISION_NOTE,
         "",
         "| recipe | arithmetic | training GFLOP/s | of fp32 conv ceiling |",
         "|---|---|---:|---:|",
