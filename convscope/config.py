@@ -64,7 +64,8 @@ class TrainConfig:
     precision: str = setting("auto", "bf16: bfloat16 autocast in the training steps and the "
                              "scoring; auto: bf16 where the device runs it natively, else fp32")
     tuned_precision: str | None = setting(None, "the precision the model's recipe was tuned "
-                                          "in (the start line says when a run uses another)")
+                                          "in (the start line says when a run uses another)",
+                                          "{fp32,bf16}", shown="none")
     tta: str = setting("none", "test-time augmentation when scoring a classifier: average "
                        "over mirrored (and shifted) views")
     seed: int = setting(0, "seed of every random choice (runs repeat exactly)")

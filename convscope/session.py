@@ -99,7 +99,7 @@ class TrainingSession:
             self.run.write_config(self.precision)
         world.check_same((self.epoch, self.steps_done), "position to resume from")
         world.broadcast(module)
-        self.autocast = autocast_for(config.precision, world.device)
+        self.autocast = autocast_for(self.precision, world.device)
         self.scored = with_tta(module, config.tta)
         self.first_flips = torch.rand(self.examples, generator=_generator(config.seed, -1)) < 0.5 \
             if AUGMENTATIONS[config.augment][1] == "alternate" else None
