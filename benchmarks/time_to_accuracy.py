@@ -89,6 +89,7 @@ def time_run(recipe: str, seed: int, threads: int, data_dir: str | None,
     entry = get_model_entry(recipe)
     return {"recipe": recipe, "dataset": entry.dataset, "seed": seed, "threads": threads,
             "settings": entry.recipe, "test_acc": results["test"]["accuracy"],
+            "precision": results.get("environment", {}).get("precision"),  # as computed
             "test_acc_without_tta": results.get("tta", {}).get("test_accuracy_without"), **watch,
             "cpu_s": (after.children_user + after.children_system
                       - before.children_user - before.children_system),
@@ -151,6 +152,12 @@ def _recipe_line(name: str) -> str:
     return f"- `{name}`: {entry.description} Recipe: {recipe}."
 
 
+PRECISION_NOTE = (
+    " Precision: `--precision auto`, the default, computes in bf16 only on a CPU with native "
+    "bf16 (AVX512-BF16 or AMX) and in fp32 elsewhere; these runs were measured on a CPU with "
+    "AVX512-BF16, where the recipes tuned in bf16 ran in bf16 (the arithmetic column).")
+
+
 def report(runs: list[dict], ceiling: dict) -> str:
     """The markdown section: targets with verdicts, each recipe's share of the machine's
     ceiling, then every run."""
@@ -161,7 +168,8 @@ def report(runs: list[dict], ceiling: dict) -> str:
     conv_ceiling = ceiling["conv_best_gflops"]
     gflops = {name: median([training_gflops(r) for r in runs if r["recipe"] == name])
               for name in recipes}
-    precision = {r["recipe"]: r["settings"].get("precision", "fp32") for r in runs}
+    precision = {r["recipe"]: r.get("precision") or r["settings"].get("precision", "fp32")
+                 for r in runs}  # older records: the recipe's precision
     share_rows = [f"| `{name}` | {precision[name]} | {g:.1f} | {100 * g / conv_ceiling:.0f}% |"
                   for name, g in gflops.items()]
     target_rows = []
@@ -212,7 +220,7 @@ def report(runs: list[dict], ceiling: dict) -> str:
         f"matmul {ceiling['matmul_gflops']:.1f} GFLOP/s). GFLOP/s = median examples/s x 6 x the "
         "forward multiply-adds of conv and fc layers. bf16 recipes are compared with the same "
         "fp32 ceiling and can pass it: this CPU's bf16 instructions (AVX512-BF16) do more "
-        "multiply-adds per cycle than fp32.",
+        "multiply-adds per cycle than fp32." + PRECISION_NOTE,
         "",
         "| recipe | arithmetic | training GFLOP/s | of fp32 conv ceiling |",
         "|---|---|---:|---:|",

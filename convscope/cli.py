@@ -114,7 +114,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from .device import autocast_for
+    from .device import autocast_for, model_device, resolve_precision, scoring_precision
     from .runs import load_run
     from .tasks import get_task
 
@@ -127,15 +127,19 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     dataset = {"train": train_set, "val": val_set, "test": test_set}[args.split]
     if dataset is None:
         raise ConvscopeError(f"{data} has no test split; use --split val")
-    with autocast_for(config.precision, run.model):
+    precision = scoring_precision(config.precision)
+    used = resolve_precision(precision, model_device(run.model))
+    with autocast_for(precision, run.model):
         result = task.evaluate(with_tta(run.model, config.tta), dataset)
     if args.json:
         print(json.dumps({"run": str(run.path), "data": data, "task": config.task,
-                          "split": args.split, **result}, indent=2))
+                          "split": args.split, "arithmetic": used, **result}, indent=2))
     else:
         views = f", test-time augmentation {config.tta}" if config.tta != "none" else ""
+        why = " (trained in bf16; this machine has no native bf16)" \
+            if config.precision == "bf16" and used == "fp32" else ""
         print(f"{run.path}: {run.config.model} on {data} ({config.task}, {args.split}, "
-              f"{len(dataset)} examples{views})")
+              f"{len(dataset)} examples{views}, {used}{why})")
         print(task.report(result))
 
 

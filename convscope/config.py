@@ -61,8 +61,11 @@ class TrainConfig:
     label_smoothing: float = setting(0.0, "label smoothing of the classification loss")
     schedule: str = setting("constant", "learning-rate schedule over the run")
     augment: str | None = setting(None, "training augmentation", shown="the dataset's")
-    precision: str = setting("fp32", "bf16: bfloat16 autocast in the training steps and the "
-                             "scoring")
+    precision: str = setting("auto", "bf16: bfloat16 autocast in the training steps and the "
+                             "scoring; auto: bf16 where the device runs it natively, else fp32")
+    tuned_precision: str | None = setting(None, "the precision the model's recipe was tuned "
+                                          "in (the start line says when a run uses another)",
+                                          "{fp32,bf16}", shown="none")
     tta: str = setting("none", "test-time augmentation when scoring a classifier: average "
                        "over mirrored (and shifted) views")
     seed: int = setting(0, "seed of every random choice (runs repeat exactly)")
@@ -80,6 +83,9 @@ class TrainConfig:
                 raise ConvscopeError(
                     f"{name} '{getattr(self, name)}' is not one of: {', '.join(allowed)}"
                 )
+        if self.tuned_precision not in (None, *PRECISIONS[1:]):
+            raise ConvscopeError(f"tuned_precision '{self.tuned_precision}' is not one of: "
+                                 f"{', '.join(PRECISIONS[1:])}")
         scenes = get_task(self.task).scenes
         if self.augment is None:
             self.augment = "none" if scenes else DEFAULT_AUGMENTATION.get(self.data, "none")

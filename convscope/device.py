@@ -1,19 +1,31 @@
 """Where a network runs and in what arithmetic: the one owner of device choice and autocast.
 
 The trainer, ``convscope eval``, the explorer and every task go through this module. A run's
-``precision`` ("fp32" or "bf16") decides its arithmetic everywhere it runs: its training steps
-and wherever it is scored. Tasks never choose a precision themselves; they run under the
-caller's :func:`autocast_for`.
+``precision`` ("auto", "fp32" or "bf16") decides its arithmetic everywhere it runs: its training
+steps and wherever it is scored. "auto" (the default) is bf16 where the device computes it
+natively (:func:`native_bf16`), else fp32 (:func:`resolve_precision`, the one rule). Tasks never
+choose a precision themselves; they run under the caller's :func:`autocast_for`.
 """
 
 from __future__ import annotations
+
+import functools
+import os
+import platform
+import sys
+from pathlib import Path
 
 import torch
 
 from .errors import ConvscopeError
 
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
+EMULATED_BF16_SLOWDOWN = 9  # bf16 autocast against fp32 on a CPU without bf16 instructions
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
+# oneDNN's ISA limits (ONEDNN_MAX_CPU_ISA) below AVX512_CORE_BF16: bf16 is emulated there
+_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                      "AVX512_CORE_VNNI")
 
 
 def pick_device(name: str) -> torch.device:
@@ -35,19 +47,68 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 natively (on CPUs without bf16 instructions, bf16
-    autocast is emulated and several times slower than fp32)."""
+    """Whether ``device`` computes bfloat16 natively: a CUDA GPU with bf16, or a CPU whose
+    oneDNN reports bf16 support with AVX512-BF16 or AMX instructions, not limited below
+    AVX512_CORE_BF16 by ``ONEDNN_MAX_CPU_ISA``. Elsewhere bf16 autocast is emulated and
+    several times slower than fp32."""
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return _cpu_native_bf16()
     return False
 
 
+@functools.cache
+def _cpu_native_bf16() -> bool:
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+    if limit.strip().upper() in _ISAS_WITHOUT_BF16:
+        return False
+    flags = cpu_info()["flags"]
+    if flags is not None and not {"avx512_bf16", "amx_bf16"} & set(flags):
+        return False  # oneDNN also says yes where AVX-512 alone emulates bf16
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The arithmetic ("fp32" or "bf16") a run of ``precision`` computes in on ``device``:
+    the one rule. "auto" is bf16 where :func:`native_bf16`, else fp32."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
 def uses_bf16(precision: str, device: torch.device) -> bool:
-    """Whether a run of ``precision`` computes in bfloat16 on ``device`` (the one rule: a new
-    precision, such as one that picks bf16 only where :func:`native_bf16`, goes here)."""
-    return precision == "bf16"
+    """Whether a run of ``precision`` computes in bfloat16 on ``device``."""
+    return resolve_precision(precision, device) == "bf16"
+
+
+def scoring_precision(precision: str) -> str:
+    """The precision a finished run of ``precision`` is scored in by ``convscope eval`` and
+    the explorer: fp32 runs in fp32; bf16 and auto runs in bf16 only where it is native
+    ("auto"), so scoring is never several times slower by surprise."""
+    return "fp32" if precision == "fp32" else "auto"
+
+
+def precision_text(precision: str, device: torch.device, tuned: str | None = None) -> str:
+    """How a run of ``precision`` (a recipe tuned in ``tuned``) computes on ``device``, for
+    its start line: "bf16", or "fp32 (auto: this CPU has no native bf16; the recipe was tuned
+    in bf16)"."""
+    used = resolve_precision(precision, device)
+    notes = []
+    if precision == "auto" and used != tuned and tuned is not None:
+        where = "this CPU" if device.type == "cpu" else "this GPU"
+        notes.append(f"auto: {where} {'has' if used == 'bf16' else 'has no'} native bf16")
+    if tuned is not None and used != tuned:
+        notes.append(f"the recipe was tuned in {tuned}")
+    return used + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def warn_if_emulated(precision: str, device: torch.device) -> None:
+    """Warn (on stderr) where bf16 was asked for explicitly but ``device`` only emulates it."""
+    if precision == "bf16" and not native_bf16(device):
+        print(f"warning: --precision bf16 on a {device.type.upper()} without native bf16: "
+              f"bf16 is emulated here, about {EMULATED_BF16_SLOWDOWN}x slower than fp32; "
+              "--precision auto (the default) picks fp32 here", file=sys.stderr)
 
 
 def autocast_for(precision: str, device: torch.device | torch.nn.Module) -> torch.autocast:
@@ -58,3 +119,21 @@ def autocast_for(precision: str, device: torch.device | torch.nn.Module) -> torc
         device = model_device(device)
     return torch.autocast(device.type, dtype=torch.bfloat16,
                           enabled=uses_bf16(precision, device))
+
+
+@functools.cache
+def cpu_info() -> dict:
+    """This machine's CPU model and its flags that decide conv speed (:data:`CPU_FLAGS`;
+    None where /proc/cpuinfo is unreadable)."""
+    model, flags = platform.processor() or platform.machine(), None
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    model = fields.get("model name", model)
+    if "flags" in fields:
+        present = set(fields["flags"].split())
+        flags = [flag for flag in CPU_FLAGS if flag in present]
+    return {"model": model, "flags": flags}

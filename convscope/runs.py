@@ -21,6 +21,7 @@ from . import __version__
 from ._io import write_text_atomic, write_yaml_atomic
 from .checkpoint import load_model_weights
 from .config import TrainConfig
+from .device import cpu_info
 from .errors import ConvscopeError, RunError
 
 CONFIG, METRICS, CHECKPOINT, MODEL, RESULTS = (
@@ -35,10 +36,13 @@ def build_from_info(info: dict) -> torch.nn.Module:
     return ModelDescription(info.get("kind", "spec"), info["ref"], info.get("spec")).build()
 
 
-def environment() -> dict:
+def environment(precision: str | None = None) -> dict:
+    """The versions, the machine and its CPU (model and the flags that decide conv speed)
+    and, when given, the ``precision`` a run actually computed in ("fp32" or "bf16")."""
+    used = {"precision": precision} if precision else {}
     return {"convscope": __version__, "torch": str(torch.__version__),
             "python": platform.python_version(), "machine": platform.machine(),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "cpu": cpu_info(), **used}
 
 
 @dataclass
@@ -71,10 +75,12 @@ class Run:
         """Hand the run the network it has trained (so ``model`` needs no reload)."""
         self._model = module
 
-    def write_config(self) -> None:
+    def write_config(self, precision: str | None = None) -> None:
+        """config.yaml; ``precision``: the arithmetic the run computes in (its
+        ``config.precision`` resolved on this machine)."""
         write_yaml_atomic(self.path / CONFIG, {
             "train": self.config.to_dict(), "model": self.model_info,
-            "data": self.data_info, "environment": environment(),
+            "data": self.data_info, "environment": environment(precision),
         })
 
     def append_metrics(self, line: dict) -> None:

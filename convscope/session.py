@@ -19,13 +19,13 @@ from .batches import generator, seed_for, training_batches
 from .callbacks import Callback, count
 from .checkpoint import load_checkpoint, save_checkpoint, save_model
 from .data import Dataset
-from .device import autocast_for
+from .device import autocast_for, precision_text, resolve_precision, warn_if_emulated
 from .distributed import World, sync_batchnorm
 from .evaluate import input_size
 from .layers import fit_whitening, has_whitening
 from .lookahead import Lookahead
 from .optimizers import build_optimizer, learning_rate, set_learning_rate
-from .runs import CHECKPOINT, MODEL, RESULTS, Run
+from .runs import CHECKPOINT, MODEL, RESULTS, Run, environment
 from .tasks import Task, get_task
 from .tta import with_tta
 
@@ -83,14 +83,17 @@ class TrainingSession:
             if world.main:
                 print(f"resuming {self.run.path} at epoch {self.epoch + 1}, "
                       f"step {self.steps_done}")
+        self.precision = resolve_precision(config.precision, world.device)
+        if world.main:
+            warn_if_emulated(config.precision, world.device)
         if resume and world.main:
             self.run.truncate_metrics(self.epoch)
         elif world.main:
             self.run.path.mkdir(parents=True, exist_ok=True)
-            self.run.write_config()
+            self.run.write_config(self.precision)
         world.check_same((self.epoch, self.steps_done), "position to resume from")
         world.broadcast(module)
-        self.autocast = autocast_for(config.precision, world.device)
+        self.autocast = autocast_for(self.precision, world.device)
         self.scored = with_tta(module, config.tta)
         self.first_flips = torch.rand(self.examples, generator=generator(config.seed, -1)) < 0.5 \
             if AUGMENTATIONS[config.augment][1] == "alternate" else None
@@ -198,6 +201,7 @@ class TrainingSession:
             if config.tta != "none" and self.test_set is not None:
                 results["tta"] = {"mode": config.tta, "test_accuracy_without": task.evaluate(
                     self.module, self.test_set)["accuracy"]}
+        results["environment"] = environment(self.precision)
         write_json_atomic(run.path / RESULTS, results)
         run.results = results
         self._tell("on_finish", results)
@@ -227,6 +231,12 @@ class TrainingSession:
             if getattr(callback, hook)(self, *args) is False:
                 self.stopping = True
         return self.stopping
+
+    def precision_text(self) -> str:
+        """"bf16", or "fp32 (auto: this CPU has no native bf16; the recipe was tuned in
+        bf16)"."""
+        return precision_text(self.config.precision, self.world.device,
+                              self.config.tuned_precision)
 
     def device_text(self) -> str:
         """"the CPU (2 threads)" or "NVIDIA H100 80GB HBM3 (cuda:0)", and how many processes."""

@@ -161,7 +161,8 @@ register_model(ModelEntry(
     ],
     recipe={"epochs": 2, "batch_size": 256, "optimizer": "sgd", "lr": 0.2, "momentum": 0.9,
             "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.1,
-            "schedule": "onecycle", "augment": "none", "precision": "bf16", "val_fraction": 0.0},
+            "schedule": "onecycle", "augment": "none", "tuned_precision": "bf16",
+            "val_fraction": 0.0},
 ))
 
 register_model(ModelEntry(
@@ -180,7 +181,7 @@ register_model(ModelEntry(
     ],
     recipe={"epochs": 6, "batch_size": 256, "optimizer": "sgd", "lr": 0.2, "momentum": 0.9,
             "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.2,
-            "schedule": "onecycle", "augment": "crop+flip", "precision": "bf16"},
+            "schedule": "onecycle", "augment": "crop+flip", "tuned_precision": "bf16"},
 ))
 
 register_model(ModelEntry(
@@ -200,7 +201,7 @@ register_model(ModelEntry(
     ],
     recipe={"epochs": 8, "batch_size": 256, "optimizer": "sgd", "lr": 0.2, "momentum": 0.9,
             "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.2,
-            "schedule": "onecycle", "augment": "crop+flip", "precision": "bf16",
+            "schedule": "onecycle", "augment": "crop+flip", "tuned_precision": "bf16",
             "val_fraction": 0.0},
 ))
 
@@ -236,7 +237,7 @@ register_model(ModelEntry(
     recipe={"epochs": 17, "batch_size": 1024, "optimizer": "sgd", "lr": 1.5, "momentum": 0.85,
             "nesterov": True, "weight_decay": 0.00200 / 1.5, "bias_lr_scale": 64.0,
             "lookahead": True, "label_smoothing": 0.2, "schedule": "onecycle",
-            "augment": "shift+altflip", "precision": "bf16", "tta": "flip+shift",
+            "augment": "shift+altflip", "tuned_precision": "bf16", "tta": "flip+shift",
             "val_fraction": 0.0},
 ))
 
@@ -258,7 +259,7 @@ register_model(ModelEntry(
     ],
     recipe={"task": "localize", "scenes": 60000, "epochs": 4, "batch_size": 64,
             "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "schedule": "onecycle",
-            "precision": "bf16"},
+            "tuned_precision": "bf16"},
 ))
 
 
@@ -277,7 +278,7 @@ register_model(ModelEntry(
           *_cbr(96), *_cbr(96), {"type": "conv", "sx": 1, "filters": 15}],
     recipe={"task": "detect", "scenes": 100000, "epochs": 3, "batch_size": 64,
             "optimizer": "adamw", "lr": 4e-3, "weight_decay": 1e-4, "schedule": "onecycle",
-            "precision": "bf16", "val_fraction": 0.05},
+            "tuned_precision": "bf16", "val_fraction": 0.05},
 ))
 
 
@@ -314,7 +315,7 @@ register_model(ModelEntry(
     spec=_unet_spec(),
     recipe={"task": "segment", "scenes": 40000, "epochs": 6, "batch_size": 32,
             "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "schedule": "onecycle",
-            "precision": "bf16"},
+            "tuned_precision": "bf16"},
 ))
 
 

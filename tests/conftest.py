@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from convscope import device
 from convscope.data import DATASETS
 
 _SEES_GPU = torch.cuda.is_available  # the real check, for the ``gpu`` fixture
@@ -22,10 +23,14 @@ _SEES_GPU = torch.cuda.is_available  # the real check, for the ``gpu`` fixture
 def cpu_only():
     """The suite checks the CPU path, whose results are exact and repeatable; tests/test_cuda.py
     checks the GPU path through the ``gpu`` fixture. On a machine with a GPU, hide it from the
-    other tests and the processes they start, so that device "auto" means the CPU there too."""
+    other tests and the processes they start, so that device "auto" means the CPU there too.
+    bf16 counts as emulated there too (as on most CPUs), so precision "auto" means fp32: the
+    tests that check auto's bf16 side say so (``native_bf16`` patched back)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(torch.cuda, "is_available", lambda: False)
         mp.setenv("CUDA_VISIBLE_DEVICES", "")
+        mp.setattr(device, "native_bf16", lambda _device: False)
+        mp.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")  # no native bf16, fp32 kernels as fast
         yield
 
 

@@ -71,7 +71,8 @@ def test_fast_models():
     cifar = resolve(get_model_entry("cifar10-fast").spec)
     assert any(la.type == "residual" for la in cifar)
     recipe = get_model_entry("cifar10-fast").recipe
-    assert recipe["precision"] == "bf16" and recipe["schedule"] == "onecycle"
+    assert recipe["tuned_precision"] == "bf16" and recipe["schedule"] == "onecycle"
+    assert "precision" not in recipe  # auto decides at run time
 
 
 def test_unknown_model_suggests():

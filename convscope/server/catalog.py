@@ -14,6 +14,7 @@ from pathlib import Path
 from ..bundle import bundled_model_dirs
 from ..data import DATASETS
 from ..data.catalog import scene_set
+from ..device import scoring_precision
 from ..errors import ConvscopeError, RunError
 from ..layer_kinds import layer_kind, layer_label
 from ..model import SpecNet
@@ -44,7 +45,7 @@ class Entry:
     task: str = "classify"  # what it learned (convscope.tasks.task_names())
     metric_value: float | None = None  # the task's headline test number, when evaluated
     tta: str = "none"  # how its runs score: test-time augmentation (convscope.config.TTA_MODES)
-    precision: str = "fp32"  # and arithmetic ("bf16": scored under bf16 autocast)
+    precision: str = "auto"  # and arithmetic (convscope.device.scoring_precision)
 
     @cached_property
     def layers(self) -> list[Layer]:
@@ -134,7 +135,7 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
                  list(run.data_info.get("classes") or []), spec, run.path,
                  test.get("accuracy"), source, registry, task=task,
                  metric_value=metric if isinstance(metric, int | float) else None,
-                 tta=run.config.tta, precision=run.config.precision)
+                 tta=run.config.tta, precision=scoring_precision(run.config.precision))
 
 
 def slug(text: str) -> str:

@@ -23,6 +23,7 @@ from ..callbacks import Callback
 from ..config import OPTIMIZERS
 from ..data import DATASETS
 from ..data.catalog import image_set_for_depth
+from ..device import scoring_precision
 from ..errors import ConvscopeError
 from ..model import SpecNet, build_model
 from ..probes import activations, has_weights, layer_weights
@@ -177,7 +178,7 @@ class Jobs:
                                list(DATASETS[dataset].classes), net.spec,
                                registry=request.model, model=net.eval(),
                                tta=recipe.get("tta", "none"),
-                               precision=recipe.get("precision", "fp32")))
+                               precision=scoring_precision(recipe.get("precision", "auto"))))
         model = request.model if request.model is not None else net.spec
         job.thread = threading.Thread(target=self._run, args=(job, model, dataset, settings),
                                       name=f"convscope-train-{job_id}", daemon=True)
