@@ -151,3 +151,34 @@ def test_live_training_takes_the_catalogued_image_sets(dots_registered) -> None:
     for name in ("fsdd", "mnist-detect-scenes", "svhn"):
         with pytest.raises(ValidationError, match="live training takes one of mnist, cifar10"):
             TrainRequest(spec=[], dataset=name)
+
+
+def test_a_runs_test_set_is_counted_in_its_catalogue_kind(tmp_path: Path) -> None:
+    from convscope.server.catalog import entry_from_run
+
+    chirps = register_dataset(replace(DOTS, name="chirps", title="Chirps", kind="recordings"))
+    try:
+        spec = tmp_path / "chirps.json"
+        spec.write_text(json.dumps([{"type": "input", "sx": 6, "sy": 4, "depth": 1},
+                                    {"type": "softmax", "num_classes": 2}]))
+        out = tmp_path / "run"
+        assert main(["train", "--model", str(spec), "--data", chirps.name, "--out", str(out),
+                     "--epochs", "1", "--batch-size", "8", "--device", "cpu"]) == 0
+        entry = entry_from_run(load_run(out), "chirper", "run", "chirper")
+        assert entry.dataset == "chirps"
+        assert entry.accuracy_source.startswith("chirps test set (10 recordings)")
+    finally:
+        unregister_dataset("chirps")
+
+
+def test_the_default_image_set_of_a_depth_is_the_first_catalogued(dots_registered) -> None:
+    from convscope.data.catalog import image_set_for_depth
+
+    assert image_set_for_depth(1) == "mnist"  # not dots, catalogued later
+    assert image_set_for_depth(3) == "cifar10"
+    assert image_set_for_depth(4) is None
+    register_dataset(replace(DOTS, name="rgba", input=(6, 4, 4)))
+    try:
+        assert image_set_for_depth(4) == "rgba"
+    finally:
+        unregister_dataset("rgba")

@@ -62,6 +62,19 @@ def test_a_task_name_is_registered_once():
     assert get_task("classify").display_name == "an image classifier"
 
 
+def test_live_training_takes_the_tasks_that_classify_images():
+    from convscope.server.live import live_trainable
+
+    assert live_trainable("classify", "mnist") and live_trainable("classify", "cifar10")
+    assert not live_trainable("audio", "fsdd")  # classifies, but recordings
+    assert not any(live_trainable(kind, "mnist") for kind in SCENE_KINDS)
+    register_task(Classify("doodle", "mnist-convnetjs", "mnist", "a doodle classifier"))
+    try:
+        assert live_trainable("doodle", "mnist")  # no list of names to extend
+    finally:
+        unregister_task("doodle")
+
+
 def _front_end_views() -> set[str]:
     block = APP_JS.read_text().split("const VIEWS = [", 1)[1].split("];", 1)[0]
     return set(re.findall(r'name: "(\w+)"', block))

@@ -39,6 +39,12 @@ from .samples import Samples
 DEPTH = DATASETS.view(lambda d: d.depth if d.kind == "images" else None)  # live-trainable
 
 
+def live_trainable(task: str, dataset: str) -> bool:
+    """Whether the explorer trains a ``task`` model on ``dataset`` live: a task that classifies,
+    on a catalogued image set."""
+    return get_task(task).classifies and dataset in DEPTH
+
+
 def _live_dataset(name: str) -> str:
     if name not in DEPTH:
         raise ValueError(f"live training takes one of {', '.join(DEPTH)}, not {name!r}")
@@ -152,7 +158,7 @@ class Jobs:
         if request.model is not None:
             registered = get_model_entry(request.model)
             task = registered.recipe.get("task", "classify")
-            if not get_task(task).classifies or registered.dataset not in DEPTH:
+            if not live_trainable(task, registered.dataset):
                 raise ApiError(400, f"{request.model} is a {task} model for "
                                     f"{registered.dataset}; the explorer trains image "
                                     f"classifiers on {' or '.join(DEPTH)} only: train it with "

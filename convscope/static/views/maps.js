@@ -296,10 +296,13 @@ export function mapsPanel(ctx) {
     show().catch((error) => detail.replaceChildren(h("div", {class: "error", role: "alert"}, error.message)));
   }
 
+  let shows = 0; // the latest show() draws; an older one still waiting gives way
+
   async function show() {
+    const ticket = ++shows;
     const layer = model.layers[index];
     const shown = await source(index > 0 ? [index - 1, index] : [index]);
-    if (layer !== model.layers[index]) return; // another layer was chosen meanwhile
+    if (ticket !== shows) return; // another layer or input was chosen meanwhile
     activations = shown;
     const out = activations.layers[index];
     const {height, width} = dims(out.output);
@@ -313,6 +316,7 @@ export function mapsPanel(ctx) {
       return;
     }
     const weights = layer.type === "conv" ? (await weightsOf(layer)).weights : null;
+    if (ticket !== shows) return;
     const filtersAreImages = weights && model.layers[index - 1].type === "input";
     const showZoom = (c) => zoom.replaceChildren(...zoomed(model, activations, layer, c, weights, normalise));
     setChildren(
