@@ -753,3 +753,38 @@ def test_convscope_serve_answers(world, tmp_path: Path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_chunked_bodies_are_capped_as_they_stream(client: TestClient):
+    chunk = b" " * (1 << 20)
+    response = client.post("/api/models/run-mnist-fc/activations",
+                           content=(chunk for _ in range(40)),  # no Content-Length: chunked
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "at most 16,777,216" in response.json()["error"]
+
+
+def test_the_body_cap_stops_reading_at_the_limit():
+    import asyncio
+
+    from starlette.exceptions import HTTPException
+
+    from convscope.server.limits import BodyLimit
+
+    async def endless_reader(scope, receive, send):
+        while (await receive())["more_body"]:
+            pass
+
+    reads, sent = 0, []
+
+    async def receive():
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": True}
+
+    async def send(message):
+        sent.append(message)
+
+    app = BodyLimit(endless_reader, limit=10_000)
+    with pytest.raises(HTTPException) as caught:
+        asyncio.run(app({"type": "http", "headers": []}, receive, send))
+    assert caught.value.status_code == 413 and reads == 11  # 11,000 bytes: one chunk past

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -19,7 +19,8 @@ from fastapi.staticfiles import StaticFiles
 from ..bundle import BUNDLED
 from .catalog import Catalog
 from .encode import StrictJSONResponse
-from .errors import error_response, install_error_handlers
+from .errors import install_error_handlers
+from .limits import MAX_BODY_BYTES, BodyLimit
 from .live import Jobs
 from .routes.audio import audio_router
 from .routes.datasets import chapter_router, datasets_router
@@ -30,7 +31,6 @@ from .samples import Samples
 
 PACKAGE = Path(__file__).resolve().parent.parent
 STATIC = PACKAGE / "static"
-MAX_BODY_BYTES = 16 * 1024 * 1024  # a 512x512 RGB drawing is about 3 MB of JSON
 ROUTERS = (models_router, audio_router, datasets_router, chapter_router, training_router)
 
 
@@ -54,20 +54,11 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
     app = FastAPI(title="convscope explorer", lifespan=lifespan, docs_url=None, redoc_url=None,
                   default_response_class=StrictJSONResponse)
     install_error_handlers(app)
-    app.middleware("http")(limit_body)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     serve_page(app, static_dir)
     for router in ROUTERS:
         app.include_router(router(explorer))
     return app
-
-
-async def limit_body(request: Request, call_next) -> Response:
-    """Refuse a body whose stated length is over :data:`MAX_BODY_BYTES` (413)."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY_BYTES:
-        return error_response(413, f"the request body has {int(length):,} bytes; at most "
-                                   f"{MAX_BODY_BYTES:,} are accepted")
-    return await call_next(request)
 
 
 def serve_page(app: FastAPI, static_dir: Path) -> None:
