@@ -20,6 +20,7 @@ DEFAULT_AUGMENTATION = DATASETS.view(lambda d: d.augment)  # owned by the datase
 def allowed_values() -> dict[str, tuple[str, ...]]:
     """The one table of allowed values per setting: validation and the CLI's choices read it."""
     return {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "precision": PRECISIONS,
+            "tuned_precision": tuple(p for p in PRECISIONS if p != "auto"),
             "task": task_names(), "tta": TTA_MODES, "device": DEVICES,
             "augment": tuple(AUGMENTATIONS)}
 
@@ -65,7 +66,7 @@ class TrainConfig:
                              "scoring; auto: bf16 where the device runs it natively, else fp32")
     tuned_precision: str | None = setting(None, "the precision the model's recipe was tuned "
                                           "in (the start line says when a run uses another)",
-                                          "{fp32,bf16}", shown="none")
+                                          shown="none")
     tta: str = setting("none", "test-time augmentation when scoring a classifier: average "
                        "over mirrored (and shifted) views")
     seed: int = setting(0, "seed of every random choice (runs repeat exactly)")
@@ -79,13 +80,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self._check_types()
         for name, allowed in allowed_values().items():
-            if name != "augment" and getattr(self, name) not in allowed:
-                raise ConvscopeError(
-                    f"{name} '{getattr(self, name)}' is not one of: {', '.join(allowed)}"
-                )
-        if self.tuned_precision not in (None, *PRECISIONS[1:]):
-            raise ConvscopeError(f"tuned_precision '{self.tuned_precision}' is not one of: "
-                                 f"{', '.join(PRECISIONS[1:])}")
+            value = getattr(self, name)  # None: unset (augment: checked once resolved below)
+            if value is not None and name != "augment" and value not in allowed:
+                raise ConvscopeError(f"{name} '{value}' is not one of: {', '.join(allowed)}")
         scenes = get_task(self.task).scenes
         if self.augment is None:
             self.augment = "none" if scenes else DEFAULT_AUGMENTATION.get(self.data, "none")

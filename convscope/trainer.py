@@ -16,11 +16,12 @@ from pathlib import Path
 import torch
 
 from .callbacks import Callback, Checkpointing, EventCallback, MetricsLog, OnEvent, Progress
-from .config import TrainConfig, allowed_values, resolve_config
+from .config import TrainConfig, resolve_config
 from .device import pick_device
 from .distributed import check_batch_size, joined, launch
 from .errors import ConvscopeError, RunError
 from .runs import CONFIG, MODEL, RESULTS, Run, build_from_info, load_run
+from .session import TrainingSession
 from .tasks import get_task
 from .user_module import ModelDescription, resolve_model_ref
 
@@ -55,9 +56,8 @@ def train(model: str | list | torch.nn.Module | None = None, data: str | None = 
     described, given = _describe(model, task)
     recipe = described.recipe
     task = task or recipe.get("task") or "classify"
-    if task not in (names := allowed_values()["task"]):
-        raise ConvscopeError(f"unknown task {task!r}; choose one of: {', '.join(names)}")
-    data = data or described.dataset or get_task(task).default_data
+    default_data = get_task(task).default_data  # an unknown task is refused here
+    data = data or described.dataset or default_data
     config = resolve_config(recipe, {"model": described.ref, "data": data, "task": task,
                                      **settings})
     run_dir = Path(out) if out else default_run_dir(config)
@@ -125,8 +125,6 @@ def _fit(run: Run, module: torch.nn.Module, resume: bool, progress: bool,
          callbacks: Sequence[Callback]) -> Run:
     """Train in a :class:`TrainingSession`, with the metrics log, ``callbacks``, checkpoints
     and (the main process's) progress."""
-    from .session import TrainingSession
-
     with joined(pick_device(run.config.device)) as world:
         if world.size > 1:
             _check_parallel(world.size, run.config, callbacks)
