@@ -106,7 +106,8 @@ def train_one(task: str, data: str, seed: int, args: argparse.Namespace) -> dict
               **_headline(task, run.results["test"]), "train_s": sum(m["seconds"]
                                                                     for m in run.metrics),
               "examples_per_s": _examples_per_s(run), "threads": torch.get_num_threads(),
-              **load, "config": run.config.to_dict(), "run": str(out)}
+              **load, "config": run.config.to_dict(), "run": str(out),
+              "precision": run.results.get("environment", {}).get("precision")}
     if task == "detect":
         record.update(detection_fps(run.model, args.data_dir, run.config.precision))
     shown = {k: round(v, 4) for k, v in record.items()
@@ -134,15 +135,18 @@ def _shown(key: str, value: float) -> str:
     return f"{100 * value:.2f}" if key == "accuracy" else f"{value:.4f}"
 
 
-def _recipe(config: dict) -> str:
+def _recipe(config: dict, precision: str | None = None) -> str:
+    """The run's settings; ``precision`` as computed where the record has it (older records
+    give only the setting)."""
     scenes = f"{config['scenes']} scenes, " if config["task"] != "audio" else ""
     return (f"{scenes}{config['epochs']} ep, bs {config['batch_size']}, {config['optimizer']} "
-            f"lr {config['lr']:g} {config['schedule']}, {config['precision']}")
+            f"lr {config['lr']:g} {config['schedule']}, {precision or config['precision']}")
 
 
 def _rows(task: str, label: str, runs: list[dict], test_set: str) -> list[str]:
     """Table rows of one task on one data set: a row per headline metric."""
-    lead = f"{label} | {runs[0]['model']} | {test_set} | {_recipe(runs[0]['config'])}"
+    recipe = _recipe(runs[0]["config"], runs[0].get("precision"))
+    lead = f"{label} | {runs[0]['model']} | {test_set} | {recipe}"
     timing = (f"{median([r['train_s'] for r in runs]):.0f} "
               f"| {median([r['examples_per_s'] for r in runs]):.0f} "
               f"| {max(r['others_cpu'] or 0 for r in runs):.2f} / "

@@ -47,6 +47,7 @@ def main() -> None:
             record = {"model": name, "dataset": entry.dataset, "seed": seed, "test_acc": acc,
                       "wall_s": wall, "load_avg": max(load_before, os.getloadavg()[0]),
                       "config": run.config.to_dict(), "machine": machine(),
+                      "precision": run.results.get("environment", {}).get("precision"),
                       "command": command_line()}
             append_record(args.log, record)
             print(f"{name} seed {seed}: test {100 * acc:.2f}% in {wall:.0f} s", flush=True)
@@ -79,8 +80,9 @@ def report(log: Path, repeats: int) -> str:
         machines.update(r["machine"] for r in runs)
         commands.update(r["command"] for r in runs)
         c = settings
+        precision = runs[-1].get("precision") or c["precision"]  # as computed (older: as set)
         budget = (f"{c['epochs']} ep, bs {c['batch_size']}, {c['optimizer']} lr {c['lr']:g} "
-                  f"{c['schedule']}, aug {c['augment']}, {c['precision']}")
+                  f"{c['schedule']}, aug {c['augment']}, {precision}")
         rows.append(f"| {name} | {latest[name]['dataset']} | {budget} | {len(runs)} "
                     f"| {100 * median(accs):.2f} | {100 * min(accs):.2f} - {100 * max(accs):.2f} "
                     f"| {median(walls):.0f} | {load} |")
