@@ -60,17 +60,24 @@ def check_weights(path: Path, spec: list) -> None:
         wanted = {k: tuple(v.shape) for k, v in build_model(spec).state_dict().items()}
     try:
         with safe_open(str(path), framework="pt") as f:
-            kind = (f.metadata() or {}).get("convscope")
+            metadata = f.metadata() or {}
             found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        json.loads(metadata.get("meta", "{}"))
     except (SafetensorError, OSError) as exc:
-        raise RunError(f"{path}: unreadable weights ({exc})") from None
-    if kind != "model":
-        raise RunError(f"{path}: not a convscope model file (metadata 'convscope' is {kind!r})")
+        raise RunError(f"{path}: unreadable weights ({exc}); restore the file or retrain the "
+                       "run") from None
+    except json.JSONDecodeError:
+        raise RunError(f"{path}: its 'meta' metadata is not JSON; not a file convscope "
+                       "wrote") from None
+    if metadata.get("convscope") != "model":
+        raise RunError(f"{path}: not a convscope model file (metadata 'convscope' is "
+                       f"{metadata.get('convscope')!r})")
     if found != wanted:
         odd = sorted(k for k in found.keys() | wanted.keys() if found.get(k) != wanted.get(k))
         raise RunError(f"{path}: weights do not fit the run's spec ({odd[0]}: file has "
                        f"{found.get(odd[0])}, spec needs {wanted.get(odd[0])}"
-                       + (f", and {len(odd) - 1} more)" if len(odd) > 1 else ")"))
+                       + (f", and {len(odd) - 1} more)" if len(odd) > 1 else ")")
+                       + "; restore the file or retrain the run")
 
 
 def environment(precision: str | None = None) -> dict:

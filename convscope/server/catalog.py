@@ -243,7 +243,7 @@ class Catalog:
                 try:
                     model = SpecNet(entry.spec)
                     load_model_weights(entry.path / MODEL, model)
-                except ConvscopeError as exc:
+                except (ConvscopeError, OSError, ValueError, RuntimeError) as exc:
                     raise ApiError(409, f"model {entry_id!r} cannot be loaded: {exc}; fix or "
                                         "remove the run and restart the explorer") from None
                 entry.model = model.eval()
