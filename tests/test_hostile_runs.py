@@ -168,6 +168,10 @@ def test_resume_of_a_python_run_needs_trust_code(python_run, capsys):
     code, text = _cli(capsys, "train", "--resume", str(python_run["run"]))
     assert code == 2 and "--trust-code" in text
     assert not python_run["marker"].exists()
+    code, text = _cli(capsys, "train", "--resume", str(python_run["run"]), "--trust-code")
+    assert code == 0, text
+    assert python_run["marker"].read_text() == str(python_run["kept"])
+    assert (python_run["run"] / MODEL).is_file()
 
 
 def test_trust_code_imports_the_kept_copy_when_its_hash_matches(python_run, capsys):
