@@ -46,7 +46,11 @@ def build_from_info(info: dict, run_dir: Path | None = None,
     from .user_module import load_kept_code
 
     spec = info.get("spec")
-    return build_model(spec) if spec is not None else load_kept_code(run_dir, info, trust_code)
+    if spec is None:
+        return load_kept_code(run_dir, info, trust_code)
+    if not isinstance(spec, list):  # a string would be read as a spec file's path
+        raise RunError(f"{run_dir or 'this run'}: its config's model.spec is not a list of layers")
+    return build_model(spec)
 
 
 def check_weights(path: Path, spec: list) -> None:

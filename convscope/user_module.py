@@ -121,7 +121,7 @@ def load_kept_code(run_dir: Path | None, info: dict, trust_code: bool) -> nn.Mod
     ref, code = info.get("ref"), info.get("code")
     where = run_dir if run_dir is not None else "this run"
     if run_dir is None or not isinstance(code, dict):
-        raise RunError(f"{where}: its model is Python code ({ref}) and the run keeps no copy of "
+        raise RunError(f"{where}: its model is Python code ({ref!r}) and the run keeps no copy of "
                        "it; convscope never imports code a run's config names: retrain it with "
                        "`convscope train --model FILE.py:FACTORY` to keep the code in the run")
     file, factory, digest = code.get("file"), code.get("factory"), code.get("sha256")

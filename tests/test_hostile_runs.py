@@ -61,7 +61,8 @@ def hostile_runs(tmp_path: Path) -> dict:
     runs = tmp_path / "runs"
     good = spec_run(runs / "good")
     bad = {name: spec_run(runs / name) for name in
-           ("unknown-layer", "truncated", "misshapen", "not-weights", "bad-meta", "python")}
+           ("unknown-layer", "truncated", "misshapen", "not-weights", "bad-meta", "python",
+            "spec-path")}
     edit_config(bad["unknown-layer"], lambda c: c["model"]["spec"][1].update(type="warp"))
     weights = (good / MODEL).read_bytes()
     (bad["truncated"] / MODEL).write_bytes(weights[: len(weights) // 2])
@@ -69,6 +70,8 @@ def hostile_runs(tmp_path: Path) -> dict:
     (bad["not-weights"] / MODEL).write_bytes(b"\x00" * 64)
     tensors = {k: v.contiguous() for k, v in convscope.build_model(SPEC).state_dict().items()}
     save_file(tensors, str(bad["bad-meta"] / MODEL), {"convscope": "model", "meta": "{nope"})
+    (tmp_path / "net.yaml").write_text(yaml.safe_dump({"layers": SPEC}))
+    edit_config(bad["spec-path"], lambda c: c["model"].update(spec=str(tmp_path / "net.yaml")))
     marker = tmp_path / "imported.txt"
     (tmp_path / "evil.py").write_text(marker_source(marker))
     edit_config(bad["python"], lambda c: c["model"].update(
@@ -93,6 +96,7 @@ def test_bad_runs_are_listed_with_their_reason_and_the_rest_served(hostile_runs,
         assert "weights do not fit" in reasons["misshapen"] and "blocks.1" in reasons["misshapen"]
         assert "metadata" in reasons["bad-meta"]
         assert "Python code" in reasons["python"] and "never imports" in reasons["python"]
+        assert "not a list of layers" in reasons["spec-path"]
         assert all("\n" not in reason for reason in reasons.values())
         weights = client.get("/api/models/run-good/layers/1/weights")
         assert weights.status_code == 200
@@ -197,6 +201,10 @@ def test_a_config_naming_a_python_file_never_imports_it(python_run, tmp_path, ca
     outside = tmp_path / "evil.py"
     hostile = tmp_path / "hostile"
     shutil.copytree(python_run["run"], hostile)
+    edit_config(hostile, lambda c: c["model"].update(spec="net.yaml"))
+    code, text = _cli(capsys, "eval", str(hostile), "--data-dir", python_run["data"])
+    assert code == 2 and "not a list of layers" in text
+    edit_config(hostile, lambda c: c["model"].update(spec=None))
     edit_config(hostile, lambda c: c["model"].pop("code"))
     for trust in ([], ["--trust-code"]):
         code, text = _cli(capsys, "eval", str(hostile), "--data-dir", python_run["data"], *trust)

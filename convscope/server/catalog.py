@@ -24,7 +24,7 @@ from ..errors import ConvscopeError, RunError
 from ..layer_kinds import layer_kind, layer_label
 from ..model import SpecNet
 from ..registry import list_models
-from ..runs import MODEL, Run, check_weights, load_run
+from ..runs import CONFIG, MODEL, Run, check_weights, load_run
 from ..spec import Layer, Volume, resolve
 from ..tasks import get_task
 from .errors import ApiError, log
@@ -121,8 +121,10 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
     registry name it was trained from)."""
     spec = run.model_info.get("spec")
     if spec is None:
-        raise RunError(f"its model is Python code ({run.model_info.get('ref')}); the explorer "
+        raise RunError(f"its model is Python code ({run.model_info.get('ref')!r}); the explorer "
                        "shows spec networks only and never imports a run's code")
+    if not isinstance(spec, list):
+        raise RunError(f"{run.path / CONFIG}: model.spec is not a list of layers")
     if not (run.path / MODEL).is_file():
         raise RunError(f"{run.path}: no {MODEL} yet; finish it with "
                        f"`convscope train --resume {run.path}`")
