@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 from .config import TrainConfig, allowed_values
@@ -46,26 +47,28 @@ def _recipe_text(name: str) -> str:
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
-    from .runs import load_run
+    from .runs import build_from_info, load_run
     from .summary import summarize, summarize_module
-    from .user_module import ModelDescription, resolve_model_ref
+    from .user_module import resolve_model_ref
 
     ref = args.model
     if (Path(ref) / "config.yaml").exists():
-        info = load_run(ref).model_info
-        model = ModelDescription(info.get("kind", "spec"), info["ref"], info.get("spec"))
+        run = load_run(ref)
+        spec, name = run.model_info.get("spec"), run.model_info.get("ref")
+        build = partial(build_from_info, run.model_info, run.path, args.trust_code)
     else:
         model = resolve_model_ref(ref)
-    if model.spec is not None:
+        spec, name, build = model.spec, model.ref, model.build
+    if spec is not None:
         from .spec import resolve
 
-        print(summarize(resolve(model.spec)))
+        print(summarize(resolve(spec)))
         return
     if not args.input:
-        raise ConvscopeError(f"{model.ref} is a Python module: give its input volume with "
+        raise ConvscopeError(f"{name} is a Python module: give its input volume with "
                              f"--input WxHxD (e.g. --input 28x28x1)")
     width, height, depth = (int(v) for v in args.input.split("x"))
-    print(summarize_module(model.build(), (depth, height, width)))
+    print(summarize_module(build(), (depth, height, width)))
 
 
 # TrainConfig fields that `train` declares itself (positional-like choices of what to train)
@@ -105,7 +108,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         if given or args.model or args.data or args.out or args.task:
             raise ConvscopeError("--resume continues a run with its saved settings; "
                                  "leave out the other options")
-        run = resume(args.resume, nproc=args.nproc)
+        run = resume(args.resume, nproc=args.nproc, trust_code=args.trust_code)
     else:
         run = train(args.model, args.data, task=args.task, out=args.out, nproc=args.nproc,
                     **_train_settings(args))
@@ -118,7 +121,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from .runs import load_run
     from .tasks import get_task
 
-    run = load_run(args.run)
+    run = load_run(args.run, trust_code=args.trust_code)
     data = args.data or run.config.data
     config = dataclasses.replace(run.config, data=data,
                                  data_dir=args.data_dir or run.config.data_dir)
@@ -183,7 +186,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
     from .onnx_export import export_onnx
     from .runs import load_run
 
-    run = load_run(args.run)
+    run = load_run(args.run, trust_code=args.trust_code)
     if args.format == "convnetjs":
         path = export_convnetjs(load_exact(run), args.out or run.path / "model.convnetjs.json")
     else:
@@ -206,6 +209,12 @@ def _add_serve(sub) -> None:
     p.set_defaults(func=_cmd_serve)
 
 
+def _add_trust_code(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-code", action="store_true", help="a run of a Python model: "
+                        "import the model code the run keeps (this runs that code; only for "
+                        "runs you trust)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convscope",
@@ -220,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="layer volumes, parameters and multiply-adds of a model")
     p.add_argument("model", help="registry name, spec .json/.yaml, file.py:factory or run dir")
     p.add_argument("--input", help="input volume WxHxD for a file.py:factory module")
+    _add_trust_code(p)
     p.set_defaults(func=_cmd_summary)
 
     p = sub.add_parser("train", help="train a model and evaluate it on the test set")
@@ -233,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "folder (default: the model's dataset)")
     p.add_argument("--out", help="run directory (default runs/<model>-<data>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    _add_trust_code(p)
     _add_train_settings(p)
     p.add_argument("--nproc", type=int, default=1, metavar="N", help="train data-parallel in N "
                    "processes on this machine, one GPU each with --device cuda (default 1; "
@@ -245,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["test", "val", "train"], default="test")
     p.add_argument("--data-dir")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_trust_code(p)
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("import-convnetjs", help="a ConvNetJS snapshot (.json) as a run directory")
@@ -263,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["convnetjs", "onnx"], required=True)
     p.add_argument("--out", help="file to write (default <run>/model.convnetjs.json or "
                    "<run>/model.onnx)")
+    _add_trust_code(p)
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("scenes", help="scenes of MNIST digits for localization, detection "

@@ -5,6 +5,10 @@
     <run>/checkpoint.safetensors   latest training state (weights + optimizer + position)
     <run>/model.safetensors        final weights
     <run>/results.json             final evaluation on the official test set
+    <run>/model_code/<name>.py     for a model from the user's Python file: the file as trained
+
+A run directory is data: opening one never runs code, unless the user allows it
+(``trust_code``, the CLI's ``--trust-code``) for a run whose model is kept Python code.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import yaml
@@ -24,16 +29,59 @@ from .config import TrainConfig
 from .device import cpu_info
 from .errors import ConvscopeError, RunError
 
+if TYPE_CHECKING:
+    from .user_module import KeptCode
+
 CONFIG, METRICS, CHECKPOINT, MODEL, RESULTS = (
     "config.yaml", "metrics.jsonl", "checkpoint.safetensors", "model.safetensors", "results.json"
 )
 
 
-def build_from_info(info: dict) -> torch.nn.Module:
-    """Build a fresh (untrained) model from the ``model`` section of a run's config."""
-    from .user_module import ModelDescription
+def build_from_info(info: dict, run_dir: Path | None = None,
+                    trust_code: bool = False) -> torch.nn.Module:
+    """Build a fresh (untrained) model from the ``model`` section of a run's config: its spec,
+    or its Python model from the copy kept in ``run_dir``, only if ``trust_code``
+    (:func:`convscope.user_module.load_kept_code`)."""
+    from .model import build_model
+    from .user_module import load_kept_code
 
-    return ModelDescription(info.get("kind", "spec"), info["ref"], info.get("spec")).build()
+    spec = info.get("spec")
+    if spec is None:
+        return load_kept_code(run_dir, info, trust_code)
+    if not isinstance(spec, list):  # a string would be read as a spec file's path
+        raise RunError(f"{run_dir or 'this run'}: its config's model.spec is not a list of layers")
+    return build_model(spec)
+
+
+def check_weights(path: Path, spec: list) -> None:
+    """Check ``path`` is a readable model file whose tensors have the names and shapes of the
+    network ``spec`` builds, from the file's header and a weightless (meta) network."""
+    from safetensors import SafetensorError, safe_open
+
+    from .model import build_model
+
+    with torch.device("meta"):
+        wanted = {k: tuple(v.shape) for k, v in build_model(spec).state_dict().items()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        json.loads(metadata.get("meta", "{}"))
+    except (SafetensorError, OSError) as exc:
+        raise RunError(f"{path}: unreadable weights ({exc}); restore the file or retrain the "
+                       "run") from None
+    except json.JSONDecodeError:
+        raise RunError(f"{path}: its 'meta' metadata is not JSON; not a file convscope "
+                       "wrote") from None
+    if metadata.get("convscope") != "model":
+        raise RunError(f"{path}: not a convscope model file (metadata 'convscope' is "
+                       f"{metadata.get('convscope')!r})")
+    if found != wanted:
+        odd = sorted(k for k in found.keys() | wanted.keys() if found.get(k) != wanted.get(k))
+        raise RunError(f"{path}: weights do not fit the run's spec ({odd[0]}: file has "
+                       f"{found.get(odd[0])}, spec needs {wanted.get(odd[0])}"
+                       + (f", and {len(odd) - 1} more)" if len(odd) > 1 else ")")
+                       + "; restore the file or retrain the run")
 
 
 def environment(precision: str | None = None) -> dict:
@@ -57,11 +105,13 @@ class Run:
     metrics: list[dict] = field(default_factory=list)
     results: dict | None = None
     _model: torch.nn.Module | None = field(default=None, repr=False)
+    trust_code: bool = False  # may a Python model kept in the run be imported?
+    kept_code: KeptCode | None = field(default=None, repr=False)  # to write with the config
 
     @property
     def model(self) -> torch.nn.Module:
         if self._model is None:
-            self._model = build_from_info(self.model_info)
+            self._model = build_from_info(self.model_info, self.path, self.trust_code)
             weights = self.path / MODEL
             if not weights.exists():
                 raise RunError(f"{self.path}: no {MODEL} yet; finish it with "
@@ -77,7 +127,10 @@ class Run:
 
     def write_config(self, precision: str | None = None) -> None:
         """config.yaml; ``precision``: the arithmetic the run computes in (its
-        ``config.precision`` resolved on this machine)."""
+        ``config.precision`` resolved on this machine), after the user's model file if the run
+        keeps one."""
+        if self.kept_code is not None:
+            self.kept_code.write(self.path)
         write_yaml_atomic(self.path / CONFIG, {
             "train": self.config.to_dict(), "model": self.model_info,
             "data": self.data_info, "environment": environment(precision),
@@ -95,8 +148,9 @@ class Run:
         write_text_atomic(self.path / METRICS, "".join(json.dumps(m) + "\n" for m in self.metrics))
 
 
-def load_run(path: str | Path) -> Run:
-    """Open a run directory written by :func:`convscope.train`."""
+def load_run(path: str | Path, trust_code: bool = False) -> Run:
+    """Open a run directory written by :func:`convscope.train`; ``trust_code`` allows its
+    ``model`` to import the Python model code the run keeps (see :func:`build_from_info`)."""
     path = Path(path)
     config_path = path / CONFIG
     if not config_path.is_file():
@@ -105,6 +159,8 @@ def load_run(path: str | Path) -> Run:
         data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
         config = TrainConfig.from_dict(data["train"])
         model_info, data_info = data["model"], data["data"]
+        if not isinstance(model_info, dict) or not isinstance(data_info, dict):
+            raise TypeError("its model and data sections must be mappings")
     except (yaml.YAMLError, KeyError, TypeError, ConvscopeError) as exc:
         raise RunError(f"{config_path}: unreadable run configuration ({exc})") from None
     metrics = []
@@ -116,5 +172,11 @@ def load_run(path: str | Path) -> Run:
                 raise RunError(f"{path / METRICS}: line {number} is not JSON") from None
     results = None
     if (path / RESULTS).exists():
-        results = json.loads((path / RESULTS).read_text(encoding="utf-8"))
-    return Run(path, config, model_info, data_info, metrics, results)
+        try:
+            results = json.loads((path / RESULTS).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            results = None
+        if not isinstance(results, dict):
+            raise RunError(f"{path / RESULTS}: not a JSON object; restore it, or delete it "
+                           "(it holds the run's final test numbers)")
+    return Run(path, config, model_info, data_info, metrics, results, trust_code=trust_code)

@@ -68,8 +68,8 @@ def train(model: str | list | torch.nn.Module | None = None, data: str | None = 
     if nproc != 1:
         _check_parallel(nproc, config, callbacks)
         launch(nproc, train, model, data, task=task, out=run_dir, progress=progress, **settings)
-        return load_run(run_dir)
-    run = Run(run_dir, config, described.run_info, {})
+        return load_run(run_dir, trust_code=True)  # the model the user named
+    run = Run(run_dir, config, described.run_info, {}, kept_code=described.code)
     torch.manual_seed(config.seed)
     module = given if given is not None else described.build()
     return _fit(run, module, resume=False, progress=progress, callbacks=callbacks)
@@ -91,20 +91,21 @@ def _describe(model: str | list | dict | torch.nn.Module | None,
 
 
 def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None,
-           nproc: int = 1, callbacks: Sequence[Callback] = ()) -> Run:
+           nproc: int = 1, callbacks: Sequence[Callback] = (), trust_code: bool = False) -> Run:
     """Continue a run from its latest checkpoint (after a crash, kill or Ctrl-C), in ``nproc``
-    processes (any number: checkpoints do not depend on it)."""
-    run = load_run(run_dir)
+    processes (any number: checkpoints do not depend on it). ``trust_code`` allows a run of a
+    Python model to import the code it keeps (:func:`convscope.runs.build_from_info`)."""
+    run = load_run(run_dir, trust_code=trust_code)
     if (run.path / MODEL).exists() and (run.path / RESULTS).exists():
         raise RunError(f"{run.path} has already finished ({run.config.epochs} epochs); "
                        f"start a new run to train longer")
     callbacks = _with_event(callbacks, on_event)
     if nproc != 1:
         _check_parallel(nproc, run.config, callbacks)
-        launch(nproc, resume, run_dir, progress)
-        return load_run(run_dir)
+        launch(nproc, resume, run_dir, progress, trust_code=trust_code)
+        return load_run(run_dir, trust_code=trust_code)
     torch.manual_seed(run.config.seed)
-    module = build_from_info(run.model_info)
+    module = build_from_info(run.model_info, run.path, trust_code)
     return _fit(run, module, resume=True, progress=progress, callbacks=callbacks)
 
 

@@ -572,7 +572,7 @@ def test_bundled_samples_without_a_data_dir(world, tmp_path: Path):
         assert client.get("/api/datasets/cifar10/samples").status_code == 404
     with TestClient(create_app(data_dir=str(tmp_path / "empty"),
                                bundled_dir=tmp_path / "none")) as client:
-        assert client.get("/api/models").json() == {"models": []}
+        assert client.get("/api/models").json() == {"models": [], "skipped": []}
         assert client.get("/api/datasets").json() == \
             {"datasets": [], "catalogue": [entry.json() for entry in DATASETS.values()]}
 
@@ -586,7 +586,9 @@ def test_unfinished_runs(world, tmp_path: Path):
     with pytest.raises(RunError, match="not a convscope run"):
         create_app([tmp_path], bundled_dir=tmp_path)
     with TestClient(create_app(runs_dir=runs, bundled_dir=tmp_path)) as client:
-        assert client.get("/api/models").json() == {"models": []}  # skipped, with a warning
+        listed = client.get("/api/models").json()  # skipped, with a warning and the reason
+        assert listed["models"] == [] and listed["skipped"][0]["path"] == str(runs / "half-done")
+        assert "no model.safetensors yet" in listed["skipped"][0]["reason"]
 
 
 def test_page_is_served(client: TestClient):

@@ -142,7 +142,7 @@ def test_user_module_trains_and_reloads(squares: Path, tmp_path: Path):
     run = convscope.train(f"{source}:make", "mnist", out=tmp_path / "run",
                           data_dir=str(squares), epochs=1, lr=0.01, progress=False)
     assert run.model_info["kind"] == "module"
-    assert convscope.load_run(run.path).model[1].weight.shape == (10, 784)
+    assert convscope.load_run(run.path, trust_code=True).model[1].weight.shape == (10, 784)
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

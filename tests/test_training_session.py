@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -103,4 +104,8 @@ def test_a_factory_runs_once_per_training_run(squares: Path, tmp_path: Path):
     run = convscope.train(f"{user_file}:make", "mnist", out=tmp_path / "run",
                           data_dir=str(squares), epochs=1, progress=False)
     assert calls.read_text() == "x"  # built once, not once to resolve and again to train
-    assert run.model_info == {"kind": "module", "ref": f"{user_file}:make", "spec": None}
+    kept = {"file": "model_code/user_net.py", "factory": "make",
+            "sha256": hashlib.sha256(FACTORY.encode()).hexdigest()}
+    assert run.model_info == {"kind": "module", "ref": f"{user_file}:make", "spec": None,
+                              "code": kept}  # the run keeps the code it was trained from
+    assert (run.path / kept["file"]).read_text() == FACTORY

@@ -74,7 +74,7 @@ def load_exact(run: Run | str | os.PathLike) -> SpecNet:
     """A spec run's network in float64, in eval mode: exactly the snapshot's weights for an
     imported run (:attr:`convscope.Run.model` is float32)."""
     run = run if isinstance(run, Run) else load_run(run)
-    model = build_from_info(run.model_info).to(torch.float64)
+    model = build_from_info(run.model_info, run.path, run.trust_code).to(torch.float64)
     load_model_weights(run.path / MODEL, model)
     return model.eval()
 

@@ -1,6 +1,10 @@
 """The models on offer: bundled defaults, user runs and live training jobs, by URL-safe id.
 
-Ids are looked up here, never used as paths. Weights are loaded on first use and kept.
+Ids are looked up here, never used as paths. A run is checked when it is added (its config,
+spec, description and the names and shapes of its weights, without loading them); a bad one
+is skipped with its reason (logged, and listed by ``GET /api/models``) and never breaks the
+others. Weights are loaded on first use and kept. A run's config never makes the catalog
+import code: runs of Python models are skipped.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ..bundle import bundled_model_dirs
+from ..checkpoint import load_model_weights
 from ..data import DATASETS
 from ..data.catalog import scene_set
 from ..device import scoring_precision
@@ -19,7 +24,7 @@ from ..errors import ConvscopeError, RunError
 from ..layer_kinds import layer_kind, layer_label
 from ..model import SpecNet
 from ..registry import list_models
-from ..runs import MODEL, Run, load_run
+from ..runs import CONFIG, MODEL, Run, check_weights, load_run
 from ..spec import Layer, Volume, resolve
 from ..tasks import get_task
 from .errors import ApiError, log
@@ -116,8 +121,10 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
     registry name it was trained from)."""
     spec = run.model_info.get("spec")
     if spec is None:
-        raise RunError(f"{run.path}: its model is a Python module ({run.model_info.get('ref')}); "
-                       "the explorer shows spec networks only")
+        raise RunError(f"its model is Python code ({run.model_info.get('ref')!r}); the explorer "
+                       "shows spec networks only and never imports a run's code")
+    if not isinstance(spec, list):
+        raise RunError(f"{run.path / CONFIG}: model.spec is not a list of layers")
     if not (run.path / MODEL).is_file():
         raise RunError(f"{run.path}: no {MODEL} yet; finish it with "
                        f"`convscope train --resume {run.path}`")
@@ -138,6 +145,22 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
                  tta=run.config.tta, precision=scoring_precision(run.config.precision))
 
 
+def checked_entry(path: Path, kind: str, registry: set[str], unique_id) -> Entry:
+    """The catalog entry of the run at ``path``, after checking everything the explorer will
+    need: its config, spec, description and the names and shapes of its weights (read from
+    the file's header). ``unique_id(base)`` makes the id."""
+    run = load_run(path)
+    ref = run.model_info.get("ref", "")
+    name = ref if ref in registry else None
+    title = name if kind == "bundled" and name else path.name
+    base = slug(path.name) if kind == "bundled" else "run-" + slug(path.name)
+    entry = entry_from_run(run, "", kind, title, name)
+    entry.summary(), entry.describe()  # resolves the spec; names the task, its views
+    check_weights(path / MODEL, entry.spec)
+    entry.id = unique_id(base)
+    return entry
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-.") or "model"
 
@@ -153,6 +176,7 @@ class Catalog:
 
     def __init__(self, bundled_dir: Path, runs: list[Path], runs_dir: Path | None) -> None:
         self._entries: dict[str, Entry] = {}
+        self._skipped: list[dict] = []  # runs not offered: {"path", "reason"}
         self._lock = threading.Lock()
         registry = {e.name for e in list_models()}
         for path in bundled_model_dirs(bundled_dir).values():
@@ -166,20 +190,25 @@ class Catalog:
                 self._add_run(path, "run", explicit=False, registry=registry)
 
     def _add_run(self, path: Path, kind: str, explicit: bool, registry: set[str]) -> None:
-        """Add the run at ``path``; a bad one given explicitly is an error, else skipped."""
+        """Add the run at ``path`` once :func:`checked_entry` accepts it; a bad one given
+        explicitly is an error, else skipped with its reason."""
         try:
-            run = load_run(path)
-            ref = run.model_info.get("ref", "")
-            name = ref if ref in registry else None
-            title = name if kind == "bundled" and name else path.name
-            base = slug(path.name) if kind == "bundled" else "run-" + slug(path.name)
-            entry = entry_from_run(run, self._unique_id(base), kind, title, name)
-        except (ConvscopeError, OSError, KeyError, TypeError, ValueError) as exc:
+            entry = checked_entry(path, kind, registry, self._unique_id)
+        except Exception as exc:  # noqa: BLE001 (a run directory is untrusted data)
+            reason = str(exc) if isinstance(exc, ConvscopeError) else \
+                f"{type(exc).__name__}: {exc}"
             if explicit:
-                raise RunError(f"cannot offer {path} in the explorer: {exc}") from exc
-            log.warning("skipping %s: %s", path, exc)
+                raise RunError(f"cannot offer {path} in the explorer: {reason}") from None
+            log.warning("skipping run %s: %s", path, reason)
+            with self._lock:
+                self._skipped.append({"path": str(path), "reason": reason})
             return
         self.add(entry)
+
+    def skipped(self) -> list[dict]:
+        """The runs found but not offered, each ``{"path", "reason"}``."""
+        with self._lock:
+            return list(self._skipped)
 
     def _unique_id(self, base: str) -> str:
         with self._lock:
@@ -208,9 +237,16 @@ class Catalog:
         return entry
 
     def model(self, entry_id: str) -> SpecNet:
-        """The entry's network with its weights, loaded on first use."""
+        """The entry's network with its weights, loaded on first use (from the spec it was
+        checked with; a run changed since then gets a 409 naming the problem)."""
         entry = self.get(entry_id)
         with self._lock:
             if entry.model is None:  # live entries always have one; others have a path
-                entry.model = load_run(entry.path).model
+                try:
+                    model = SpecNet(entry.spec)
+                    load_model_weights(entry.path / MODEL, model)
+                except (ConvscopeError, OSError, ValueError, RuntimeError) as exc:
+                    raise ApiError(409, f"model {entry_id!r} cannot be loaded: {exc}; fix or "
+                                        "remove the run and restart the explorer") from None
+                entry.model = model.eval()
             return entry.model

@@ -56,7 +56,8 @@ def models_router(explorer: Explorer) -> APIRouter:
 
     @router.get("/api/models")
     def models() -> dict:
-        return {"models": [entry.summary() for entry in catalog.entries()]}
+        return {"models": [entry.summary() for entry in catalog.entries()],
+                "skipped": catalog.skipped()}
 
     @router.get("/api/models/{model_id}")
     def model(model_id: str) -> dict:
