@@ -62,11 +62,15 @@ def data_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def fake_data(tmp_path: Path, data_cache: Path) -> tuple[Path, dict[str, np.ndarray]]:
+def fake_data(
+    tmp_path: Path, data_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, dict[str, np.ndarray]]:
     """A data dir with small MNIST (20 train, 10 test) and CIFAR-10 (30 train, 10 test) files.
 
-    Returns the data dir and the arrays written, keyed like ``"mnist-train-images"``.
+    Returns the data dir and the arrays written, keyed like ``"mnist-train-images"``. The CIFAR
+    reader accepts batches of any record count while the fixture is in use.
     """
+    monkeypatch.setattr("convscope.data.cifar.BATCH_RECORDS", None)
     rng = np.random.default_rng(0)
     root = tmp_path / "data"
     (root / "mnist").mkdir(parents=True)
