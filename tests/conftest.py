@@ -34,6 +34,15 @@ def cpu_only():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def small_cifar_batches():
+    """Tests write CIFAR-10 batches of a few records: the reader's check that a batch holds
+    exactly 10,000 records is off for them (tests/test_hostile_datafiles.py turns it on)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("convscope.data.cifar.BATCH_RECORDS", None)
+        yield
+
+
 @pytest.fixture
 def gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Undo ``cpu_only`` for one test: the GPU is visible to it and its processes."""
@@ -62,15 +71,11 @@ def data_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def fake_data(
-    tmp_path: Path, data_cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Path, dict[str, np.ndarray]]:
+def fake_data(tmp_path: Path, data_cache: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """A data dir with small MNIST (20 train, 10 test) and CIFAR-10 (30 train, 10 test) files.
 
-    Returns the data dir and the arrays written, keyed like ``"mnist-train-images"``. The CIFAR
-    reader accepts batches of any record count while the fixture is in use.
+    Returns the data dir and the arrays written, keyed like ``"mnist-train-images"``.
     """
-    monkeypatch.setattr("convscope.data.cifar.BATCH_RECORDS", None)
     rng = np.random.default_rng(0)
     root = tmp_path / "data"
     (root / "mnist").mkdir(parents=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import idx_bytes, patch_source
+from conftest import idx_bytes, patch_source, real_dir
 from PIL import Image
 
 from convscope.data import FileSpec, load_dataset
@@ -45,6 +45,12 @@ def umask_022():
     old = os.umask(0o022)
     yield
     os.umask(old)
+
+
+@pytest.fixture
+def official_cifar(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CIFAR reader's exact 10,000-record check, which conftest turns off for small data."""
+    monkeypatch.setattr("convscope.data.cifar.BATCH_RECORDS", 10_000)
 
 
 @pytest.fixture
@@ -114,13 +120,20 @@ def _cifar_test_dir(tmp_path: Path, records: int) -> Path:
     return tmp_path / "data"
 
 
-def test_cifar_batch_must_hold_exactly_10000_records(tmp_path: Path, data_cache: Path) -> None:
+def test_cifar_batch_must_hold_exactly_10000_records(
+    tmp_path: Path, data_cache: Path, official_cifar: None
+) -> None:
     assert len(load_dataset("cifar10", "test", _cifar_test_dir(tmp_path, 10_000), False)) == 10_000
     shutil.rmtree(tmp_path / "data")
     root = _cifar_test_dir(tmp_path, 10_001)
     with pytest.raises(DataError, match="10,001 records.*exactly 30,730,000 bytes") as err:
         load_dataset("cifar10", "test", root, download=False)
     one_line_naming(err, root / "cifar-10-batches-bin" / "test_batch.bin")
+
+
+@pytest.mark.realdata
+def test_real_cifar_batches_pass_the_exact_check(data_cache: Path, official_cifar: None) -> None:
+    assert len(load_dataset("cifar10", "test", real_dir("cifar10"), download=False)) == 10_000
 
 
 def _gzip_bomb(path: Path, header: bytes, zeros: int) -> None:
@@ -252,7 +265,9 @@ CIFAR_CASES = {
 
 
 @pytest.mark.parametrize("case", [*CIFAR_CASES, "huge"])
-def test_corrupt_cifar_files(tmp_path: Path, data_cache: Path, case: str) -> None:
+def test_corrupt_cifar_files(
+    tmp_path: Path, data_cache: Path, official_cifar: None, case: str
+) -> None:
     root = _cifar_test_dir(tmp_path, 10_000 if case != "huge" else 0)
     path = root / "cifar-10-batches-bin" / "test_batch.bin"
     if case == "huge":
