@@ -29,9 +29,22 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def _umask() -> int:
+    """The process umask; read from /proc where it can be, since setting it (the only portable
+    way to read it) briefly affects files other threads create."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file (0o666 less the umask); mkstemp's files get 0600."""
+    return 0o666 & ~_umask()
 
 
 def write_text_atomic(path: Path, text: str) -> None:

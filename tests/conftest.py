@@ -34,6 +34,15 @@ def cpu_only():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def small_cifar_batches():
+    """Tests write CIFAR-10 batches of a few records: the reader's check that a batch holds
+    exactly 10,000 records is off for them (tests/test_hostile_datafiles.py turns it on)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("convscope.data.cifar.BATCH_RECORDS", None)
+        yield
+
+
 @pytest.fixture
 def gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Undo ``cpu_only`` for one test: the GPU is visible to it and its processes."""

@@ -3,8 +3,9 @@
 One entry per (tag, extra, source directory): when the sources change, the entry is replaced.
 
 Entries live in the per-user cache dir (never the data dir, which may be read-only), are
-written atomically, and are rebuilt whenever their stored key, shapes or dtypes disagree or
-the file is damaged (the zip CRC is checked on read). Pickle is never allowed.
+written atomically with the normal file mode, and are rebuilt whenever their stored key, shapes
+or dtypes disagree or the file is damaged (the zip CRC is checked on read). Pickle is never
+allowed. Temp files of builds that were killed are removed when the next build starts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from convscope.data.paths import decoded_cache_dir
+from convscope.data.tempfiles import TempFile, remove_stale
 from convscope.errors import DataError
 
 FORMAT = 1
@@ -44,6 +45,7 @@ def cached_arrays(
     path = decoded_cache_dir() / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', tag)}-{slot[:16]}.npz"
     arrays = _read(path, key)
     if arrays is None:
+        remove_stale(path.parent, ".tmp", lambda name: name.endswith(".npz"))
         arrays = build()
         _write(path, key, arrays)
     return arrays
@@ -79,14 +81,9 @@ def _write(path: Path, key: dict, arrays: Arrays) -> None:
     blob = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, meta=blob, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with TempFile(path.parent, path.name, ".tmp") as part:
+            np.savez(part.file, meta=blob, **arrays)
+            part.install(path)
     except OSError as exc:
         warnings.warn(
             f"cannot write the decoded-array cache {path} ({exc}); the next load will decode "

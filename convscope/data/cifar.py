@@ -10,6 +10,9 @@ import numpy as np
 from convscope.errors import DataError
 
 RECORD_BYTES = 1 + 3 * 32 * 32
+BATCH_RECORDS: int | None = 10_000
+"""Records in every official batch file (data_batch_1..5.bin, test_batch.bin); None accepts any
+positive count (the small batches tests write)."""
 
 
 def _record_count(path: Path) -> int:
@@ -17,6 +20,14 @@ def _record_count(path: Path) -> int:
         size = path.stat().st_size
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if BATCH_RECORDS is not None and size != BATCH_RECORDS * RECORD_BYTES:
+        records = f"{size // RECORD_BYTES:,} records" + (
+            f" and {size % RECORD_BYTES} extra bytes" if size % RECORD_BYTES else "")
+        raise DataError(
+            f"{path} is {size:,} bytes ({records}), but a CIFAR-10 binary batch is exactly "
+            f"{BATCH_RECORDS * RECORD_BYTES:,} bytes ({BATCH_RECORDS:,} records of {RECORD_BYTES} "
+            "bytes): it is truncated, has extra data or is not a CIFAR-10 batch; download it again"
+        )
     if size == 0 or size % RECORD_BYTES:
         raise DataError(
             f"{path} is {size} bytes, not a positive multiple of the {RECORD_BYTES}-byte "

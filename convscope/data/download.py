@@ -6,7 +6,6 @@ import hashlib
 import http.client
 import os
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -17,6 +16,7 @@ from typing import BinaryIO
 from tqdm import tqdm
 
 from convscope.data.registry import DatasetSpec, FileSpec
+from convscope.data.tempfiles import TempFile, remove_stale
 from convscope.errors import DataError
 
 URL_ENV = "CONVSCOPE_DOWNLOAD_URL"
@@ -38,23 +38,45 @@ def mirrors(spec: DatasetSpec, base_url: str | None = None) -> tuple[str, ...]:
 def fetch_missing(
     spec: DatasetSpec, folder: Path, missing: Iterable[str], base_url: str | None = None
 ) -> None:
-    """Download ``missing`` files of ``spec`` into ``folder``; each is verified, then renamed."""
+    """Download ``missing`` files of ``spec`` into ``folder``; each is verified, then renamed.
+
+    Temp files that an interrupted download left in ``folder`` are removed first.
+    """
     missing = list(missing)
     urls = mirrors(spec, base_url)
+    for name in missing:
+        _check_target(folder / name)
+    ours = {*spec.files, *([spec.archive.name] if spec.archive else [])}
+    remove_stale(folder, ".part", ours.__contains__)
     if spec.archive is None:
         for name in missing:
-            os.replace(_download(spec.files[name], urls, folder), folder / name)
+            with _download(spec.files[name], urls, folder) as part:
+                _install(part, folder / name)
         return
-    archive = _download(spec.archive, urls, folder)
-    try:
+    with _download(spec.archive, urls, folder) as archive:
         optional = [n for n in spec.files if n not in missing and not (folder / n).exists()]
-        _extract(archive, spec.archive.name, spec, folder, missing, optional)
-    finally:
-        archive.unlink(missing_ok=True)
+        _extract(archive.path, spec.archive.name, spec, folder, missing, optional)
 
 
-def _download(file: FileSpec, urls: tuple[str, ...], folder: Path) -> Path:
-    """Fetch ``file`` from the first mirror that answers; returns a verified temp file."""
+def _check_target(target: Path) -> None:
+    """Refuse to download onto something that is not a regular file (a folder, a device)."""
+    if target.exists() and not target.is_file():
+        what = "a folder" if target.is_dir() else "not a regular file"
+        raise DataError(f"cannot download {target.name}: {target} is {what}; move it away or "
+                        "remove it, then try again")
+
+
+def _install(part: TempFile, target: Path) -> None:
+    """Rename the verified ``part`` to ``target`` (the temp file is removed if that fails)."""
+    try:
+        part.install(target)
+    except OSError as exc:
+        raise DataError(f"cannot save {target}: {exc.strerror or exc}; check that its folder "
+                        "is writable and that nothing else (e.g. a folder) has that name") from exc
+
+
+def _download(file: FileSpec, urls: tuple[str, ...], folder: Path) -> TempFile:
+    """Fetch ``file`` from the first mirror that answers; returns the verified temp file."""
     failures = []
     for base in urls:
         url = base.rstrip("/") + "/" + file.name
@@ -78,7 +100,7 @@ def _copy_verified(
     folder: Path,
     source: str,
     progress: Callable[[int], object] | None = None,
-) -> Path:
+) -> TempFile:
     """Copy ``stream`` to a temp file in ``folder`` (created if needed) and check its checksum.
 
     The temp file is deleted on any failure.
@@ -87,17 +109,16 @@ def _copy_verified(
     digest = hashlib.new(algo)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{file.name}.", suffix=".part")
+        part = TempFile(folder, file.name, ".part")
     except OSError as exc:
         raise DownloadUnavailable(f"cannot write to {folder}: {exc.strerror or exc}") from exc
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out:
-            while chunk := stream.read(_CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                if progress is not None:
-                    progress(len(chunk))
+        while chunk := stream.read(_CHUNK):
+            part.file.write(chunk)
+            digest.update(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        part.file.flush()
         actual = digest.hexdigest()
         if expected is not None and actual != expected.lower():
             raise DataError(
@@ -106,9 +127,9 @@ def _copy_verified(
                 f"{folder / file.name}"
             )
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        part.discard()
         raise
-    return tmp
+    return part
 
 
 def _extract(
@@ -134,8 +155,9 @@ def _extract(
                         "extract it. The archive is not the official one"
                     )
                 with tar.extractfile(member) as stream:  # type: ignore[union-attr]
-                    tmp = _copy_verified(stream, spec.files[name], folder, source)
-                os.replace(tmp, folder / name)
+                    part = _copy_verified(stream, spec.files[name], folder, source)
+                with part:
+                    _install(part, folder / name)
                 found.add(name)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise DataError(f"cannot extract {source} into {folder}: {exc}") from exc

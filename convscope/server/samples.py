@@ -19,7 +19,7 @@ from ..bundle import bundled_sample
 from ..data import DATASETS, Dataset, DatasetEntry, load_dataset
 from ..data.fsdd import ENTRY as FSDD
 from ..data.fsdd import FOLDER as FSDD_FOLDER
-from ..data.fsdd import TEST_TAKES, load_fsdd, recordings
+from ..data.fsdd import load_fsdd_recordings
 from ..data.paths import resolve_data_dir
 from ..errors import ConvscopeError
 from ..scenes import make_scenes
@@ -133,6 +133,7 @@ class Samples:
         self._splits: dict[tuple[str, str], Dataset | None] = {}
         self._recordings: tuple[list[Recording], str | None] | None = None
         self._recordings_source: str | None = None  # "data-dir" or "bundled", once found
+        self._recordings_test: Dataset | None = None  # their spectrogram images, in their order
         self._lock = threading.RLock()
 
     def offers(self) -> list[Offer]:
@@ -184,20 +185,25 @@ class Samples:
             return self._splits[name, split]
 
     def recordings(self) -> tuple[list[Recording], str | None]:
-        """The FSDD test recordings (takes 0-4) of the data directory, else the bundled ones, in
-        the ``fsdd`` dataset's order, and a note saying why there are none (else None)."""
+        """The usable FSDD test recordings (takes 0-4) of the data directory, else the bundled
+        ones, in the ``fsdd`` dataset's order, and a note saying why there are none (else None).
+        Unusable recordings are left out, with a logged warning each."""
         with self._lock:
             if self._recordings is None:
                 found, note = [], None
                 for source, root in (("data-dir", resolve_data_dir(self.data_dir) / FSDD_FOLDER),
                                      ("bundled", self.bundled_dir / FSDD.name)):
                     try:
-                        found = [r for r in recordings(root) if r[3] < TEST_TAKES]
+                        test, found = load_fsdd_recordings(root, "test", skip_bad=True)
                     except ConvscopeError as exc:
                         note = note or f"no spoken digits to offer: {exc}"
                     else:
-                        self._recordings_source = source
+                        self._recordings_source, self._recordings_test = source, test
+                        note = None if found else (f"no spoken digits to offer: {root} has no "
+                                                   "test recordings (takes 0-4)")
                         break
+                if note:
+                    log.warning("%s", note)
                 self._recordings = ([Recording(i, *r) for i, r in enumerate(found)],
                                     None if found else note)
             return self._recordings
@@ -230,11 +236,8 @@ class Samples:
         """The recordings of :meth:`recordings`, in its order, as the spectrogram images an
         audio network sees."""
         listed, _ = self.recordings()
-        if not listed:
-            return None
-        try:
-            test = load_fsdd(listed[0].path.parent, "test")
-        except ConvscopeError:
+        test = self._recordings_test
+        if not listed or test is None:
             return None
         if self._recordings_source == "bundled":
             return SampleSet(test, "bundled",
