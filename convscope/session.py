@@ -211,21 +211,25 @@ class TrainingSession:
 
     def fit(self) -> Run:
         """Train to the last epoch (or a callback's stop) and return the run."""
-        self._tell("on_start")
-        with StepInterrupts() as interrupts:  # Ctrl-C, SIGTERM: stop after the step
-            while self.epoch < self.config.epochs:
-                self.start_epoch()
-                self._tell("on_epoch_start")
-                while self.steps_done < self.per_epoch:
-                    if interrupts.pending:
-                        self._interrupted(interrupts)
-                    if self._tell("on_step", self.step()):
+        try:
+            self._tell("on_start")
+            with StepInterrupts() as interrupts:  # Ctrl-C, SIGTERM: stop after the step
+                while self.epoch < self.config.epochs:
+                    self.start_epoch()
+                    self._tell("on_epoch_start")
+                    while self.steps_done < self.per_epoch:
+                        if interrupts.pending:
+                            self._interrupted(interrupts)
+                        if self._tell("on_step", self.step()):
+                            return self.stop()
+                    line = self.end_epoch()
+                    self.next_epoch()
+                    if self._tell("on_epoch_end", line) and self.epoch < self.config.epochs:
                         return self.stop()
-                line = self.end_epoch()
-                self.next_epoch()
-                if self._tell("on_epoch_end", line) and self.epoch < self.config.epochs:
-                    return self.stop()
-        return self.finish()
+            return self.finish()
+        except BaseException as error:
+            self._tell("on_error", error)
+            raise
 
     def _interrupted(self, interrupts: StepInterrupts) -> None:
         """Stop as a callback would (checkpoint and weights so far), then let the interrupt
@@ -237,7 +241,7 @@ class TrainingSession:
     def _resuming_text(self) -> str:
         epochs, path = self.config.epochs, self.run.path
         if self.epoch >= epochs:
-            return (f"resuming {path}: all {count(epochs, 'epoch')} are trained; "
+            return (f"resuming {path}: its training is complete ({count(epochs, 'epoch')}); "
                     f"finishing it (final weights and test scores)")
         return (f"resuming {path} at epoch {self.epoch + 1} of {epochs}, "
                 f"step {self.steps_done} of {self.per_epoch}")
