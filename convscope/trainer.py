@@ -68,16 +68,16 @@ def train(model: str | list | torch.nn.Module | None = None, data: str | None = 
     run_dir = Path(out) if out else default_run_dir(config)
     _check_new(run_dir)
     callbacks = _with_event(callbacks, on_event)
-    with naming_run(run_dir):
-        if nproc != 1:
-            _check_parallel(nproc, config, callbacks)
+    if nproc != 1:
+        _check_parallel(nproc, config, callbacks)
+        with naming_run(run_dir):
             launch(nproc, train, model, data, task=task, out=run_dir, progress=progress,
                    **settings)
-            return load_run(run_dir)
-        run = Run(run_dir, config, described.run_info, {})
-        torch.manual_seed(config.seed)
-        module = given if given is not None else described.build()
-        return _fit(run, module, resume=False, progress=progress, callbacks=callbacks)
+        return load_run(run_dir)
+    run = Run(run_dir, config, described.run_info, {})
+    torch.manual_seed(config.seed)
+    module = given if given is not None else described.build()
+    return _fit(run, module, resume=False, progress=progress, callbacks=callbacks)
 
 
 def _check_new(run_dir: Path) -> None:
@@ -108,14 +108,14 @@ def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None,
     run = load_run(run_dir)
     _check_unfinished(run)
     callbacks = _with_event(callbacks, on_event)
-    with naming_run(run.path):
-        if nproc != 1:
-            _check_parallel(nproc, run.config, callbacks)
+    if nproc != 1:
+        _check_parallel(nproc, run.config, callbacks)
+        with naming_run(run.path):
             launch(nproc, resume, run_dir, progress)
-            return load_run(run_dir)
-        torch.manual_seed(run.config.seed)
-        module = build_from_info(run.model_info)
-        return _fit(run, module, resume=True, progress=progress, callbacks=callbacks)
+        return load_run(run_dir)
+    torch.manual_seed(run.config.seed)
+    module = build_from_info(run.model_info)
+    return _fit(run, module, resume=True, progress=progress, callbacks=callbacks)
 
 
 def _check_unfinished(run: Run) -> None:
@@ -141,7 +141,7 @@ def _fit(run: Run, module: torch.nn.Module, resume: bool, progress: bool,
          callbacks: Sequence[Callback]) -> Run:
     """Train in a :class:`TrainingSession`, with the metrics log, ``callbacks``, checkpoints
     and (the main process's) progress; the main process holds the run directory's lock."""
-    with joined(pick_device(run.config.device)) as world:
+    with naming_run(run.path), joined(pick_device(run.config.device)) as world:
         if world.size > 1:
             _check_parallel(world.size, run.config, callbacks)
         shown = [Progress()] if progress and world.main else []
