@@ -66,9 +66,9 @@ def train(model: str | list | torch.nn.Module | None = None, data: str | None = 
     config = resolve_config(recipe, {"model": described.ref, "data": data, "task": task,
                                      **settings})
     run_dir = Path(out) if out else default_run_dir(config)
-    _check_new(run_dir)
     callbacks = _with_event(callbacks, on_event)
     if nproc != 1:
+        _check_new(run_dir)  # (one process checks under the run's lock, naming its holder)
         _check_parallel(nproc, config, callbacks)
         with naming_run(run_dir):
             launch(nproc, train, model, data, task=task, out=run_dir, progress=progress,

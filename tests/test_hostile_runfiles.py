@@ -88,6 +88,9 @@ def test_second_training_into_a_held_run_dir_is_refused_naming_the_holder(
         assert not (out / "config.yaml").exists()
     assert main(_train_args(spec, squares, "--out", str(out))) == 0
     assert not (out / LOCK).exists()
+    with locked_run(out):  # a finished run still in use: its holder is named first
+        assert main(_train_args(spec, squares, "--out", str(out))) == 2
+        assert "is in use by another training" in _error_line(capsys)
 
 
 def test_resume_of_a_held_run_is_refused_and_keeps_its_temp_files(squares: Path,
@@ -265,6 +268,15 @@ def test_stale_temp_files_are_removed_when_the_run_resumes(squares: Path, tmp_pa
 
 
 # ---- point 12: Ctrl-C, SIGTERM and messages ----------------------------------------------
+
+@pytest.fixture(autouse=True)
+def ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt in this process, as in a terminal (a test runner started
+    in the background may have inherited it ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
 
 def _signal_at_step(monkeypatch: pytest.MonkeyPatch, at: int, signum: int) -> None:
     """Send this process ``signum`` in the middle of training step ``at``."""
