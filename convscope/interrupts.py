@@ -9,6 +9,7 @@ the run directory.
 
 from __future__ import annotations
 
+import multiprocessing
 import signal
 import sys
 import threading
@@ -36,6 +37,25 @@ def naming_run(run_dir: str | Path) -> Iterator[None]:
         raise
     except KeyboardInterrupt as exc:
         raise Interrupted(run_dir) from exc
+
+
+@contextmanager
+def reaching_workers(timeout: float = 60.0) -> Iterator[None]:
+    """A launcher's interrupt (even a SIGTERM sent to it alone) reaches its worker processes
+    as SIGTERM (which they treat as Ctrl-C: see :func:`sigterm_as_interrupt`), and the
+    launcher waits for them to stop with a checkpoint (killing those that take ``timeout``)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        workers = multiprocessing.active_children()
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join(timeout)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        raise
 
 
 def _raise_interrupt(signum: int, frame) -> None:
@@ -88,8 +108,9 @@ class StepInterrupts:
             self.deliver()
 
     def _hold(self, signum: int, frame) -> None:
-        if self.held is not None:  # asked twice: stop now
+        if self.held == signum:  # asked twice: stop now
             self.handlers[signum](signum, frame)
+        if self.held is not None:  # (Ctrl-C and a launcher's SIGTERM: one request)
             return
         self.held = signum
         print("\nstopping after this step, with a checkpoint (press Ctrl-C again to stop at "

@@ -10,7 +10,7 @@ the steps an uninterrupted run would have taken.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from .config import TrainConfig, resolve_config
 from .device import pick_device
 from .distributed import check_batch_size, joined, launch
 from .errors import ConvscopeError, RunError, WriteError
-from .interrupts import naming_run
+from .interrupts import naming_run, reaching_workers, sigterm_as_interrupt
 from .run_lock import locked_run
 from .runs import CHECKPOINT, CONFIG, METRICS, MODEL, RESULTS, Run, build_from_info, load_run
 from .session import TrainingSession
@@ -70,7 +70,7 @@ def train(model: str | list | torch.nn.Module | None = None, data: str | None = 
     if nproc != 1:
         _check_new(run_dir)  # (one process checks under the run's lock, naming its holder)
         _check_parallel(nproc, config, callbacks)
-        with naming_run(run_dir):
+        with naming_run(run_dir), reaching_workers():
             launch(nproc, train, model, data, task=task, out=run_dir, progress=progress,
                    **settings)
         return load_run(run_dir)
@@ -110,7 +110,7 @@ def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None,
     callbacks = _with_event(callbacks, on_event)
     if nproc != 1:
         _check_parallel(nproc, run.config, callbacks)
-        with naming_run(run.path):
+        with naming_run(run.path), reaching_workers():
             launch(nproc, resume, run_dir, progress)
         return load_run(run_dir)
     torch.manual_seed(run.config.seed)
@@ -145,7 +145,9 @@ def _fit(run: Run, module: torch.nn.Module, resume: bool, progress: bool,
         if world.size > 1:
             _check_parallel(world.size, run.config, callbacks)
         shown = [Progress()] if progress and world.main else []
-        with _held(run, world.main, resume):
+        # a worker stops with a checkpoint on its launcher's (or torchrun's) SIGTERM too
+        stopping = sigterm_as_interrupt() if world.size > 1 else nullcontext()
+        with _held(run, world.main, resume), stopping:
             session = TrainingSession(run, module, world, resume,
                                       [MetricsLog(), *callbacks, Checkpointing(), *shown])
             return session.fit()
