@@ -168,6 +168,28 @@ def test_full_disk_at_checkpoint_time_names_the_checkpoint_to_resume_from(
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.safetensors", "config.yaml"]
 
 
+def test_full_disk_at_an_epochs_metrics_line_is_one_line(
+        spec: Path, squares: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch):
+    from convscope import _io
+
+    def full(path, mode="r", *args, **kwargs):
+        if mode == "a":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return open(path, mode, *args, **kwargs)
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(_io, "open", full, raising=False)
+        assert main(_train_args(spec, squares, "--out", str(out), "--checkpoint-every", "3")) \
+            == 2
+    line = _error_line(capsys)
+    assert f"cannot write {out / 'metrics.jsonl'} (No space left on device)" in line
+    assert f"continue it with `convscope train --resume {out}`" in line
+    assert main(["train", "--resume", str(out)]) == 0  # once there is space again
+    assert [m["epoch"] for m in convscope.load_run(out).metrics] == [1, 2]
+
+
 def test_rust_writer_errors_are_translated_for_real(tmp_path: Path):
     """safetensors' real error for a failing write (a file-size limit here) becomes the one
     line: the translation does not depend on a mocked message."""
