@@ -44,10 +44,11 @@ def reaching_workers(timeout: float = 60.0) -> Iterator[None]:
     """A launcher's interrupt (even a SIGTERM sent to it alone) reaches its worker processes
     as SIGTERM (which they treat as Ctrl-C: see :func:`sigterm_as_interrupt`), and the
     launcher waits for them to stop with a checkpoint (killing those that take ``timeout``)."""
+    others = set(multiprocessing.active_children())  # not the launcher's: left alone
     try:
         yield
     except KeyboardInterrupt:
-        workers = multiprocessing.active_children()
+        workers = [p for p in multiprocessing.active_children() if p not in others]
         for worker in workers:
             worker.terminate()
         for worker in workers:
@@ -81,10 +82,10 @@ RAISING = (signal.default_int_handler, _raise_interrupt)  # the handlers that ar
 
 class StepInterrupts:
     """For the duration (main thread only), Ctrl-C and SIGTERM whose handlers raise
-    KeyboardInterrupt (:data:`RAISING`) are held:
-    ``pending`` turns True, and :meth:`deliver` runs the held signal's own handler (which
-    raises KeyboardInterrupt) once the caller has saved its state. A second signal, or leaving
-    with one still held, runs it at once."""
+    KeyboardInterrupt (:data:`RAISING`) are held: ``pending`` turns True, and :meth:`deliver`
+    runs the held signal's own handler (which raises KeyboardInterrupt) once the caller has
+    saved its state. The same signal again (Ctrl-C pressed twice), or leaving with one still
+    held, runs it at once."""
 
     def __init__(self) -> None:
         self.handlers: dict[int, object] = {}
