@@ -365,6 +365,27 @@ def test_sigterm_to_a_training_process_leaves_a_checkpoint(spec: Path, tmp_path:
     assert not (out / LOCK).exists()
 
 
+def test_ctrl_c_twice_stops_at_once(spec: Path, squares: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture,
+                                   monkeypatch: pytest.MonkeyPatch):
+    real, seen = session_module.TrainingSession.step, []
+
+    def step(self):
+        seen.append(1)
+        if len(seen) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # impatient: no checkpoint, stop now
+        return real(self)
+
+    monkeypatch.setattr(session_module.TrainingSession, "step", step)
+    out = tmp_path / "run"
+    assert main(_train_args(spec, squares, "--out", str(out))) == 130
+    assert len(seen) == 2 and not (out / "checkpoint.safetensors").exists()
+    assert f"interrupted: {out} has no checkpoint yet; start it again from the first step " \
+           f"with: convscope train --resume {out}" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_interrupt_before_training_began_suggests_no_resume(spec: Path, squares: Path,
                                                             tmp_path: Path,
                                                             capsys: pytest.CaptureFixture,
