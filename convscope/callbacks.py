@@ -43,6 +43,10 @@ class Callback:
     def on_finish(self, session: TrainingSession, results: dict) -> None:
         """After the final weights and ``results`` (the test scores) are saved."""
 
+    def on_error(self, session: TrainingSession, error: BaseException) -> None:
+        """When training ends with ``error`` (raised on to the caller): an interrupt, a write
+        error."""
+
 
 class MetricsLog(Callback):
     """Appends each epoch's line to the run's metrics.jsonl (the main process only)."""
@@ -128,6 +132,9 @@ class Progress(Callback):
               f"{line['examples_per_s']:.0f} examples/s")
 
     def on_stop(self, session: TrainingSession) -> None:
+        self._close()
+
+    def on_error(self, session: TrainingSession, error: BaseException) -> None:
         self._close()
 
     def on_finish(self, session: TrainingSession, results: dict) -> None:

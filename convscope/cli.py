@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 from functools import partial
 from pathlib import Path
@@ -101,6 +102,7 @@ def _train_settings(args: argparse.Namespace) -> dict:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    from .interrupts import sigterm_as_interrupt
     from .trainer import resume, train
 
     if args.resume:
@@ -108,10 +110,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
         if given or args.model or args.data or args.out or args.task:
             raise ConvscopeError("--resume continues a run with its saved settings; "
                                  "leave out the other options")
-        run = resume(args.resume, nproc=args.nproc, trust_code=args.trust_code)
-    else:
-        run = train(args.model, args.data, task=args.task, out=args.out, nproc=args.nproc,
-                    **_train_settings(args))
+    with sigterm_as_interrupt():  # SIGTERM stops a run as Ctrl-C does: with a checkpoint
+        if args.resume:
+            run = resume(args.resume, nproc=args.nproc, trust_code=args.trust_code)
+        else:
+            run = train(args.model, args.data, task=args.task, out=args.out, nproc=args.nproc,
+                        **_train_settings(args))
     if run.results and "test" in run.results:
         print(f"evaluate it: convscope eval {run.path}")
 
@@ -296,18 +300,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except ConvscopeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        run = getattr(args, "out", None) or getattr(args, "resume", None)
-        hint = f" continue with: convscope train --resume {run}" if run else ""
-        print(f"\ninterrupted.{hint}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        hint = _interrupted_hint(args, getattr(exc, "run_dir", None), argv)
+        print(f"\ninterrupted{': ' + hint if hint else '.'}", file=sys.stderr)
         return 130
     return 0
+
+
+def _interrupted_hint(args: argparse.Namespace, run_dir: Path | None, argv: list[str]) -> str:
+    """What an interrupted command left, and the command that carries on from there."""
+    from .runs import CHECKPOINT, CONFIG
+
+    if args.command == "scenes":
+        return (f"{args.out} may hold only some of the scenes; write them again with: "
+                f"{shlex.join(['convscope', *argv])}")
+    if args.command != "train":
+        return ""
+    run = run_dir or args.resume or args.out
+    if run and (Path(run) / CHECKPOINT).exists():
+        return f"the run is saved in {run}; continue it with: convscope train --resume {run}"
+    if run and (Path(run) / CONFIG).exists():
+        return (f"{run} has no checkpoint yet; start it again from the first step with: "
+                f"convscope train --resume {run}")
+    return "it stopped before training began; nothing was saved"
 
 
 if __name__ == "__main__":

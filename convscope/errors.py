@@ -5,6 +5,10 @@ class ConvscopeError(Exception):
     """Base class for errors shown to the user as one clear message (no traceback)."""
 
 
+class WriteError(ConvscopeError):
+    """A file that cannot be written (a full disk, read-only storage); names the path and fix."""
+
+
 class SpecError(ConvscopeError):
     """A network spec that cannot be built (names the layer index and type)."""
 

@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from . import __version__
-from ._io import write_text_atomic, write_yaml_atomic
+from ._io import append_text, write_text_atomic, write_yaml_atomic
 from .checkpoint import load_model_weights
 from .config import TrainConfig
 from .device import cpu_info
@@ -138,9 +138,7 @@ class Run:
 
     def append_metrics(self, line: dict) -> None:
         self.metrics.append(line)
-        with open(self.path / METRICS, "a", encoding="utf-8") as f:
-            f.write(json.dumps(line) + "\n")
-            f.flush()
+        append_text(self.path / METRICS, json.dumps(line) + "\n")
 
     def truncate_metrics(self, epochs_done: int) -> None:
         """Keep only the lines of epochs that the checkpoint being resumed has completed."""

@@ -22,6 +22,7 @@ from .data import Dataset
 from .device import autocast_for, precision_text, resolve_precision, warn_if_emulated
 from .distributed import World, sync_batchnorm
 from .evaluate import input_size
+from .interrupts import StepInterrupts
 from .layers import fit_whitening, has_whitening
 from .lookahead import Lookahead
 from .optimizers import build_optimizer, learning_rate, set_learning_rate
@@ -81,15 +82,13 @@ class TrainingSession:
             saved = load_checkpoint(checkpoint, module, self.optimizer, self.extra)
             self.epoch, self.steps_done, self.tally = saved["epoch"], saved["step"], saved["tally"]
             if world.main:
-                print(f"resuming {self.run.path} at epoch {self.epoch + 1}, "
-                      f"step {self.steps_done}")
+                print(self._resuming_text())
         self.precision = resolve_precision(config.precision, world.device)
         if world.main:
             warn_if_emulated(config.precision, world.device)
         if resume and world.main:
             self.run.truncate_metrics(self.epoch)
-        elif world.main:
-            self.run.path.mkdir(parents=True, exist_ok=True)
+        elif world.main:  # the run directory exists: the trainer holds its lock
             self.run.write_config(self.precision)
         world.check_same((self.epoch, self.steps_done), "position to resume from")
         world.broadcast(module)
@@ -212,18 +211,40 @@ class TrainingSession:
 
     def fit(self) -> Run:
         """Train to the last epoch (or a callback's stop) and return the run."""
-        self._tell("on_start")
-        while self.epoch < self.config.epochs:
-            self.start_epoch()
-            self._tell("on_epoch_start")
-            while self.steps_done < self.per_epoch:
-                if self._tell("on_step", self.step()):
-                    return self.stop()
-            line = self.end_epoch()
-            self.next_epoch()
-            if self._tell("on_epoch_end", line) and self.epoch < self.config.epochs:
-                return self.stop()
-        return self.finish()
+        try:
+            self._tell("on_start")
+            with StepInterrupts() as interrupts:  # Ctrl-C, SIGTERM: stop after the step
+                while self.epoch < self.config.epochs:
+                    self.start_epoch()
+                    self._tell("on_epoch_start")
+                    while self.steps_done < self.per_epoch:
+                        if interrupts.pending:
+                            self._interrupted(interrupts)
+                        if self._tell("on_step", self.step()):
+                            return self.stop()
+                    line = self.end_epoch()
+                    self.next_epoch()
+                    if self._tell("on_epoch_end", line) and self.epoch < self.config.epochs:
+                        return self.stop()
+            return self.finish()
+        except BaseException as error:
+            self._tell("on_error", error)
+            raise
+
+    def _interrupted(self, interrupts: StepInterrupts) -> None:
+        """Stop as a callback would (checkpoint and weights so far), then let the interrupt
+        go on (KeyboardInterrupt)."""
+        if self.world.main:
+            self.stop()
+        interrupts.deliver()
+
+    def _resuming_text(self) -> str:
+        epochs, path = self.config.epochs, self.run.path
+        if self.epoch >= epochs:
+            return (f"resuming {path}: its training is complete ({count(epochs, 'epoch')}); "
+                    f"finishing it (final weights and test scores)")
+        return (f"resuming {path} at epoch {self.epoch + 1} of {epochs}, "
+                f"step {self.steps_done} of {self.per_epoch}")
 
     def _tell(self, hook: str, *args) -> bool:
         """Call ``hook`` of every callback in order; True once one has asked to stop."""

@@ -9,7 +9,8 @@ the steps an uninterrupted run would have taken.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 
@@ -19,11 +20,15 @@ from .callbacks import Callback, Checkpointing, EventCallback, MetricsLog, OnEve
 from .config import TrainConfig, resolve_config
 from .device import pick_device
 from .distributed import check_batch_size, joined, launch
-from .errors import ConvscopeError, RunError
-from .runs import CONFIG, MODEL, RESULTS, Run, build_from_info, load_run
+from .errors import ConvscopeError, RunError, WriteError
+from .interrupts import naming_run, reaching_workers, sigterm_as_interrupt
+from .run_lock import locked_run
+from .runs import CHECKPOINT, CONFIG, METRICS, MODEL, RESULTS, Run, build_from_info, load_run
 from .session import TrainingSession
 from .tasks import get_task
 from .user_module import ModelDescription, resolve_model_ref
+
+RUN_FILES = (CONFIG, METRICS, CHECKPOINT, MODEL, RESULTS)  # the files training writes
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -61,18 +66,24 @@ def train(model: str | list | torch.nn.Module | None = None, data: str | None = 
     config = resolve_config(recipe, {"model": described.ref, "data": data, "task": task,
                                      **settings})
     run_dir = Path(out) if out else default_run_dir(config)
-    if (run_dir / CONFIG).exists():
-        raise RunError(f"{run_dir} already holds a run; continue it with "
-                       f"`convscope train --resume {run_dir}` or choose another --out")
     callbacks = _with_event(callbacks, on_event)
     if nproc != 1:
+        _check_new(run_dir)  # (one process checks under the run's lock, naming its holder)
         _check_parallel(nproc, config, callbacks)
-        launch(nproc, train, model, data, task=task, out=run_dir, progress=progress, **settings)
+        with naming_run(run_dir), reaching_workers():
+            launch(nproc, train, model, data, task=task, out=run_dir, progress=progress,
+                   **settings)
         return load_run(run_dir, trust_code=True)  # the model the user named
     run = Run(run_dir, config, described.run_info, {}, kept_code=described.code)
     torch.manual_seed(config.seed)
     module = given if given is not None else described.build()
     return _fit(run, module, resume=False, progress=progress, callbacks=callbacks)
+
+
+def _check_new(run_dir: Path) -> None:
+    if (run_dir / CONFIG).exists():
+        raise RunError(f"{run_dir} already holds a run; continue it with "
+                       f"`convscope train --resume {run_dir}` or choose another --out")
 
 
 def _describe(model: str | list | dict | torch.nn.Module | None,
@@ -96,17 +107,22 @@ def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None,
     processes (any number: checkpoints do not depend on it). ``trust_code`` allows a run of a
     Python model to import the code it keeps (:func:`convscope.runs.build_from_info`)."""
     run = load_run(run_dir, trust_code=trust_code)
-    if (run.path / MODEL).exists() and (run.path / RESULTS).exists():
-        raise RunError(f"{run.path} has already finished ({run.config.epochs} epochs); "
-                       f"start a new run to train longer")
+    _check_unfinished(run)
     callbacks = _with_event(callbacks, on_event)
     if nproc != 1:
         _check_parallel(nproc, run.config, callbacks)
-        launch(nproc, resume, run_dir, progress, trust_code=trust_code)
+        with naming_run(run.path), reaching_workers():
+            launch(nproc, resume, run_dir, progress, trust_code=trust_code)
         return load_run(run_dir, trust_code=trust_code)
     torch.manual_seed(run.config.seed)
     module = build_from_info(run.model_info, run.path, trust_code)
     return _fit(run, module, resume=True, progress=progress, callbacks=callbacks)
+
+
+def _check_unfinished(run: Run) -> None:
+    if (run.path / MODEL).exists() and (run.path / RESULTS).exists():
+        raise RunError(f"{run.path} has already finished ({run.config.epochs} epochs); "
+                       f"start a new run to train longer")
 
 
 def _with_event(callbacks: Sequence[Callback], on_event: OnEvent) -> list[Callback]:
@@ -125,11 +141,35 @@ def _check_parallel(processes: int, config: TrainConfig, callbacks: Sequence[Cal
 def _fit(run: Run, module: torch.nn.Module, resume: bool, progress: bool,
          callbacks: Sequence[Callback]) -> Run:
     """Train in a :class:`TrainingSession`, with the metrics log, ``callbacks``, checkpoints
-    and (the main process's) progress."""
-    with joined(pick_device(run.config.device)) as world:
+    and (the main process's) progress; the main process holds the run directory's lock."""
+    with naming_run(run.path), joined(pick_device(run.config.device)) as world:
         if world.size > 1:
             _check_parallel(world.size, run.config, callbacks)
         shown = [Progress()] if progress and world.main else []
-        session = TrainingSession(run, module, world, resume,
-                                  [MetricsLog(), *callbacks, Checkpointing(), *shown])
-        return session.fit()
+        # a worker stops with a checkpoint on its launcher's (or torchrun's) SIGTERM too
+        stopping = sigterm_as_interrupt() if world.size > 1 else nullcontext()
+        with _held(run, world.main, resume), stopping:
+            session = TrainingSession(run, module, world, resume,
+                                      [MetricsLog(), *callbacks, Checkpointing(), *shown])
+            return session.fit()
+
+
+@contextmanager
+def _held(run: Run, main: bool, resume: bool) -> Iterator[None]:
+    """The run directory, locked (by the main process) and checked again under the lock; a
+    write error names the checkpoint to resume from, if there is one."""
+    if not main:
+        yield
+        return
+    with locked_run(run.path, RUN_FILES):
+        if resume:
+            _check_unfinished(run)
+        else:
+            _check_new(run.path)
+        try:
+            yield
+        except WriteError as exc:
+            if not (run.path / CHECKPOINT).exists():
+                raise
+            raise WriteError(f"{exc}; the run is kept up to its last checkpoint: continue it "
+                             f"with `convscope train --resume {run.path}`") from None
