@@ -8,6 +8,7 @@ test scores) or :meth:`~TrainingSession.stop` (a resumable early stop);
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
@@ -21,6 +22,7 @@ from .checkpoint import load_checkpoint, save_checkpoint, save_model
 from .data import Dataset
 from .device import autocast_for, precision_text, resolve_precision, warn_if_emulated
 from .distributed import World, sync_batchnorm
+from .errors import ConvscopeError
 from .evaluate import input_size
 from .layers import fit_whitening, has_whitening
 from .lookahead import Lookahead
@@ -62,6 +64,9 @@ class TrainingSession:
         self.images, self.labels = images.to(device), train_set.labels.to(device)
         self.targets = {key: value.to(device) for key, value in train_set.targets.items()}
         self.examples = images.shape[0]
+        if config.batch_size > self.examples:
+            raise ConvscopeError(f"batch_size {config.batch_size} is more than the "
+                                 f"{self.examples} training examples; use at most {self.examples}")
         self.per_epoch = max(1, self.examples // config.batch_size)
         self.total_steps = self.per_epoch * config.epochs
 
@@ -78,7 +83,8 @@ class TrainingSession:
         self.extra = self.lookahead.average if self.lookahead else None
         self.epoch, self.steps_done, self.tally = 0, 0, _new_tally()
         if resuming:
-            saved = load_checkpoint(checkpoint, module, self.optimizer, self.extra)
+            saved = load_checkpoint(checkpoint, module, self.optimizer, self.extra,
+                                    bounds=(config.epochs, self.per_epoch))
             self.epoch, self.steps_done, self.tally = saved["epoch"], saved["step"], saved["tally"]
             if world.main:
                 print(f"resuming {self.run.path} at epoch {self.epoch + 1}, "
@@ -133,6 +139,10 @@ class TrainingSession:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         batch_loss, correct = world.reduce_step(module, loss, correct)
+        if not math.isfinite(batch_loss):  # every rank sees the same loss and stops
+            raise ConvscopeError(f"training diverged: the loss became {batch_loss} in epoch "
+                                 f"{self.epoch + 1}, step {self.steps_done + 1}; train again "
+                                 f"with a lower --lr (this run's is {config.lr})")
         self.optimizer.step()
         self.steps_done += 1
         if self.lookahead:
