@@ -232,7 +232,9 @@ def _index(path: Path, text: object, count: int) -> int:
 def _check_groups(path: Path, saved: list, fresh: list[dict]) -> None:
     """The saved parameter groups are this optimizer's: as many, each over the same parameter
     indices, each setting of the same kind (a number, a flag, a pair of numbers)."""
-    if len(saved) != len(fresh) or not all(isinstance(group, dict) for group in saved):
+    if not all(isinstance(group, dict) for group in saved):
+        raise _damaged(path, "its optimizer parameter groups are not all mappings")
+    if len(saved) != len(fresh):
         raise _damaged(path, f"it saved {len(saved)} optimizer parameter groups, this run's "
                              f"optimizer has {len(fresh)}")
     for number, (group, own) in enumerate(zip(saved, fresh, strict=True)):
