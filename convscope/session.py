@@ -64,9 +64,6 @@ class TrainingSession:
         self.images, self.labels = images.to(device), train_set.labels.to(device)
         self.targets = {key: value.to(device) for key, value in train_set.targets.items()}
         self.examples = images.shape[0]
-        if config.batch_size > self.examples:
-            raise ConvscopeError(f"batch_size {config.batch_size} is more than the "
-                                 f"{self.examples} training examples; use at most {self.examples}")
         self.per_epoch = max(1, self.examples // config.batch_size)
         self.total_steps = self.per_epoch * config.epochs
 

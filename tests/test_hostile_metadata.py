@@ -394,10 +394,3 @@ def test_training_that_diverges_stops_with_an_error(squares: Path, tmp_path: Pat
     _one_line_error(capsys, code, "training diverged: the loss became nan in epoch 1",
                     "train again with a lower --lr (this run's is 1e+38)")
     assert not (tmp_path / "run" / "model.safetensors").exists()
-
-
-def test_a_batch_larger_than_the_training_set_is_refused(squares: Path, tmp_path: Path, capsys):
-    """It was an IndexError."""
-    code = main(_train_args(squares, tmp_path, "--batch-size", "5000"))
-    _one_line_error(capsys, code, "batch_size 5000 is more than the 108 training examples; "
-                                  "use at most 108")
