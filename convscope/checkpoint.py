@@ -2,7 +2,9 @@
 
 Two kinds of file, told apart by their ``convscope`` metadata entry:
 ``model`` (weights only, the file other tools load) and ``checkpoint`` (weights, optimizer state
-and the training position, for ``--resume``). Nothing is ever unpickled.
+and the training position, for ``--resume``). Nothing is ever unpickled, and everything read
+is checked before use: metadata, the position, the optimizer's indices, state shapes and
+settings (a damaged or hostile file gets a one-line :class:`RunError` naming it and the fix).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from .errors import RunError
 from .flat_optimizer import FlatOptimizer
 
 FORMAT_VERSION = "1"
+FIXES = {"checkpoint": "start a new run or resume from an intact checkpoint",
+         "model": "restore an intact copy of the file or train the model again"}
 
 
 def _tensors(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -30,10 +34,6 @@ def _save(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     metadata = {"convscope": meta.pop("kind"), "format_version": FORMAT_VERSION,
                 "meta": json.dumps(meta)}
     atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
-
-
-FIXES = {"checkpoint": "start a new run or resume from an intact checkpoint",
-         "model": "restore an intact copy of the file or train the model again"}
 
 
 def _open(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
@@ -108,33 +108,42 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
                     bounds: tuple[int, int] | None = None) -> dict:
     """Restore a checkpoint into ``model``, ``optimizer`` and the ``extra`` tensors (copied in
     place); returns the saved position, checked to lie within ``bounds`` (epochs, steps per
-    epoch) when given. Everything read is checked before use: a damaged or hostile file gets
-    a one-line :class:`RunError` naming it."""
+    epoch) when given. Everything is checked before anything is loaded."""
     tensors, meta = _open(path, "checkpoint")
     _check_meta(path, meta)
     if bounds is not None:
         check_position(path, meta["position"], *bounds)
-    _load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
-    for name, value in (extra or {}).items():
-        if f"extra.{name}" not in tensors:
-            raise RunError(f"{path} has no saved {name!r}: it was written by a run with other "
-                           "settings; start a new run")
-        saved = tensors[f"extra.{name}"]
-        if saved.shape != value.shape or not saved.is_floating_point():
-            raise RunError(f"{path}: the saved {name!r} is a {_shape(saved)} tensor, this run "
-                           f"needs {_shape(value)}; {FIXES['checkpoint']}")
-        value.copy_(saved)
+    saved_extra = {name: _saved_extra(path, tensors, name, value)
+                   for name, value in (extra or {}).items()}
     state = optimizer_state(path, tensors, meta["optim_scalars"], _parameters(optimizer))
     _check_groups(path, meta["param_groups"], optimizer.state_dict()["param_groups"])
+    _load_state(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
+    for name, value in (extra or {}).items():
+        value.copy_(saved_extra[name])
     try:
         optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise RunError(f"{path}: the saved optimizer state does not fit this run's optimizer "
-                       f"({str(exc).strip().splitlines()[0]}); {FIXES['checkpoint']}") from None
+                       f"({first}); {FIXES['checkpoint']}") from None
     return meta["position"]
 
 
 # ---- checking what a checkpoint holds --------------------------------------------------------
+
+
+def _saved_extra(path: Path, tensors: dict[str, torch.Tensor], name: str,
+                 value: torch.Tensor) -> torch.Tensor:
+    """The saved ``extra.<name>`` tensor (such as a lookahead's average), shaped as ``value``."""
+    if f"extra.{name}" not in tensors:
+        raise RunError(f"{path} has no saved {name!r}: it was written by a run with other "
+                       "settings; start a new run")
+    saved = tensors[f"extra.{name}"]
+    if saved.shape != value.shape or not saved.is_floating_point():
+        raise _damaged(path, f"the saved {name!r} is a {_shape(saved)} tensor, this run needs "
+                             f"{_shape(value)}")
+    return saved
+
 
 TALLY = ("loss", "correct", "seen", "seconds")  # the epoch's running sums (session._new_tally)
 
