@@ -394,3 +394,16 @@ def test_training_that_diverges_stops_with_an_error(squares: Path, tmp_path: Pat
     _one_line_error(capsys, code, "training diverged: the loss became nan in epoch 1",
                     "train again with a lower --lr (this run's is 1e+38)")
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_the_explorer_answers_400_to_deep_and_long_specs(tmp_path: Path):
+    from fastapi.testclient import TestClient
+
+    from convscope.server import create_app
+
+    flat = [{"type": "input", "sx": 4, "sy": 4, "depth": 1}, *[{"type": "relu"}] * 100_000]
+    with TestClient(create_app([], runs_dir=tmp_path / "runs")) as client:
+        for spec, message in ((_nested(300), "nested too deeply"),
+                              (flat, "more than 2,000 layers")):
+            response = client.post("/api/train", json={"spec": spec})
+            assert response.status_code == 400 and message in response.json()["error"]
