@@ -407,3 +407,11 @@ def test_the_explorer_answers_400_to_deep_and_long_specs(tmp_path: Path):
                               (flat, "more than 2,000 layers")):
             response = client.post("/api/train", json={"spec": spec})
             assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_a_convnetjs_snapshot_nested_too_deeply_is_one_line(tmp_path: Path, capsys):
+    """It was a RecursionError."""
+    path = tmp_path / "net.json"
+    path.write_text('{"layers": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    code = main(["import-convnetjs", str(path), "--out", str(tmp_path / "run")])
+    _one_line_error(capsys, code, "net.json: nested too deeply to be a ConvNetJS snapshot")
