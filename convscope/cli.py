@@ -17,6 +17,15 @@ from .tasks import task_names
 from .tta import with_tta
 
 
+def port_number(text: str) -> int:
+    """``--port``'s type: a TCP port, 1 to 65535, or 0 (any free port)."""
+    port = int(text) if text.strip().isdecimal() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number: use 1 to 65535, "
+                                         "or 0 for any free port")
+    return port
+
+
 def _cmd_models(args: argparse.Namespace) -> None:
     from .registry import list_models
     from .spec import resolve
@@ -208,7 +217,8 @@ def _add_serve(sub) -> None:
                    "else a per-user cache); else the bundled samples are used")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: "
                    "this machine only; 0.0.0.0 exposes it to the network)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
+    p.add_argument("--port", type=port_number, default=8000,
+                   help="port (default 8000; 0: any free)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.set_defaults(func=_cmd_serve)
 

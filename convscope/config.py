@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from .augment import AUGMENTATIONS, check_augmentation
@@ -25,12 +26,50 @@ def allowed_values() -> dict[str, tuple[str, ...]]:
             "augment": tuple(AUGMENTATIONS)}
 
 
+@dataclass(frozen=True)
+class Range:
+    """The numbers a numeric setting allows: ``low`` to ``high`` (None: no bound), each end
+    included unless ``low_open`` / ``high_open``. A float must also be finite."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def text(self, finite: bool) -> str:
+        """"at least 1", "positive and finite", "in [0, 1)"."""
+        if self.high is not None:
+            return (f"in {'(' if self.low_open else '['}{self.low}, {self.high}"
+                    f"{')' if self.high_open else ']'}")
+        text = ("positive" if self.low == 0 else f"above {self.low}") if self.low_open \
+            else f"at least {self.low}"
+        return text + (" and finite" if finite else "")
+
+
+INT64 = Range(-(2**63), 2**63 - 1)  # what torch's generators and tensors take
+
+
 def setting(default, help: str, metavar: str | None = None,  # noqa: A002 (argparse's name)
-            shown: str | None = None):
-    """A :class:`TrainConfig` field with its help text, its option's metavar and how its
-    default reads (``shown``; else the value): the CLI's ``train`` options are made of them."""
+            shown: str | None = None, limits: Range | None = None):
+    """A :class:`TrainConfig` field with its help text, its option's metavar, how its
+    default reads (``shown``; else the value) and, for a number, its allowed ``limits``:
+    the CLI's ``train`` options are made of them."""
     return field(default=default, metadata={"help": help, "metavar": metavar,
-                                            "default": shown or _shown(default)})
+                                            "default": shown or _shown(default),
+                                            "limits": limits})
+
+
+def allowed_ranges() -> dict[str, Range]:
+    """The allowed numbers of every numeric setting (validation reads this table)."""
+    return {name: f.metadata["limits"] for name, f in _FIELDS.items()
+            if f.metadata["limits"] is not None}
 
 
 def _shown(default) -> str:
@@ -46,20 +85,24 @@ class TrainConfig:
     data: str = setting("mnist", "mnist, cifar10, fsdd, fsdd-holdout-<speaker> or an image "
                         "folder")
     task: str = setting("classify", "what to learn")
-    scenes: int = setting(20000, "generated training scenes for localize, detect and segment")
-    test_scenes: int = setting(5000, "generated test scenes, from the test digits only")
-    epochs: int = setting(1, "passes over the training set")
-    batch_size: int = setting(64, "examples per step")
-    lr: float = setting(1e-3, "peak learning rate (the schedule scales it each step)")
+    scenes: int = setting(20000, "generated training scenes for localize, detect and segment",
+                          limits=Range(1, 1_000_000))
+    test_scenes: int = setting(5000, "generated test scenes, from the test digits only",
+                               limits=Range(1, 1_000_000))
+    epochs: int = setting(1, "passes over the training set", limits=Range(1))
+    batch_size: int = setting(64, "examples per step", limits=Range(1))
+    lr: float = setting(1e-3, "peak learning rate (the schedule scales it each step)",
+                        limits=Range(0, low_open=True))
     optimizer: str = setting("adam", "the optimizer")
-    momentum: float = setting(0.9, "SGD momentum")
+    momentum: float = setting(0.9, "SGD momentum", limits=Range(0, 1, high_open=True))
     nesterov: bool = setting(True, "Nesterov momentum for SGD (when momentum > 0)")
-    weight_decay: float = setting(0.0, "L2 weight decay")
+    weight_decay: float = setting(0.0, "L2 weight decay", limits=Range(0))
     bias_lr_scale: float = setting(1.0, "batchnorm shifts learn X times faster (same decay "
-                                   "per step)", "X")
+                                   "per step)", "X", limits=Range(0, low_open=True))
     lookahead: bool = setting(False, "airbench's lookahead: pull the weights onto their "
                               "running average (see convscope.lookahead)")
-    label_smoothing: float = setting(0.0, "label smoothing of the classification loss")
+    label_smoothing: float = setting(0.0, "label smoothing of the classification loss",
+                                     limits=Range(0, 1))
     schedule: str = setting("constant", "learning-rate schedule over the run")
     augment: str | None = setting(None, "training augmentation", shown="the dataset's")
     precision: str = setting("auto", "bf16: bfloat16 autocast in the training steps and the "
@@ -69,11 +112,12 @@ class TrainConfig:
                                           shown="none")
     tta: str = setting("none", "test-time augmentation when scoring a classifier: average "
                        "over mirrored (and shifted) views")
-    seed: int = setting(0, "seed of every random choice (runs repeat exactly)")
+    seed: int = setting(0, "seed of every random choice (runs repeat exactly)", limits=INT64)
     device: str = setting("auto", "where to train (auto: a GPU if there is one)")
-    val_fraction: float = setting(0.1, "share of the training set held out for validation")
+    val_fraction: float = setting(0.1, "share of the training set held out for validation",
+                                  limits=Range(0, 1, high_open=True))
     checkpoint_every: int = setting(0, "mid-epoch checkpoint interval in steps (0: about "
-                                    "every 60 s)", "STEPS")
+                                    "every 60 s)", "STEPS", limits=Range(0))
     data_dir: str | None = setting(None, "where datasets live",
                                    shown="$CONVSCOPE_DATA, else a per-user cache")
 
@@ -91,30 +135,30 @@ class TrainConfig:
             raise ConvscopeError(f"augment '{self.augment}' would move the {self.task} scenes' "
                                  "pixels but not their boxes and masks; use augment none (the "
                                  "scenes are already randomly placed and scaled)")
-        for name in ("epochs", "batch_size", "scenes", "test_scenes"):
-            if getattr(self, name) < 1:
-                raise ConvscopeError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ConvscopeError(f"lr must be positive, got {self.lr}")
-        if self.bias_lr_scale <= 0:
-            raise ConvscopeError(f"bias_lr_scale must be positive, got {self.bias_lr_scale}")
+        self._check_ranges()
         if self.tta != "none" and self.task != "classify":
             raise ConvscopeError(f"tta '{self.tta}' mirrors and shifts images; it is for the "
                                  f"classify task, not {self.task}")
-        if not 0 <= self.val_fraction < 1:
-            raise ConvscopeError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    def _check_ranges(self) -> None:
+        """Every number within its setting's :class:`Range` (floats finite: ``--lr nan`` or
+        ``inf`` would train a broken model)."""
+        for name, limits in allowed_ranges().items():
+            value = getattr(self, name)
+            floating = _kind(_FIELDS[name]) == "float"
+            if value not in limits or floating and not _fits_float(value):
+                raise ConvscopeError(f"{name} must be {limits.text(floating)}, "
+                                     f"got {_short(value)}")
 
     def _check_types(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if value is None and "None" in str(f.type):
                 continue
-            expected = {"int": int, "float": (int, float), "bool": bool}.get(
-                str(f.type).split(" |")[0], str)
+            expected = {"int": int, "float": (int, float), "bool": bool}.get(_kind(f), str)
             if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
                 hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if isinstance(value, str) else ""
-                raise ConvscopeError(f"{f.name} must be {str(f.type).split(' |')[0]}, "
-                                     f"got {value!r}{hint}")
+                raise ConvscopeError(f"{f.name} must be {_kind(f)}, got {value!r}{hint}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,6 +172,27 @@ class TrainConfig:
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ConvscopeError(f"unknown training setting {key!r}{hint}")
         return cls(**data)
+
+
+_FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def _kind(f) -> str:
+    """A field's type without ``| None``: "int", "float", "bool" or "str"."""
+    return str(f.type).split(" |")[0]
+
+
+def _short(value: float) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
+
+
+def _fits_float(value: float) -> bool:
+    """Whether ``value`` (an int in a float setting, say) converts to a finite float."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def resolve_config(recipe: dict, overrides: dict) -> TrainConfig:

@@ -8,6 +8,7 @@ test scores) or :meth:`~TrainingSession.stop` (a resumable early stop);
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
@@ -21,6 +22,7 @@ from .checkpoint import load_checkpoint, save_checkpoint, save_model
 from .data import Dataset
 from .device import autocast_for, precision_text, resolve_precision, warn_if_emulated
 from .distributed import World, sync_batchnorm
+from .errors import ConvscopeError
 from .evaluate import input_size
 from .interrupts import StepInterrupts
 from .layers import fit_whitening, has_whitening
@@ -79,7 +81,8 @@ class TrainingSession:
         self.extra = self.lookahead.average if self.lookahead else None
         self.epoch, self.steps_done, self.tally = 0, 0, _new_tally()
         if resuming:
-            saved = load_checkpoint(checkpoint, module, self.optimizer, self.extra)
+            saved = load_checkpoint(checkpoint, module, self.optimizer, self.extra,
+                                    bounds=(config.epochs, self.per_epoch))
             self.epoch, self.steps_done, self.tally = saved["epoch"], saved["step"], saved["tally"]
             if world.main:
                 print(self._resuming_text())
@@ -132,6 +135,10 @@ class TrainingSession:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         batch_loss, correct = world.reduce_step(module, loss, correct)
+        if not math.isfinite(batch_loss):  # every rank sees the same loss and stops
+            raise ConvscopeError(f"training diverged: the loss became {batch_loss} in epoch "
+                                 f"{self.epoch + 1}, step {self.steps_done + 1}; train again "
+                                 f"with a lower --lr (this run's is {config.lr})")
         self.optimizer.step()
         self.steps_done += 1
         if self.lookahead:

@@ -32,6 +32,9 @@ from convscope.layer_kinds import (
 
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 DOCUMENT_KEYS = ("layers", "name", "description", "dataset", "recipe")
+MAX_NESTING = 32  # residual blocks inside residual blocks
+MAX_LAYERS = 2_000  # layer definitions, those inside residual blocks included
+MAX_VALUES = 100_000  # every list, mapping and value of a spec document
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ def load_spec_document(source: list[dict] | dict | str | os.PathLike) -> dict[st
     """Like :func:`load_spec`, but return the whole document as a mapping: ``layers`` plus the
     optional ``name``, ``description``, ``dataset`` and ``recipe`` a spec file may carry."""
     data = _read(source)
+    check_size(data)
     if isinstance(data, list):
         data = {"layers": data}
     if not isinstance(data, dict):
@@ -91,10 +95,14 @@ def _read(source: object) -> object:
             return json.loads(source)
         except ValueError:
             pass
+        except RecursionError:
+            raise SpecError(_too_deep()) from None
         try:
             return yaml.safe_load(source)
         except yaml.YAMLError as e:
             raise SpecError(f"the spec text is neither valid JSON nor YAML: {e}") from e
+        except RecursionError:
+            raise SpecError(_too_deep()) from None
     raise SpecError(f"cannot load a spec from {_describe(source)}")
 
 
@@ -108,6 +116,39 @@ def _read_file(path: Path) -> object:
         return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
         raise SpecError(f"cannot read spec file '{path}': {e}") from e
+    except RecursionError:
+        raise SpecError(f"spec file '{path}': {_too_deep()}") from None
+
+
+def check_size(data: object) -> None:
+    """Refuse a spec (or spec document) with more than :data:`MAX_NESTING` residual blocks
+    inside each other, :data:`MAX_LAYERS` layers or :data:`MAX_VALUES` values, before anything
+    walks it recursively: this walk is iterative and stops at the first limit passed."""
+    stack, layers, values = [(data, 0, 0)], 0, 0  # (value, lists and mappings around, blocks)
+    while stack:
+        value, depth, blocks = stack.pop()
+        values += 1
+        if blocks > MAX_NESTING or depth > 2 * MAX_NESTING + 8:
+            raise SpecError(_too_deep())
+        if values > MAX_VALUES:
+            raise SpecError(f"the spec holds more than {MAX_VALUES:,} values; a spec is a list "
+                            "of layer definitions of a few fields each")
+        if isinstance(value, dict):
+            layers += "type" in value
+            stack.extend((item, depth + 1, blocks + (key == "layers" and "type" in value))
+                         for key, item in value.items())
+        elif isinstance(value, list):
+            layers += len(value) if len(value) > MAX_LAYERS else 0  # refused without a walk
+            stack.extend((item, depth + 1, blocks) for item in value[:MAX_LAYERS + 1])
+        if layers > MAX_LAYERS:
+            raise SpecError(f"the spec has more than {MAX_LAYERS:,} layers (counting those in "
+                            f"residual blocks); convscope builds networks of at most "
+                            f"{MAX_LAYERS:,}")
+
+
+def _too_deep() -> str:
+    return (f"the spec is nested too deeply: at most {MAX_NESTING} residual blocks inside each "
+            "other are allowed; flatten the network")
 
 
 # ---- resolving -----------------------------------------------------------------------------
@@ -125,6 +166,7 @@ def resolve(spec: list[dict]) -> list[Layer]:
     if not isinstance(spec, list) or not spec:
         raise SpecError("a spec must be a non-empty list of layer definitions, "
                         f"got {_describe(spec)}")
+    check_size(spec)
     return _resolve_list(spec, None, "")
 
 

@@ -97,6 +97,8 @@ def _parse(name: str, raw: bytes) -> object:
         raise SnapshotError(f"{name}: not a text (UTF-8) file: {exc}") from None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise SnapshotError(f"{name}: nested too deeply to be a ConvNetJS snapshot") from None
     except json.JSONDecodeError as exc:
         begun = re.findall(r'"layer_type"\s*:\s*"([^"]*)"', text[: exc.pos])
         where = f" after layer {len(begun) - 1} ({begun[-1]}) began" if begun else ""
