@@ -44,10 +44,11 @@ def training_batches(images: torch.Tensor, order: torch.Tensor, config: TrainCon
         index = order[first * batch:chunk.stop * batch]
         flips = None if first_flips is None else \
             alternating_flips(first_flips[index.cpu()], epoch)
-        choices = concatenated([draw(batch, images.shape[-2:], height, width, config.augment,
+        sizes = [min(batch, len(order) - step * batch) for step in chunk]  # the last may be short
+        choices = concatenated([draw(n, images.shape[-2:], height, width, config.augment,
                                      generator(config.seed, epoch, step),
-                                     None if flips is None else flips[i * batch:(i + 1) * batch])
-                                for i, step in enumerate(chunk)])
+                                     None if flips is None else flips[i * batch:i * batch + n])
+                                for i, (step, n) in enumerate(zip(chunk, sizes, strict=True))])
         x = to_input(augmented(images[index], height, width, config.augment, choices))
         x = x.contiguous(memory_format=torch.channels_last)
         for i in range(len(chunk)):

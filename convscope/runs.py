@@ -146,6 +146,23 @@ class Run:
         write_text_atomic(self.path / METRICS, "".join(json.dumps(m) + "\n" for m in self.metrics))
 
 
+def _read_metrics(path: Path) -> list[dict]:
+    """The lines of a metrics log: each a JSON object with an integer ``epoch``."""
+    if not path.exists():
+        return []
+    metrics = []
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            metric = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            metric = None
+        if not isinstance(metric, dict) or type(metric.get("epoch")) is not int:
+            raise RunError(f"{path}: line {number} is not a metrics record (a JSON object with "
+                           "an integer epoch); restore the file or delete that line")
+        metrics.append(metric)
+    return metrics
+
+
 def load_run(path: str | Path, trust_code: bool = False) -> Run:
     """Open a run directory written by :func:`convscope.train`; ``trust_code`` allows its
     ``model`` to import the Python model code the run keeps (see :func:`build_from_info`)."""
@@ -159,15 +176,11 @@ def load_run(path: str | Path, trust_code: bool = False) -> Run:
         model_info, data_info = data["model"], data["data"]
         if not isinstance(model_info, dict) or not isinstance(data_info, dict):
             raise TypeError("its model and data sections must be mappings")
-    except (yaml.YAMLError, KeyError, TypeError, ConvscopeError) as exc:
+    except (yaml.YAMLError, KeyError, TypeError, ConvscopeError, UnicodeDecodeError) as exc:
         raise RunError(f"{config_path}: unreadable run configuration ({exc})") from None
-    metrics = []
-    if (path / METRICS).exists():
-        for number, line in enumerate((path / METRICS).read_text().splitlines(), 1):
-            try:
-                metrics.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise RunError(f"{path / METRICS}: line {number} is not JSON") from None
+    except RecursionError:
+        raise RunError(f"{config_path}: unreadable run configuration (nested too deeply)") from None
+    metrics = _read_metrics(path / METRICS)
     results = None
     if (path / RESULTS).exists():
         try:

@@ -415,3 +415,26 @@ def test_a_convnetjs_snapshot_nested_too_deeply_is_one_line(tmp_path: Path, caps
     path.write_text('{"layers": ' + "[" * 100_000 + "]" * 100_000 + "}")
     code = main(["import-convnetjs", str(path), "--out", str(tmp_path / "run")])
     _one_line_error(capsys, code, "net.json: nested too deeply to be a ConvNetJS snapshot")
+
+
+def test_a_batch_larger_than_the_training_set_trains(squares: Path, tmp_path: Path):
+    """The one step of an epoch then has fewer examples than --batch-size; with augmentation
+    its crops and flips were drawn for a whole batch (an IndexError)."""
+    code = main(_train_args(squares, tmp_path, "--batch-size", "500", "--augment", "shift+flip"))
+    assert code == 0 and (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_metrics_line_that_is_not_a_record_is_one_line(squares: Path, tmp_path: Path, capsys):
+    assert main(_train_args(squares, tmp_path, "--epochs", "2")) == 0
+    run = tmp_path / "run"
+    (run / "model.safetensors").unlink()  # as if killed before the end
+    (run / "metrics.jsonl").write_text("[1, 2]\n")
+    _one_line_error(capsys, main(["train", "--resume", str(run)]), "metrics.jsonl: line 1 is not "
+                    "a metrics record")
+
+
+def test_a_run_config_nested_too_deeply_is_one_line(squares: Path, tmp_path: Path, capsys):
+    assert main(_train_args(squares, tmp_path)) == 0
+    config = tmp_path / "run" / "config.yaml"
+    config.write_text(config.read_text() + "deep: " + "[" * 5000 + "]" * 5000 + "\n")
+    _one_line_error(capsys, main(["eval", str(tmp_path / "run")]), "config.yaml: unreadable")
