@@ -317,11 +317,24 @@ def main(argv: list[str] | None = None) -> int:
     except ConvscopeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file error no command translated: still one line, never a trace
+        print(f"error: {_os_error_text(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         hint = _interrupted_hint(args, getattr(exc, "run_dir", None), argv)
         print(f"\ninterrupted{': ' + hint if hint else '.'}", file=sys.stderr)
         return 130
     return 0
+
+
+def _os_error_text(exc: OSError) -> str:
+    """One line for an OS error: the path and the fix where the error says which."""
+    from ._io import NO_SPACE, NOT_WRITABLE, write_error
+
+    if exc.filename and exc.errno in NO_SPACE + NOT_WRITABLE:
+        return str(write_error(Path(exc.filename), exc.errno))
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}; check the path and its permissions"
 
 
 def _interrupted_hint(args: argparse.Namespace, run_dir: Path | None, argv: list[str]) -> str:

@@ -440,3 +440,27 @@ def test_resuming_a_run_whose_epochs_are_all_trained_says_so(squares: Path, tmp_
     assert "at epoch 3" not in out
     assert f"resuming {run}: its training is complete (2 epochs); finishing it" in out
     assert (run / "results.json").exists()
+
+
+def test_scenes_into_a_path_under_a_file_is_one_line(squares: Path, tmp_path: Path, capsys):
+    """A file error no command translates (here: the --out folder's parent is a file) is still
+    one line naming the path, never a traceback."""
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "scenes"
+    code = main(["scenes", "localize", "--count", "2", "--out", str(out),
+                 "--data-dir", str(squares)])
+    line = _error_line(capsys)
+    assert code == 2 and "a-file" in line and "check the path" in line, line
+
+
+def test_an_unwritable_path_no_command_translated_names_the_fix(spec: Path, squares: Path,
+                                                                tmp_path: Path, capsys,
+                                                                monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "scenes"))
+
+    monkeypatch.setattr("convscope.scenes.write_scenes", read_only)
+    code = main(["scenes", "localize", "--count", "2", "--out", str(tmp_path / "scenes"),
+                 "--data-dir", str(squares)])
+    line = _error_line(capsys)
+    assert code == 2 and "choose a writable --out" in line, line
