@@ -14,15 +14,13 @@ from ..errors import ConvscopeError
 from .app import create_app
 from .origin import LOOPBACK_HOSTS, WILDCARD_HOSTS
 
-LOCAL_HOSTS = LOOPBACK_HOSTS
-
 
 def host_names(host: str, allow_hosts: Sequence[str] = ()) -> list[str]:
     """The Host names a server bound to ``host`` answers to: the loopback names, ``host``
     itself (for 0.0.0.0 or ::, any IP address and this machine's name) and ``allow_hosts``."""
     names = [*LOOPBACK_HOSTS, host, *allow_hosts]
     if host in WILDCARD_HOSTS:
-        names += [socket.gethostname(), socket.getfqdn()]
+        names.append(socket.gethostname())
     return list(dict.fromkeys(name.lower() for name in names))
 
 
@@ -48,7 +46,7 @@ def serve(runs: list[Path], runs_dir: Path | None, data_dir: str | None, host: s
     port = sock.getsockname()[1]
     url = f"http://{f'[{host}]' if ipv6 else host}:{port}/"
     print(f"convscope explorer: {url}", flush=True)
-    if host not in LOCAL_HOSTS:
+    if host not in LOOPBACK_HOSTS:
         print(f"warning: --host {host} exposes the explorer, uploads and live training to every "
               "machine that can reach this one, without any login; use it on trusted networks "
               "only", file=sys.stderr, flush=True)
