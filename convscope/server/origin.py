@@ -4,7 +4,7 @@ Every request must name, in its ``Host`` header, one of the host names the serve
 for (any port): a page of another site whose name was made to resolve to this machine (DNS
 rebinding) still sends its own name, and gets 403. State-changing requests (POST, PUT, PATCH,
 DELETE) and WebSocket handshakes that carry an ``Origin`` must come from the server's own
-origin (the scheme, host and port the request was sent to) or one allowed explicitly; requests
+origin (the host and port the request was sent to) or one allowed explicitly; requests
 without an Origin (curl, scripts, same-origin GETs) are not cross-site and pass.
 """
 
