@@ -177,7 +177,8 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     from .server.serve import serve
 
     serve([Path(r) for r in args.run], Path(args.runs) if args.runs else None, args.data_dir,
-          args.host, args.port, open_browser=not args.no_browser)
+          args.host, args.port, open_browser=not args.no_browser,
+          allow_hosts=args.allow_host, allow_origins=args.allow_origin)
 
 
 def _cmd_import_convnetjs(args: argparse.Namespace) -> None:
@@ -220,6 +221,12 @@ def _add_serve(sub) -> None:
     p.add_argument("--port", type=port_number, default=8000,
                    help="port (default 8000; 0: any free)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host is NAME (repeatable; default: "
+                   "127.0.0.1, localhost, ::1 and --host's name; others get 403)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="URL",
+                   help="also accept changes and WebSockets from pages at URL, e.g. "
+                   "https://tools.example.org (repeatable; default: the server's own origin)")
     p.set_defaults(func=_cmd_serve)
 
 

@@ -306,3 +306,13 @@ def _suggest(word: object, options: tuple[str, ...] | list[str]) -> str:
 def _describe(value: object) -> str:
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+# ---- memory --------------------------------------------------------------------------------
+
+
+def activation_values(layers: list[Layer] | tuple[Layer, ...]) -> int:
+    """The values ``layers`` output for one example, residual blocks' inner layers included:
+    about what training keeps per example for the backward pass (multiply by the batch size
+    and the bytes per value). Pure arithmetic on the resolved spec: nothing is allocated."""
+    return sum(layer.out_volume.numel + activation_values(layer.children) for layer in layers)

@@ -43,6 +43,28 @@ def small_cifar_batches():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def local_test_client():
+    """Test clients speak as a browser on this machine does: ``Host: 127.0.0.1`` instead of
+    Starlette's ``testserver``, a name the explorer refuses (server/origin.py), for requests
+    and WebSockets alike (Starlette puts a WebSocket's relative URL on testserver whatever the
+    base URL). A test that passes ``base_url`` gets its own."""
+    from starlette.testclient import TestClient
+
+    init, connect = TestClient.__init__, TestClient.websocket_connect
+
+    def local_init(self, app, base_url: str = "http://127.0.0.1", *args, **kwargs) -> None:
+        init(self, app, base_url, *args, **kwargs)
+
+    def on_base_url(self, url: str, *args, **kwargs):
+        return connect(self, str(self.base_url.copy_with(scheme="ws").join(url)), *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(TestClient, "__init__", local_init)
+        mp.setattr(TestClient, "websocket_connect", on_base_url)
+        yield
+
+
 @pytest.fixture
 def gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Undo ``cpu_only`` for one test: the GPU is visible to it and its processes."""

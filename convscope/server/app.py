@@ -7,7 +7,7 @@ event loop stays free for the WebSocket.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from .encode import StrictJSONResponse
 from .errors import install_error_handlers
 from .limits import MAX_BODY_BYTES, BodyLimit
 from .live import Jobs
+from .origin import LOOPBACK_HOSTS, HostOriginCheck, HostOriginPolicy
 from .routes.audio import audio_router
 from .routes.datasets import chapter_router, datasets_router
 from .routes.models import models_router
@@ -35,12 +36,18 @@ ROUTERS = (models_router, audio_router, datasets_router, chapter_router, trainin
 
 
 def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir: str | None = None,
-               *, bundled_dir: Path = BUNDLED, static_dir: Path = STATIC) -> FastAPI:
+               *, bundled_dir: Path = BUNDLED, static_dir: Path = STATIC,
+               allowed_hosts: Collection[str] = LOOPBACK_HOSTS,
+               allowed_origins: Collection[str] = ()) -> FastAPI:
     """The explorer for the bundled models plus the runs given and those in ``runs_dir``.
 
     Live training writes under ``<runs_dir>/live/`` (``runs/live/`` without one); datasets are
-    read from ``data_dir`` (default as for training) or the bundled samples.
+    read from ``data_dir`` (default as for training) or the bundled samples. Requests must name
+    one of ``allowed_hosts`` in their Host header; state-changing requests and WebSockets from
+    a page must come from the server's own origin or one of ``allowed_origins``
+    (:mod:`convscope.server.origin`).
     """
+    policy = HostOriginPolicy(allowed_hosts, allowed_origins)
     catalog = Catalog(bundled_dir / "models", list(runs), runs_dir)
     samples = Samples(data_dir, bundled_dir / "samples")
     jobs = Jobs(catalog, samples, (runs_dir or Path("runs")) / "live", data_dir)
@@ -55,6 +62,7 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
                   default_response_class=StrictJSONResponse)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(HostOriginCheck, policy=policy)  # added last: runs first
     serve_page(app, static_dir)
     for router in ROUTERS:
         app.include_router(router(explorer))

@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from ..augment import to_input
 from ..callbacks import Callback
-from ..config import OPTIMIZERS
+from ..config import OPTIMIZERS, TrainConfig
 from ..data import DATASETS
 from ..data.catalog import image_set_for_depth
 from ..device import scoring_precision
@@ -28,6 +28,7 @@ from ..errors import ConvscopeError
 from ..model import SpecNet, build_model
 from ..probes import activations, has_weights, layer_weights
 from ..registry import get_model_entry
+from ..spec import Layer, activation_values, resolve
 from ..tasks import get_task
 from ..trainer import train
 from .catalog import Catalog, Entry, slug
@@ -54,6 +55,8 @@ def _live_dataset(name: str) -> str:
 PROGRESS_SECONDS, SNAPSHOT_SECONDS = 0.2, 1.0
 MAX_FILTERS = 64
 MAX_PARAMS = 10_000_000
+MAX_ACTIVATION_BYTES = 2 * 1024**3  # cifar10-94 at its batch size 1024 needs about 1.4 GiB
+BYTES_PER_VALUE = 4  # float32
 MAX_INPUT_SIDE = 64
 
 
@@ -167,10 +170,12 @@ class Jobs:
             recipe = registered.recipe
         else:
             spec, name, dataset, recipe = request.spec, "spec", None, {}
-        net = build_model(spec)
-        dataset = (request.dataset or dataset or image_set_for_depth(net.input_volume.depth)
+        layers = resolve(spec)  # sizes from the spec alone: nothing is built until they fit
+        dataset = (request.dataset or dataset or image_set_for_depth(layers[0].out_volume.depth)
                    or next(iter(DEPTH)))  # whose depth check then names the fix
-        _check_fits(net, dataset)
+        _check_fits(layers, dataset,
+                    request.batch_size or recipe.get("batch_size") or TrainConfig.batch_size)
+        net = build_model(spec)
         settings = {k: v for k, v in request.model_dump().items()
                     if k in ("epochs", "batch_size", "lr", "optimizer") and v is not None}
         with self._lock:
@@ -277,22 +282,42 @@ class LiveFeed(Callback):
         return True
 
 
-def _check_fits(net: SpecNet, dataset: str) -> None:
-    """Refuse networks that cannot train on ``dataset`` or would swamp the server."""
-    volume, classes = net.input_volume, len(DATASETS[dataset].classes)
+def _check_fits(layers: list[Layer], dataset: str, batch_size: int) -> None:
+    """Refuse networks that cannot train on ``dataset`` or would swamp the server, from the
+    resolved spec alone (before anything is allocated)."""
+    volume, classes = layers[0].out_volume, len(DATASETS[dataset].classes)
+    num_classes = layers[-1].params["num_classes"] if layers[-1].type == "softmax" else None
     if volume.depth != DEPTH[dataset]:
         raise ApiError(400, f"the network takes {volume.depth}-channel input but {dataset} has "
                             f"{DEPTH[dataset]}; set the input layer's depth to {DEPTH[dataset]}")
-    if net.num_classes != classes:
+    if num_classes != classes:
         raise ApiError(400, f"the network must end in softmax with num_classes {classes} to "
                             f"train on {dataset}")
     if max(volume.sx, volume.sy) > MAX_INPUT_SIDE:
         raise ApiError(400, f"the input volume {volume} is too large for live training "
                             f"(at most {MAX_INPUT_SIDE} per side)")
-    params = sum(layer.num_params for layer in net.layers)
+    params = sum(layer.num_params for layer in layers)
     if params > MAX_PARAMS:
-        raise ApiError(400, f"the network has {params:,} parameters; live training takes at "
-                            f"most {MAX_PARAMS:,}")
+        raise ApiError(400, f"the network has {_count(params)} parameters; live training takes "
+                            f"at most {MAX_PARAMS:,}")
+    _check_activations(activation_values(layers) * BYTES_PER_VALUE, batch_size)
+
+
+def _check_activations(per_example: int, batch_size: int) -> None:
+    """Refuse a network whose layer outputs for one training batch pass the memory cap."""
+    if per_example * batch_size <= MAX_ACTIVATION_BYTES:
+        return
+    fits, gib = MAX_ACTIVATION_BYTES // per_example, -(-per_example * batch_size // 1024**3)
+    fix = (f"set batch_size to at most {fits:,}" if fits >= 1 else
+           "use fewer filters or neurons, or smaller padding")
+    raise ApiError(400, f"training this network at batch size {batch_size:,} needs about "
+                        f"{_count(gib)} GiB for its layer outputs; live training takes at most "
+                        f"{MAX_ACTIVATION_BYTES // 1024**3} GiB: {fix}")
+
+
+def _count(n: int) -> str:
+    """``n`` with thousands separators, or its order of magnitude when absurdly large."""
+    return f"{n:,}" if n < 10**15 else f"about 10^{int(n.bit_length() * 0.30103)}"
 
 
 def _progress(event: dict) -> dict:
