@@ -76,6 +76,15 @@ def memory_kib(pid: int) -> dict[str, int]:
             if k in ("VmRSS", "VmHWM")}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far, from /proc (0 off Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class MemoryWatch(threading.Thread):
     """Samples a process's VmRSS every ``interval`` s until stopped; keeps the largest seen."""
 
@@ -167,20 +176,22 @@ async def client(number: int, host: str, port: int, chosen: list[Target], layers
         writer.close()
 
 
-async def load(host: str, port: int, args: argparse.Namespace) -> tuple[Tally, dict]:
+async def load(host: str, port: int, server: int, args: argparse.Namespace
+               ) -> tuple[Tally, dict]:
     chosen = await targets(host, port, args.models.split(","))
     loop = asyncio.get_running_loop()
     warm_until = time.monotonic() + args.warmup
     await asyncio.gather(*(client(i, host, port, chosen, args.layers, warm_until, None)
                            for i in range(args.clients)))
     tally = Tally()
-    before, start = os.times(), loop.time()
+    before, server_before, start = os.times(), cpu_seconds(server), loop.time()
     stop_at = time.monotonic() + args.seconds
     await asyncio.gather(*(client(i, host, port, chosen, args.layers, stop_at, tally)
                            for i in range(args.clients)))
     wall, after = loop.time() - start, os.times()
     cpu = (after.user - before.user) + (after.system - before.system)
-    return tally, {"wall_s": wall, "client_cpu_s": cpu, "models": [t.model for t in chosen]}
+    return tally, {"wall_s": wall, "client_cpu_s": cpu, "models": [t.model for t in chosen],
+                   "server_cpu_s": cpu_seconds(server) - server_before}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -196,7 +207,7 @@ def run(args: argparse.Namespace) -> dict:
         try:
             watch = MemoryWatch(server.pid)
             watch.start()
-            tally, info = asyncio.run(load(host, port, args))
+            tally, info = asyncio.run(load(host, port, server.pid, args))
             watch.done.set()
             watch.join()
             memory = memory_kib(server.pid)
@@ -211,7 +222,9 @@ def run(args: argparse.Namespace) -> dict:
             "error_kinds": tally.errors, "server_max_rss_mib": watch.max_rss / 1024,
             "server_end_rss_mib": memory.get("VmRSS", 0) / 1024,
             "server_peak_mib": memory.get("VmHWM", 0) / 1024,
-            "client_cpu_per_s": info["client_cpu_s"] / info["wall_s"], "machine": machine(),
+            "client_cpu_per_s": info["client_cpu_s"] / info["wall_s"],
+            "server_cpu_ms_per_request": 1000 * info["server_cpu_s"] / max(1, len(lat)),
+            "machine": machine(),
             "load_avg": os.getloadavg()[0], "time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                   time.gmtime())}
 
@@ -225,10 +238,11 @@ def report(record: dict) -> str:
             f"{', '.join(record['models'])} in turn for {record['wall_s']:.0f} s, against "
             f"`convscope serve` in a subprocess on the same machine.\n\n"
             f"| requests/s | p50 ms | p99 ms | max ms | errors | server RSS end / peak MiB | "
-            f"load generator CPU |\n|--:|--:|--:|--:|--:|--:|--:|\n"
+            f"server CPU per request | load generator CPU |\n|--:|--:|--:|--:|--:|--:|--:|--:|\n"
             f"| {record['requests_per_s']:.0f} | {record['p50_ms']:.0f} | "
             f"{record['p99_ms']:.0f} | {record['max_ms']:.0f} | {record['errors']}{errors} | "
             f"{record['server_end_rss_mib']:.0f} / {record['server_peak_mib']:.0f} | "
+            f"{record['server_cpu_ms_per_request']:.2f} ms | "
             f"{record['client_cpu_s']:.1f} s ({record['client_cpu_per_s']:.2f} cores) |\n\n"
             f"Goal: at least {GOAL_RPS} requests/s and p99 at most {GOAL_P99_MS} ms: "
             f"{'met' if ok else '**not met**'}.\n\n"

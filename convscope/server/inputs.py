@@ -7,6 +7,9 @@ bilinear resize, then grey <-> RGB conversion. (Training's batches are fitted by
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import numpy as np
@@ -23,6 +26,16 @@ from .samples import Samples
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 20_000_000
 MAX_DRAWING_SIDE = 512
+MAX_CONCURRENT_DECODES = 2
+DECODE_WAIT_S = 30.0
+REDUCING_GAP = 3  # a reduced picture keeps at least 3x the volume's size for the final resize
+BAND_PIXELS = 1 << 20  # a band of a reduced picture is converted at most ~1 M pixels at a time
+ORIENTATION = 0x0112  # the EXIF tag
+EXIF_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}  # as ImageOps.exif_transpose turns
+_DECODES = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}  # PIL modes without colour
 
 
@@ -119,28 +132,97 @@ def convert_channels(image: torch.Tensor, depth: int) -> torch.Tensor:
                         "channels")
 
 
-def decode_upload(content: bytes) -> Image.Image:
-    """An uploaded PNG or JPEG, turned as its EXIF orientation says, as a grey ("L") or colour
-    ("RGB") picture (fit it with :func:`fit_to_volume`): 400 for anything else, 413 past 5 MB
-    or 20 megapixels (decompression bombs too)."""
+def decode_upload(content: bytes, volume: Volume) -> torch.Tensor:
+    """An uploaded PNG or JPEG fitted to ``volume`` (see :func:`fit_to_volume`) as uint8
+    (depth, sy, sx), turned as its EXIF orientation says: 400 for anything else, 413 past 5 MB,
+    past 20 decoded megapixels or past Pillow's decompression-bomb limit.
+
+    Memory stays near the size decoded: a picture far larger than the volume is reduced by a
+    whole factor first (a JPEG is even decoded at 1/2, 1/4 or 1/8 scale, so large photos are
+    accepted), in bands, converted to grey or RGB as it goes; at most
+    ``MAX_CONCURRENT_DECODES`` uploads are decoded at once, the others wait."""
     if len(content) > MAX_UPLOAD_BYTES:
         raise ApiError(413, f"the upload has {len(content):,} bytes; at most "
                             f"{MAX_UPLOAD_BYTES:,} (5 MB) are accepted")
+    with decode_slot():
+        picture = _open_picture(content)
+        try:
+            picture = _upright_reduced(picture, volume)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise ApiError(400, f"the image could not be decoded: {exc}") from None
+        return fit_to_volume(picture, volume)
+
+
+@contextmanager
+def decode_slot() -> Iterator[None]:
+    """One of the ``MAX_CONCURRENT_DECODES`` decoding slots; 503 after ``DECODE_WAIT_S``."""
+    if not _DECODES.acquire(timeout=DECODE_WAIT_S):
+        raise ApiError(503, f"the server is busy decoding {MAX_CONCURRENT_DECODES} other "
+                            "uploads; try again in a moment")
     try:
-        picture = Image.open(io.BytesIO(content), formats=("PNG", "JPEG"))
+        yield
+    finally:
+        _DECODES.release()
+
+
+def _open_picture(content: bytes) -> Image.Image:
+    """The upload opened (nothing decoded yet): 400 unless PNG or JPEG, 413 for bombs."""
+    try:
+        return Image.open(io.BytesIO(content), formats=("PNG", "JPEG"))
     except Image.DecompressionBombError as exc:
         raise ApiError(413, f"the image is too large to decode safely: {exc}") from None
     except (UnidentifiedImageError, OSError):
         raise ApiError(400, "the upload is not a PNG or JPEG image") from None
-    if picture.width * picture.height > MAX_UPLOAD_PIXELS:
-        raise ApiError(413, f"the image is {picture.width}x{picture.height} "
-                            f"({picture.width * picture.height / 1e6:.1f} megapixels); at most "
-                            f"{MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels are accepted")
-    try:
-        picture = ImageOps.exif_transpose(picture)
-        return picture.convert("L" if picture.mode in GREY_MODES else "RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ApiError(400, f"the image could not be decoded: {exc}") from None
+
+
+def _check_decoded_size(picture: Image.Image) -> None:
+    width, height = picture.size
+    if width * height > MAX_UPLOAD_PIXELS:
+        raise ApiError(413, f"the image is {width}x{height} ({width * height / 1e6:.1f} "
+                            f"megapixels) to decode; at most {MAX_UPLOAD_PIXELS / 1e6:.0f} "
+                            "megapixels are decoded (JPEG photos larger than that are decoded "
+                            "at a reduced scale when the model's input is small enough)")
+
+
+def _upright_reduced(picture: Image.Image, volume: Volume) -> Image.Image:
+    """``picture`` decoded, upright, as "L" or "RGB": reduced by a whole factor where it is
+    more than ``2 * REDUCING_GAP`` times as large as the volume (what :func:`fit_to_volume`
+    takes from it then stays at least ``REDUCING_GAP`` times the volume's size)."""
+    if picture.format != "JPEG":
+        _check_decoded_size(picture)  # (a PNG's EXIF may follow its pixels: read after)
+    turn = EXIF_TURNS.get(picture.getexif().get(ORIENTATION, 1))
+    sideways = turn in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
+                        Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
+    grey = picture.mode in GREY_MODES
+    if _reduction(picture.size, volume, sideways) > 1:
+        mode = "L" if grey or volume.depth == 1 else "RGB"
+        factor = _reduction(picture.size, volume, sideways)
+        picture.draft(mode, (picture.width // factor, picture.height // factor))  # JPEG only
+        _check_decoded_size(picture)
+        picture = _reduced(picture, _reduction(picture.size, volume, sideways), mode)
+        return picture if turn is None else picture.transpose(turn)
+    _check_decoded_size(picture)
+    picture = ImageOps.exif_transpose(picture)
+    return picture.convert("L" if grey else "RGB")
+
+
+def _reduction(size: tuple[int, int], volume: Volume, sideways: bool) -> int:
+    """The whole factor to reduce a ``size`` picture by (1: none) before fitting it."""
+    upright = size[::-1] if sideways else size
+    width, height = _aspect_size(upright, volume.sx / volume.sy)
+    return max(1, min(width // (REDUCING_GAP * volume.sx), height // (REDUCING_GAP * volume.sy)))
+
+
+def _reduced(picture: Image.Image, factor: int, mode: str) -> Image.Image:
+    """``picture`` in ``mode``, each ``factor`` x ``factor`` block averaged, made band by band
+    (the full-size picture is only ever held as decoded)."""
+    width, height = picture.size
+    reduced = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    rows = factor * max(1, BAND_PIXELS // (width * factor))
+    for top in range(0, height, rows):
+        band = picture.crop((0, top, width, min(height, top + rows))).convert(mode)
+        reduced.paste(band.reduce(factor) if factor > 1 else band, (0, top // factor))
+    return reduced
 
 
 def _aspect_size(size: tuple[int, int], aspect: float) -> tuple[int, int]:
