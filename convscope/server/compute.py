@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,11 +36,21 @@ def _one_torch_thread() -> None:
     restore.join()
 
 
+def _freeze_long_lived() -> None:
+    """Leave what the server holds by its first model request (imported modules, the app,
+    models) out of the garbage collector's passes: under load a full pass over them paused
+    every request for 100-300 ms every few seconds (p99 2.5x the median). Objects are still
+    freed when no longer referenced; only cycles among these would stay."""
+    gc.collect()
+    gc.freeze()
+
+
 def model_pool() -> ThreadPoolExecutor:
     """The explorer's model threads (started on first use)."""
     global _pool
     with _pool_lock:
         if _pool is None:
+            _freeze_long_lived()
             _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="convscope-model",
                                        initializer=_one_torch_thread)
         return _pool

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..augment import BYTE_SCALE, INPUT_OFFSET
 from ..spec import Volume
 from .errors import ApiError
-from .samples import Samples
+from .samples import Samples, SampleSet
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 20_000_000
@@ -36,6 +37,9 @@ EXIF_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
               6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
               8: Image.Transpose.ROTATE_90}  # as ImageOps.exif_transpose turns
 _DECODES = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
+FITTED_SAMPLES = 512
+_FITTED: OrderedDict[tuple, tuple[SampleSet, torch.Tensor]] = OrderedDict()
+_FITTED_LOCK = threading.Lock()
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}  # PIL modes without colour
 
 
@@ -82,12 +86,27 @@ class InputRef(BaseModel):
 def resolve_input(ref: InputRef, samples: Samples, volume: Volume) -> torch.Tensor:
     """The referenced image fitted to ``volume``, uint8 (depth, sy, sx)."""
     if ref.sample is not None:
-        image = samples.get(ref.sample.dataset).image(ref.sample.index)
-    else:
-        p = ref.pixels
-        array = np.asarray(p.data, dtype=np.uint8).reshape(p.height, p.width, p.depth)
-        image = torch.from_numpy(array).permute(2, 0, 1)
-    return fit_to_volume(image, volume)
+        return fitted_sample(samples.get(ref.sample.dataset), ref.sample.index, volume)
+    p = ref.pixels
+    array = np.asarray(p.data, dtype=np.uint8).reshape(p.height, p.width, p.depth)
+    return fit_to_volume(torch.from_numpy(array).permute(2, 0, 1), volume)
+
+
+def fitted_sample(sample_set: SampleSet, index: int, volume: Volume) -> torch.Tensor:
+    """Sample ``index`` of ``sample_set`` fitted to ``volume`` (a copy); the last
+    ``FITTED_SAMPLES`` fitted are kept, as the explorer asks for the same samples again."""
+    key = (id(sample_set), index, volume.shape)
+    with _FITTED_LOCK:
+        kept = _FITTED.get(key)
+        if kept is not None and kept[0] is sample_set:
+            _FITTED.move_to_end(key)
+            return kept[1].clone()
+    fitted = fit_to_volume(sample_set.image(index), volume)
+    with _FITTED_LOCK:
+        _FITTED[key] = (sample_set, fitted)
+        while len(_FITTED) > FITTED_SAMPLES:
+            _FITTED.popitem(last=False)
+    return fitted.clone()
 
 
 def fit_to_volume(image: torch.Tensor | Image.Image, volume: Volume) -> torch.Tensor:
