@@ -229,16 +229,3 @@ def test_models_run_on_their_own_threads_with_one_torch_thread_each():
     thread.start()
     thread.join()
     assert later == [default] and torch.get_num_threads() == default
-
-
-def test_a_fitted_sample_is_kept_and_handed_out_as_a_copy(client: TestClient):
-    url = "/api/models/cifar10-convnetjs/activations"
-    body = {"sample": {"dataset": "cifar10", "index": 2}, "layers": []}
-    first = client.post(url, json=body).json()
-    key = next(k for k in inputs._FITTED if k[1] == 2 and k[2] == (3, 32, 32))
-    kept = inputs._FITTED[key][1]
-    kept_copy = kept.clone()
-    again = inputs.fitted_sample(inputs._FITTED[key][0], 2, COLOUR)
-    again.zero_()  # a caller changing its copy changes nothing kept
-    assert torch.equal(kept, kept_copy)
-    assert client.post(url, json=body).json()["image"] == first["image"]

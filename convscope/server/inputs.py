@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -22,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..augment import BYTE_SCALE, INPUT_OFFSET
 from ..spec import Volume
 from .errors import ApiError
-from .samples import Samples, SampleSet
+from .samples import Samples
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 20_000_000
@@ -37,9 +36,6 @@ EXIF_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
               6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
               8: Image.Transpose.ROTATE_90}  # as ImageOps.exif_transpose turns
 _DECODES = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
-FITTED_SAMPLES = 512
-_FITTED: OrderedDict[tuple, tuple[SampleSet, torch.Tensor]] = OrderedDict()
-_FITTED_LOCK = threading.Lock()
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}  # PIL modes without colour
 
 
@@ -86,27 +82,10 @@ class InputRef(BaseModel):
 def resolve_input(ref: InputRef, samples: Samples, volume: Volume) -> torch.Tensor:
     """The referenced image fitted to ``volume``, uint8 (depth, sy, sx)."""
     if ref.sample is not None:
-        return fitted_sample(samples.get(ref.sample.dataset), ref.sample.index, volume)
+        return fit_to_volume(samples.get(ref.sample.dataset).image(ref.sample.index), volume)
     p = ref.pixels
     array = np.asarray(p.data, dtype=np.uint8).reshape(p.height, p.width, p.depth)
     return fit_to_volume(torch.from_numpy(array).permute(2, 0, 1), volume)
-
-
-def fitted_sample(sample_set: SampleSet, index: int, volume: Volume) -> torch.Tensor:
-    """Sample ``index`` of ``sample_set`` fitted to ``volume`` (a copy); the last
-    ``FITTED_SAMPLES`` fitted are kept, as the explorer asks for the same samples again."""
-    key = (id(sample_set), index, volume.shape)
-    with _FITTED_LOCK:
-        kept = _FITTED.get(key)
-        if kept is not None and kept[0] is sample_set:
-            _FITTED.move_to_end(key)
-            return kept[1].clone()
-    fitted = fit_to_volume(sample_set.image(index), volume)
-    with _FITTED_LOCK:
-        _FITTED[key] = (sample_set, fitted)
-        while len(_FITTED) > FITTED_SAMPLES:
-            _FITTED.popitem(last=False)
-    return fitted.clone()
 
 
 def fit_to_volume(image: torch.Tensor | Image.Image, volume: Volume) -> torch.Tensor:
@@ -114,10 +93,14 @@ def fit_to_volume(image: torch.Tensor | Image.Image, volume: Volume) -> torch.Te
     to the volume's aspect ratio, then brought to its size as evaluation brings a dataset (a
     centre crop when it is at most twice as large, else ONE bilinear resize), and its channels
     converted (grey <-> RGB)."""
+    size = (volume.sx, volume.sy)
+    if isinstance(image, torch.Tensor):
+        left, top, right, bottom = fit_box((image.shape[2], image.shape[1]), volume)
+        if (right - left, bottom - top) == size:  # a crop (a dataset's own size, mostly)
+            return convert_channels(image[:, top:bottom, left:right].clone(), volume.depth)
     planes = image.split() if isinstance(image, Image.Image) else \
         [Image.fromarray(plane.numpy()) for plane in image.contiguous()]
     box = fit_box(planes[0].size, volume)
-    size = (volume.sx, volume.sy)
     fitted = [plane.crop(box) if (box[2] - box[0], box[3] - box[1]) == size
               else plane.resize(size, Image.Resampling.BILINEAR, box=box) for plane in planes]
     stacked = np.stack([np.asarray(plane, dtype=np.uint8) for plane in fitted])
