@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -191,6 +192,25 @@ def test_an_upload_waits_for_a_decoding_slot_a_bounded_time(monkeypatch: pytest.
             inputs.decode_upload(content, COLOUR)
     assert refused.value.status == 503 and "try again" in str(refused.value)
     assert inputs.decode_upload(content, COLOUR).shape == (3, 32, 32)  # the slots are back
+
+
+def test_uploads_past_the_pending_cap_get_503_before_their_body_is_read(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch):
+    """At most MAX_PENDING_UPLOADS uploads are held at once; decoding runs on the two decode
+    threads (the C allocator keeps freed memory per thread: 40 pool threads kept 4.4 GB)."""
+    url = "/api/models/mnist-convnetjs/activations/upload"
+    content = encoded(drawing(300, 200), "PNG")
+    with ExitStack() as taken:
+        for _ in range(inputs.MAX_PENDING_UPLOADS):
+            taken.enter_context(inputs.pending_upload())
+        busy = client.post(url, files={"image": ("x.png", content, "image/png")})
+    assert busy.status_code == 503 and "try again" in error_line(busy)
+    threads = []
+    load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: (
+        threads.append(threading.current_thread().name), load(self))[1])
+    assert client.post(url, files={"image": ("x.png", content)}).status_code == 200
+    assert threads and all(name.startswith("convscope-decode") for name in threads)
 
 
 # ---- activations: only what is asked for ---------------------------------------------------

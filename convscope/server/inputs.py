@@ -2,7 +2,8 @@
 the model's input volume by :func:`fit_to_volume`, the one single-image fit: the aspect ratio
 kept by a centre crop, a centre crop if a little larger (as evaluation fits data), else one
 bilinear resize, then grey <-> RGB conversion. (Training's batches are fitted by
-:mod:`convscope.augment`.)"""
+:mod:`convscope.augment`.) Uploads are decoded at a reduced size where the input is much
+smaller (:func:`decode_upload`), a few at a time."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ MAX_UPLOAD_PIXELS = 20_000_000
 MAX_DRAWING_SIDE = 512
 MAX_CONCURRENT_DECODES = 2
 DECODE_WAIT_S = 30.0
+MAX_PENDING_UPLOADS = 64  # read, waiting or decoding (at most 64 x 5 MB held); more: 503
 REDUCING_GAP = 3  # a reduced picture keeps at least 3x the volume's size for the final resize
 BAND_PIXELS = 1 << 20  # a band of a reduced picture is converted at most ~1 M pixels at a time
 ORIENTATION = 0x0112  # the EXIF tag
@@ -36,6 +38,7 @@ EXIF_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
               6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
               8: Image.Transpose.ROTATE_90}  # as ImageOps.exif_transpose turns
 _DECODES = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
+_PENDING = threading.BoundedSemaphore(MAX_PENDING_UPLOADS)
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}  # PIL modes without colour
 
 
@@ -165,6 +168,19 @@ def decode_slot() -> Iterator[None]:
         yield
     finally:
         _DECODES.release()
+
+
+@contextmanager
+def pending_upload() -> Iterator[None]:
+    """One of the ``MAX_PENDING_UPLOADS`` uploads the server takes at a time (take it before
+    reading the body, so that waiting uploads hold at most that many bodies): 503 past that."""
+    if not _PENDING.acquire(blocking=False):
+        raise ApiError(503, f"the server is busy with {MAX_PENDING_UPLOADS} other uploads; "
+                            "try again in a moment")
+    try:
+        yield
+    finally:
+        _PENDING.release()
 
 
 def _open_picture(content: bytes) -> Image.Image:

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import torch
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
 from ...augment import to_input
@@ -17,10 +16,10 @@ from ...probes import Confusion, confusion_with_samples, conv_step, layer_weight
 from ...tasks import get_task
 from ...tta import with_tta
 from ..catalog import Entry
-from ..compute import run_model
+from ..compute import run_decode, run_model
 from ..encode import StrictJSONResponse, activations_json, tensor_json
 from ..errors import ApiError
-from ..inputs import InputRef, decode_upload, read_file_field, resolve_input
+from ..inputs import InputRef, decode_upload, pending_upload, read_file_field, resolve_input
 from ..predictions import prediction_json
 from .state import Explorer
 
@@ -95,8 +94,9 @@ def models_router(explorer: Explorer) -> APIRouter:
                                        layers: Annotated[list[int] | None, Query()] = None
                                        ) -> Response:
         entry = catalog.get(model_id)
-        content = await read_file_field(request, "image", "the image")
-        image = await run_in_threadpool(decode_upload, content, entry.layers[0].out_volume)
+        with pending_upload():
+            content = await read_file_field(request, "image", "the image")
+            image = await run_decode(decode_upload, content, entry.layers[0].out_volume)
         return await run_model(lambda: StrictJSONResponse(
             activations_payload(explorer, entry, image, layers)))
 
