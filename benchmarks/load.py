@@ -184,6 +184,7 @@ async def load(host: str, port: int, server: int, args: argparse.Namespace
     await asyncio.gather(*(client(i, host, port, chosen, args.layers, warm_until, None)
                            for i in range(args.clients)))
     tally = Tally()
+    rss_start = memory_kib(server).get("VmRSS", 0) / 1024
     before, server_before, start = os.times(), cpu_seconds(server), loop.time()
     stop_at = time.monotonic() + args.seconds
     await asyncio.gather(*(client(i, host, port, chosen, args.layers, stop_at, tally)
@@ -191,7 +192,8 @@ async def load(host: str, port: int, server: int, args: argparse.Namespace
     wall, after = loop.time() - start, os.times()
     cpu = (after.user - before.user) + (after.system - before.system)
     return tally, {"wall_s": wall, "client_cpu_s": cpu, "models": [t.model for t in chosen],
-                   "server_cpu_s": cpu_seconds(server) - server_before}
+                   "server_cpu_s": cpu_seconds(server) - server_before,
+                   "server_start_rss_mib": rss_start}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -231,19 +233,23 @@ def run(args: argparse.Namespace) -> dict:
 
 def report(record: dict) -> str:
     ok = record["requests_per_s"] >= GOAL_RPS and record["p99_ms"] <= GOAL_P99_MS
-    errors = record["errors"] and f" ({record['error_kinds']})" or ""
+    errors = f"{record['errors']}" + (f" ({record['error_kinds']})" if record["errors"] else "")
+    asked = "one random layer" if record["layers"] == "one" else "every layer"
+    header = ["requests/s", "p50 ms", "p99 ms", "max ms", "errors",
+              "server RSS start / end / peak MiB", "server CPU per request",
+              "load generator CPU"]
+    row = [f"{record['requests_per_s']:.0f}", f"{record['p50_ms']:.0f}",
+           f"{record['p99_ms']:.0f}", f"{record['max_ms']:.0f}", errors,
+           f"{record['server_start_rss_mib']:.0f} / {record['server_end_rss_mib']:.0f} / "
+           f"{record['server_peak_mib']:.0f}", f"{record['server_cpu_ms_per_request']:.2f} ms",
+           f"{record['client_cpu_s']:.1f} s ({record['client_cpu_per_s']:.2f} cores)"]
+    table = "\n".join("| " + " | ".join(cells) + " |"
+                      for cells in (header, ["--:"] * len(header), row))
     return (f"## Explorer under load\n\n"
             f"{record['clients']} concurrent keep-alive clients asked `POST /api/models/{{id}}/"
-            f"activations` (random bundled sample, {record['layers']} layer(s) per request) of "
+            f"activations` (a random bundled sample, {asked} per request) of "
             f"{', '.join(record['models'])} in turn for {record['wall_s']:.0f} s, against "
-            f"`convscope serve` in a subprocess on the same machine.\n\n"
-            f"| requests/s | p50 ms | p99 ms | max ms | errors | server RSS end / peak MiB | "
-            f"server CPU per request | load generator CPU |\n|--:|--:|--:|--:|--:|--:|--:|--:|\n"
-            f"| {record['requests_per_s']:.0f} | {record['p50_ms']:.0f} | "
-            f"{record['p99_ms']:.0f} | {record['max_ms']:.0f} | {record['errors']}{errors} | "
-            f"{record['server_end_rss_mib']:.0f} / {record['server_peak_mib']:.0f} | "
-            f"{record['server_cpu_ms_per_request']:.2f} ms | "
-            f"{record['client_cpu_s']:.1f} s ({record['client_cpu_per_s']:.2f} cores) |\n\n"
+            f"`convscope serve` in a subprocess on the same machine.\n\n{table}\n\n"
             f"Goal: at least {GOAL_RPS} requests/s and p99 at most {GOAL_P99_MS} ms: "
             f"{'met' if ok else '**not met**'}.\n\n"
             f"Machine: {record['machine']}; 1-minute load average at the end "
