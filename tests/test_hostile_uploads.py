@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -150,6 +152,10 @@ def test_bombs_and_huge_pngs_are_refused_in_one_line(client: TestClient):
     assert huge.status_code == 413 and "at most 20 megapixels are decoded" in error_line(huge)
     lying = post(png_header_only(2000, 2000))  # claims pixels it does not hold
     assert lying.status_code == 400 and "could not be decoded" in error_line(lying)
+    ihdr = b"IHDR\0\0\1"  # the header chunk cut short: Pillow raised ValueError, a 500
+    short = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 3) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+    truncated = post(short)
+    assert truncated.status_code == 400 and "not a PNG or JPEG" in error_line(truncated)
     assert client.get("/api/models").status_code == 200  # still serving
 
 

@@ -189,7 +189,7 @@ def _open_picture(content: bytes) -> Image.Image:
         return Image.open(io.BytesIO(content), formats=("PNG", "JPEG"))
     except Image.DecompressionBombError as exc:
         raise ApiError(413, f"the image is too large to decode safely: {exc}") from None
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise ApiError(400, "the upload is not a PNG or JPEG image") from None
 
 
