@@ -212,9 +212,9 @@ def _upright_reduced(picture: Image.Image, volume: Volume) -> Image.Image:
     sideways = turn in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
                         Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
     grey = picture.mode in GREY_MODES
-    if _reduction(picture.size, volume, sideways) > 1:
-        mode = "L" if grey or volume.depth == 1 else "RGB"
-        factor = _reduction(picture.size, volume, sideways)
+    factor = _reduction(picture.size, volume, sideways)
+    if factor > 1:
+        mode = "L" if grey or volume.depth == 1 else "RGB"  # the model's depth from here on
         picture.draft(mode, (picture.width // factor, picture.height // factor))  # JPEG only
         _check_decoded_size(picture)
         picture = _reduced(picture, _reduction(picture.size, volume, sideways), mode)
