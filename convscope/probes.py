@@ -47,11 +47,13 @@ def activations(model: SpecNet, x: torch.Tensor) -> list[torch.Tensor]:
     tensors of the same rank as ``x``: the input itself first."""
     single = x.dim() == 3
     was_training = model.training
-    model.eval()
+    if was_training:  # (switching modes walks every module: only when needed)
+        model.eval()
     try:
         outputs = model.forward_all((x[None] if single else x).to(model_device(model)))
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
     return [(out[0] if single else out).float().cpu() for out in outputs]
 
 

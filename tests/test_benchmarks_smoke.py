@@ -1,12 +1,14 @@
 """The harness of benchmarks/speed_side_by_side.py: specs become ConvNetJS layer_defs, images
 are written in ConvNetJS's Vol order, the trainer's own clock is summed over epochs, and
-convnetjs_train.js trains ConvNetJS's MNIST demo net under node on the Python side's images."""
+convnetjs_train.js trains ConvNetJS's MNIST demo net under node on the Python side's images.
+And benchmarks/load.py runs end to end, briefly."""
 
 from __future__ import annotations
 
 import math
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,8 +16,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import load as load_bench  # noqa: E402
 import speed_side_by_side as bench  # noqa: E402
+from _report import read_records  # noqa: E402
 
+from convscope.bundle import bundled_model_dirs  # noqa: E402
 from convscope.errors import ConvscopeError  # noqa: E402
 from convscope.registry import get_model_entry  # noqa: E402
 from convscope.spec import resolve  # noqa: E402
@@ -84,3 +89,20 @@ def test_convnetjs_trains_the_mnist_demo_net(convnetjs_module: Path, tmp_path: P
     assert result["examples"] == 400 and result["examples_per_s"] > 0
     assert result["params"] == sum(layer.num_params for layer in resolve(spec)) == 5994
     assert math.isfinite(result["loss_first"]) and result["loss_last"] < result["loss_first"] / 2
+
+
+def test_load_benchmark_runs_against_a_real_server(tmp_path: Path):
+    """benchmarks/load.py for a second: a real `convscope serve`, four clients, a record."""
+    if "mnist-convnetjs" not in bundled_model_dirs():
+        pytest.skip("the bundled models are not installed")
+    log = tmp_path / "load.jsonl"
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "load.py"
+    done = subprocess.run([sys.executable, str(script), "--seconds", "1", "--clients", "4",
+                           "--warmup", "0.3", "--log", str(log)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| requests/s | p50 ms | p99 ms |" in done.stdout
+    record = read_records(log)[-1]
+    assert record["requests"] > 0 and record["errors"] == 0, record
+    assert record["server_peak_mib"] > 0 and record["client_cpu_s"] >= 0
+    assert set(record["models"]) == set(load_bench.MODELS)

@@ -2,11 +2,15 @@
 the model's input volume by :func:`fit_to_volume`, the one single-image fit: the aspect ratio
 kept by a centre crop, a centre crop if a little larger (as evaluation fits data), else one
 bilinear resize, then grey <-> RGB conversion. (Training's batches are fitted by
-:mod:`convscope.augment`.)"""
+:mod:`convscope.augment`.) Uploads are decoded at a reduced size where the input is much
+smaller (:func:`decode_upload`), a few at a time."""
 
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import numpy as np
@@ -23,6 +27,18 @@ from .samples import Samples
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 20_000_000
 MAX_DRAWING_SIDE = 512
+MAX_CONCURRENT_DECODES = 2
+DECODE_WAIT_S = 30.0
+MAX_PENDING_UPLOADS = 64  # read, waiting or decoding (at most 64 x 5 MB held); more: 503
+REDUCING_GAP = 3  # a reduced picture keeps at least 3x the volume's size for the final resize
+BAND_PIXELS = 1 << 20  # a band of a reduced picture is converted at most ~1 M pixels at a time
+ORIENTATION = 0x0112  # the EXIF tag
+EXIF_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}  # as ImageOps.exif_transpose turns
+_DECODES = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
+_PENDING = threading.BoundedSemaphore(MAX_PENDING_UPLOADS)
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}  # PIL modes without colour
 
 
@@ -69,12 +85,10 @@ class InputRef(BaseModel):
 def resolve_input(ref: InputRef, samples: Samples, volume: Volume) -> torch.Tensor:
     """The referenced image fitted to ``volume``, uint8 (depth, sy, sx)."""
     if ref.sample is not None:
-        image = samples.get(ref.sample.dataset).image(ref.sample.index)
-    else:
-        p = ref.pixels
-        array = np.asarray(p.data, dtype=np.uint8).reshape(p.height, p.width, p.depth)
-        image = torch.from_numpy(array).permute(2, 0, 1)
-    return fit_to_volume(image, volume)
+        return fit_to_volume(samples.get(ref.sample.dataset).image(ref.sample.index), volume)
+    p = ref.pixels
+    array = np.asarray(p.data, dtype=np.uint8).reshape(p.height, p.width, p.depth)
+    return fit_to_volume(torch.from_numpy(array).permute(2, 0, 1), volume)
 
 
 def fit_to_volume(image: torch.Tensor | Image.Image, volume: Volume) -> torch.Tensor:
@@ -82,10 +96,14 @@ def fit_to_volume(image: torch.Tensor | Image.Image, volume: Volume) -> torch.Te
     to the volume's aspect ratio, then brought to its size as evaluation brings a dataset (a
     centre crop when it is at most twice as large, else ONE bilinear resize), and its channels
     converted (grey <-> RGB)."""
+    size = (volume.sx, volume.sy)
+    if isinstance(image, torch.Tensor):
+        left, top, right, bottom = fit_box((image.shape[2], image.shape[1]), volume)
+        if (right - left, bottom - top) == size:  # a crop (a dataset's own size, mostly)
+            return convert_channels(image[:, top:bottom, left:right].clone(), volume.depth)
     planes = image.split() if isinstance(image, Image.Image) else \
         [Image.fromarray(plane.numpy()) for plane in image.contiguous()]
     box = fit_box(planes[0].size, volume)
-    size = (volume.sx, volume.sy)
     fitted = [plane.crop(box) if (box[2] - box[0], box[3] - box[1]) == size
               else plane.resize(size, Image.Resampling.BILINEAR, box=box) for plane in planes]
     stacked = np.stack([np.asarray(plane, dtype=np.uint8) for plane in fitted])
@@ -119,28 +137,110 @@ def convert_channels(image: torch.Tensor, depth: int) -> torch.Tensor:
                         "channels")
 
 
-def decode_upload(content: bytes) -> Image.Image:
-    """An uploaded PNG or JPEG, turned as its EXIF orientation says, as a grey ("L") or colour
-    ("RGB") picture (fit it with :func:`fit_to_volume`): 400 for anything else, 413 past 5 MB
-    or 20 megapixels (decompression bombs too)."""
+def decode_upload(content: bytes, volume: Volume) -> torch.Tensor:
+    """An uploaded PNG or JPEG fitted to ``volume`` (see :func:`fit_to_volume`) as uint8
+    (depth, sy, sx), turned as its EXIF orientation says: 400 for anything else, 413 past 5 MB,
+    past 20 decoded megapixels or past Pillow's decompression-bomb limit.
+
+    Memory stays near the size decoded: a picture far larger than the volume is reduced by a
+    whole factor first (a JPEG is even decoded at 1/2, 1/4 or 1/8 scale, so large photos are
+    accepted), in bands, converted to grey or RGB as it goes; at most
+    ``MAX_CONCURRENT_DECODES`` uploads are decoded at once, the others wait."""
     if len(content) > MAX_UPLOAD_BYTES:
         raise ApiError(413, f"the upload has {len(content):,} bytes; at most "
                             f"{MAX_UPLOAD_BYTES:,} (5 MB) are accepted")
+    with decode_slot():
+        picture = _open_picture(content)
+        try:
+            picture = _upright_reduced(picture, volume)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise ApiError(400, f"the image could not be decoded: {exc}") from None
+        return fit_to_volume(picture, volume)
+
+
+@contextmanager
+def decode_slot() -> Iterator[None]:
+    """One of the ``MAX_CONCURRENT_DECODES`` decoding slots; 503 after ``DECODE_WAIT_S``."""
+    if not _DECODES.acquire(timeout=DECODE_WAIT_S):
+        raise ApiError(503, f"the server is busy decoding {MAX_CONCURRENT_DECODES} other "
+                            "uploads; try again in a moment")
     try:
-        picture = Image.open(io.BytesIO(content), formats=("PNG", "JPEG"))
+        yield
+    finally:
+        _DECODES.release()
+
+
+@contextmanager
+def pending_upload() -> Iterator[None]:
+    """One of the ``MAX_PENDING_UPLOADS`` uploads the server takes at a time (take it before
+    reading the body, so that waiting uploads hold at most that many bodies): 503 past that."""
+    if not _PENDING.acquire(blocking=False):
+        raise ApiError(503, f"the server is busy with {MAX_PENDING_UPLOADS} other uploads; "
+                            "try again in a moment")
+    try:
+        yield
+    finally:
+        _PENDING.release()
+
+
+def _open_picture(content: bytes) -> Image.Image:
+    """The upload opened (nothing decoded yet): 400 unless PNG or JPEG, 413 for bombs."""
+    try:
+        return Image.open(io.BytesIO(content), formats=("PNG", "JPEG"))
     except Image.DecompressionBombError as exc:
         raise ApiError(413, f"the image is too large to decode safely: {exc}") from None
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise ApiError(400, "the upload is not a PNG or JPEG image") from None
-    if picture.width * picture.height > MAX_UPLOAD_PIXELS:
-        raise ApiError(413, f"the image is {picture.width}x{picture.height} "
-                            f"({picture.width * picture.height / 1e6:.1f} megapixels); at most "
-                            f"{MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels are accepted")
-    try:
-        picture = ImageOps.exif_transpose(picture)
-        return picture.convert("L" if picture.mode in GREY_MODES else "RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ApiError(400, f"the image could not be decoded: {exc}") from None
+
+
+def _check_decoded_size(picture: Image.Image) -> None:
+    width, height = picture.size
+    if width * height > MAX_UPLOAD_PIXELS:
+        raise ApiError(413, f"the image is {width}x{height} ({width * height / 1e6:.1f} "
+                            f"megapixels) to decode; at most {MAX_UPLOAD_PIXELS / 1e6:.0f} "
+                            "megapixels are decoded (JPEG photos larger than that are decoded "
+                            "at a reduced scale when the model's input is small enough)")
+
+
+def _upright_reduced(picture: Image.Image, volume: Volume) -> Image.Image:
+    """``picture`` decoded, upright, as "L" or "RGB": reduced by a whole factor where it is
+    more than ``2 * REDUCING_GAP`` times as large as the volume (what :func:`fit_to_volume`
+    takes from it then stays at least ``REDUCING_GAP`` times the volume's size)."""
+    if picture.format != "JPEG":
+        _check_decoded_size(picture)  # (a PNG's EXIF may follow its pixels: read after)
+    turn = EXIF_TURNS.get(picture.getexif().get(ORIENTATION, 1))
+    sideways = turn in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
+                        Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
+    grey = picture.mode in GREY_MODES
+    factor = _reduction(picture.size, volume, sideways)
+    if factor > 1:
+        mode = "L" if grey or volume.depth == 1 else "RGB"  # the model's depth from here on
+        picture.draft(mode, (picture.width // factor, picture.height // factor))  # JPEG only
+        _check_decoded_size(picture)
+        picture = _reduced(picture, _reduction(picture.size, volume, sideways), mode)
+        return picture if turn is None else picture.transpose(turn)
+    _check_decoded_size(picture)
+    picture = ImageOps.exif_transpose(picture)
+    return picture.convert("L" if grey else "RGB")
+
+
+def _reduction(size: tuple[int, int], volume: Volume, sideways: bool) -> int:
+    """The whole factor to reduce a ``size`` picture by (1: none) before fitting it."""
+    upright = size[::-1] if sideways else size
+    width, height = _aspect_size(upright, volume.sx / volume.sy)
+    return max(1, min(width // (REDUCING_GAP * volume.sx), height // (REDUCING_GAP * volume.sy)))
+
+
+def _reduced(picture: Image.Image, factor: int, mode: str) -> Image.Image:
+    """``picture`` in ``mode``, each ``factor`` x ``factor`` block averaged, made band by band
+    (the full-size picture is only ever held as decoded)."""
+    width, height = picture.size
+    reduced = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    rows = factor * max(1, BAND_PIXELS // (width * factor))
+    for top in range(0, height, rows):
+        band = picture.crop((0, top, width, min(height, top + rows))).convert(mode)
+        reduced.paste(band.reduce(factor) if factor > 1 else band, (0, top // factor))
+    return reduced
 
 
 def _aspect_size(size: tuple[int, int], aspect: float) -> tuple[int, int]:

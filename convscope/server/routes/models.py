@@ -7,8 +7,7 @@ import threading
 from typing import Annotated
 
 import torch
-from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field
 
 from ...augment import to_input
@@ -17,9 +16,10 @@ from ...probes import Confusion, confusion_with_samples, conv_step, layer_weight
 from ...tasks import get_task
 from ...tta import with_tta
 from ..catalog import Entry
-from ..encode import activations_json, tensor_json
+from ..compute import run_decode, run_model
+from ..encode import StrictJSONResponse, activations_json, tensor_json
 from ..errors import ApiError
-from ..inputs import InputRef, decode_upload, fit_to_volume, read_file_field, resolve_input
+from ..inputs import InputRef, decode_upload, pending_upload, read_file_field, resolve_input
 from ..predictions import prediction_json
 from .state import Explorer
 
@@ -49,6 +49,18 @@ def activations_payload(explorer: Explorer, entry: Entry, image: torch.Tensor,
                             layers)
 
 
+def conv_step_json(explorer: Explorer, entry: Entry, body: ConvStepRequest) -> dict:
+    """The conv-step response: one output of a conv filter and the arithmetic behind it."""
+    image = resolve_input(body, explorer.samples, entry.layers[0].out_volume)
+    step = conv_step(explorer.catalog.model(entry.id), to_input(image), body.layer, body.filter,
+                     body.x, body.y, body.stride, body.pad)
+    return {"patch": tensor_json(step.patch), "weights": tensor_json(step.weights),
+            "products": tensor_json(step.products), "sum": step.sum, "bias": step.bias,
+            "output": step.output, "window": {"x0": step.x0, "y0": step.y0},
+            "out_size": {"sx": step.out_sx, "sy": step.out_sy}, "stride": step.stride,
+            "pad": step.pad}
+
+
 def models_router(explorer: Explorer) -> APIRouter:
     """Descriptions, weights, activations, predictions and convolution steps."""
     router = APIRouter()
@@ -69,40 +81,41 @@ def models_router(explorer: Explorer) -> APIRouter:
         return {"weights": tensor_json(w), "bias": None if b is None else tensor_json(b)}
 
     @router.post("/api/models/{model_id}/activations")
-    def model_activations(model_id: str, body: ActivationsRequest) -> dict:
+    async def model_activations(model_id: str, body: ActivationsRequest) -> Response:
         entry = catalog.get(model_id)
-        image = resolve_input(body, samples, entry.layers[0].out_volume)
-        return activations_payload(explorer, entry, image, body.layers)
+
+        def compute() -> Response:
+            image = resolve_input(body, samples, entry.layers[0].out_volume)
+            return StrictJSONResponse(activations_payload(explorer, entry, image, body.layers))
+
+        return await run_model(compute)
 
     @router.post("/api/models/{model_id}/activations/upload")
     async def model_activations_upload(model_id: str, request: Request,
-                                       layers: Annotated[list[int] | None, Query()] = None) -> dict:
+                                       layers: Annotated[list[int] | None, Query()] = None
+                                       ) -> Response:
         entry = catalog.get(model_id)
-        content = await read_file_field(request, "image", "the image")
-
-        def compute() -> dict:
-            image = fit_to_volume(decode_upload(content), entry.layers[0].out_volume)
-            return activations_payload(explorer, entry, image, layers)
-
-        return await run_in_threadpool(compute)
+        with pending_upload():
+            content = await read_file_field(request, "image", "the image")
+            image = await run_decode(decode_upload, content, entry.layers[0].out_volume)
+        return await run_model(lambda: StrictJSONResponse(
+            activations_payload(explorer, entry, image, layers)))
 
     @router.post("/api/models/{model_id}/predict")
-    def model_predict(model_id: str, body: InputRef) -> dict:
+    async def model_predict(model_id: str, body: InputRef) -> Response:
         entry = catalog.get(model_id)
-        image = resolve_input(body, samples, entry.layers[0].out_volume)
-        return prediction_json(catalog.model(model_id), image, entry.task, entry.classes)
+
+        def compute() -> Response:
+            image = resolve_input(body, samples, entry.layers[0].out_volume)
+            return StrictJSONResponse(prediction_json(catalog.model(model_id), image, entry.task,
+                                                      entry.classes))
+
+        return await run_model(compute)
 
     @router.post("/api/models/{model_id}/conv-step")
-    def model_conv_step(model_id: str, body: ConvStepRequest) -> dict:
+    async def model_conv_step(model_id: str, body: ConvStepRequest) -> Response:
         entry = catalog.get(model_id)
-        image = resolve_input(body, samples, entry.layers[0].out_volume)
-        step = conv_step(catalog.model(model_id), to_input(image), body.layer, body.filter,
-                         body.x, body.y, body.stride, body.pad)
-        return {"patch": tensor_json(step.patch), "weights": tensor_json(step.weights),
-                "products": tensor_json(step.products), "sum": step.sum, "bias": step.bias,
-                "output": step.output, "window": {"x0": step.x0, "y0": step.y0},
-                "out_size": {"sx": step.out_sx, "sy": step.out_sy}, "stride": step.stride,
-                "pad": step.pad}
+        return await run_model(lambda: StrictJSONResponse(conv_step_json(explorer, entry, body)))
 
     router.include_router(confusion_router(explorer))
     return router
