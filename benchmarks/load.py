@@ -231,29 +231,37 @@ def run(args: argparse.Namespace) -> dict:
                                                                   time.gmtime())}
 
 
-def report(record: dict) -> str:
+def _row(record: dict) -> list[str]:
     ok = record["requests_per_s"] >= GOAL_RPS and record["p99_ms"] <= GOAL_P99_MS
     errors = f"{record['errors']}" + (f" ({record['error_kinds']})" if record["errors"] else "")
-    asked = "one random layer" if record["layers"] == "one" else "every layer"
-    header = ["requests/s", "p50 ms", "p99 ms", "max ms", "errors",
+    return ["one random layer" if record["layers"] == "one" else "every layer",
+            f"{record['requests_per_s']:.0f}", f"{record['p50_ms']:.0f}",
+            f"{record['p99_ms']:.0f}", f"{record['max_ms']:.0f}", errors,
+            f"{record['server_start_rss_mib']:.0f} / {record['server_end_rss_mib']:.0f} / "
+            f"{record['server_peak_mib']:.0f}", f"{record['server_cpu_ms_per_request']:.2f} ms",
+            f"{record['client_cpu_s']:.1f} s ({record['client_cpu_per_s']:.2f} cores)",
+            "met" if ok else "**not met**"]
+
+
+def report(records: list[dict]) -> str:
+    """The section of docs/benchmarks.md: a row per run of this command."""
+    header = ["layers per request", "requests/s", "p50 ms", "p99 ms", "max ms", "errors",
               "server RSS start / end / peak MiB", "server CPU per request",
-              "load generator CPU"]
-    row = [f"{record['requests_per_s']:.0f}", f"{record['p50_ms']:.0f}",
-           f"{record['p99_ms']:.0f}", f"{record['max_ms']:.0f}", errors,
-           f"{record['server_start_rss_mib']:.0f} / {record['server_end_rss_mib']:.0f} / "
-           f"{record['server_peak_mib']:.0f}", f"{record['server_cpu_ms_per_request']:.2f} ms",
-           f"{record['client_cpu_s']:.1f} s ({record['client_cpu_per_s']:.2f} cores)"]
+              "load generator CPU", "goal"]
     table = "\n".join("| " + " | ".join(cells) + " |"
-                      for cells in (header, ["--:"] * len(header), row))
-    return (f"## Explorer under load\n\n"
-            f"{record['clients']} concurrent keep-alive clients asked `POST /api/models/{{id}}/"
-            f"activations` (a random bundled sample, {asked} per request) of "
-            f"{', '.join(record['models'])} in turn for {record['wall_s']:.0f} s, against "
-            f"`convscope serve` in a subprocess on the same machine.\n\n{table}\n\n"
-            f"Goal: at least {GOAL_RPS} requests/s and p99 at most {GOAL_P99_MS} ms: "
-            f"{'met' if ok else '**not met**'}.\n\n"
-            f"Machine: {record['machine']}; 1-minute load average at the end "
-            f"{record['load_avg']:.1f}.\n\nCommand: `{command_line()}`")
+                      for cells in (header, ["--:"] * len(header), *map(_row, records)))
+    first = records[0]
+    loads = ", ".join(f"{r['load_avg']:.1f}" for r in records)
+    return (f"## Explorer under load (`benchmarks/load.py`)\n\n"
+            f"{first['clients']} concurrent keep-alive clients asked `POST /api/models/{{id}}/"
+            f"activations` (a random bundled sample per request) of "
+            f"{', '.join(first['models'])} in turn for {first['wall_s']:.0f} s per row, against "
+            f"`convscope serve` in a subprocess on the same machine (the load generator's own "
+            f"CPU use is shown: it shares the cores).\n\n{table}\n\n"
+            f"Goal: at least {GOAL_RPS} requests/s and p99 at most {GOAL_P99_MS} ms, with "
+            f"memory flat.\n\n"
+            f"Machine: {first['machine']}; 1-minute load average at the end of each row: "
+            f"{loads}.\n\nCommand: `{command_line()}`")
 
 
 def main() -> None:
@@ -261,8 +269,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of untimed load first")
-    parser.add_argument("--layers", choices=("one", "all"), default="one",
-                        help="one random layer per request (default), or every layer")
+    parser.add_argument("--layers", nargs="+", choices=("one", "all"), default=["one", "all"],
+                        help="one random layer per request, or every layer; a run (and a row) "
+                             "for each given (default both)")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated model ids")
     parser.add_argument("--log", type=Path, help="append the run's record to this JSON-lines log")
     parser.add_argument("--write-doc", action="store_true",
@@ -270,11 +279,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.clients < 1 or args.seconds <= 0:
         parser.error("--clients must be at least 1 and --seconds positive")
-    record = run(args)
-    body = report(record)
+    records = []
+    for layers in args.layers:
+        records.append(run(argparse.Namespace(**{**vars(args), "layers": layers})))
+        if args.log:
+            append_record(args.log, records[-1])
+    body = report(records)
     print(body)
-    if args.log:
-        append_record(args.log, record)
     if args.write_doc:
         write_section("load", body)
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _report import command_line, machine
+from _report import command_line, machine, write_section
 from load import memory_kib, start_server
 from PIL import Image, ImageDraw
 
@@ -117,6 +117,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrent", type=int, default=40,
                         help="uploads at once to a real server (0: skip)")
+    parser.add_argument("--write-doc", action="store_true",
+                        help="write the tables to docs/benchmarks.md")
     args = parser.parse_args()
     rows = ["| upload | file | input | peak MiB | ms | outcome |", "|---|--:|---|--:|--:|---|"]
     made = cases()
@@ -129,10 +131,16 @@ def main() -> None:
                 rows.append(f"| {name} | {len(content) / 1000:.0f} KB | "
                             f"{'x'.join(map(str, volume))} | {got['mib']:.1f} | {got['ms']:.0f} | "
                             f"{got['outcome'][:80]} |")
-    print("\n".join(rows))
+    parts = ["## Memory of one upload (`benchmarks/upload_memory.py`)", "Each upload is decoded "
+             "and fitted in a fresh process; peak is how far decoding raised its resident "
+             "memory (VmHWM).", "\n".join(rows)]
     if args.concurrent:
-        print("\n" + concurrent_uploads(made["4400x4400 palette PNG"], args.concurrent))
-    print(f"\nMachine: {machine()}.\n\nCommand: `{command_line()}`")
+        parts.append(concurrent_uploads(made["4400x4400 palette PNG"], args.concurrent))
+    parts.append(f"Machine: {machine()}.\n\nCommand: `{command_line()}`")
+    body = "\n\n".join(parts)
+    print(body)
+    if args.write_doc:
+        write_section("upload_memory", body)
 
 
 if __name__ == "__main__":
