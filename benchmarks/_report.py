@@ -17,6 +17,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from convscope.device import cpu_info
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 T = TypeVar("T")
 HEADER = ("# Benchmarks\n\nEvery number here is written by a script in `benchmarks/`; "
@@ -24,17 +26,18 @@ HEADER = ("# Benchmarks\n\nEvery number here is written by a script in `benchmar
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    """The CPU's model and the flags that decide conv speed (``convscope.device.cpu_info``),
+    with the oneDNN ISA limit where ``ONEDNN_MAX_CPU_ISA`` sets one."""
+    info = cpu_info()
+    text = info["model"] or "unknown CPU"
+    if info["flags"] is not None:
+        text += f" ({' '.join(info['flags']) or 'no AVX2'})"
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return text + (f", oneDNN limited to {limit}" if limit else "")
 
 
 def machine() -> str:
-    """One line: CPU, cores, Python, torch, numpy, threads."""
+    """One line: CPU (model, flags, ISA limit), cores, Python, torch, numpy, threads."""
     return (f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; "
             f"Python {platform.python_version()}, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), numpy {np.__version__}")

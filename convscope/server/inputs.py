@@ -198,8 +198,8 @@ def _check_decoded_size(picture: Image.Image) -> None:
     if width * height > MAX_UPLOAD_PIXELS:
         raise ApiError(413, f"the image is {width}x{height} ({width * height / 1e6:.1f} "
                             f"megapixels) to decode; at most {MAX_UPLOAD_PIXELS / 1e6:.0f} "
-                            "megapixels are decoded (JPEG photos larger than that are decoded "
-                            "at a reduced scale when the model's input is small enough)")
+                            "megapixels are decoded; scale it down or save it as JPEG (JPEG "
+                            "photos larger than that are decoded at a reduced scale)")
 
 
 def _upright_reduced(picture: Image.Image, volume: Volume) -> Image.Image:
