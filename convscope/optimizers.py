@@ -31,16 +31,18 @@ def param_groups(config: TrainConfig, module: torch.nn.Module) -> list[dict]:
             {"params": [p for p in trainable if id(p) not in shifts], "lr_scale": 1.0}]
 
 
-def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    """torch's optimizer named by ``config.optimizer`` over ``params``."""
+def make_optimizer(config: TrainConfig, params, fused: bool = False) -> torch.optim.Optimizer:
+    """torch's optimizer named by ``config.optimizer`` over ``params``; ``fused`` asks for
+    torch's fused kernels (SGD, Adam and AdamW have them; see benchmarks/optimizer_step.py)."""
+    extra = {"fused": True} if fused else {}
     if config.optimizer == "sgd":
         nesterov = config.nesterov and config.momentum > 0
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               nesterov=nesterov, weight_decay=config.weight_decay)
+                               nesterov=nesterov, weight_decay=config.weight_decay, **extra)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **extra)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **extra)
     return torch.optim.Adadelta(params, lr=config.lr, weight_decay=config.weight_decay)
 
 

@@ -17,6 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import load as load_bench  # noqa: E402
+import optimizer_step  # noqa: E402
 import speed_side_by_side as bench  # noqa: E402
 from _report import read_records  # noqa: E402
 
@@ -107,3 +108,14 @@ def test_load_benchmark_runs_against_a_real_server(tmp_path: Path):
     assert record["requests"] > 0 and record["errors"] == 0, record
     assert record["server_peak_mib"] > 0 and record["client_cpu_s"] >= 0
     assert set(record["models"]) == set(load_bench.MODELS)
+
+
+def test_optimizer_step_benchmark_times_every_way_from_the_same_start():
+    row = optimizer_step.measure("mnist-convnetjs", steps=3, repeats=1)
+    assert all(row[way] > 0 for way in optimizer_step.WAYS)
+    _, _, flat_net = optimizer_step.optimizer_for("flat", "mnist-convnetjs")
+    fused, _, fused_net = optimizer_step.optimizer_for("flat over fused", "mnist-convnetjs")
+    assert optimizer_step.same_weights(flat_net, fused_net)  # the same start
+    fused.step()
+    assert not optimizer_step.same_weights(flat_net, fused_net)  # the check can fail
+    assert "| mnist-convnetjs | sgd | 5,994 | 1 |" in optimizer_step.report([row], 3, 1)
