@@ -113,17 +113,20 @@ def _train_settings(args: argparse.Namespace) -> dict:
 def _cmd_train(args: argparse.Namespace) -> None:
     from .interrupts import sigterm_as_interrupt
     from .trainer import resume, train
+    from .user_module import parse_model_args
 
     if args.resume:
         given = {k: v for k, v in _train_settings(args).items() if v is not None}
-        if given or args.model or args.data or args.out or args.task:
+        if given or args.model or args.model_args or args.data or args.out or args.task:
             raise ConvscopeError("--resume continues a run with its saved settings; "
                                  "leave out the other options")
     with sigterm_as_interrupt():  # SIGTERM stops a run as Ctrl-C does: with a checkpoint
         if args.resume:
             run = resume(args.resume, nproc=args.nproc, trust_code=args.trust_code)
         else:
-            run = train(args.model, args.data, task=args.task, out=args.out, nproc=args.nproc,
+            model = args.model if args.model_args is None else \
+                (args.model, parse_model_args(args.model_args))
+            run = train(model, args.data, task=args.task, out=args.out, nproc=args.nproc,
                         **_train_settings(args))
     if run.results and "test" in run.results:
         print(f"evaluate it: convscope eval {run.path}")
@@ -262,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "which the options below override; --recipe is an alias")
     p.add_argument("--data", help="mnist, cifar10, fsdd, fsdd-holdout-<speaker> or an image "
                    "folder (default: the model's dataset)")
+    p.add_argument("--model-args", metavar="JSON", help="keyword arguments for a file.py:factory "
+                   """model, as a JSON object (e.g. '{"num_classes": 5}'); kept in the run""")
     p.add_argument("--out", help="run directory (default runs/<model>-<data>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
     _add_trust_code(p)

@@ -125,6 +125,18 @@ class Run:
         """Hand the run the network it has trained (so ``model`` needs no reload)."""
         self._model = module
 
+    def load_weights_into(self, module: torch.nn.Module) -> torch.nn.Module:
+        """Load the run's final weights into ``module`` (built as the run's network was, e.g.
+        for a run trained from an ``nn.Module`` object), checked name by name and shape by
+        shape; the module, in eval mode, becomes the run's ``model``."""
+        weights = self.path / MODEL
+        if not weights.exists():
+            raise RunError(f"{self.path}: no {MODEL} yet; finish it with "
+                           f"`convscope train --resume {self.path}`")
+        load_model_weights(weights, module)
+        self._model = module.eval()
+        return module
+
     def write_config(self, precision: str | None = None) -> None:
         """config.yaml; ``precision``: the arithmetic the run computes in (its
         ``config.precision`` resolved on this machine), after the user's model file if the run

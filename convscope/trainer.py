@@ -26,7 +26,7 @@ from .run_lock import locked_run
 from .runs import CHECKPOINT, CONFIG, METRICS, MODEL, RESULTS, Run, build_from_info, load_run
 from .session import TrainingSession
 from .tasks import get_task
-from .user_module import ModelDescription, resolve_model_ref
+from .user_module import OBJECT, ModelDescription, describe_object, resolve_model_ref
 
 RUN_FILES = (CONFIG, METRICS, CHECKPOINT, MODEL, RESULTS)  # the files training writes
 
@@ -38,13 +38,15 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{name}-{Path(config.data).name}-{stamp}"
 
 
-def train(model: str | list | torch.nn.Module | None = None, data: str | None = None, *,
-          task: str | None = None, out: str | Path | None = None, progress: bool = True,
+def train(model: str | list | tuple | torch.nn.Module | None = None, data: str | None = None,
+          *, task: str | None = None, out: str | Path | None = None, progress: bool = True,
           on_event: OnEvent = None, callbacks: Sequence[Callback] = (), nproc: int = 1,
           **settings) -> Run:
-    """Train a model: a registry name, a spec file, ``file.py:factory``, a spec (list of layer
-    dicts; built after seeding, so runs repeat exactly) or a SpecNet (trained from its current
-    weights). Without a model, the task's default model is trained.
+    """Train a model: a registry name, a spec file, ``file.py:factory`` (with keyword
+    arguments: ``("file.py:factory", {"num_classes": 5})``), a spec (list of layer dicts; built
+    after seeding, so runs repeat exactly), a SpecNet or any ``nn.Module`` object (trained from
+    its current weights, in place; its run keeps the weights but no code: reload them with
+    :meth:`Run.load_weights_into`). Without a model, the task's default model is trained.
 
     ``task`` is one of the registered tasks (default: the model's recipe, else classify);
     ``data`` defaults to the model's dataset, else the task's. ``settings`` are
@@ -73,7 +75,10 @@ def train(model: str | list | torch.nn.Module | None = None, data: str | None = 
         with naming_run(run_dir), reaching_workers():
             launch(nproc, train, model, data, task=task, out=run_dir, progress=progress,
                    **settings)
-        return load_run(run_dir, trust_code=True)  # the model the user named
+        run = load_run(run_dir, trust_code=True)  # the model the user named
+        if described.kind == OBJECT:
+            run.load_weights_into(given)  # the object has no code to rebuild it from
+        return run
     run = Run(run_dir, config, described.run_info, {}, kept_code=described.code)
     torch.manual_seed(config.seed)
     module = given if given is not None else described.build()
@@ -86,16 +91,24 @@ def _check_new(run_dir: Path) -> None:
                        f"`convscope train --resume {run_dir}` or choose another --out")
 
 
-def _describe(model: str | list | dict | torch.nn.Module | None,
+def _describe(model: str | list | tuple | dict | torch.nn.Module | None,
               task: str | None) -> tuple[ModelDescription, torch.nn.Module | None]:
-    """What ``model`` names (nothing built), and the given SpecNet to train (else None)."""
+    """What ``model`` names (nothing built), and the given module to train (else None)."""
     from .model import SpecNet
     from .spec import load_spec
 
-    if model is None:
-        model = get_task(task or "classify").default_model
+    default = get_task(task or "classify").default_model
+    model = default if model is None else model
     if isinstance(model, SpecNet):
         return ModelDescription("spec", "<python>", model.spec), model
+    if isinstance(model, torch.nn.Module):
+        return describe_object(model), model
+    if isinstance(model, tuple) or (isinstance(model, list) and model
+                                    and isinstance(model[0], str)):
+        if len(model) != 2:
+            raise ConvscopeError("a model with arguments is a pair ('file.py:factory', "
+                                 f"{{...keyword arguments}}), got {len(model)} items")
+        return resolve_model_ref(str(model[0] or default), model[1]), None
     if isinstance(model, list | dict):
         return ModelDescription("spec", "<python>", load_spec(model)), None
     return resolve_model_ref(str(model)), None

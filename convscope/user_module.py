@@ -1,7 +1,10 @@
 """Models from outside the registry: user Python files and model references.
 
 A model reference is a registry name (``lenet5``), a spec file (``net.yaml``, ``.json``,
-``.yml``) or a factory in a Python file (``path/to/file.py:make_model``).
+``.yml``) or a factory in a Python file (``path/to/file.py:make_model``), which may take keyword
+arguments (``("file.py:make", {"num_classes": 5})``, JSON values, recorded in the run and given
+again on load). A run trained from an ``nn.Module`` object records its class and ``repr`` only:
+it has no code to rebuild it from (:func:`describe_object`).
 
 A Python file is code, imported only when the user names it (``train --model``) or allows it
 (``--trust-code``): a run trained from one keeps a copy (``<run>/model_code/``, its sha256 in
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import re
 import sys
 import types
@@ -38,11 +42,38 @@ def _module_file(ref: str) -> tuple[Path, str]:
     return path, factory_name
 
 
-def load_user_module(ref: str) -> nn.Module:
-    """Import ``path/to/file.py`` by path and return what ``factory()`` returns for the
+def load_user_module(ref: str, kwargs: dict | None = None) -> nn.Module:
+    """Import ``path/to/file.py`` by path and return what ``factory(**kwargs)`` returns for the
     reference ``"path/to/file.py:factory"``; every failure is one SpecError."""
     path, factory_name = _module_file(ref)
-    return _build_from_source(_read(path), path, factory_name)
+    return _build_from_source(_read(path), path, factory_name, kwargs)
+
+
+def check_kwargs(kwargs: object, where: str = "the factory's keyword arguments") -> dict:
+    """``kwargs`` checked to be a dict of JSON values with string keys (what config.yaml can
+    record and give back unchanged); a copy, or one SpecError naming the problem."""
+    if not isinstance(kwargs, dict):
+        raise SpecError(f"{where} must be a dict (as in ('file.py:make', {{'num_classes': 5}})), "
+                        f"got a {type(kwargs).__name__}")
+    try:
+        copy = json.loads(json.dumps(kwargs, allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise SpecError(f"{where} must be JSON values (numbers, strings, booleans, None, lists, "
+                        f"dicts) so the run can record them: {exc}") from None
+    if copy != kwargs or not all(isinstance(k, str) and k.isidentifier() for k in kwargs):
+        raise SpecError(f"{where} must have identifier keys and JSON values (lists, not "
+                        f"tuples) so the run records them unchanged; got {kwargs!r}")
+    return copy
+
+
+def parse_model_args(text: str) -> dict:
+    """The ``--model-args`` option: a JSON object of keyword arguments for the factory."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise SpecError(f"--model-args is not JSON ({exc}); give an object such as "
+                        """'{"num_classes": 5}'""") from None
+    return check_kwargs(value, "--model-args")
 
 
 def _read(path: Path) -> bytes:
@@ -52,8 +83,10 @@ def _read(path: Path) -> bytes:
         raise SpecError(f"cannot read model file '{path}' ({exc.strerror})") from None
 
 
-def _build_from_source(source: bytes, path: Path, factory_name: str) -> nn.Module:
-    """Run ``source`` (the bytes of ``path``, read once) as a module and call its factory."""
+def _build_from_source(source: bytes, path: Path, factory_name: str,
+                       kwargs: dict | None = None) -> nn.Module:
+    """Run ``source`` (the bytes of ``path``, read once) as a module and call its factory
+    with ``kwargs``."""
     module_name = "convscope_user_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
     module = types.ModuleType(module_name)
     module.__file__ = str(path)
@@ -71,13 +104,13 @@ def _build_from_source(source: bytes, path: Path, factory_name: str) -> nn.Modul
     if not callable(factory):
         raise SpecError(f"'{path}:{factory_name}' is a {type(factory).__name__}, not a callable "
                         "that returns a torch.nn.Module")
+    call = f"{factory_name}(**{kwargs!r})" if kwargs else f"{factory_name}()"
     try:
-        model = factory()
+        model = factory(**(kwargs or {}))
     except Exception as e:
-        raise SpecError(f"calling {factory_name}() from '{path}' raised "
-                        f"{type(e).__name__}: {e}") from e
+        raise SpecError(f"calling {call} from '{path}' raised {type(e).__name__}: {e}") from e
     if not isinstance(model, nn.Module):
-        raise SpecError(f"{factory_name}() from '{path}' returned a {type(model).__name__}, "
+        raise SpecError(f"{call} from '{path}' returned a {type(model).__name__}, "
                         "expected a torch.nn.Module")
     return model
 
@@ -120,6 +153,10 @@ def load_kept_code(run_dir: Path | None, info: dict, trust_code: bool) -> nn.Mod
     """
     ref, code = info.get("ref"), info.get("code")
     where = run_dir if run_dir is not None else "this run"
+    if info.get("kind") == OBJECT:
+        raise RunError(f"{where}: this run was trained from a Python object "
+                       f"({info.get('class', 'an nn.Module')}); rebuild it yourself and load the "
+                       "weights with `run.load_weights_into(module)`")
     if run_dir is None or not isinstance(code, dict):
         raise RunError(f"{where}: its model is Python code ({ref!r}) and the run keeps no copy of "
                        "it; convscope never imports code a run's config names: retrain it with "
@@ -133,11 +170,31 @@ def load_kept_code(run_dir: Path | None, info: dict, trust_code: bool) -> nn.Mod
     if not trust_code:
         raise RunError(f"{run_dir}: its model is Python code ({file}) and loading it runs that "
                        "code; add --trust-code (trust_code=True) if you trust this run")
+    kwargs = info.get("kwargs") or {}
+    try:
+        kwargs = check_kwargs(kwargs)
+    except SpecError as exc:
+        raise RunError(f"{run_dir}/config.yaml: model.kwargs: {exc}") from None
     source = _read(path)
     if hashlib.sha256(source).hexdigest() != digest:
         raise RunError(f"{path}: the model code is not the copy recorded when the run was made "
                        "(sha256 differs); restore the original file or retrain")
-    return _build_from_source(source, path, factory)
+    return _build_from_source(source, path, factory, kwargs)
+
+
+OBJECT = "object"  # the model.kind of a run trained from an nn.Module object
+REPR_LIMIT = 20_000  # characters of a module's repr a run records
+
+
+def describe_object(module: nn.Module) -> ModelDescription:
+    """An ``nn.Module`` object given to :func:`convscope.train`: the run records its class and
+    ``repr`` (for people; nothing can rebuild it) and trains the object itself."""
+    cls = type(module)
+    text = repr(module)
+    if len(text) > REPR_LIMIT:
+        text = text[:REPR_LIMIT] + f"\n... ({len(text) - REPR_LIMIT:,} more characters)"
+    return ModelDescription(OBJECT, "<python>", None,
+                            about={"class": f"{cls.__module__}.{cls.__qualname__}", "repr": text})
 
 
 @dataclass(frozen=True)
@@ -152,24 +209,38 @@ class ModelDescription:
     recipe: dict = field(default_factory=dict)
     dataset: str | None = None
     code: KeptCode | None = None  # a module's file, read once: what is run and what runs keep
+    kwargs: dict = field(default_factory=dict)  # the factory's keyword arguments
+    about: dict = field(default_factory=dict)  # an object's class and repr
 
     @property
     def run_info(self) -> dict:
         """The ``model`` section of a run's config.yaml."""
         kept = {"code": self.code.record} if self.code is not None else {}
-        return {"kind": self.kind, "ref": self.ref, "spec": self.spec, **kept}
+        args = {"kwargs": self.kwargs} if self.kwargs else {}
+        return {"kind": self.kind, "ref": self.ref, "spec": self.spec, **kept, **args,
+                **self.about}
 
     def build(self) -> nn.Module:
         """A fresh (untrained) module: the spec built, or the factory called (once per call)."""
         if self.spec is not None:
             return build_model(self.spec)
+        if self.kind == OBJECT:
+            raise SpecError("a model given as an nn.Module object cannot be built again")
         if self.code is None:
-            return load_user_module(self.ref)
-        return _build_from_source(self.code.source, _module_file(self.ref)[0], self.code.factory)
+            return load_user_module(self.ref, self.kwargs)
+        return _build_from_source(self.code.source, _module_file(self.ref)[0], self.code.factory,
+                                  self.kwargs)
 
 
-def resolve_model_ref(ref: str) -> ModelDescription:
-    """Describe the model a reference names (nothing is built or imported)."""
+def resolve_model_ref(ref: str, kwargs: object = None) -> ModelDescription:
+    """Describe the model a reference names (nothing is built or imported); ``kwargs``: the
+    keyword arguments of a ``file.py:factory`` reference's factory."""
+    if kwargs is not None:
+        kwargs = check_kwargs(kwargs)
+        if ".py:" not in ref:
+            raise SpecError(f"keyword arguments are for a 'file.py:factory' model; {ref!r} is "
+                            "not one")
+        return ModelDescription("module", ref, None, code=KeptCode.of(ref), kwargs=kwargs)
     names = [entry.name for entry in list_models()]
     if ref in names:
         entry = get_model_entry(ref)

@@ -120,6 +120,9 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
     """A catalog entry for a finished (or stopped) run of a spec network (``registry``: the
     registry name it was trained from)."""
     spec = run.model_info.get("spec")
+    if run.model_info.get("kind") == "object":
+        raise RunError(f"its model is a Python object ({run.model_info.get('class')}) with no "
+                       "code kept; the explorer shows spec networks only")
     if spec is None:
         raise RunError(f"its model is Python code ({run.model_info.get('ref')!r}); the explorer "
                        "shows spec networks only and never imports a run's code")
