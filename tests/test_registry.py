@@ -163,7 +163,8 @@ def test_resolve_model_ref(user_file, tmp_path):
     described = resolve_model_ref("lenet5")
     assert dataclasses.asdict(described) == {
         "kind": "registry", "ref": "lenet5", "spec": get_model_entry("lenet5").spec,
-        "recipe": get_model_entry("lenet5").recipe, "dataset": "mnist", "code": None}
+        "recipe": get_model_entry("lenet5").recipe, "dataset": "mnist", "code": None,
+        "kwargs": {}, "about": {}}
     assert described.build().num_classes == 10
 
     spec_file = tmp_path / "net.yaml"
@@ -179,7 +180,8 @@ def test_resolve_model_ref(user_file, tmp_path):
     assert dataclasses.asdict(described) == {"kind": "module", "ref": f"{user_file}:make",
                                              "spec": None, "recipe": {}, "dataset": None,
                                              "code": {"source": user_file.read_bytes(),
-                                                      "name": user_file.name, "factory": "make"}}
+                                                      "name": user_file.name, "factory": "make"},
+                                             "kwargs": {}, "about": {}}
     assert isinstance(described.build(), torch.nn.Module)
 
 
