@@ -34,7 +34,7 @@ RUN_FILES = (CONFIG, METRICS, CHECKPOINT, MODEL, RESULTS)  # the files training 
 def default_run_dir(config: TrainConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     name = Path(config.model.split(":")[0]).stem if ("/" in config.model or ":" in config.model) \
-        else config.model
+        else config.model.strip("<>")  # "<python>": a spec or module given as an object
     return Path("runs") / f"{name}-{Path(config.data).name}-{stamp}"
 
 

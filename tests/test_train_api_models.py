@@ -58,13 +58,18 @@ def test_a_module_object_trains_scores_and_reloads_its_weights(digits: Path, tmp
         loaded.load_weights_into(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))
 
 
-def test_the_explorer_skips_an_object_run_saying_why(digits: Path, tmp_path: Path):
+def test_the_explorer_and_eval_refuse_an_object_run_saying_why(digits: Path, tmp_path: Path):
     from convscope.server.catalog import entry_from_run
 
     run = convscope.train(_net(), "mnist", out=tmp_path / "run", data_dir=str(digits), epochs=1,
                           progress=False)
     with pytest.raises(RunError, match=r"Python object \(torch\.nn.*Sequential\)"):
         entry_from_run(convscope.load_run(run.path), "x", "run", "x")
+    evaluated = subprocess.run([sys.executable, "-m", "convscope", "eval", str(run.path),
+                                "--data-dir", str(digits)], capture_output=True, text=True,
+                               timeout=120)
+    assert evaluated.returncode == 2 and "Traceback" not in evaluated.stderr
+    assert evaluated.stderr.startswith("error: ") and "load_weights_into" in evaluated.stderr
 
 
 def test_a_factory_with_keyword_arguments_reloads_with_them(digits: Path, tmp_path: Path):
@@ -99,7 +104,7 @@ def test_bad_keyword_arguments_get_one_line_errors(model, message, tmp_path: Pat
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_model_args(digits: Path, tmp_path: Path):
+def test_cli_model_args_must_be_json(digits: Path, tmp_path: Path):
     source = _factory(tmp_path)
     base = [sys.executable, "-m", "convscope", "train", "--model", f"{source}:make",
             "--data-dir", str(digits), "--epochs", "1"]
@@ -107,6 +112,12 @@ def test_cli_model_args(digits: Path, tmp_path: Path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --model-args is not JSON")
     assert "Traceback" not in bad.stderr
+
+
+def test_cli_model_args_are_recorded(digits: Path, tmp_path: Path):
+    source = _factory(tmp_path)
+    base = [sys.executable, "-m", "convscope", "train", "--model", f"{source}:make",
+            "--data-dir", str(digits), "--epochs", "1"]
     done = subprocess.run([*base, "--model-args", '{"hidden": 3}', "--out",
                            str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
