@@ -84,6 +84,11 @@ def test_a_factory_with_keyword_arguments_reloads_with_them(digits: Path, tmp_pa
     assert model[1].out_features == 5 and model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert torch.equal(model[1].weight, run.model[1].weight)
 
+    config = run.path / "config.yaml"
+    config.write_text(config.read_text().replace("kwargs:", "kwargs: [1]\n  was:"))
+    with pytest.raises(RunError, match=r"config.yaml: model.kwargs: .*must be a dict"):
+        _ = convscope.load_run(run.path, trust_code=True).model
+
 
 @pytest.mark.parametrize("model, message", [
     (("mine.py:make", [5]), "must be a dict"),
