@@ -125,6 +125,18 @@ class Run:
         """Hand the run the network it has trained (so ``model`` needs no reload)."""
         self._model = module
 
+    def predict(self, images: list, top: int = 3) -> list[dict]:
+        """For each of ``images`` (paths, PNG/JPEG bytes, PIL images, uint8 arrays (H, W[, C])
+        or tensors (C, H, W)), fitted as the explorer fits an upload: ``{"path", "predictions":
+        [{"class", "probability"}, ...]}``, the ``top`` classes most probable first (``path``:
+        the path given, else ""). Classification runs only, for now."""
+        from .predict import predict_one
+
+        if isinstance(images, str | Path | bytes):
+            images = [images]
+        return [predict_one(self, image, top, str(image) if isinstance(image, str | Path)
+                            else "").to_dict() for image in images]
+
     def write_config(self, precision: str | None = None) -> None:
         """config.yaml; ``precision``: the arithmetic the run computes in (its
         ``config.precision`` resolved on this machine), after the user's model file if the run
@@ -161,6 +173,21 @@ def _read_metrics(path: Path) -> list[dict]:
                            "an integer epoch); restore the file or delete that line")
         metrics.append(metric)
     return metrics
+
+
+def open_run(name_or_path: str | Path, trust_code: bool = False) -> Run:
+    """:func:`load_run` of a run directory, or of the bundled model called ``name_or_path``
+    (``mnist-convnetjs``...) when no such path exists."""
+    path = Path(name_or_path)
+    if not path.exists():
+        from .bundle import bundled_model_dirs
+
+        bundled = bundled_model_dirs()
+        if str(name_or_path) in bundled:
+            return load_run(bundled[str(name_or_path)], trust_code)
+        raise RunError(f"{name_or_path}: no such run directory, and not a bundled model "
+                       f"(bundled: {', '.join(bundled) or 'none'})")
+    return load_run(path, trust_code)
 
 
 def load_run(path: str | Path, trust_code: bool = False) -> Run:
