@@ -201,11 +201,12 @@ def _cmd_export(args: argparse.Namespace) -> None:
     from .runs import open_run
 
     run = open_run(args.run, trust_code=args.trust_code)
+    stem = run.path / "model" if Path(args.run).exists() else Path(args.run)  # bundled: here
     if args.format == "convnetjs":
-        path = export_convnetjs(load_exact(run), args.out or run.path / "model.convnetjs.json")
+        path = export_convnetjs(load_exact(run), args.out or Path(f"{stem}.convnetjs.json"))
     else:
         width, height, depth = run.data_info["input"]
-        path = export_onnx(run.model, args.out or run.path / "model.onnx", (depth, height, width))
+        path = export_onnx(run.model, args.out or Path(f"{stem}.onnx"), (depth, height, width))
     print(f"wrote {path}")
 
 
@@ -324,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory or bundled model name")
     p.add_argument("--format", choices=["convnetjs", "onnx"], required=True)
     p.add_argument("--out", help="file to write (default <run>/model.convnetjs.json or "
-                   "<run>/model.onnx)")
+                   "<run>/model.onnx; for a bundled model <name>.convnetjs.json or <name>.onnx "
+                   "here)")
     _add_trust_code(p)
     p.set_defaults(func=_cmd_export)
 

@@ -181,11 +181,16 @@ def open_run(name_or_path: str | Path, trust_code: bool = False) -> Run:
     path = Path(name_or_path)
     if not path.exists():
         from .bundle import bundled_model_dirs
+        from .registry import list_models
 
-        bundled = bundled_model_dirs()
-        if str(name_or_path) in bundled:
-            return load_run(bundled[str(name_or_path)], trust_code)
-        raise RunError(f"{name_or_path}: no such run directory, and not a bundled model "
+        name, bundled = str(name_or_path), bundled_model_dirs()
+        if name in bundled:
+            return load_run(bundled[name], trust_code)
+        if name in {entry.name for entry in list_models()}:
+            raise RunError(f"{name}: a named model without trained weights here; train it "
+                           f"first (convscope train --model {name} --out runs/{name}) and "
+                           f"give its run directory")
+        raise RunError(f"{name}: no such run directory, and not a bundled model "
                        f"(bundled: {', '.join(bundled) or 'none'})")
     return load_run(path, trust_code)
 

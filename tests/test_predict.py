@@ -146,13 +146,18 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
         open_run(MODEL).predict([torch.zeros(2, 2, dtype=torch.float32)])
 
 
-def test_export_and_eval_take_a_bundled_name(tmp_path, capsys):
+def test_export_and_eval_take_a_bundled_name(tmp_path, capsys, monkeypatch):
     with pytest.raises(RunError, match="not a bundled model"):
         open_run(tmp_path / "missing")
     out = tmp_path / "net.json"
     code, printed, err = run_cli(capsys, "export", MODEL, "--format", "convnetjs", "--out",
                                  str(out))
     assert code == 0 and out.is_file() and json.loads(out.read_text())["layers"], err
+    monkeypatch.chdir(tmp_path)  # a bundled model is written here, never into the package
+    code, printed, err = run_cli(capsys, "export", MODEL, "--format", "convnetjs")
+    assert code == 0 and (tmp_path / f"{MODEL}.convnetjs.json").is_file(), err
+    with pytest.raises(RunError, match="without trained weights"):
+        open_run("cifar10-fast")  # a named recipe, not a trained model
     data = real_dir("mnist")
     code, printed, err = run_cli(capsys, "eval", MODEL, "--data-dir", str(data), "--json")
     assert code == 0, err
