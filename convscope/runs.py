@@ -125,14 +125,15 @@ class Run:
         """Hand the run the network it has trained (so ``model`` needs no reload)."""
         self._model = module
 
-    def predict(self, images: list, top: int = 3) -> list[dict]:
-        """For each of ``images`` (paths, PNG/JPEG bytes, PIL images, uint8 arrays (H, W[, C])
-        or tensors (C, H, W)), fitted as the explorer fits an upload: ``{"path", "predictions":
-        [{"class", "probability"}, ...]}``, the ``top`` classes most probable first (``path``:
-        the path given, else ""). Classification runs only, for now."""
+    def predict(self, images, top: int = 3) -> list[dict]:
+        """For each of ``images`` (a list of, or one of: paths, PNG/JPEG bytes, PIL images,
+        uint8 arrays (H, W[, C]) or tensors (C, H, W)), fitted as the explorer fits an upload:
+        ``{"path", "predictions": [{"class", "probability"}, ...]}``, the ``top`` classes most
+        probable first (``path``: the path given, else ""). Classification runs only, for
+        now."""
         from .predict import predict_one
 
-        if isinstance(images, str | Path | bytes):
+        if not isinstance(images, list | tuple):  # one picture
             images = [images]
         return [predict_one(self, image, top, str(image) if isinstance(image, str | Path)
                             else "").to_dict() for image in images]

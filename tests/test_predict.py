@@ -99,6 +99,7 @@ def test_run_predict_equals_evaluation_on_the_same_images(digits):
     assert abs(sum(p["probability"] for p in tensor) - 1) < 1e-4
     pil = run.predict([Image.fromarray(images[0, 0].numpy())], top=10)[0]["predictions"]
     assert pil == tensor
+    assert run.predict(images[0], top=10)[0]["predictions"] == tensor  # one picture, no list
 
 
 def test_text_and_csv_formats(tmp_path, capsys, digits):
