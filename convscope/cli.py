@@ -134,10 +134,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     from .device import autocast_for, model_device, resolve_precision, scoring_precision
-    from .runs import load_run
+    from .runs import open_run
     from .tasks import get_task
 
-    run = load_run(args.run, trust_code=args.trust_code)
+    run = open_run(args.run, trust_code=args.trust_code)
     data = args.data or run.config.data
     config = dataclasses.replace(run.config, data=data,
                                  data_dir=args.data_dir or run.config.data_dir)
@@ -201,15 +201,45 @@ def _cmd_import_convnetjs(args: argparse.Namespace) -> None:
 def _cmd_export(args: argparse.Namespace) -> None:
     from .convnetjs import export_convnetjs, load_exact
     from .onnx_export import export_onnx
-    from .runs import load_run
+    from .runs import open_run
 
-    run = load_run(args.run, trust_code=args.trust_code)
+    run = open_run(args.run, trust_code=args.trust_code)
+    stem = run.path / "model" if Path(args.run).exists() else Path(args.run)  # bundled: here
     if args.format == "convnetjs":
-        path = export_convnetjs(load_exact(run), args.out or run.path / "model.convnetjs.json")
+        path = export_convnetjs(load_exact(run), args.out or Path(f"{stem}.convnetjs.json"))
     else:
         width, height, depth = run.data_info["input"]
-        path = export_onnx(run.model, args.out or run.path / "model.onnx", (depth, height, width))
+        path = export_onnx(run.model, args.out or Path(f"{stem}.onnx"), (depth, height, width))
     print(f"wrote {path}")
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import predict_files
+    from .runs import open_run
+
+    run = open_run(args.model, trust_code=args.trust_code)
+    how = "json" if args.json else "csv" if args.csv else "text"
+    return 1 if predict_files(run, args.files, args.top, how) else 0
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="classify your own PNG/JPEG pictures with a run or a "
+                       "bundled model", description="Each picture is fitted as the explorer "
+                       "fits an upload (EXIF orientation, centre crop, resize). A file that "
+                       "cannot be read gets one 'error: PATH: ...' line on stderr, the others "
+                       "are still predicted, and the exit status is then 1 (2: no prediction "
+                       "at all could be made, e.g. an unknown model).")
+    p.add_argument("model", metavar="MODEL_OR_RUN",
+                   help="a run directory or a bundled model's name (e.g. mnist-convnetjs)")
+    p.add_argument("files", nargs="+", metavar="FILE_OR_FOLDER", help="PNG or JPEG files, or "
+                   "folders (searched recursively; other files are skipped with a warning)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="a JSON list of {path, predictions}")
+    out.add_argument("--csv", action="store_true", help="path,class,probability rows")
+    p.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per picture "
+                   "(default 3)")
+    _add_trust_code(p)
+    p.set_defaults(func=_cmd_predict)
 
 
 def _add_serve(sub) -> None:
@@ -277,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a run: accuracy, recall, precision, confusion")
-    p.add_argument("run", help="run directory")
+    p.add_argument("run", help="run directory or bundled model name")
     p.add_argument("--data", help="dataset (default: the one it was trained on)")
     p.add_argument("--split", choices=["test", "val", "train"], default="test")
     p.add_argument("--data-dir")
@@ -297,10 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_import_convnetjs)
 
     p = sub.add_parser("export", help="write a run's network as ConvNetJS JSON or ONNX")
-    p.add_argument("run", help="run directory")
+    p.add_argument("run", help="run directory or bundled model name")
     p.add_argument("--format", choices=["convnetjs", "onnx"], required=True)
     p.add_argument("--out", help="file to write (default <run>/model.convnetjs.json or "
-                   "<run>/model.onnx)")
+                   "<run>/model.onnx; for a bundled model <name>.convnetjs.json or <name>.onnx "
+                   "here)")
     _add_trust_code(p)
     p.set_defaults(func=_cmd_export)
 
@@ -317,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.set_defaults(func=_cmd_scenes)
 
+    _add_predict(sub)
     _add_serve(sub)
     return parser
 
@@ -325,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)  # None, or a command's own exit status (predict's 1)
     except ConvscopeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -336,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = _interrupted_hint(args, getattr(exc, "run_dir", None), argv)
         print(f"\ninterrupted{': ' + hint if hint else '.'}", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 def _os_error_text(exc: OSError) -> str:

@@ -19,3 +19,12 @@ class DataError(ConvscopeError):
 
 class RunError(ConvscopeError):
     """A run directory or model file that cannot be used."""
+
+
+class ImageError(ConvscopeError):
+    """A picture that cannot be decoded or fitted; ``status``: the HTTP status the explorer
+    answers it with (400, or 413 for one too large)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status

@@ -137,6 +137,19 @@ class Run:
         self._model = module.eval()
         return module
 
+    def predict(self, images, top: int = 3) -> list[dict]:
+        """For each of ``images`` (a list of, or one of: paths, PNG/JPEG bytes, PIL images,
+        uint8 arrays (H, W[, C]) or tensors (C, H, W)), fitted as the explorer fits an upload:
+        ``{"path", "predictions": [{"class", "probability"}, ...]}``, the ``top`` classes most
+        probable first (``path``: the path given, else ""). Classification runs only, for
+        now."""
+        from .predict import predict_one
+
+        if not isinstance(images, list | tuple):  # one picture
+            images = [images]
+        return [predict_one(self, image, top, str(image) if isinstance(image, str | Path)
+                            else "").to_dict() for image in images]
+
     def write_config(self, precision: str | None = None) -> None:
         """config.yaml; ``precision``: the arithmetic the run computes in (its
         ``config.precision`` resolved on this machine), after the user's model file if the run
@@ -173,6 +186,26 @@ def _read_metrics(path: Path) -> list[dict]:
                            "an integer epoch); restore the file or delete that line")
         metrics.append(metric)
     return metrics
+
+
+def open_run(name_or_path: str | Path, trust_code: bool = False) -> Run:
+    """:func:`load_run` of a run directory, or of the bundled model called ``name_or_path``
+    (``mnist-convnetjs``...) when no such path exists."""
+    path = Path(name_or_path)
+    if not path.exists():
+        from .bundle import bundled_model_dirs
+        from .registry import list_models
+
+        name, bundled = str(name_or_path), bundled_model_dirs()
+        if name in bundled:
+            return load_run(bundled[name], trust_code)
+        if name in {entry.name for entry in list_models()}:
+            raise RunError(f"{name}: a named model without trained weights here; train it "
+                           f"first (convscope train --model {name} --out runs/{name}) and "
+                           f"give its run directory")
+        raise RunError(f"{name}: no such run directory, and not a bundled model "
+                       f"(bundled: {', '.join(bundled) or 'none'})")
+    return load_run(path, trust_code)
 
 
 def load_run(path: str | Path, trust_code: bool = False) -> Run:
