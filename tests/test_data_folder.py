@@ -117,3 +117,18 @@ def test_folder_cache_follows_new_files(grey_folder: Path) -> None:
     save(grey_folder / "train" / "zero" / "z.png", "L", (6, 4), 70)
     ds = load_dataset(grey_folder)
     assert len(ds) == 4 and ds.images[-1, 0, 0, 0] == 70
+
+
+def test_non_image_files_are_skipped_with_one_warning(grey_folder: Path) -> None:
+    (grey_folder / "train" / "one" / "notes.txt").write_text("hello")
+    (grey_folder / "train" / "zero" / "Thumbs.db").write_bytes(b"\0" * 10)
+    (grey_folder / "test" / "zero" / "readme").write_text("x")
+    (grey_folder / "train" / "one" / ".DS_Store").write_bytes(b"\0")
+    with pytest.warns(UserWarning, match=r"skipped 3 non-image files .*notes\.txt") as caught:
+        ds = load_dataset(grey_folder)
+    assert len([w for w in caught if "non-image" in str(w.message)]) == 1
+    assert len(ds) == 3 and ds.labels.tolist() == [0, 0, 1]
+    bad = grey_folder / "train" / "zero" / "photo.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    with pytest.warns(UserWarning), pytest.raises(DataError, match=r"photo\.jpg is not an image"):
+        load_dataset(grey_folder)

@@ -1,4 +1,7 @@
-"""Image-folder datasets: ``<root>[/train|/test]/<class>/<image>`` with PNG or JPEG files."""
+"""Image-folder datasets: ``<root>[/train|/test]/<class>/<image>`` with PNG or JPEG files.
+
+Files without an image suffix (see ``IMAGE_SUFFIXES``) are skipped with one warning; hidden
+files and folders (``.DS_Store``) are skipped silently."""
 
 from __future__ import annotations
 
@@ -15,6 +18,11 @@ from convscope.data.dataset import Dataset
 from convscope.errors import DataError
 
 FORMATS = ("PNG", "JPEG")
+# Files with these suffixes are read as images (an unsupported or damaged one is an error);
+# any other file (notes.txt, Thumbs.db, desktop.ini) is skipped with one warning per split.
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".jpe", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+)
 MAX_PIXELS = 40_000_000
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
@@ -34,8 +42,11 @@ def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None =
         raise DataError(
             f"{train_dir} has no class subfolders; put the images in {train_dir}/<class>/"
         )
-    train = _list_images(train_dir, classes, require_all=True)
-    test = _list_images(test_dir, classes, require_all=False) if test_dir else []
+    skipped: list[Path] = []
+    train = _list_images(train_dir, classes, skipped, require_all=True)
+    test = _list_images(test_dir, classes, skipped, require_all=False) if test_dir else []
+    if skipped:
+        _warn_skipped(root, skipped)
     if split == "test" and test_dir is None:
         raise DataError(
             f"{root} has no test split: create {root / 'test'}/<class>/ with the test images, "
@@ -79,8 +90,11 @@ def _class_dirs(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _list_images(folder: Path, classes: list[str], require_all: bool) -> list[tuple[Path, int]]:
-    """(file, label) pairs: every non-hidden file below each class folder, sorted."""
+def _list_images(
+    folder: Path, classes: list[str], skipped: list[Path], require_all: bool
+) -> list[tuple[Path, int]]:
+    """(file, label) pairs: every non-hidden image file below each class folder, sorted; the
+    other non-hidden files are added to ``skipped``."""
     unknown = sorted(set(_class_dirs(folder)) - set(classes))
     if unknown:
         raise DataError(
@@ -95,10 +109,23 @@ def _list_images(folder: Path, classes: list[str], require_all: bool) -> list[tu
             for p in class_dir.rglob("*")
             if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts)
         ) if class_dir.is_dir() else []  # fmt: skip
+        skipped += [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+        files = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
         if require_all and not files:
             raise DataError(f"class folder {class_dir} has no images; add some or remove it")
         items += [(p, label) for p in files]
     return items
+
+
+def _warn_skipped(folder: Path, skipped: list[Path]) -> None:
+    """One warning for all the non-image files below ``folder``, naming the first two."""
+    named = ", ".join(str(p.relative_to(folder)) for p in skipped[:2])
+    more = f" and {len(skipped) - 2} more" if len(skipped) > 2 else ""
+    warnings.warn(
+        f"skipped {len(skipped)} non-image file{'s' if len(skipped) != 1 else ''} in {folder} "
+        f"({named}{more}); only {', '.join(sorted(IMAGE_SUFFIXES))} files are read",
+        stacklevel=3,
+    )
 
 
 def _open(path: Path) -> Image.Image:
