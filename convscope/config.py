@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from .augment import AUGMENTATIONS, check_augmentation
 from .data.catalog import DATASETS
+from .data.folder import parse_image_size
 from .device import DEVICES, PRECISIONS
 from .errors import ConvscopeError
 from .tasks import get_task, task_names
@@ -84,6 +85,9 @@ class TrainConfig:
     model: str = setting("mnist-convnetjs", "registry name, spec .json/.yaml or file.py:factory")
     data: str = setting("mnist", "mnist, cifar10, fsdd, fsdd-holdout-<speaker> or an image "
                         "folder")
+    image_size: str | None = setting(None, "fit image-folder images to WxH (scaled to cover, "
+                                     "then centre-cropped)", "WxH",
+                                     shown="the median image size, at most 256 on the long side")
     task: str = setting("classify", "what to learn")
     scenes: int = setting(20000, "generated training scenes for localize, detect and segment",
                           limits=Range(1, 1_000_000))
@@ -136,6 +140,7 @@ class TrainConfig:
                                  "pixels but not their boxes and masks; use augment none (the "
                                  "scenes are already randomly placed and scaled)")
         self._check_ranges()
+        self._check_image_size()
         if self.tta != "none" and self.task != "classify":
             raise ConvscopeError(f"tta '{self.tta}' mirrors and shifts images; it is for the "
                                  f"classify task, not {self.task}")
@@ -149,6 +154,18 @@ class TrainConfig:
             if value not in limits or floating and not _fits_float(value):
                 raise ConvscopeError(f"{name} must be {limits.text(floating)}, "
                                      f"got {_short(value)}")
+
+    def _check_image_size(self) -> None:
+        """``image_size`` reads as WxH and is given for an image folder only."""
+        if self.image_size is None:
+            return
+        try:
+            parse_image_size(self.image_size)
+        except ConvscopeError as exc:
+            raise ConvscopeError(f"image_size: {exc}") from exc
+        if self.data in DATASETS or get_task(self.task).scenes:
+            raise ConvscopeError(f"image_size applies to image folders only; {self.data} has a "
+                                 "fixed size: leave image_size out")
 
     def _check_types(self) -> None:
         for f in fields(self):

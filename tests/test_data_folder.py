@@ -130,5 +130,40 @@ def test_non_image_files_are_skipped_with_one_warning(grey_folder: Path) -> None
     assert len(ds) == 3 and ds.labels.tolist() == [0, 0, 1]
     bad = grey_folder / "train" / "zero" / "photo.jpg"
     bad.write_bytes(b"not a jpeg at all")
-    with pytest.warns(UserWarning), pytest.raises(DataError, match=r"photo\.jpg is not an image"):
+    with pytest.raises(DataError, match=r"photo\.jpg is not an image"):  # warned once already
         load_dataset(grey_folder)
+
+
+def test_default_size_is_the_capped_median_and_fit_keeps_aspect(
+    tmp_path: Path, data_cache: Path
+) -> None:
+    root = tmp_path / "photos"
+    for i in range(3):
+        save(root / "a" / f"s{i}.png", "RGB", (40, 30), 50)
+    (root / "b").mkdir(parents=True)
+    wide = Image.new("RGB", (80, 30), (0, 0, 0))
+    wide.paste((255, 255, 255), (20, 0, 60, 30))  # black bands outside the middle 40 columns
+    wide.save(root / "b" / "wide.png")
+    big = Image.new("RGB", (1600, 1200), (0, 0, 0))
+    big.paste((255, 255, 255), (200, 0, 1400, 1200))  # a centred white square
+    big.save(root / "b" / "huge.jpg", "JPEG")
+    ds = load_dataset(root)
+    assert ds.images.shape == (5, 3, 30, 40)  # the median size, not the first or largest
+    middle = ds.images[4, 0]  # 80x30 -> 40x30 keeps the white middle (a squash: black bands)
+    assert middle.min() > 240
+    square = ds.images[3, 0].float()  # 1600x1200 -> 40x30: scaled to cover, centre-cropped
+    assert square[:, 6:34].mean() > 240 and square[:, :3].mean() < 15
+    assert folder.default_size([(1600, 1200), (4000, 3000)]) == (256, 192)
+    assert load_dataset(root, size=(16, 8)).images.shape == (5, 3, 8, 16)
+
+
+def test_image_size_setting(tmp_path: Path) -> None:
+    from convscope.config import TrainConfig
+    from convscope.errors import ConvscopeError
+
+    assert folder.parse_image_size("64x48") == (64, 48)
+    assert TrainConfig(data=str(tmp_path), image_size="32X24").image_size == "32X24"
+    with pytest.raises(ConvscopeError, match="not WxH"):
+        TrainConfig(data=str(tmp_path), image_size="32")
+    with pytest.raises(ConvscopeError, match="image folders only"):
+        TrainConfig(data="mnist", image_size="32x32")

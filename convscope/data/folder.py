@@ -6,12 +6,14 @@ files and folders (``.DS_Store``) are skipped silently."""
 from __future__ import annotations
 
 import json
+import re
+import statistics
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convscope.data.cache import cached_arrays
 from convscope.data.dataset import Dataset
@@ -24,15 +26,22 @@ IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".jpe", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 )
 MAX_PIXELS = 40_000_000
+DEFAULT_LONG_SIDE = 256  # the default size's longer side at most (a 1600x1200 photo: 256x192)
+FIT_VERSION = "crop-v2"  # how images are fitted to the size: part of the decoded cache's key
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+_WARNED: set[str] = set()
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
 
 
 def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None = None) -> Dataset:
-    """Load one split of an image folder; every image is resized to ``size`` (W, H).
+    """Load one split of an image folder; every image is fitted to ``size`` (W, H).
 
-    ``size`` defaults to the size of the first training image. Images become grey (C=1) when
-    every image of both splits is grey, else RGB (C=3); alpha is dropped.
+    An image is fitted keeping its aspect ratio: scaled (bilinear) until it covers ``size``,
+    then centre-cropped (torchvision's Resize + CenterCrop). ``size`` defaults to the median
+    width and height of the training images (read from the file headers), scaled down to at
+    most ``DEFAULT_LONG_SIDE`` pixels on the longer side, so one large photo among small images
+    sets neither the size nor the memory. Images become grey (C=1) when every image of both
+    splits is grey, else RGB (C=3); alpha is dropped.
     """
     if size is not None and (len(size) != 2 or min(size) < 1):
         raise DataError(f"image size must be (width, height) with both >= 1, got {size}")
@@ -42,16 +51,16 @@ def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None =
         raise DataError(
             f"{train_dir} has no class subfolders; put the images in {train_dir}/<class>/"
         )
-    skipped: list[Path] = []
-    train = _list_images(train_dir, classes, skipped, require_all=True)
-    test = _list_images(test_dir, classes, skipped, require_all=False) if test_dir else []
-    if skipped:
-        _warn_skipped(root, skipped)
     if split == "test" and test_dir is None:
         raise DataError(
             f"{root} has no test split: create {root / 'test'}/<class>/ with the test images, "
             "or hold out part of the training split instead"
         )
+    skipped: list[Path] = []
+    train = _list_images(train_dir, classes, skipped, require_all=True)
+    test = _list_images(test_dir, classes, skipped, require_all=False) if test_dir else []
+    if skipped:
+        _warn_skipped(root, skipped)
     chosen = train if split == "train" else test
     if not chosen:
         raise DataError(f"the {split} split of {root} has no images; add PNG or JPEG files")
@@ -60,7 +69,7 @@ def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None =
     def build() -> dict[str, np.ndarray]:
         modes = [_probe(path) for path, _ in train + test]
         grey = all(mode in GREY_MODES for mode, _ in modes)
-        target = size or modes[0][1]
+        target = size or default_size([s for _, s in modes[: len(train)]])
         images = _decode([p for p, _ in chosen], "L" if grey else "RGB", target)
         return {"images": images, "labels": np.array([y for _, y in chosen], dtype=np.int64)}
 
@@ -68,11 +77,28 @@ def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None =
         f"folder-{name}-{split}",
         [p for p, _ in train + test],
         build,
-        extra=json.dumps(size),
+        extra=json.dumps({"size": size, "fit": FIT_VERSION}),
     )
     return Dataset(
         name, torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]), classes
     )
+
+
+def parse_image_size(text: str) -> tuple[int, int]:
+    """``"WxH"`` (e.g. ``"64x48"``) as (width, height); a DataError names the fix otherwise."""
+    match = re.fullmatch(r"\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*", str(text))
+    if not match or min(int(match[1]), int(match[2])) < 1:
+        raise DataError(f"image size {text!r} is not WxH with both >= 1, e.g. 64x48")
+    return int(match[1]), int(match[2])
+
+
+def default_size(sizes: list[tuple[int, int]]) -> tuple[int, int]:
+    """The median (width, height) of ``sizes``, its longer side at most ``DEFAULT_LONG_SIDE``
+    (aspect ratio kept)."""
+    w = int(statistics.median_low(w for w, _ in sizes))
+    h = int(statistics.median_low(h for _, h in sizes))
+    scale = min(1.0, DEFAULT_LONG_SIDE / max(w, h))
+    return max(1, round(w * scale)), max(1, round(h * scale))
 
 
 def _split_dirs(root: Path) -> tuple[Path, Path | None]:
@@ -121,11 +147,13 @@ def _warn_skipped(folder: Path, skipped: list[Path]) -> None:
     """One warning for all the non-image files below ``folder``, naming the first two."""
     named = ", ".join(str(p.relative_to(folder)) for p in skipped[:2])
     more = f" and {len(skipped) - 2} more" if len(skipped) > 2 else ""
-    warnings.warn(
+    message = (
         f"skipped {len(skipped)} non-image file{'s' if len(skipped) != 1 else ''} in {folder} "
-        f"({named}{more}); only {', '.join(sorted(IMAGE_SUFFIXES))} files are read",
-        stacklevel=3,
+        f"({named}{more}); only {', '.join(sorted(IMAGE_SUFFIXES))} files are read"
     )
+    if message not in _WARNED:  # once per process, though training loads train and test
+        _WARNED.add(message)
+        warnings.warn(message, stacklevel=3)
 
 
 def _open(path: Path) -> Image.Image:
@@ -161,7 +189,8 @@ def _probe(path: Path) -> tuple[str, tuple[int, int]]:
 
 
 def _decode(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndarray:
-    """Decode, convert to ``mode`` and resize (bilinear) into a uint8 (N, C, H, W) array."""
+    """Decode, convert to ``mode`` and fit (bilinear resize + centre crop, aspect ratio kept)
+    into a uint8 (N, C, H, W) array."""
     w, h = size
     out = np.empty((len(paths), h, w, 1 if mode == "L" else 3), dtype=np.uint8)
     for i, path in enumerate(paths):
@@ -169,7 +198,7 @@ def _decode(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndarray:
             try:
                 converted = image.convert(mode)
                 if converted.size != (w, h):
-                    converted = converted.resize((w, h), Image.Resampling.BILINEAR)
+                    converted = ImageOps.fit(converted, (w, h), Image.Resampling.BILINEAR)
                 out[i] = np.asarray(converted).reshape(h, w, -1)
             except _DECODE_ERRORS as exc:
                 raise DataError(f"{path} is damaged and cannot be decoded ({exc})") from exc

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from convscope.config import TrainConfig
 from convscope.data import DATASETS, Dataset, load_dataset, train_val_split
+from convscope.data.folder import parse_image_size
 from convscope.errors import ConvscopeError
 from convscope.evaluate import Evaluation, evaluate, format_report
 from convscope.tasks.base import GENERAL_VIEWS, Split, Task, model_outputs
@@ -26,10 +27,11 @@ class Classify(Task):
         self.display_name, self.views, self.home_view = display_name, views, home_view
 
     def load_data(self, config: TrainConfig) -> Split:
-        full = load_dataset(config.data, "train", data_dir=config.data_dir)
+        size = parse_image_size(config.image_size) if config.image_size else None
+        full = load_dataset(config.data, "train", data_dir=config.data_dir, size=size)
         train_set, val_set = train_val_split(full, config.val_fraction, seed=0)
         try:
-            test_set = load_dataset(config.data, "test", data_dir=config.data_dir)
+            test_set = load_dataset(config.data, "test", data_dir=config.data_dir, size=size)
         except ConvscopeError as exc:
             if config.data in DATASETS:  # catalogued datasets have a test split
                 raise
