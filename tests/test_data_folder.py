@@ -167,3 +167,17 @@ def test_image_size_setting(tmp_path: Path) -> None:
         TrainConfig(data=str(tmp_path), image_size="32")
     with pytest.raises(ConvscopeError, match="image folders only"):
         TrainConfig(data="mnist", image_size="32x32")
+
+
+def test_exif_orientation_is_applied(tmp_path: Path, data_cache: Path) -> None:
+    root = tmp_path / "phone"
+    (root / "a").mkdir(parents=True)
+    stored = Image.new("RGB", (40, 20), (0, 0, 0))
+    stored.paste((255, 255, 255), (0, 0, 20, 20))  # white left half as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: 20x40, white on top
+    stored.save(root / "a" / "photo.jpg", "JPEG", exif=exif, quality=95)
+    ds = load_dataset(root)
+    assert ds.images.shape == (1, 3, 40, 20)  # the default size is the upright one
+    top, bottom = ds.images[0, 0, :18].float().mean(), ds.images[0, 0, 22:].float().mean()
+    assert top > 240 and bottom < 15

@@ -27,7 +27,8 @@ IMAGE_SUFFIXES = frozenset(
 )
 MAX_PIXELS = 40_000_000
 DEFAULT_LONG_SIDE = 256  # the default size's longer side at most (a 1600x1200 photo: 256x192)
-FIT_VERSION = "crop-v2"  # how images are fitted to the size: part of the decoded cache's key
+FIT_VERSION = "crop+exif-v2"  # how images are fitted to the size: part of the decoded cache's key
+ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 _WARNED: set[str] = set()
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
@@ -41,7 +42,8 @@ def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None =
     width and height of the training images (read from the file headers), scaled down to at
     most ``DEFAULT_LONG_SIDE`` pixels on the longer side, so one large photo among small images
     sets neither the size nor the memory. Images become grey (C=1) when every image of both
-    splits is grey, else RGB (C=3); alpha is dropped.
+    splits is grey, else RGB (C=3); alpha is dropped. A photo's EXIF orientation is applied
+    (as a viewer shows it).
     """
     if size is not None and (len(size) != 2 or min(size) < 1):
         raise DataError(f"image size must be (width, height) with both >= 1, got {size}")
@@ -183,20 +185,22 @@ def _open(path: Path) -> Image.Image:
 
 
 def _probe(path: Path) -> tuple[str, tuple[int, int]]:
-    """(PIL mode, (width, height)) read from the file header."""
+    """(PIL mode, (width, height) as shown, EXIF orientation applied) from the file header."""
     with _open(path) as image:
-        return image.mode, image.size
+        w, h = image.size
+        turned = image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn
+        return image.mode, (h, w) if turned else (w, h)
 
 
 def _decode(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndarray:
-    """Decode, convert to ``mode`` and fit (bilinear resize + centre crop, aspect ratio kept)
-    into a uint8 (N, C, H, W) array."""
+    """Decode, turn upright (EXIF orientation), convert to ``mode`` and fit (bilinear resize +
+    centre crop, aspect ratio kept) into a uint8 (N, C, H, W) array."""
     w, h = size
     out = np.empty((len(paths), h, w, 1 if mode == "L" else 3), dtype=np.uint8)
     for i, path in enumerate(paths):
         with _open(path) as image:
             try:
-                converted = image.convert(mode)
+                converted = ImageOps.exif_transpose(image).convert(mode)
                 if converted.size != (w, h):
                     converted = ImageOps.fit(converted, (w, h), Image.Resampling.BILINEAR)
                 out[i] = np.asarray(converted).reshape(h, w, -1)
