@@ -181,3 +181,23 @@ def test_exif_orientation_is_applied(tmp_path: Path, data_cache: Path) -> None:
     assert ds.images.shape == (1, 3, 40, 20)  # the default size is the upright one
     top, bottom = ds.images[0, 0, :18].float().mean(), ds.images[0, 0, 22:].float().mean()
     assert top > 240 and bottom < 15
+
+
+def test_val_folder_is_the_validation_split(grey_folder: Path) -> None:
+    from convscope.data.load import train_and_val
+
+    save(grey_folder / "val" / "one" / "v.png", "L", (6, 4), 60)
+    save(grey_folder / "val" / "zero" / "w.png", "L", (6, 4), 80)
+    val = load_dataset(grey_folder, "val")
+    assert val.labels.tolist() == [0, 1] and val.images[:, 0, 0, 0].tolist() == [60, 80]
+    train, held = train_and_val(str(grey_folder), 0.5)
+    assert len(train) == 3 and held.images[:, 0, 0, 0].tolist() == [60, 80]
+    with pytest.raises(DataError, match="unknown split 'val'"):
+        load_dataset("mnist", "val")
+    plain = grey_folder / "train"  # no val/: val_fraction of the training split
+    train, held = train_and_val(str(plain), 1 / 3)
+    assert len(train) == 2 and len(held) == 1
+    only_val = grey_folder.parent / "only_val"
+    save(only_val / "val" / "a" / "x.png", "L", (2, 2), 1)
+    with pytest.raises(DataError, match="val/ folder but no train/ folder"):
+        load_dataset(only_val)

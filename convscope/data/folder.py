@@ -1,4 +1,7 @@
-"""Image-folder datasets: ``<root>[/train|/test]/<class>/<image>`` with PNG or JPEG files.
+"""Image-folder datasets: ``<root>[/train|/val|/test]/<class>/<image>`` with PNG or JPEG files.
+
+A ``val/`` folder (next to ``train/``) is the validation split; without one, training holds
+out ``val_fraction`` of the training split (see :func:`convscope.data.load.train_and_val`).
 
 Files without an image suffix (see ``IMAGE_SUFFIXES``) are skipped with one warning; hidden
 files and folders (``.DS_Store``) are skipped silently."""
@@ -30,6 +33,7 @@ DEFAULT_LONG_SIDE = 256  # the default size's longer side at most (a 1600x1200 p
 FIT_VERSION = "crop+exif-v2"  # how images are fitted to the size: part of the decoded cache's key
 ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+SPLIT_FOLDERS = ("train", "val", "test")
 _WARNED: set[str] = set()
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
 
@@ -47,38 +51,40 @@ def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None =
     """
     if size is not None and (len(size) != 2 or min(size) < 1):
         raise DataError(f"image size must be (width, height) with both >= 1, got {size}")
-    train_dir, test_dir = _split_dirs(root)
+    dirs = split_dirs(root)
+    train_dir = dirs["train"]
     classes = _class_dirs(train_dir)
     if not classes:
         raise DataError(
             f"{train_dir} has no class subfolders; put the images in {train_dir}/<class>/"
         )
-    if split == "test" and test_dir is None:
+    if split not in dirs:
         raise DataError(
-            f"{root} has no test split: create {root / 'test'}/<class>/ with the test images, "
-            "or hold out part of the training split instead"
+            f"{root} has no {split} split: create {root / split}/<class>/ with the {split} "
+            "images, or hold out part of the training split instead"
         )
     skipped: list[Path] = []
-    train = _list_images(train_dir, classes, skipped, require_all=True)
-    test = _list_images(test_dir, classes, skipped, require_all=False) if test_dir else []
+    files = {
+        name: _list_images(folder, classes, skipped, require_all=name == "train")
+        for name, folder in dirs.items()
+    }
     if skipped:
         _warn_skipped(root, skipped)
-    chosen = train if split == "train" else test
+    chosen = files[split]
     if not chosen:
         raise DataError(f"the {split} split of {root} has no images; add PNG or JPEG files")
+    every = [p for items in files.values() for p, _ in items]  # train first
     name = root.resolve().name
 
     def build() -> dict[str, np.ndarray]:
-        modes = [_probe(path) for path, _ in train + test]
+        modes = [_probe(path) for path in every]
         grey = all(mode in GREY_MODES for mode, _ in modes)
-        target = size or default_size([s for _, s in modes[: len(train)]])
+        target = size or default_size([s for _, s in modes[: len(files["train"])]])
         images = _decode([p for p, _ in chosen], "L" if grey else "RGB", target)
         return {"images": images, "labels": np.array([y for _, y in chosen], dtype=np.int64)}
 
     arrays = cached_arrays(
-        f"folder-{name}-{split}",
-        [p for p, _ in train + test],
-        build,
+        f"folder-{name}-{split}", every, build,
         extra=json.dumps({"size": size, "fit": FIT_VERSION}),
     )
     return Dataset(
@@ -103,15 +109,19 @@ def default_size(sizes: list[tuple[int, int]]) -> tuple[int, int]:
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
-def _split_dirs(root: Path) -> tuple[Path, Path | None]:
-    """(train dir, test dir or None) for ``root``."""
-    train, test = root / "train", root / "test"
-    if test.is_dir() and not train.is_dir():
-        raise DataError(
-            f"{root} has a test/ folder but no train/ folder; move the training class "
-            f"folders into {train}"
-        )
-    return (train if train.is_dir() else root), (test if test.is_dir() else None)
+def split_dirs(root: Path) -> dict[str, Path]:
+    """The split folders of ``root``: "train" (``root/train``, else ``root`` itself) and, next
+    to a ``train/`` folder, "val" and "test" where present."""
+    train = root / "train"
+    if not train.is_dir():
+        for split in SPLIT_FOLDERS[1:]:
+            if (root / split).is_dir():
+                raise DataError(
+                    f"{root} has a {split}/ folder but no train/ folder; move the training "
+                    f"class folders into {train}"
+                )
+        return {"train": root}
+    return {s: root / s for s in SPLIT_FOLDERS if (root / s).is_dir()}
 
 
 def _class_dirs(folder: Path) -> list[str]:
@@ -188,7 +198,10 @@ def _probe(path: Path) -> tuple[str, tuple[int, int]]:
     """(PIL mode, (width, height) as shown, EXIF orientation applied) from the file header."""
     with _open(path) as image:
         w, h = image.size
-        turned = image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn
+        try:  # a quarter turn; JPEG only: its EXIF is in the header (a PNG's needs a decode)
+            turned = image.format == "JPEG" and image.getexif().get(ORIENTATION) in (5, 6, 7, 8)
+        except _DECODE_ERRORS:
+            turned = False  # a damaged EXIF block: the decode says what is wrong
         return image.mode, (h, w) if turned else (w, h)
 
 
