@@ -5,10 +5,11 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from .augment import AUGMENTATIONS, check_augmentation
 from .data.catalog import DATASETS
-from .data.folder import parse_image_size
+from .data.folder import default_augmentation, parse_image_size
 from .device import DEVICES, PRECISIONS
 from .errors import ConvscopeError
 from .tasks import get_task, task_names
@@ -133,7 +134,8 @@ class TrainConfig:
                 raise ConvscopeError(f"{name} '{value}' is not one of: {', '.join(allowed)}")
         scenes = get_task(self.task).scenes
         if self.augment is None:
-            self.augment = "none" if scenes else DEFAULT_AUGMENTATION.get(self.data, "none")
+            self.augment = "none" if scenes else DEFAULT_AUGMENTATION.get(self.data) \
+                or _folder_augmentation(self.data)
         check_augmentation(self.augment)
         if scenes and self.augment != "none":
             raise ConvscopeError(f"augment '{self.augment}' would move the {self.task} scenes' "
@@ -192,6 +194,12 @@ class TrainConfig:
 
 
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def _folder_augmentation(data: str) -> str:
+    """An image folder's default augmentation (flips for RGB folders), else "none"."""
+    path = Path(data).expanduser()
+    return default_augmentation(path) if path.is_dir() else "none"
 
 
 def _kind(f) -> str:

@@ -201,3 +201,15 @@ def test_val_folder_is_the_validation_split(grey_folder: Path) -> None:
     save(only_val / "val" / "a" / "x.png", "L", (2, 2), 1)
     with pytest.raises(DataError, match="val/ folder but no train/ folder"):
         load_dataset(only_val)
+
+
+def test_rgb_folders_flip_by_default(grey_folder: Path, tmp_path: Path) -> None:
+    from convscope.config import TrainConfig
+
+    assert TrainConfig(data=str(grey_folder)).augment == "none"  # digits must not mirror
+    photos = tmp_path / "photos"
+    save(photos / "cat" / "1.jpg", "RGB", (8, 8), 100, "JPEG")
+    save(photos / "dog" / "2.png", "L", (8, 8), 100)
+    assert TrainConfig(data=str(photos)).augment == "flip"
+    assert TrainConfig(data=str(photos), augment="none").augment == "none"
+    assert TrainConfig(data=str(tmp_path / "missing")).augment == "none"

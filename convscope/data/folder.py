@@ -92,6 +92,19 @@ def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None =
     )
 
 
+def default_augmentation(root: Path) -> str:
+    """The default training augmentation of the image folder ``root``: "flip" (horizontal)
+    when it loads as RGB (any training image in colour), "none" for grey folders (digits and
+    letters must not be mirrored) and for folders that do not load (loading says why)."""
+    try:
+        train_dir = split_dirs(root)["train"]
+        items = _list_images(train_dir, _class_dirs(train_dir), [], require_all=False)
+        colour = any(_probe(path)[0] not in GREY_MODES for path, _ in items)
+    except (DataError, OSError):
+        return "none"
+    return "flip" if colour else "none"
+
+
 def parse_image_size(text: str) -> tuple[int, int]:
     """``"WxH"`` (e.g. ``"64x48"``) as (width, height); a DataError names the fix otherwise."""
     match = re.fullmatch(r"\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*", str(text))
