@@ -213,3 +213,13 @@ def test_rgb_folders_flip_by_default(grey_folder: Path, tmp_path: Path) -> None:
     assert TrainConfig(data=str(photos)).augment == "flip"
     assert TrainConfig(data=str(photos), augment="none").augment == "none"
     assert TrainConfig(data=str(tmp_path / "missing")).augment == "none"
+
+
+def test_progress_bar_while_decoding(
+    grey_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    load_dataset(grey_folder)
+    assert "decoding images" not in capsys.readouterr().err  # 3 images: too few for a bar
+    monkeypatch.setattr(folder, "PROGRESS_IMAGES", 2)
+    load_dataset(grey_folder, size=(3, 2))  # a new size: decoded again, not cached
+    assert "decoding images" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
 
 from convscope.data.cache import cached_arrays
 from convscope.data.dataset import Dataset
@@ -30,6 +31,7 @@ IMAGE_SUFFIXES = frozenset(
 )
 MAX_PIXELS = 40_000_000
 DEFAULT_LONG_SIDE = 256  # the default size's longer side at most (a 1600x1200 photo: 256x192)
+PROGRESS_IMAGES = 200  # decoding more images shows a progress bar at once; fewer, after 1 s
 FIT_VERSION = "crop+exif-v2"  # how images are fitted to the size: part of the decoded cache's key
 ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
@@ -223,13 +225,20 @@ def _decode(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndarray:
     centre crop, aspect ratio kept) into a uint8 (N, C, H, W) array."""
     w, h = size
     out = np.empty((len(paths), h, w, 1 if mode == "L" else 3), dtype=np.uint8)
-    for i, path in enumerate(paths):
-        with _open(path) as image:
-            try:
-                converted = ImageOps.exif_transpose(image).convert(mode)
-                if converted.size != (w, h):
-                    converted = ImageOps.fit(converted, (w, h), Image.Resampling.BILINEAR)
-                out[i] = np.asarray(converted).reshape(h, w, -1)
-            except _DECODE_ERRORS as exc:
-                raise DataError(f"{path} is damaged and cannot be decoded ({exc})") from exc
+    delay = 0.0 if len(paths) > PROGRESS_IMAGES else 1.0
+    with tqdm(paths, desc="decoding images", unit="image", leave=False, delay=delay) as bar:
+        for i, path in enumerate(bar):
+            out[i] = _decode_one(path, mode, (w, h)).reshape(h, w, -1)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def _decode_one(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """One image upright, in ``mode``, fitted to ``size`` (W, H), as an (H, W[, C]) array."""
+    with _open(path) as image:
+        try:
+            converted = ImageOps.exif_transpose(image).convert(mode)
+            if converted.size != size:
+                converted = ImageOps.fit(converted, size, Image.Resampling.BILINEAR)
+            return np.asarray(converted)
+        except _DECODE_ERRORS as exc:
+            raise DataError(f"{path} is damaged and cannot be decoded ({exc})") from exc
