@@ -42,10 +42,11 @@ def load_dataset(
     when given). ``size`` (width, height) applies to image folders only.
     """
     path = Path(name_or_path).expanduser()
-    if split not in SPLITS and not (split == "val" and path.is_dir()):
-        raise DataError(f"unknown split {split!r}: use 'train' or 'test'")
     holdout = FSDD_HOLDOUT.fullmatch(name_or_path) if isinstance(name_or_path, str) else None
     entry = DATASETS.get(name_or_path) if isinstance(name_or_path, str) else None
+    folder = entry is None and holdout is None and path.is_dir()
+    if split not in SPLITS and not (split == "val" and folder):
+        raise DataError(f"unknown split {split!r}: use 'train' or 'test'")
     if entry is not None or holdout is not None:
         if size is not None:
             raise DataError(f"size applies to image folders only; {name_or_path} has fixed size")
@@ -53,7 +54,7 @@ def load_dataset(
             root = resolve_data_dir(data_dir) / FSDD_FOLDER
             return load_fsdd(root, split, holdout["speaker"])
         return entry.load(split, resolve_data_dir(data_dir), download, base_url)
-    if path.is_dir():
+    if folder:
         return load_folder(path, split, size)
     loadable = [entry.name for entry in DATASETS.values() if entry.kind != "scenes"]
     raise DataError(
