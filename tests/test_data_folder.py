@@ -223,3 +223,16 @@ def test_progress_bar_while_decoding(
     monkeypatch.setattr(folder, "PROGRESS_IMAGES", 2)
     load_dataset(grey_folder, size=(3, 2))  # a new size: decoded again, not cached
     assert "decoding images" in capsys.readouterr().err
+
+
+def test_large_jpegs_decode_at_a_reduced_scale(tmp_path: Path) -> None:
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (1600, 1200), (200, 100, 0)).save(path, "JPEG")
+    with Image.open(path) as image:
+        folder._draft(image, (40, 30))
+        assert image.size == (200, 150)  # 1/8 scale still covers 40x30
+    with Image.open(path) as image:
+        folder._draft(image, (900, 100))  # a crop that needs the full width: 1/1
+        assert image.size == (1600, 1200)
+    pixel = folder._decode_one(path, "RGB", (40, 30))[15, 20].tolist()
+    assert all(abs(a - b) <= 3 for a, b in zip(pixel, (200, 100, 0), strict=True))

@@ -9,6 +9,7 @@ files and folders (``.DS_Store``) are skipped silently."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 import warnings
@@ -32,7 +33,7 @@ IMAGE_SUFFIXES = frozenset(
 MAX_PIXELS = 40_000_000
 DEFAULT_LONG_SIDE = 256  # the default size's longer side at most (a 1600x1200 photo: 256x192)
 PROGRESS_IMAGES = 200  # decoding more images shows a progress bar at once; fewer, after 1 s
-FIT_VERSION = "crop+exif-v2"  # how images are fitted to the size: part of the decoded cache's key
+FIT_VERSION = "crop+exif+draft-v2"  # how images are fitted: part of the cache key
 ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the picture
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 SPLIT_FOLDERS = ("train", "val", "test")
@@ -213,11 +214,17 @@ def _probe(path: Path) -> tuple[str, tuple[int, int]]:
     """(PIL mode, (width, height) as shown, EXIF orientation applied) from the file header."""
     with _open(path) as image:
         w, h = image.size
-        try:  # a quarter turn; JPEG only: its EXIF is in the header (a PNG's needs a decode)
-            turned = image.format == "JPEG" and image.getexif().get(ORIENTATION) in (5, 6, 7, 8)
-        except _DECODE_ERRORS:
-            turned = False  # a damaged EXIF block: the decode says what is wrong
+        turned = image.format == "JPEG" and _turned(image)
         return image.mode, (h, w) if turned else (w, h)
+
+
+def _turned(image: Image.Image) -> bool:
+    """Whether the EXIF orientation is a quarter turn (read from a JPEG's header; a PNG's
+    EXIF would need a decode, so PNGs are taken as stored)."""
+    try:
+        return image.getexif().get(ORIENTATION) in (5, 6, 7, 8)
+    except _DECODE_ERRORS:
+        return False  # a damaged EXIF block: the decode says what is wrong
 
 
 def _decode(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndarray:
@@ -236,9 +243,21 @@ def _decode_one(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
     """One image upright, in ``mode``, fitted to ``size`` (W, H), as an (H, W[, C]) array."""
     with _open(path) as image:
         try:
+            _draft(image, size)
             converted = ImageOps.exif_transpose(image).convert(mode)
             if converted.size != size:
                 converted = ImageOps.fit(converted, size, Image.Resampling.BILINEAR)
             return np.asarray(converted)
         except _DECODE_ERRORS as exc:
             raise DataError(f"{path} is damaged and cannot be decoded ({exc})") from exc
+
+
+def _draft(image: Image.Image, size: tuple[int, int]) -> None:
+    """Let a JPEG decode at 1/2, 1/4 or 1/8 scale when it still covers ``size`` (W, H) after
+    the EXIF turn: a 24-megapixel photo decodes fast and small."""
+    if image.format != "JPEG":
+        return
+    w, h = image.size
+    shown = (h, w) if _turned(image) else (w, h)
+    cover = max(size[0] / shown[0], size[1] / shown[1])
+    image.draft(None, (math.ceil(w * cover), math.ceil(h * cover)))
