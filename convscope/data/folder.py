@@ -26,7 +26,7 @@ from convscope.errors import DataError
 
 FORMATS = ("PNG", "JPEG")
 # Files with these suffixes are read as images (an unsupported or damaged one is an error);
-# any other file (notes.txt, Thumbs.db, desktop.ini) is skipped with one warning per split.
+# any other file (notes.txt, Thumbs.db, desktop.ini) is skipped, with one warning per folder.
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".jpe", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 )
@@ -48,7 +48,7 @@ def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None =
     then centre-cropped (torchvision's Resize + CenterCrop). ``size`` defaults to the median
     width and height of the training images (read from the file headers), scaled down to at
     most ``DEFAULT_LONG_SIDE`` pixels on the longer side, so one large photo among small images
-    sets neither the size nor the memory. Images become grey (C=1) when every image of both
+    sets neither the size nor the memory. Images become grey (C=1) when every image of all
     splits is grey, else RGB (C=3); alpha is dropped. A photo's EXIF orientation is applied
     (as a viewer shows it).
     """
