@@ -5,9 +5,11 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from .augment import AUGMENTATIONS, check_augmentation
 from .data.catalog import DATASETS
+from .data.folder import default_augmentation, parse_image_size
 from .device import DEVICES, PRECISIONS
 from .errors import ConvscopeError
 from .tasks import get_task, task_names
@@ -84,6 +86,9 @@ class TrainConfig:
     model: str = setting("mnist-convnetjs", "registry name, spec .json/.yaml or file.py:factory")
     data: str = setting("mnist", "mnist, cifar10, fsdd, fsdd-holdout-<speaker> or an image "
                         "folder")
+    image_size: str | None = setting(None, "fit image-folder images to WxH (scaled to cover, "
+                                     "then centre-cropped)", "WxH",
+                                     shown="the median image size, at most 256 on the long side")
     task: str = setting("classify", "what to learn")
     scenes: int = setting(20000, "generated training scenes for localize, detect and segment",
                           limits=Range(1, 1_000_000))
@@ -129,13 +134,15 @@ class TrainConfig:
                 raise ConvscopeError(f"{name} '{value}' is not one of: {', '.join(allowed)}")
         scenes = get_task(self.task).scenes
         if self.augment is None:
-            self.augment = "none" if scenes else DEFAULT_AUGMENTATION.get(self.data, "none")
+            self.augment = "none" if scenes else DEFAULT_AUGMENTATION.get(self.data) \
+                or _folder_augmentation(self.data)
         check_augmentation(self.augment)
         if scenes and self.augment != "none":
             raise ConvscopeError(f"augment '{self.augment}' would move the {self.task} scenes' "
                                  "pixels but not their boxes and masks; use augment none (the "
                                  "scenes are already randomly placed and scaled)")
         self._check_ranges()
+        self._check_image_size()
         if self.tta != "none" and self.task != "classify":
             raise ConvscopeError(f"tta '{self.tta}' mirrors and shifts images; it is for the "
                                  f"classify task, not {self.task}")
@@ -149,6 +156,18 @@ class TrainConfig:
             if value not in limits or floating and not _fits_float(value):
                 raise ConvscopeError(f"{name} must be {limits.text(floating)}, "
                                      f"got {_short(value)}")
+
+    def _check_image_size(self) -> None:
+        """``image_size`` reads as WxH and is given for an image folder only."""
+        if self.image_size is None:
+            return
+        try:
+            parse_image_size(self.image_size)
+        except ConvscopeError as exc:
+            raise ConvscopeError(f"image_size: {exc}") from exc
+        if self.data in DATASETS or get_task(self.task).scenes:
+            raise ConvscopeError(f"image_size applies to image folders only; {self.data} has a "
+                                 "fixed size: leave image_size out")
 
     def _check_types(self) -> None:
         for f in fields(self):
@@ -175,6 +194,12 @@ class TrainConfig:
 
 
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+def _folder_augmentation(data: str) -> str:
+    """An image folder's default augmentation (flips for RGB folders), else "none"."""
+    path = Path(data).expanduser()
+    return default_augmentation(path) if path.is_dir() else "none"
 
 
 def _kind(f) -> str:

@@ -11,9 +11,9 @@ import torch
 from convscope.data.cache import cached_arrays
 from convscope.data.catalog import DATASETS
 from convscope.data.cifar import read_class_names
-from convscope.data.dataset import Dataset
+from convscope.data.dataset import Dataset, train_val_split
 from convscope.data.download import DownloadUnavailable, fetch_missing, mirrors
-from convscope.data.folder import load_folder
+from convscope.data.folder import load_folder, split_dirs
 from convscope.data.fsdd import FOLDER as FSDD_FOLDER
 from convscope.data.fsdd import HOLDOUT as FSDD_HOLDOUT
 from convscope.data.fsdd import load_fsdd
@@ -21,7 +21,7 @@ from convscope.data.paths import DATA_ENV, resolve_data_dir
 from convscope.data.registry import DatasetSpec
 from convscope.errors import DataError
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test")  # every dataset's; an image folder may also have "val"
 
 
 def load_dataset(
@@ -33,17 +33,20 @@ def load_dataset(
     size: tuple[int, int] | None = None,
     base_url: str | None = None,
 ) -> Dataset:
-    """Load ``split`` ("train" or "test") of a catalogued dataset (see ``DATASETS``), of
-    ``fsdd-holdout-<speaker>``, or of an image folder.
+    """Load ``split`` ("train" or "test"; "val" for an image folder with a ``val/`` folder)
+    of a catalogued dataset (see ``DATASETS``), of ``fsdd-holdout-<speaker>``, or of an image
+    folder.
 
     Datasets with files are read from ``<data_dir>/<spec.folder>/``; missing files are
     downloaded there when ``download`` is true (from ``base_url`` or ``$CONVSCOPE_DOWNLOAD_URL``
     when given). ``size`` (width, height) applies to image folders only.
     """
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}: use 'train' or 'test'")
+    path = Path(name_or_path).expanduser()
     holdout = FSDD_HOLDOUT.fullmatch(name_or_path) if isinstance(name_or_path, str) else None
     entry = DATASETS.get(name_or_path) if isinstance(name_or_path, str) else None
+    folder = entry is None and holdout is None and path.is_dir()
+    if split not in SPLITS and not (split == "val" and folder):
+        raise DataError(f"unknown split {split!r}: use 'train' or 'test'")
     if entry is not None or holdout is not None:
         if size is not None:
             raise DataError(f"size applies to image folders only; {name_or_path} has fixed size")
@@ -51,8 +54,7 @@ def load_dataset(
             root = resolve_data_dir(data_dir) / FSDD_FOLDER
             return load_fsdd(root, split, holdout["speaker"])
         return entry.load(split, resolve_data_dir(data_dir), download, base_url)
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
+    if folder:
         return load_folder(path, split, size)
     loadable = [entry.name for entry in DATASETS.values() if entry.kind != "scenes"]
     raise DataError(
@@ -60,6 +62,20 @@ def load_dataset(
         "fsdd-holdout-<speaker>) nor an existing image folder (one subfolder of PNG/JPEG files "
         "per class)"
     )
+
+
+def train_and_val(
+    name_or_path: str, val_fraction: float, data_dir: str | None = None,
+    size: tuple[int, int] | None = None,
+) -> tuple[Dataset, Dataset]:
+    """The training and validation sets: an image folder's ``val/`` split where it has one
+    (``val_fraction`` is then not used), else ``val_fraction`` of the training split held out
+    (see :func:`train_val_split`)."""
+    full = load_dataset(name_or_path, "train", data_dir=data_dir, size=size)
+    path = Path(name_or_path).expanduser()
+    if name_or_path not in DATASETS and path.is_dir() and "val" in split_dirs(path):
+        return full, load_dataset(name_or_path, "val", data_dir=data_dir, size=size)
+    return train_val_split(full, val_fraction, seed=0)
 
 
 def _locate(folder: Path, name: str) -> Path | None:
