@@ -146,9 +146,9 @@ def test_segmentation_scenes_show_both_masks_and_the_unet_layers(page):
     assert legend.count() == 11 and legend.last.inner_text().startswith("background")
     assert page.locator("canvas.truth-canvas").evaluate(COLOURS) > 2
     page.locator(".layer-button", has_text="concat").first.click()
+    wait_for_text(page, ".maps-detail h3", "concat + layer")  # (the first layer's maps were up)
     tiles = page.locator(".maps-detail .map-tile")
     tiles.first.wait_for()
-    assert "concat + layer" in page.locator(".maps-detail h3").inner_text()
     assert tiles.count() > 8  # the upsampled maps plus the encoder's
     page.locator(".layer-list").evaluate("e => e.scrollIntoView({block: 'start'})")
     page.evaluate("() => window.scrollTo(0, 0)")
