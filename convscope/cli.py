@@ -269,23 +269,7 @@ def _add_trust_code(parser: argparse.ArgumentParser) -> None:
                         "runs you trust)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="convscope",
-        description="Train convolutional networks on real data and look inside them.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("models", help="list the named models, or one model's recipe")
-    p.add_argument("--recipe", metavar="NAME", help="show the training settings of the named "
-                   "model NAME (its recipe over the defaults)")
-    p.set_defaults(func=_cmd_models)
-
-    p = sub.add_parser("summary", help="layer volumes, parameters and multiply-adds of a model")
-    p.add_argument("model", help="registry name, spec .json/.yaml, file.py:factory or run dir")
-    p.add_argument("--input", help="input volume WxHxD for a file.py:factory module")
-    _add_trust_code(p)
-    p.set_defaults(func=_cmd_summary)
-
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model and evaluate it on the test set")
     p.add_argument("--task", choices=task_names(),
                    help="what to learn (default: the model's, else classify)")
@@ -305,6 +289,26 @@ def build_parser() -> argparse.ArgumentParser:
                    "processes on this machine, one GPU each with --device cuda (default 1; "
                    "for several machines use torchrun, see docs/distributed.md)")
     p.set_defaults(func=_cmd_train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convscope",
+        description="Train convolutional networks on real data and look inside them.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list the named models, or one model's recipe")
+    p.add_argument("--recipe", metavar="NAME", help="show the training settings of the named "
+                   "model NAME (its recipe over the defaults)")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("summary", help="layer volumes, parameters and multiply-adds of a model")
+    p.add_argument("model", help="registry name, spec .json/.yaml, file.py:factory or run dir")
+    p.add_argument("--input", help="input volume WxHxD for a file.py:factory module")
+    _add_trust_code(p)
+    p.set_defaults(func=_cmd_summary)
+
+    _add_train(sub)
 
     p = sub.add_parser("eval", help="evaluate a run: accuracy, recall, precision, confusion")
     p.add_argument("run", help="run directory or bundled model name")
