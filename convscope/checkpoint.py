@@ -49,6 +49,12 @@ def _open(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
             f"{path}: not a safetensors file ({exc}); convscope reads weights only from the "
             f"model.safetensors / checkpoint.safetensors files that `convscope train` writes"
         ) from None
+    return tensors, checked_meta(path, metadata, kind)
+
+
+def checked_meta(path: Path, metadata: dict, kind: str) -> dict:
+    """The JSON object ('meta') of the header ``metadata`` of a convscope ``kind`` file
+    (``"model"`` or ``"checkpoint"``); a RunError names what is wrong otherwise."""
     if metadata.get("convscope") != kind:
         raise RunError(
             f"{path}: a safetensors file, but not a convscope {kind} file "
@@ -60,7 +66,7 @@ def _open(path: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
         meta = None
     if not isinstance(meta, dict):
         raise RunError(f"{path}: its metadata ('meta') is not a JSON object; {FIXES[kind]}")
-    return tensors, meta
+    return meta
 
 
 def save_model(path: Path, model: torch.nn.Module, meta: dict | None = None) -> None:

@@ -24,7 +24,7 @@ import yaml
 
 from . import __version__
 from ._io import append_text, write_text_atomic, write_yaml_atomic
-from .checkpoint import load_model_weights
+from .checkpoint import checked_meta, load_model_weights
 from .config import TrainConfig
 from .device import cpu_info
 from .errors import ConvscopeError, RunError
@@ -66,16 +66,10 @@ def check_weights(path: Path, spec: list) -> None:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
             found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-        json.loads(metadata.get("meta", "{}"))
     except (SafetensorError, OSError) as exc:
         raise RunError(f"{path}: unreadable weights ({exc}); restore the file or retrain the "
                        "run") from None
-    except json.JSONDecodeError:
-        raise RunError(f"{path}: its 'meta' metadata is not JSON; not a file convscope "
-                       "wrote") from None
-    if metadata.get("convscope") != "model":
-        raise RunError(f"{path}: not a convscope model file (metadata 'convscope' is "
-                       f"{metadata.get('convscope')!r})")
+    checked_meta(path, metadata, "model")  # the header checks of loading the weights
     if found != wanted:
         odd = sorted(k for k in found.keys() | wanted.keys() if found.get(k) != wanted.get(k))
         raise RunError(f"{path}: weights do not fit the run's spec ({odd[0]}: file has "
