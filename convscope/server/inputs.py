@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Literal
 
 import numpy as np
@@ -102,29 +102,31 @@ def decode_upload(content: bytes, volume: Volume) -> torch.Tensor:
         raise ApiError(exc.status, str(exc)) from None
 
 
-@contextmanager
-def decode_slot() -> Iterator[None]:
+def decode_slot() -> AbstractContextManager[None]:
     """One of the ``MAX_CONCURRENT_DECODES`` decoding slots; 503 after ``DECODE_WAIT_S``."""
-    if not _DECODES.acquire(timeout=DECODE_WAIT_S):
-        raise ApiError(503, f"the server is busy decoding {MAX_CONCURRENT_DECODES} other "
-                            "uploads; try again in a moment")
-    try:
-        yield
-    finally:
-        _DECODES.release()
+    return _slot(_DECODES, DECODE_WAIT_S, f"the server is busy decoding "
+                 f"{MAX_CONCURRENT_DECODES} other uploads; try again in a moment")
 
 
-@contextmanager
-def pending_upload() -> Iterator[None]:
+def pending_upload() -> AbstractContextManager[None]:
     """One of the ``MAX_PENDING_UPLOADS`` uploads the server takes at a time (take it before
     reading the body, so that waiting uploads hold at most that many bodies): 503 past that."""
-    if not _PENDING.acquire(blocking=False):
-        raise ApiError(503, f"the server is busy with {MAX_PENDING_UPLOADS} other uploads; "
-                            "try again in a moment")
+    return _slot(_PENDING, None, f"the server is busy with {MAX_PENDING_UPLOADS} other "
+                 "uploads; try again in a moment")
+
+
+@contextmanager
+def _slot(slots: threading.BoundedSemaphore, wait_s: float | None,
+          busy: str) -> Iterator[None]:
+    """One of ``slots``, waited for up to ``wait_s`` seconds (None: not at all), else 503
+    ``busy``."""
+    taken = slots.acquire(timeout=wait_s) if wait_s is not None else slots.acquire(False)
+    if not taken:
+        raise ApiError(503, busy)
     try:
         yield
     finally:
-        _PENDING.release()
+        slots.release()
 
 
 def input_convention(volume: Volume) -> dict:
