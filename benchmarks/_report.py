@@ -8,6 +8,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +35,19 @@ def cpu_model() -> str:
         text += f" ({' '.join(info['flags']) or 'no AVX2'})"
     limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
     return text + (f", oneDNN limited to {limit}" if limit else "")
+
+
+def start_server(data_dir: str) -> tuple[subprocess.Popen, str]:
+    """`convscope serve` on a free port with ``data_dir`` as its data: the process and the URL
+    it printed."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "convscope", "serve", "--port", "0", "--no-browser",
+         "--data-dir", data_dir], stdout=subprocess.PIPE, text=True)
+    line = server.stdout.readline()
+    if "http://" not in line:
+        server.kill()
+        raise SystemExit(f"the server did not start: {line!r}")
+    return server, line.split()[-1]
 
 
 def machine() -> str:

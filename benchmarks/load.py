@@ -21,7 +21,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _report import append_record, command_line, machine, write_section
+from _report import start_server as serve
 
 MODELS = ("mnist-convnetjs", "mnist-ordinary", "cifar10-convnetjs", "cifar10-ordinary")
 GOAL_RPS, GOAL_P99_MS = 400, 250
@@ -54,15 +54,10 @@ class Tally:
 
 
 def start_server(data_dir: str) -> tuple[subprocess.Popen, str, int]:
-    """`convscope serve` on a free port: the process, its host and port."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "convscope", "serve", "--port", "0", "--no-browser",
-         "--data-dir", data_dir], stdout=subprocess.PIPE, text=True)
-    line = server.stdout.readline()
-    if "http://" not in line:
-        server.kill()
-        raise SystemExit(f"the server did not start: {line!r}")
-    host, port = line.split("//", 1)[1].rstrip().rstrip("/").rsplit(":", 1)
+    """`convscope serve` on a free port (``_report.start_server``): the process, its host and
+    port."""
+    server, url = serve(data_dir)
+    host, port = url.split("//", 1)[1].rstrip("/").rsplit(":", 1)
     return server, host, int(port)
 
 

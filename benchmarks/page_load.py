@@ -11,28 +11,15 @@ labels are drawn. Writes the "page_load" section of docs/benchmarks.md with --wr
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
 
-from _report import command_line, machine, median, write_section
+from _report import command_line, machine, median, start_server, write_section
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
-
-
-def start_server(data_dir: str) -> tuple[subprocess.Popen, str]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "convscope", "serve", "--port", "0", "--no-browser",
-         "--data-dir", data_dir], stdout=subprocess.PIPE, text=True)
-    line = server.stdout.readline()
-    if "http://" not in line:
-        server.kill()
-        raise SystemExit(f"the server did not start: {line!r}")
-    return server, line.split()[-1]
 
 
 def main() -> None:
