@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import wave
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,6 +71,15 @@ def gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Undo ``cpu_only`` for one test: the GPU is visible to it and its processes."""
     monkeypatch.setattr(torch.cuda, "is_available", _SEES_GPU)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def write_clip(path: Path, samples: np.ndarray, rate: int = 8000) -> None:
+    """A mono 16-bit WAV of ``samples`` (floats in [-1, 1]), as FSDD's recordings are."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.round(samples * 32767).astype("<i2").tobytes())
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

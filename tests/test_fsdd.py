@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import write_clip
 
 from convscope.audio import FRAMES, N_MELS
 from convscope.data import load_dataset
@@ -17,14 +17,6 @@ from convscope.errors import DataError
 
 SPEAKERS = ("bob", "alice")
 DIGITS, TAKES = 3, 7  # takes 0-4 test, 5-6 train
-
-
-def write_clip(path: Path, samples: np.ndarray, rate: int = 8000) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.round(samples * 32767).astype("<i2").tobytes())
 
 
 @pytest.fixture

@@ -13,13 +13,12 @@ import shutil
 import struct
 import time
 import tracemalloc
-import wave
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import idx_bytes, patch_source, real_dir
+from conftest import idx_bytes, patch_source, real_dir, write_clip
 from PIL import Image
 
 from convscope.data import FileSpec, load_dataset
@@ -162,14 +161,6 @@ def test_gzip_bomb_is_refused_after_the_declared_size(tmp_path: Path) -> None:
 
 
 # ---- point 12: one bad FSDD recording -------------------------------------------------------
-
-
-def write_clip(path: Path, samples: np.ndarray, rate: int = 8000) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.round(samples * 32767).astype("<i2").tobytes())
 
 
 @pytest.fixture
