@@ -138,12 +138,10 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from .tasks import get_task
 
     run = open_run(args.run, trust_code=args.trust_code)
-    data = args.data or run.config.data
-    config = dataclasses.replace(run.config, data=data,
-                                 data_dir=args.data_dir or run.config.data_dir)
-    task = get_task(config.task)
-    train_set, val_set, test_set = task.load_data(config)
-    dataset = {"train": train_set, "val": val_set, "test": test_set}[args.split]
+    run.model  # noqa: B018 (a Python model's --trust-code check comes before reading data)
+    config = run.data_config(args.data, args.data_dir, args.split)  # found from any folder
+    data, task = config.data, get_task(config.task)
+    dataset = task.load_split(config, args.split, run.data_info)  # only the split scored
     if dataset is None:
         raise ConvscopeError(f"{data} has no test split; use --split val")
     precision = scoring_precision(config.precision)

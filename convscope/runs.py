@@ -144,6 +144,28 @@ class Run:
         return [predict_one(self, image, top, str(image) if isinstance(image, str | Path)
                             else "").to_dict() for image in images]
 
+    def data_config(self, data: str | None = None, data_dir: str | None = None,
+                    split: str = "test") -> TrainConfig:
+        """The run's settings with its data found (the run is not changed): ``data`` (a
+        dataset name or folder, e.g. ``eval --data``) or else the data it was trained on; an
+        image folder is looked for where it was, then beside the run, its fingerprint checked
+        for the folders that ``split`` reads (:mod:`convscope.data.location`)."""
+        from dataclasses import replace
+
+        from .data.location import is_folder_name, is_known, locate_folder
+
+        record = self.data_info.get("folder")
+        if isinstance(record, dict) and (data is None or is_folder_name(data)):
+            data = locate_folder(self.config.data, record, self.path, data, split)
+        elif data is None and not is_known(self.config.data) \
+                and not Path(self.config.data).expanduser().is_dir():
+            raise RunError(f"{self.path}: its data {self.config.data!r} is neither a known "
+                           "dataset nor a folder here (a run that recorded a relative path "
+                           "reads it from the current folder); give the image folder with "
+                           "--data DIR, or run this from the folder it was trained in")
+        return replace(self.config, data=data or self.config.data,
+                       data_dir=data_dir or self.config.data_dir)
+
     def write_config(self, precision: str | None = None) -> None:
         """config.yaml; ``precision``: the arithmetic the run computes in (its
         ``config.precision`` resolved on this machine), after the user's model file if the run

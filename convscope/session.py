@@ -20,6 +20,7 @@ from .batches import generator, seed_for, training_batches
 from .callbacks import Callback, count
 from .checkpoint import load_checkpoint, save_checkpoint, save_model
 from .data import Dataset
+from .data.location import folder_record
 from .device import autocast_for, precision_text, resolve_precision, warn_if_emulated
 from .distributed import World, sync_batchnorm
 from .errors import ConvscopeError
@@ -58,7 +59,8 @@ class TrainingSession:
         self.run.data_info = {
             "name": config.data, "task": config.task, "classes": train_set.classes,
             "input": [width, height, depth], "train": len(train_set), "val": len(self.val_set),
-            "test": len(self.test_set) if self.test_set else 0}
+            "test": len(self.test_set) if self.test_set else 0,
+            **folder_record(config.data, self.run.path, train_set.volume)}
         self.size = (height, width)
         self.module = sync_batchnorm(module, self.world).to(device,
                                                             memory_format=torch.channels_last)

@@ -18,6 +18,7 @@ import torch
 
 from .callbacks import Callback, Checkpointing, EventCallback, MetricsLog, OnEvent, Progress
 from .config import TrainConfig, resolve_config
+from .data.location import absolute_data
 from .device import pick_device
 from .distributed import check_batch_size, joined, launch
 from .errors import ConvscopeError, RunError, WriteError
@@ -64,7 +65,9 @@ def train(model: str | list | tuple | torch.nn.Module | None = None, data: str |
     recipe = described.recipe
     task = task or recipe.get("task") or "classify"
     default_data = get_task(task).default_data  # an unknown task is refused here
-    data = data or described.dataset or default_data
+    data = absolute_data(data or described.dataset or default_data)  # works from anywhere
+    if isinstance(settings.get("data_dir"), str):
+        settings["data_dir"] = str(Path(settings["data_dir"]).expanduser().absolute())
     config = resolve_config(recipe, {"model": described.ref, "data": data, "task": task,
                                      **settings})
     run_dir = Path(out) if out else default_run_dir(config)
@@ -121,6 +124,7 @@ def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None,
     Python model to import the code it keeps (:func:`convscope.runs.build_from_info`)."""
     run = load_run(run_dir, trust_code=trust_code)
     _check_unfinished(run)
+    run.config = run.data_config(split="train")  # its image folder, if it moved with the run
     callbacks = _with_event(callbacks, on_event)
     if nproc != 1:
         _check_parallel(nproc, run.config, callbacks)

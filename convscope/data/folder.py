@@ -13,6 +13,7 @@ import math
 import re
 import statistics
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,20 @@ _WARNED: set[str] = set()
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
 
 
-def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None = None) -> Dataset:
+@dataclass(frozen=True)
+class Decoded:
+    """How a run decoded its image folder: the ``classes`` (from its training split) and each
+    image's ``size`` (width, height) and ``channels`` (1: grey, 3: RGB). Given these,
+    :func:`load_folder` reads one split without the others (``eval`` after ``train/`` is
+    gone)."""
+
+    classes: tuple[str, ...]
+    size: tuple[int, int]
+    channels: int
+
+
+def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None = None,
+                decoded: Decoded | None = None) -> Dataset:
     """Load one split of an image folder; every image is fitted to ``size`` (W, H).
 
     An image is fitted keeping its aspect ratio: scaled (bilinear) until it covers ``size``,
@@ -50,8 +64,11 @@ def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None =
     most ``DEFAULT_LONG_SIDE`` pixels on the longer side, so one large photo among small images
     sets neither the size nor the memory. Images become grey (C=1) when every image of all
     splits is grey, else RGB (C=3); alpha is dropped. A photo's EXIF orientation is applied
-    (as a viewer shows it).
+    (as a viewer shows it). With ``decoded`` (how a run decoded it), only ``split`` is read,
+    fitted as ``decoded`` says (``size`` is then not used).
     """
+    if decoded is not None:
+        return _load_decoded(root, split, decoded)
     if size is not None and (len(size) != 2 or min(size) < 1):
         raise DataError(f"image size must be (width, height) with both >= 1, got {size}")
     dirs = split_dirs(root)
@@ -93,6 +110,36 @@ def load_folder(root: Path, split: str = "train", size: tuple[int, int] | None =
     return Dataset(
         name, torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]), classes
     )
+
+
+def _load_decoded(root: Path, split: str, decoded: Decoded) -> Dataset:
+    """``split`` of ``root`` alone (the other splits may be gone), as ``decoded`` says."""
+    folder = root / split
+    if not folder.is_dir():
+        splits = any((root / s).is_dir() for s in SPLIT_FOLDERS)
+        if split != "train" or splits:
+            raise DataError(f"{root} has no {split} split ({folder} is not a folder); restore "
+                            "it, or score another split (eval --split)")
+        folder = root
+    skipped: list[Path] = []
+    items = _list_images(folder, list(decoded.classes), skipped, require_all=False)
+    if skipped:
+        _warn_skipped(root, skipped)
+    if not items:
+        raise DataError(f"the {split} split of {root} has no images; add PNG or JPEG files")
+    mode = "L" if decoded.channels == 1 else "RGB"
+
+    def build() -> dict[str, np.ndarray]:
+        images = _decode([p for p, _ in items], mode, decoded.size)
+        return {"images": images, "labels": np.array([y for _, y in items], dtype=np.int64)}
+
+    extra = {"size": list(decoded.size), "mode": mode, "classes": list(decoded.classes),
+             "fit": FIT_VERSION}
+    name = root.resolve().name
+    arrays = cached_arrays(f"folder-{name}-{split}", [p for p, _ in items], build,
+                           extra=json.dumps(extra))
+    return Dataset(name, torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]),
+                   list(decoded.classes))
 
 
 def default_augmentation(root: Path) -> str:

@@ -13,7 +13,7 @@ from convscope.data.catalog import DATASETS
 from convscope.data.cifar import read_class_names
 from convscope.data.dataset import Dataset, train_val_split
 from convscope.data.download import DownloadUnavailable, fetch_missing, mirrors
-from convscope.data.folder import load_folder, split_dirs
+from convscope.data.folder import Decoded, load_folder, split_dirs
 from convscope.data.fsdd import FOLDER as FSDD_FOLDER
 from convscope.data.fsdd import HOLDOUT as FSDD_HOLDOUT
 from convscope.data.fsdd import load_fsdd
@@ -32,6 +32,7 @@ def load_dataset(
     *,
     size: tuple[int, int] | None = None,
     base_url: str | None = None,
+    decoded: Decoded | None = None,
 ) -> Dataset:
     """Load ``split`` ("train" or "test"; "val" for an image folder with a ``val/`` folder)
     of a catalogued dataset (see ``DATASETS``), of ``fsdd-holdout-<speaker>``, or of an image
@@ -39,7 +40,8 @@ def load_dataset(
 
     Datasets with files are read from ``<data_dir>/<spec.folder>/``; missing files are
     downloaded there when ``download`` is true (from ``base_url`` or ``$CONVSCOPE_DOWNLOAD_URL``
-    when given). ``size`` (width, height) applies to image folders only.
+    when given). ``size`` (width, height) and ``decoded`` (how a run decoded the folder: only
+    ``split`` is then read) apply to image folders only.
     """
     path = Path(name_or_path).expanduser()
     holdout = FSDD_HOLDOUT.fullmatch(name_or_path) if isinstance(name_or_path, str) else None
@@ -55,7 +57,7 @@ def load_dataset(
             return load_fsdd(root, split, holdout["speaker"])
         return entry.load(split, resolve_data_dir(data_dir), download, base_url)
     if folder:
-        return load_folder(path, split, size)
+        return load_folder(path, split, size, decoded)
     loadable = [entry.name for entry in DATASETS.values() if entry.kind != "scenes"]
     raise DataError(
         f"{str(name_or_path)!r} is neither a known dataset ({', '.join(loadable)}, "
@@ -66,15 +68,16 @@ def load_dataset(
 
 def train_and_val(
     name_or_path: str, val_fraction: float, data_dir: str | None = None,
-    size: tuple[int, int] | None = None,
+    size: tuple[int, int] | None = None, decoded: Decoded | None = None,
 ) -> tuple[Dataset, Dataset]:
     """The training and validation sets: an image folder's ``val/`` split where it has one
     (``val_fraction`` is then not used), else ``val_fraction`` of the training split held out
-    (see :func:`train_val_split`)."""
-    full = load_dataset(name_or_path, "train", data_dir=data_dir, size=size)
+    (see :func:`train_val_split`); ``decoded``: see :func:`load_dataset`."""
+    full = load_dataset(name_or_path, "train", data_dir=data_dir, size=size, decoded=decoded)
     path = Path(name_or_path).expanduser()
     if name_or_path not in DATASETS and path.is_dir() and "val" in split_dirs(path):
-        return full, load_dataset(name_or_path, "val", data_dir=data_dir, size=size)
+        return full, load_dataset(name_or_path, "val", data_dir=data_dir, size=size,
+                                  decoded=decoded)
     return train_val_split(full, val_fraction, seed=0)
 
 

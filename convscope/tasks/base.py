@@ -42,6 +42,20 @@ class Task:
         """(train, validation, test or None) for ``config``."""
         raise NotImplementedError
 
+    def load_split(self, config: TrainConfig, split: str,
+                   data_info: dict | None = None) -> Dataset | None:
+        """One split ("train", "val" or "test"; None: the data has no such split) as
+        :meth:`load_data` gives it, for scoring (``convscope eval``). ``data_info``: the run's
+        record of its data (``Run.data_info``). This reads everything :meth:`load_data` reads,
+        except for a scene task's test scenes (made from the test digits alone); a task that
+        can read less overrides it."""
+        if self.scenes and split == "test":
+            from convscope.tasks._scenes import load_test_scenes
+
+            return load_test_scenes(self.name, config)
+        train_set, val_set, test_set = self.load_data(config)
+        return {"train": train_set, "val": val_set, "test": test_set}[split]
+
     def check_output(self, output: torch.Tensor, dataset: Dataset) -> None:
         """Raise ConvscopeError, naming the fix, unless ``output`` suits this task."""
         raise NotImplementedError

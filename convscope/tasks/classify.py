@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
@@ -9,6 +11,7 @@ from convscope.config import TrainConfig
 from convscope.data import DATASETS, Dataset, load_dataset
 from convscope.data.folder import parse_image_size
 from convscope.data.load import train_and_val
+from convscope.data.location import decoded_folder, is_folder_name
 from convscope.errors import ConvscopeError
 from convscope.evaluate import Evaluation, evaluate, format_report
 from convscope.tasks.base import GENERAL_VIEWS, Split, Task, model_outputs
@@ -38,6 +41,25 @@ class Classify(Task):
             print(f"note: {exc}; reporting validation accuracy only")
             test_set = None
         return train_set, val_set, test_set
+
+    def load_split(self, config: TrainConfig, split: str,
+                   data_info: dict | None = None) -> Dataset | None:
+        """Only what ``split`` needs: the test split alone (an image folder decoded as the run
+        recorded, without its training folder), a ``val/`` folder alone, else the training
+        split (for "train" and a held-out "val")."""
+        folder = is_folder_name(config.data)
+        decoded = decoded_folder(data_info or {}) if folder else None
+        size = None if decoded or not config.image_size else parse_image_size(config.image_size)
+        has = split != "train" and ((Path(config.data).expanduser() / split).is_dir() if folder
+                                    else split == "test")
+        if split == "test" and not has:
+            return None
+        if has:  # a test split, or an image folder's val/ folder
+            return load_dataset(config.data, split, data_dir=config.data_dir, size=size,
+                                decoded=decoded)
+        train_set, val_set = train_and_val(config.data, config.val_fraction, config.data_dir,
+                                           size, decoded)
+        return train_set if split == "train" else val_set
 
     def check_output(self, output: torch.Tensor, dataset: Dataset) -> None:
         k = len(dataset.classes)
