@@ -240,6 +240,29 @@ def _add_predict(sub) -> None:
     p.set_defaults(func=_cmd_predict)
 
 
+def _cmd_cache(args: argparse.Namespace) -> None:
+    from .data.cache import cache_info_text, clear_cache, human_size
+
+    if args.action == "info":
+        print(cache_info_text())
+        return
+    removed, folder = clear_cache()
+    count = len(removed)
+    print(f"removed {count} decoded-cache entr{'y' if count == 1 else 'ies'} from {folder}, "
+          f"freeing {human_size(sum(e.size for e in removed))}")
+
+
+def _add_cache(sub) -> None:
+    p = sub.add_parser("cache", help="the decoded-data cache: where it is and how big, or "
+                       "empty it", description="Decoded datasets and image folders are kept in "
+                       "$CONVSCOPE_CACHE (default ~/.cache/convscope/decoded), at most "
+                       "$CONVSCOPE_CACHE_MAX bytes (default 2G; least recently used entries go "
+                       "first). Removing them only costs decoding again.")
+    p.add_argument("action", choices=["info", "clear"], help="info: location, entries and "
+                   "total size; clear: remove convscope's entries (nothing else)")
+    p.set_defaults(func=_cmd_cache)
+
+
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="the web explorer: look inside models, train live")
     p.add_argument("run", nargs="*", metavar="RUN", help="run directories to offer")
@@ -352,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_predict(sub)
     _add_serve(sub)
+    _add_cache(sub)
     return parser
 
 
