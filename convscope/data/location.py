@@ -48,15 +48,21 @@ def absolute_data(data: str) -> str:
 def fingerprint(folder: Path) -> str:
     """The fingerprint of one split folder (see the module docstring)."""
     digest = hashlib.sha256()
-    files = sorted(
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES
-        and not any(s.startswith(".") for s in p.relative_to(folder).parts) and p.is_file()
-    )
-    for name in files:
-        digest.update(f"{name}\t{(folder / name).stat().st_size}\n".encode())
+    for name, size in sorted(_image_files(str(folder), "")):
+        digest.update(f"{name}\t{size}\n".encode())
     return "sha256:" + digest.hexdigest()[:16]
+
+
+def _image_files(folder: str, prefix: str):
+    """(relative POSIX path, size) of every non-hidden image file below ``folder``."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                yield from _image_files(entry.path, f"{prefix}{entry.name}/")
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
+                yield prefix + entry.name, entry.stat().st_size
 
 
 def fingerprints(root: Path) -> dict[str, str]:

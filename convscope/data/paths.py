@@ -27,7 +27,8 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def decoded_cache_dir() -> Path:
-    """Directory of decoded-array caches: ``$CONVSCOPE_CACHE`` or ``<user cache>/decoded``."""
+    """Directory of decoded-array caches: ``$CONVSCOPE_CACHE`` or ``<user cache>/decoded``
+    (capped by ``$CONVSCOPE_CACHE_MAX``: :mod:`convscope.data.cache`)."""
     chosen = os.environ.get(CACHE_ENV)
     if chosen:
         return Path(chosen).expanduser().absolute()
