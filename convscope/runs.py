@@ -27,7 +27,7 @@ from ._io import append_text, write_text_atomic, write_yaml_atomic
 from .checkpoint import checked_meta, load_model_weights
 from .config import TrainConfig
 from .device import cpu_info
-from .errors import ConvscopeError, RunError
+from .errors import ConvscopeError, DataError, RunError
 
 if TYPE_CHECKING:
     from .user_module import KeptCode
@@ -152,9 +152,17 @@ class Run:
         for the folders that ``split`` reads (:mod:`convscope.data.location`)."""
         from dataclasses import replace
 
-        from .data.location import is_folder_name, is_known, locate_folder
+        from .data.location import decoded_folder, is_folder_name, is_known, locate_folder
 
         record = self.data_info.get("folder")
+        if record is not None:
+            try:
+                if not isinstance(record, dict):
+                    raise DataError("data.folder is not a mapping")
+                decoded_folder(self.data_info)
+            except DataError as exc:
+                raise RunError(f"{self.path / CONFIG}: {exc}; restore the file or retrain the "
+                               "run") from None
         if isinstance(record, dict) and (data is None or is_folder_name(data)):
             data = locate_folder(self.config.data, record, self.path, data, split)
         elif data is None and not is_known(self.config.data) \

@@ -232,3 +232,16 @@ def test_resume_finds_a_folder_that_moved_with_the_run(project, capsys, monkeypa
     monkeypatch.chdir(project.parent / "third")
     finished = convscope.resume(moved / "runs" / "spec", progress=False)
     assert finished.results["test"]["total"] == 10
+
+
+@pytest.mark.parametrize("change", [{"images": [16, 12, 2]}, {"images": "16x12"},
+                                    {"images": [16, 12, 3], "classes": None}])
+def test_a_damaged_folder_record_is_one_line(project, capsys, change):
+    run = _train(capsys, "net.json", "runs/spec")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["folder"]["images"] = change["images"]
+    if "classes" in change:
+        config["data"]["classes"] = change["classes"]
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    code, _, err = _cli(capsys, "eval", str(run))
+    assert code == 2 and err.count("\n") == 1 and "config.yaml: data.folder.images" in err, err

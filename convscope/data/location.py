@@ -97,9 +97,8 @@ def decoded_folder(data_info: dict) -> Decoded | None:
             and all(type(v) is int and 0 < v < 100_000 for v in images) and images[2] in (1, 3)
             and isinstance(classes, list) and classes
             and all(isinstance(c, str) for c in classes)):
-        raise DataError(f"its config's data.folder.images {images!r} or data.classes is not "
-                        "what convscope writes ([width, height, 1 or 3] and class names); "
-                        "restore config.yaml or retrain the run")
+        raise DataError(f"data.folder.images {images!r} or data.classes is not what "
+                        "convscope writes ([width, height, 1 or 3] and class names)")
     return Decoded(tuple(classes), (images[0], images[1]), images[2])
 
 
