@@ -4,17 +4,36 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
 from .config import TrainConfig, allowed_values
 from .errors import ConvscopeError
-from .scenes import SCENE_KINDS
 from .tasks import task_names
-from .tta import with_tta
+
+
+class LazyChoices(Sequence):
+    """An option's choices read from ``module.name`` only when they are checked or shown, so
+    building the parser imports no PyTorch (give the option a metavar: argparse then never
+    lists the choices while building)."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self._where = module, name
+
+    def _values(self) -> Sequence:
+        module, name = self._where
+        return getattr(importlib.import_module(module), name)
+
+    def __getitem__(self, index):
+        return self._values()[index]
+
+    def __len__(self) -> int:
+        return len(self._values())
 
 
 def port_number(text: str) -> int:
@@ -136,6 +155,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from .device import autocast_for, model_device, resolve_precision, scoring_precision
     from .runs import open_run
     from .tasks import get_task
+    from .tta import with_tta
 
     run = open_run(args.run, trust_code=args.trust_code)
     data = args.data or run.config.data
@@ -341,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scenes", help="scenes of MNIST digits for localization, detection "
                        "and segmentation, as PNGs and annotations.json")
-    p.add_argument("kind", choices=SCENE_KINDS)
+    p.add_argument("kind", choices=LazyChoices("convscope.scenes", "SCENE_KINDS"), metavar="KIND",
+                   help="what the scenes are for: %(choices)s")
     p.add_argument("--split", choices=["train", "test"], default="train",
                    help="MNIST split the digits come from (default train)")
     p.add_argument("--count", type=int, default=1000, help="number of scenes (default 1000)")
