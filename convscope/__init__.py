@@ -9,6 +9,8 @@ command line's ``--help`` do not import PyTorch.
 """
 
 import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
@@ -25,12 +27,25 @@ _PUBLIC = {
 }
 
 
+def _public(name: str):
+    return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+
+
 def __getattr__(name: str):
     if name in _PUBLIC:
-        value = getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
-        globals()[name] = value  # looked up once
+        value = globals()[name] = _public(name)  # looked up once
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """``convscope.evaluate`` is the function, as it was when it was imported eagerly, even
+    after its module ``convscope.evaluate`` is imported (which sets the package attribute)."""
+
+    evaluate = property(lambda self: _public("evaluate"), lambda self, module: None)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

@@ -124,6 +124,10 @@ class TrainConfig:
                                     "every 60 s)", "STEPS", limits=Range(0))
     data_dir: str | None = setting(None, "where datasets live",
                                    shown="$CONVSCOPE_DATA, else a per-user cache")
+    schedule_restart: int = setting(0, "epoch from which the learning-rate schedule runs "
+                                    "again, over the epochs left (0: one schedule over the "
+                                    "run); `--resume RUN --epochs N` sets it when it extends "
+                                    "a run", "EPOCH", limits=Range(0))
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -140,6 +144,10 @@ class TrainConfig:
                                  "pixels but not their boxes and masks; use augment none (the "
                                  "scenes are already randomly placed and scaled)")
         self._check_ranges()
+        if self.schedule_restart and self.schedule_restart >= self.epochs:
+            raise ConvscopeError(f"schedule_restart ({self.schedule_restart}) must be below "
+                                 f"epochs ({self.epochs}): it is the epoch where the schedule "
+                                 "starts again")
         self._check_image_size()
         if self.tta != "none" and self.task != "classify":
             raise ConvscopeError(f"tta '{self.tta}' mirrors and shifts images; it is for the "
