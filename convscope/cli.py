@@ -250,7 +250,7 @@ def _cmd_scenes(args: argparse.Namespace) -> None:
         raise ConvscopeError(f"--count must be at least 1, got {args.count}")
     digits = load_dataset("mnist", args.split, data_dir=args.data_dir)
     scenes = make_scenes(args.kind, digits, args.count, seed=args.seed, size=args.size)
-    path = write_scenes(scenes, args.out, args.kind, progress=True)
+    path = write_scenes(scenes, args.out, args.kind, progress=True, format=args.format)
     masks = " and masks" if args.kind == "segment" else ""
     print(f"wrote {len(scenes)} {args.kind} scenes{masks} ({scenes.size}x{scenes.size} px, "
           f"MNIST {args.split} digits, seed {args.seed}) to {args.out}; annotations: {path}")
@@ -451,7 +451,7 @@ def build_parser(recipe: tuple[str, dict] | None = None) -> argparse.ArgumentPar
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("scenes", help="scenes of MNIST digits for localization, detection "
-                       "and segmentation, as PNGs and annotations.json")
+                       "and segmentation, as PNGs and annotations (native, COCO or YOLO)")
     p.add_argument("kind", choices=LazyChoices("convscope.scenes", "SCENE_KINDS"), metavar="KIND",
                    help="what the scenes are for: %(choices)s")
     p.add_argument("--split", choices=["train", "test"], default="train",
@@ -462,6 +462,11 @@ def build_parser(recipe: tuple[str, dict] | None = None) -> argparse.ArgumentPar
     p.add_argument("--size", type=int, help="canvas side in px (default 64 for localize, "
                    "96 for detect and segment)")
     p.add_argument("--out", required=True, help="directory to write")
+    p.add_argument("--format", default="native", metavar="FORMAT",
+                   choices=LazyChoices("convscope.scene_formats", "SCENE_FORMATS"),
+                   help="annotations as %(choices)s: native: annotations.json; coco: "
+                   "instances.json (boxes, and RLE masks for segment); yolo: images/, labels/ "
+                   "(class cx cy w h), classes.txt and data.yaml (default native)")
     _add_data_dir(p)
     p.set_defaults(func=_cmd_scenes)
 
@@ -503,6 +508,8 @@ def _run(argv: list[str]) -> int:
     except ConvscopeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout's reader went away: main() ends quietly
+        raise
     except OSError as exc:  # a file error no command translated: still one line, never a trace
         print(f"error: {_os_error_text(exc)}", file=sys.stderr)
         return 2
