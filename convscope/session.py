@@ -277,8 +277,8 @@ class TrainingSession:
         """What the start line says of the partial last batch each epoch leaves out."""
         if not self.left_out:
             return ""
-        return (f" (the last {count(self.left_out, 'example')} of each epoch's shuffled order "
-                "are left out: a partial batch)")
+        return (f"; the last {count(self.left_out, 'example')} of each epoch's shuffled order "
+                "are left out (a partial batch)")
 
     def device_text(self) -> str:
         """"the CPU (2 threads)" or "NVIDIA H100 80GB HBM3 (cuda:0)", and how many processes."""
