@@ -35,6 +35,12 @@ def __getattr__(name: str):
     if name in _PUBLIC:
         value = globals()[name] = _public(name)  # looked up once
         return value
+    if not name.startswith("_"):  # a submodule (convscope.tasks, ...), as eager imports gave
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -202,11 +202,9 @@ def _what_to_train(args: argparse.Namespace) -> tuple[object, str | None, str | 
                                if v is not None})
     except ConvscopeError as exc:
         raise ConvscopeError(f"--config {args.config}: {exc}") from None
-    if args.model:
-        model = args.model if args.model_args is None else \
-            (args.model, parse_model_args(args.model_args))
-    else:
-        model = saved_model or saved.get("model")
+    model = args.model or saved_model or saved.get("model")
+    if args.model_args is not None:  # keyword arguments for the factory given or saved
+        model = (args.model or saved.get("model"), parse_model_args(args.model_args))
     settings = {k: v for k, v in saved.items() if k not in OWN_OPTIONS}
     return model, data, task, {**settings, **given}
 

@@ -284,6 +284,7 @@ class TrainingSession:
         """"the CPU (2 threads)" or "NVIDIA H100 80GB HBM3 (cuda:0)", and how many processes."""
         device, processes = self.world.device, self.world.size
         text = (f"{torch.cuda.get_device_name(device)} ({device})" if device.type == "cuda"
+                else "the Apple GPU (mps)" if device.type == "mps"
                 else f"the CPU ({count(torch.get_num_threads(), 'thread')})")
         return text + (f", in each of {processes} processes" if processes > 1 else "")
 
@@ -313,6 +314,8 @@ def _seed_dropout(seed: int, device: torch.device) -> None:
     torch.default_generator.manual_seed(seed)
     if device.type == "cuda":
         torch.cuda.manual_seed(seed)
+    elif device.type == "mps":
+        torch.mps.manual_seed(seed)
 
 
 def _new_tally() -> dict:

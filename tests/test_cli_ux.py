@@ -137,6 +137,8 @@ def test_evaluate_stays_the_function_after_its_module_is_imported():
     from convscope import evaluate
 
     assert evaluate is convscope.evaluate
+    assert convscope.tasks.get_task("classify").name == "classify"  # submodules as attributes
+    assert not hasattr(convscope, "no_such_module")
 
 
 # ---- --config FILE -----------------------------------------------------------------------
@@ -334,7 +336,8 @@ def test_coco_scenes_hold_the_boxes_and_masks(tmp_path: Path, scene_digits):
         mask = _rle_decode(annotation["segmentation"])
         x, y, w, h = annotation["bbox"]
         assert mask.sum() == annotation["area"] > 0
-        assert not mask[:y].any() and not mask[y + h:].any() and not mask[:, x + w:].any()
+        assert not (mask[:y].any() or mask[y + h:].any() or mask[:, :x].any()
+                    or mask[:, x + w:].any())
         assert (scenes.masks[index][mask] == cls).all()
     assert found == {i: _objects(scenes, i) for i in range(len(scenes))}
     assert len({a["id"] for a in document["annotations"]}) == len(document["annotations"])
