@@ -3,24 +3,59 @@
 Data flows one way: layer spec -> model -> trainer -> probes -> API -> views; each concept
 has one owner (docs/architecture.md), extended by ``register_layer_kind``, ``register_dataset``,
 ``register_task``, ``register_model`` and training ``Callback``s.
+
+The public names below are imported on first use (PEP 562), so ``import convscope`` and the
+command line's ``--help`` do not import PyTorch.
 """
+
+import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
-from .callbacks import Callback  # noqa: E402
-from .data import Dataset, DatasetEntry, load_dataset, register_dataset  # noqa: E402
-from .evaluate import Evaluation, evaluate, format_report  # noqa: E402
-from .layer_kinds import LayerKind, register_layer_kind  # noqa: E402
-from .model import SpecNet, build_model  # noqa: E402
-from .registry import ModelEntry, get_model_entry, list_models, register_model  # noqa: E402
-from .runs import Run, load_run  # noqa: E402
-from .spec import Layer, Volume, load_spec, resolve  # noqa: E402
-from .tasks import register_task  # noqa: E402
-from .trainer import resume, train  # noqa: E402
+# public name -> the module (under convscope) that owns it
+_PUBLIC = {
+    "Callback": "callbacks", "Dataset": "data", "DatasetEntry": "data",
+    "load_dataset": "data", "register_dataset": "data", "Evaluation": "evaluate",
+    "evaluate": "evaluate", "format_report": "evaluate", "LayerKind": "layer_kinds",
+    "register_layer_kind": "layer_kinds", "SpecNet": "model", "build_model": "model",
+    "ModelEntry": "registry", "get_model_entry": "registry", "list_models": "registry",
+    "register_model": "registry", "Run": "runs", "load_run": "runs", "Layer": "spec",
+    "Volume": "spec", "load_spec": "spec", "resolve": "spec", "register_task": "tasks",
+    "resume": "trainer", "train": "trainer",
+}
 
-__all__ = [
-    "Callback", "Dataset", "DatasetEntry", "Evaluation", "Layer", "LayerKind", "ModelEntry",
-    "Run", "SpecNet", "Volume", "build_model", "evaluate", "format_report", "get_model_entry",
-    "list_models", "load_dataset", "load_run", "load_spec", "register_dataset",
-    "register_layer_kind", "register_model", "register_task", "resolve", "resume", "train",
-]
+
+def _public(name: str):
+    return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = globals()[name] = _public(name)  # looked up once
+        return value
+    if not name.startswith("_"):  # a submodule (convscope.tasks, ...), as eager imports gave
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """``convscope.evaluate`` is the function, as it was when it was imported eagerly, even
+    after its module ``convscope.evaluate`` is imported (which sets the package attribute)."""
+
+    evaluate = property(lambda self: _public("evaluate"), lambda self, module: None)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})
+
+
+__all__ = sorted(_PUBLIC, key=str.lower)

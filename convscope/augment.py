@@ -11,19 +11,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .augment_kinds import AUGMENTATIONS, check_augmentation  # noqa: F401 (re-exported)
 from .errors import ConvscopeError
-
-AUGMENTATIONS = {
-    "none": (0, False),
-    "shift": (2, False),  # up to 2 px translation (MNIST)
-    "flip": (0, True),
-    "crop+flip": (4, True),  # pad-4 random crops and horizontal flips (CIFAR-10)
-    "shift+flip": (2, True),
-    # up to 2 px translation; each image is flipped in every other epoch, starting from a random
-    # half (airbench's alternating flip: every image is seen both ways within two epochs)
-    "shift+altflip": (2, "alternate"),
-}
-
 
 BYTE_SCALE = 255.0  # the model input convention: byte / BYTE_SCALE + INPUT_OFFSET
 INPUT_OFFSET = -0.5
@@ -32,14 +21,6 @@ INPUT_OFFSET = -0.5
 def to_input(images: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float model input in ConvNetJS's convention ``byte / 255 - 0.5``."""
     return images.float().div_(BYTE_SCALE).add_(INPUT_OFFSET)
-
-
-def check_augmentation(name: str) -> str:
-    if name not in AUGMENTATIONS:
-        raise ConvscopeError(
-            f"unknown augmentation '{name}'; choose one of: {', '.join(AUGMENTATIONS)}"
-        )
-    return name
 
 
 def resize(images: torch.Tensor, height: int, width: int, chunk: int = 4096) -> torch.Tensor:

@@ -109,7 +109,8 @@ class Progress(Callback):
         print(f"training {name} on {config.data}: {session.examples:,} examples "
               f"({len(session.val_set):,} held out for validation), "
               f"{count(config.epochs, 'epoch')} of {count(session.per_epoch, 'step')} of "
-              f"{config.batch_size}, {session.precision_text()}, on {session.device_text()}")
+              f"{config.batch_size}, {session.precision_text()}, on {session.device_text()}"
+              f"{session.left_out_text()}")
 
     def on_epoch_start(self, session: TrainingSession) -> None:
         self.bar = tqdm(total=session.per_epoch, initial=session.steps_done, unit="batch",

@@ -4,17 +4,36 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
 from .config import TrainConfig, allowed_values
 from .errors import ConvscopeError
-from .scenes import SCENE_KINDS
 from .tasks import task_names
-from .tta import with_tta
+
+
+class LazyChoices(Sequence):
+    """An option's choices read from ``module.name`` only when they are checked or shown, so
+    building the parser imports no PyTorch (give the option a metavar: argparse then never
+    lists the choices while building)."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self._where = module, name
+
+    def _values(self) -> Sequence:
+        module, name = self._where
+        return getattr(importlib.import_module(module), name)
+
+    def __getitem__(self, index):
+        return self._values()[index]
+
+    def __len__(self) -> int:
+        return len(self._values())
 
 
 def port_number(text: str) -> int:
@@ -90,20 +109,53 @@ def _train_fields() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(TrainConfig) if f.name not in OWN_OPTIONS]
 
 
-def _add_train_settings(parser: argparse.ArgumentParser) -> None:
+def _add_train_settings(parser: argparse.ArgumentParser, recipe: tuple[str, dict] | None = None
+                        ) -> None:
     """One option per :class:`TrainConfig` field, with the field's help text, default and
-    allowed values (unset options leave the setting to the model's recipe)."""
+    allowed values (unset options leave the setting to the model's recipe); with ``recipe``
+    (a model's name and recipe, for ``train --model NAME --help``) the recipe's values too."""
     choices = allowed_values()
     for f in _train_fields():
         kind = str(f.type).split(" |")[0]
-        options = {"help": f"{f.metadata['help']} (default: {f.metadata['default']}, "
-                           "or the model's recipe)"}
+        options = {"help": f"{f.metadata['help']} ({_default_text(f, recipe)})"}
         if kind == "bool":
             options["action"] = argparse.BooleanOptionalAction
         else:
             options.update(type=TYPES[kind], choices=choices.get(f.name),
                            metavar=f.metadata["metavar"])
         parser.add_argument("--" + f.name.replace("_", "-"), **options)
+
+
+def _default_text(f: dataclasses.Field, recipe: tuple[str, dict] | None) -> str:
+    """"default: 64, or the model's recipe", or with a model's recipe "default: 64;
+    mnist-convnetjs's recipe: 20"."""
+    default = f"default: {f.metadata['default']}"
+    if recipe is None:
+        return default + ", or the model's recipe"
+    name, values = recipe
+    if f.name not in values:
+        return default
+    value = values[f.name]
+    shown = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+    return f"{default}; {name}'s recipe: {shown}".replace("%", "%%")
+
+
+def _help_recipe(argv: list[str]) -> tuple[str, dict] | None:
+    """For ``train --model NAME --help``: NAME and its recipe (None otherwise)."""
+    if not argv or argv[0] != "train" or not {"-h", "--help"} & set(argv):
+        return None
+    ref = None
+    for i, word in enumerate(argv):
+        for option in ("--model", "--recipe"):
+            if word == option and i + 1 < len(argv):
+                ref = argv[i + 1]
+            elif word.startswith(option + "="):
+                ref = word.split("=", 1)[1]
+    if ref is None:
+        return None
+    from .user_module import resolve_model_ref
+
+    return ref, resolve_model_ref(ref).recipe
 
 
 def _train_settings(args: argparse.Namespace) -> dict:
@@ -113,29 +165,55 @@ def _train_settings(args: argparse.Namespace) -> dict:
 def _cmd_train(args: argparse.Namespace) -> None:
     from .interrupts import sigterm_as_interrupt
     from .trainer import resume, train
-    from .user_module import parse_model_args
 
     if args.resume:
         given = {k: v for k, v in _train_settings(args).items() if v is not None}
-        if given or args.model or args.model_args or args.data or args.out or args.task:
+        given.pop("epochs", None)  # --resume --epochs N extends the run to N epochs
+        if given or args.model or args.model_args or args.data or args.out or args.task \
+                or args.config:
             raise ConvscopeError("--resume continues a run with its saved settings; "
-                                 "leave out the other options")
+                                 "leave out the other options (all but --epochs N, which "
+                                 "extends the run to N epochs)")
     with sigterm_as_interrupt():  # SIGTERM stops a run as Ctrl-C does: with a checkpoint
         if args.resume:
-            run = resume(args.resume, nproc=args.nproc, trust_code=args.trust_code)
+            run = resume(args.resume, nproc=args.nproc, trust_code=args.trust_code,
+                         epochs=args.epochs)
         else:
-            model = args.model if args.model_args is None else \
-                (args.model, parse_model_args(args.model_args))
-            run = train(model, args.data, task=args.task, out=args.out, nproc=args.nproc,
-                        **_train_settings(args))
+            model, data, task, settings = _what_to_train(args)
+            run = train(model, data, task=task, out=args.out, nproc=args.nproc, **settings)
     if run.results and "test" in run.results:
         print(f"evaluate it: convscope eval {run.path}")
+
+
+def _what_to_train(args: argparse.Namespace) -> tuple[object, str | None, str | None, dict]:
+    """(model, data, task, settings) of ``train``: the options given, over ``--config``'s."""
+    from .config_file import read_config_file
+    from .user_module import parse_model_args
+
+    given = {k: v for k, v in _train_settings(args).items() if v is not None}
+    if not args.config:
+        model = args.model if args.model_args is None else \
+            (args.model, parse_model_args(args.model_args))
+        return model, args.data, args.task, given
+    saved, saved_model = read_config_file(args.config)
+    data, task = args.data or saved.get("data"), args.task or saved.get("task")
+    try:  # the file's values, checked as the options are (in the file's own context)
+        TrainConfig.from_dict({k: v for k, v in {**saved, "data": data, "task": task}.items()
+                               if v is not None})
+    except ConvscopeError as exc:
+        raise ConvscopeError(f"--config {args.config}: {exc}") from None
+    model = args.model or saved_model or saved.get("model")
+    if args.model_args is not None:  # keyword arguments for the factory given or saved
+        model = (args.model or saved.get("model"), parse_model_args(args.model_args))
+    settings = {k: v for k, v in saved.items() if k not in OWN_OPTIONS}
+    return model, data, task, {**settings, **given}
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     from .device import autocast_for, model_device, resolve_precision, scoring_precision
     from .runs import open_run
     from .tasks import get_task
+    from .tta import with_tta
 
     run = open_run(args.run, trust_code=args.trust_code)
     run.model  # noqa: B018 (a Python model's --trust-code check comes before reading data)
@@ -168,7 +246,7 @@ def _cmd_scenes(args: argparse.Namespace) -> None:
         raise ConvscopeError(f"--count must be at least 1, got {args.count}")
     digits = load_dataset("mnist", args.split, data_dir=args.data_dir)
     scenes = make_scenes(args.kind, digits, args.count, seed=args.seed, size=args.size)
-    path = write_scenes(scenes, args.out, args.kind, progress=True)
+    path = write_scenes(scenes, args.out, args.kind, progress=True, format=args.format)
     masks = " and masks" if args.kind == "segment" else ""
     print(f"wrote {len(scenes)} {args.kind} scenes{masks} ({scenes.size}x{scenes.size} px, "
           f"MNIST {args.split} digits, seed {args.seed}) to {args.out}; annotations: {path}")
@@ -284,14 +362,21 @@ def _add_serve(sub) -> None:
     p.set_defaults(func=_cmd_serve)
 
 
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR", help="where datasets live (default "
+                        "$CONVSCOPE_DATA, else a per-user cache; missing files are downloaded)")
+
+
 def _add_trust_code(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-code", action="store_true", help="a run of a Python model: "
                         "import the model code the run keeps (this runs that code; only for "
                         "runs you trust)")
 
 
-def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model and evaluate it on the test set")
+def _add_train(sub, recipe: tuple[str, dict] | None = None) -> None:
+    p = sub.add_parser("train", help="train a model and evaluate it on the test set",
+                       epilog="A named model's recipe values are shown beside the defaults by "
+                       "`convscope train --model NAME --help`.")
     p.add_argument("--task", choices=task_names(),
                    help="what to learn (default: the model's, else classify)")
     p.add_argument("--model", "--recipe", dest="model", help="registry name, spec .json/.yaml "
@@ -303,19 +388,39 @@ def _add_train(sub) -> None:
     p.add_argument("--model-args", metavar="JSON", help="keyword arguments for a file.py:factory "
                    """model, as a JSON object (e.g. '{"num_classes": 5}'); kept in the run""")
     p.add_argument("--out", help="run directory (default runs/<model>-<data>-<time>)")
-    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run; with "
+                   "--epochs N, extend a run (finished or not) to N epochs in all")
+    p.add_argument("--config", metavar="FILE", help="a YAML file of training settings "
+                   "(keys: the option names, e.g. 'batch_size: 128'), or a run's config.yaml "
+                   "to train that run again; options given here override it")
     _add_trust_code(p)
-    _add_train_settings(p)
+    _add_train_settings(p, recipe)
     p.add_argument("--nproc", type=int, default=1, metavar="N", help="train data-parallel in N "
                    "processes on this machine, one GPU each with --device cuda (default 1; "
                    "for several machines use torchrun, see docs/distributed.md)")
     p.set_defaults(func=_cmd_train)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def version() -> str:
+    """convscope's version: the installed package's, else the source tree's ``__version__``."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("convscope")
+    except PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
+def build_parser(recipe: tuple[str, dict] | None = None) -> argparse.ArgumentParser:
+    """The ``convscope`` parser (torch-free); ``recipe``: a model's name and recipe, whose
+    values ``train --help`` then shows beside the defaults."""
     parser = argparse.ArgumentParser(
         prog="convscope",
         description="Train convolutional networks on real data and look inside them.")
+    parser.add_argument("--version", action="version", version=f"convscope {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="list the named models, or one model's recipe")
@@ -329,13 +434,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trust_code(p)
     p.set_defaults(func=_cmd_summary)
 
-    _add_train(sub)
+    _add_train(sub, recipe)
 
     p = sub.add_parser("eval", help="evaluate a run: accuracy, recall, precision, confusion")
     p.add_argument("run", help="run directory or bundled model name")
     p.add_argument("--data", help="dataset (default: the one it was trained on)")
-    p.add_argument("--split", choices=["test", "val", "train"], default="test")
-    p.add_argument("--data-dir")
+    p.add_argument("--split", choices=["test", "val", "train"], default="test",
+                   help="which split to score (default test; val: the training run's held-out "
+                   "validation examples)")
+    _add_data_dir(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _add_trust_code(p)
     p.set_defaults(func=_cmd_eval)
@@ -348,12 +455,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-offset", type=float, help="added to convscope's byte/255 - 0.5 "
                    "inputs: 0.5 for networks trained on byte/255 (ConvNetJS's MNIST demo)")
     p.add_argument("--eval", action="store_true", help="evaluate on the official test set")
-    p.add_argument("--data-dir")
+    _add_data_dir(p)
     p.set_defaults(func=_cmd_import_convnetjs)
 
     p = sub.add_parser("export", help="write a run's network as ConvNetJS JSON or ONNX")
     p.add_argument("run", help="run directory or bundled model name")
-    p.add_argument("--format", choices=["convnetjs", "onnx"], required=True)
+    p.add_argument("--format", choices=["convnetjs", "onnx"], required=True,
+                   help="convnetjs: ConvNetJS's Net.toJSON() (spec models of its layer kinds); "
+                   "onnx: an ONNX graph for other runtimes")
     p.add_argument("--out", help="file to write (default <run>/model.convnetjs.json or "
                    "<run>/model.onnx; for a bundled model <name>.convnetjs.json or <name>.onnx "
                    "here)")
@@ -361,16 +470,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("scenes", help="scenes of MNIST digits for localization, detection "
-                       "and segmentation, as PNGs and annotations.json")
-    p.add_argument("kind", choices=SCENE_KINDS)
+                       "and segmentation, as PNGs and annotations (native, COCO or YOLO)")
+    p.add_argument("kind", choices=LazyChoices("convscope.scenes", "SCENE_KINDS"), metavar="KIND",
+                   help="what the scenes are for: %(choices)s")
     p.add_argument("--split", choices=["train", "test"], default="train",
                    help="MNIST split the digits come from (default train)")
     p.add_argument("--count", type=int, default=1000, help="number of scenes (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the digits, places and "
+                   "clutter chosen (default 0; the same seed writes the same scenes)")
     p.add_argument("--size", type=int, help="canvas side in px (default 64 for localize, "
                    "96 for detect and segment)")
     p.add_argument("--out", required=True, help="directory to write")
-    p.add_argument("--data-dir")
+    p.add_argument("--format", default="native", metavar="FORMAT",
+                   choices=LazyChoices("convscope.scene_formats", "SCENE_FORMATS"),
+                   help="annotations as %(choices)s: native: annotations.json; coco: "
+                   "instances.json (boxes, and RLE masks for segment); yolo: images/, labels/ "
+                   "(class cx cy w h), classes.txt and data.yaml (default native)")
+    _add_data_dir(p)
     p.set_defaults(func=_cmd_scenes)
 
     _add_predict(sub)
@@ -381,12 +497,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    try:
+        return _run(argv)
+    except BrokenPipeError:  # the reader went away (`convscope models | head -3`): quietly
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, as a shell reports a command a closed pipe ended
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so Python's flush at exit does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file (a test's capture): nothing to flush
+        pass
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        recipe = _help_recipe(argv)
+    except ConvscopeError as exc:  # `train --model NAME --help` of a model that is not known
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args = build_parser(recipe).parse_args(argv)
     try:
         code = args.func(args)  # None, or a command's own exit status (predict's 1)
+        sys.stdout.flush()  # a closed pipe is found here, not at exit
     except ConvscopeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout's reader went away: main() ends quietly
+        raise
     except OSError as exc:  # a file error no command translated: still one line, never a trace
         print(f"error: {_os_error_text(exc)}", file=sys.stderr)
         return 2

@@ -7,17 +7,16 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .augment import AUGMENTATIONS, check_augmentation
-from .data.catalog import DATASETS
-from .data.folder import default_augmentation, parse_image_size
+from .augment_kinds import AUGMENTATIONS, check_augmentation
 from .device import DEVICES, PRECISIONS
 from .errors import ConvscopeError
 from .tasks import get_task, task_names
 
+# This module is torch-free (the CLI builds its parser from it): the dataset catalogue and the
+# image-folder reader are imported where a setting is checked.
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "onecycle", "cosine")
 TTA_MODES = ("none", "flip", "flip+shift")
-DEFAULT_AUGMENTATION = DATASETS.view(lambda d: d.augment)  # owned by the dataset catalogue
 
 
 def allowed_values() -> dict[str, tuple[str, ...]]:
@@ -125,6 +124,10 @@ class TrainConfig:
                                     "every 60 s)", "STEPS", limits=Range(0))
     data_dir: str | None = setting(None, "where datasets live",
                                    shown="$CONVSCOPE_DATA, else a per-user cache")
+    schedule_restart: int = setting(0, "epoch from which the learning-rate schedule runs "
+                                    "again, over the epochs left (0: one schedule over the "
+                                    "run); `--resume RUN --epochs N` sets it when it extends "
+                                    "a run", "EPOCH", limits=Range(0))
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -134,14 +137,17 @@ class TrainConfig:
                 raise ConvscopeError(f"{name} '{value}' is not one of: {', '.join(allowed)}")
         scenes = get_task(self.task).scenes
         if self.augment is None:
-            self.augment = "none" if scenes else DEFAULT_AUGMENTATION.get(self.data) \
-                or _folder_augmentation(self.data)
+            self.augment = "none" if scenes else _default_augmentation(self.data)
         check_augmentation(self.augment)
         if scenes and self.augment != "none":
             raise ConvscopeError(f"augment '{self.augment}' would move the {self.task} scenes' "
                                  "pixels but not their boxes and masks; use augment none (the "
                                  "scenes are already randomly placed and scaled)")
         self._check_ranges()
+        if self.schedule_restart and self.schedule_restart >= self.epochs:
+            raise ConvscopeError(f"schedule_restart ({self.schedule_restart}) must be below "
+                                 f"epochs ({self.epochs}): it is the epoch where the schedule "
+                                 "starts again")
         self._check_image_size()
         if self.tta != "none" and self.task != "classify":
             raise ConvscopeError(f"tta '{self.tta}' mirrors and shifts images; it is for the "
@@ -161,6 +167,9 @@ class TrainConfig:
         """``image_size`` reads as WxH and is given for an image folder only."""
         if self.image_size is None:
             return
+        from .data.catalog import DATASETS
+        from .data.folder import parse_image_size
+
         try:
             parse_image_size(self.image_size)
         except ConvscopeError as exc:
@@ -196,8 +205,14 @@ class TrainConfig:
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
 
 
-def _folder_augmentation(data: str) -> str:
-    """An image folder's default augmentation (flips for RGB folders), else "none"."""
+def _default_augmentation(data: str) -> str:
+    """The dataset's default augmentation (owned by the dataset catalogue); for an image
+    folder flips for RGB folders, else "none"."""
+    from .data.catalog import DATASETS
+    from .data.folder import default_augmentation
+
+    if data in DATASETS and DATASETS[data].augment:
+        return DATASETS[data].augment
     path = Path(data).expanduser()
     return default_augmentation(path) if path.is_dir() else "none"
 

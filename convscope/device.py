@@ -14,12 +14,14 @@ import os
 import platform
 import sys
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import ConvscopeError
 
-DEVICES = ("auto", "cpu", "cuda")
+if TYPE_CHECKING:  # imported where used, so the CLI's parser (which reads DEVICES) is torch-free
+    import torch
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 EMULATED_BF16_SLOWDOWN = 9  # bf16 autocast against fp32 on a CPU without bf16 instructions
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
@@ -29,19 +31,36 @@ _ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX51
 
 
 def pick_device(name: str) -> torch.device:
-    """The device ``name`` ("auto": CUDA when this PyTorch sees a GPU, else the CPU)."""
+    """The device ``name``: "auto" is CUDA when this PyTorch sees a GPU, else Apple's MPS
+    where this PyTorch offers it, else the CPU."""
+    import torch
+
+    if name not in DEVICES:
+        raise ConvscopeError(f"unknown device '{name}'; choose one of: {', '.join(DEVICES)}")
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else
+                            "mps" if mps_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConvscopeError("--device cuda was asked for, but this PyTorch build sees no GPU; "
                              "use --device cpu (or auto)")
-    if name not in DEVICES:
-        raise ConvscopeError(f"unknown device '{name}'; choose auto, cpu or cuda")
+    if name == "mps" and not mps_available():
+        raise ConvscopeError("--device mps was asked for, but this PyTorch offers no MPS (Apple "
+                             "silicon GPU) here; use --device cpu (or auto)")
     return torch.device(name)
+
+
+def mps_available() -> bool:
+    """Whether this PyTorch can run on Apple's MPS (Metal) GPU here."""
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device ``model``'s parameters live on (the CPU for a model without any)."""
+    import torch
+
     first = next(model.parameters(), None)
     return first.device if first is not None else torch.device("cpu")
 
@@ -50,7 +69,10 @@ def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 natively: a CUDA GPU with bf16, or a CPU whose
     oneDNN reports bf16 support with AVX512-BF16 or AMX instructions, not limited below
     AVX512_CORE_BF16 by ``ONEDNN_MAX_CPU_ISA``. Elsewhere bf16 autocast is emulated and
-    several times slower than fp32."""
+    several times slower than fp32. On Apple's MPS bf16 is not counted as native: "auto" runs
+    fp32 there (an explicit ``--precision bf16`` is still honoured)."""
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device.type == "cpu":
@@ -66,6 +88,8 @@ def _cpu_native_bf16() -> bool:
     flags = cpu_info()["flags"]
     if flags is not None and not {"avx512_bf16", "amx_bf16"} & set(flags):
         return False  # oneDNN also says yes where AVX-512 alone emulates bf16
+    import torch
+
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
@@ -105,7 +129,11 @@ def precision_text(precision: str, device: torch.device, tuned: str | None = Non
 
 def warn_if_emulated(precision: str, device: torch.device) -> None:
     """Warn (on stderr) where bf16 was asked for explicitly but ``device`` only emulates it."""
-    if precision == "bf16" and not native_bf16(device):
+    if precision == "bf16" and device.type == "mps":
+        print("warning: --precision bf16 on MPS: its bf16 support depends on the macOS and "
+              "PyTorch versions and is untested here; --precision auto (the default) picks "
+              "fp32 there", file=sys.stderr)
+    elif precision == "bf16" and not native_bf16(device):
         print(f"warning: --precision bf16 on a {device.type.upper()} without native bf16: "
               f"bf16 is emulated here, about {EMULATED_BF16_SLOWDOWN}x slower than fp32; "
               "--precision auto (the default) picks fp32 here", file=sys.stderr)
@@ -115,6 +143,8 @@ def autocast_for(precision: str, device: torch.device | torch.nn.Module) -> torc
     """bfloat16 autocast on ``device`` (or a model's device) where a run of ``precision``
     computes in bf16 (:func:`uses_bf16`); else autocast off, so an enclosing bf16 region does
     not leak into an fp32 run."""
+    import torch
+
     if isinstance(device, torch.nn.Module):
         device = model_device(device)
     return torch.autocast(device.type, dtype=torch.bfloat16,

@@ -94,8 +94,9 @@ def _pct(value: float | None) -> str:
 
 
 def format_report(ev: Evaluation) -> str:
-    """Text report: accuracy, confusion matrix with a recall column and a precision row."""
-    names = [c[:8] for c in ev.classes]
+    """Text report: accuracy, confusion matrix with a recall column and a precision row; the
+    class names in full (the columns as wide as the longest)."""
+    names = list(ev.classes)
     width = max(6, max(len(n) for n in names) + 1, len(str(ev.total)) + 1)
     lines = [f"accuracy {100 * ev.accuracy:.2f}% ({ev.correct} / {ev.total})", "",
              "confusion matrix (rows: actual, columns: predicted)"]

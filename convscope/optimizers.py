@@ -56,8 +56,19 @@ def build_optimizer(config: TrainConfig,
     return make_optimizer(config, groups)
 
 
+def schedule_span(config: TrainConfig, step: int, total: int) -> tuple[int, int]:
+    """``(step, total)`` within the schedule's current span: the whole run, or with
+    ``config.schedule_restart`` the steps before that epoch, then those from it on (a run
+    extended by ``--resume --epochs N`` runs its schedule again over the added epochs)."""
+    if not config.schedule_restart:
+        return step, total
+    restart = total * config.schedule_restart // config.epochs
+    return (step, restart) if step < restart else (step - restart, total - restart)
+
+
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:
     """The schedule as a pure function of the global step (nothing to checkpoint)."""
+    step, total = schedule_span(config, step, total)
     progress = step / max(1, total)
     if config.schedule == "onecycle":
         warm = 0.25

@@ -185,6 +185,13 @@ class Run:
             "data": self.data_info, "environment": environment(precision),
         })
 
+    def save_train_config(self) -> None:
+        """Write ``config`` into config.yaml's ``train`` section, keeping the rest as recorded
+        (``train --resume RUN --epochs N`` extending a run)."""
+        document = yaml.safe_load((self.path / CONFIG).read_text(encoding="utf-8"))
+        document["train"] = self.config.to_dict()
+        write_yaml_atomic(self.path / CONFIG, document)
+
     def append_metrics(self, line: dict) -> None:
         self.metrics.append(line)
         append_text(self.path / METRICS, json.dumps(line) + "\n")

@@ -29,7 +29,8 @@ On disk (:func:`write_scenes`): ``scene_00000.png`` (8-bit grayscale) per scene,
 ``segment`` also ``mask_00000.png`` (pixel value = class, 10 = background), and
 ``annotations.json``: ``{"kind", "size", "classes", "background": 10, "scenes": [{"file",
 "mask" (segment only), "objects": [{"class", "box": [x, y, w, h], "source_index"}]}]}``
-where ``source_index`` is the digit's index in its MNIST split.
+where ``source_index`` is the digit's index in its MNIST split. ``format="coco"`` or
+``"yolo"`` writes the annotations in those tools' formats instead (:mod:`convscope.scene_formats`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from ._io import write_json_atomic
 from .data.catalog import DatasetEntry, scene_set
 from .data.dataset import Dataset
 from .errors import ConvscopeError
+from .scene_formats import SCENE_FORMATS, image_dir, mask_dir, write_coco, write_yolo
 
 BACKGROUND = 10
 MAX_DIGITS = 6
@@ -366,20 +368,28 @@ def scene_entries() -> list[DatasetEntry]:
 
 
 def write_scenes(
-    scenes: Scenes, out_dir: str | os.PathLike[str], kind: str, progress: bool = False
+    scenes: Scenes, out_dir: str | os.PathLike[str], kind: str, progress: bool = False,
+    format: str = "native",  # noqa: A002 (the option's name)
 ) -> Path:
-    """Write PNGs and ``annotations.json`` (see the module docstring); returns the JSON path."""
+    """Write PNGs and the annotations in ``format``: "native" (``annotations.json``, see the
+    module docstring), "coco" or "yolo" (:mod:`convscope.scene_formats`); returns the path of
+    the annotations file (YOLO: ``data.yaml``)."""
     _layout(kind, None)
+    if format not in SCENE_FORMATS:
+        raise ConvscopeError(f"unknown scenes format {format!r}: use one of "
+                             f"{', '.join(SCENE_FORMATS)}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    images, masks = image_dir(out, format), mask_dir(out, format)
+    for folder in {out, images, masks}:
+        folder.mkdir(parents=True, exist_ok=True)
     entries = []
     for i in tqdm(range(len(scenes)), desc="writing scenes", unit="scene", disable=not progress,
                   delay=1.0):
         entry: dict = {"file": f"scene_{i:05d}.png"}
-        Image.fromarray(scenes.images[i, 0]).save(out / entry["file"])
+        Image.fromarray(scenes.images[i, 0]).save(images / entry["file"])
         if kind == "segment":
             entry["mask"] = f"mask_{i:05d}.png"
-            Image.fromarray(scenes.masks[i]).save(out / entry["mask"])
+            Image.fromarray(scenes.masks[i]).save(masks / entry["mask"])
         entry["objects"] = [
             {"class": int(scenes.classes[i, j]),
              "box": [int(v) for v in scenes.boxes[i, j]],
@@ -387,6 +397,13 @@ def write_scenes(
             for j in np.flatnonzero(scenes.classes[i] >= 0)
         ]
         entries.append(entry)
+    if format != "native":
+        files = [entry["file"] for entry in entries]
+        objects = [[(o["class"], o["box"]) for o in entry["objects"]] for entry in entries]
+        if format == "coco":
+            return write_coco(out, files, scenes.size, CLASSES, objects,
+                              scenes.masks if kind == "segment" else None)
+        return write_yolo(out, files, scenes.size, CLASSES, objects)
     path = out / "annotations.json"
     write_json_atomic(path, {"kind": kind, "size": scenes.size, "classes": CLASSES,
                              "background": BACKGROUND, "scenes": entries})

@@ -28,7 +28,7 @@ from .evaluate import input_size
 from .interrupts import StepInterrupts
 from .layers import fit_whitening, has_whitening
 from .lookahead import Lookahead
-from .optimizers import build_optimizer, learning_rate, set_learning_rate
+from .optimizers import build_optimizer, learning_rate, schedule_span, set_learning_rate
 from .runs import CHECKPOINT, MODEL, RESULTS, Run, environment
 from .tasks import Task, get_task
 from .tta import with_tta
@@ -67,7 +67,10 @@ class TrainingSession:
         self.images, self.labels = images.to(device), train_set.labels.to(device)
         self.targets = {key: value.to(device) for key, value in train_set.targets.items()}
         self.examples = images.shape[0]
+        # whole batches only: steps of one shape, and no batch of one for batchnorm; the last
+        # partial batch of each epoch's shuffled order is left out (said in the start line)
         self.per_epoch = max(1, self.examples // config.batch_size)
+        self.left_out = max(0, self.examples - self.per_epoch * config.batch_size)
         self.total_steps = self.per_epoch * config.epochs
 
     def _prepare(self, resume: bool) -> None:
@@ -144,7 +147,8 @@ class TrainingSession:
         self.optimizer.step()
         self.steps_done += 1
         if self.lookahead:
-            self.lookahead.step(self.global_step, self.total_steps)
+            step, span = schedule_span(config, self.global_step - 1, self.total_steps)
+            self.lookahead.step(step + 1, span)  # (its steps count from 1)
         tally["loss"] += batch_loss * count
         tally["correct"] += correct or 0
         tally["seen"] += count
@@ -252,8 +256,11 @@ class TrainingSession:
         if self.epoch >= epochs:
             return (f"resuming {path}: its training is complete ({count(epochs, 'epoch')}); "
                     f"finishing it (final weights and test scores)")
+        restart = self.config.schedule_restart
+        again = f"; its {self.config.schedule} learning-rate schedule runs again over epochs " \
+            f"{restart + 1}-{epochs} (the run was extended)" if restart else ""
         return (f"resuming {path} at epoch {self.epoch + 1} of {epochs}, "
-                f"step {self.steps_done} of {self.per_epoch}")
+                f"step {self.steps_done} of {self.per_epoch}{again}")
 
     def _tell(self, hook: str, *args) -> bool:
         """Call ``hook`` of every callback in order; True once one has asked to stop."""
@@ -268,10 +275,18 @@ class TrainingSession:
         return precision_text(self.config.precision, self.world.device,
                               self.config.tuned_precision)
 
+    def left_out_text(self) -> str:
+        """What the start line says of the partial last batch each epoch leaves out."""
+        if not self.left_out:
+            return ""
+        return (f"; the last {count(self.left_out, 'example')} of each epoch's shuffled order "
+                "are left out (a partial batch)")
+
     def device_text(self) -> str:
         """"the CPU (2 threads)" or "NVIDIA H100 80GB HBM3 (cuda:0)", and how many processes."""
         device, processes = self.world.device, self.world.size
         text = (f"{torch.cuda.get_device_name(device)} ({device})" if device.type == "cuda"
+                else "the Apple GPU (mps)" if device.type == "mps"
                 else f"the CPU ({count(torch.get_num_threads(), 'thread')})")
         return text + (f", in each of {processes} processes" if processes > 1 else "")
 
@@ -301,6 +316,8 @@ def _seed_dropout(seed: int, device: torch.device) -> None:
     torch.default_generator.manual_seed(seed)
     if device.type == "cuda":
         torch.cuda.manual_seed(seed)
+    elif device.type == "mps":
+        torch.mps.manual_seed(seed)
 
 
 def _new_tally() -> dict:

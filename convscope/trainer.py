@@ -118,11 +118,17 @@ def _describe(model: str | list | tuple | dict | torch.nn.Module | None,
 
 
 def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None,
-           nproc: int = 1, callbacks: Sequence[Callback] = (), trust_code: bool = False) -> Run:
+           nproc: int = 1, callbacks: Sequence[Callback] = (), trust_code: bool = False,
+           epochs: int | None = None) -> Run:
     """Continue a run from its latest checkpoint (after a crash, kill or Ctrl-C), in ``nproc``
     processes (any number: checkpoints do not depend on it). ``trust_code`` allows a run of a
-    Python model to import the code it keeps (:func:`convscope.runs.build_from_info`)."""
+    Python model to import the code it keeps (:func:`convscope.runs.build_from_info`).
+    ``epochs``: extend the run, finished or not, to that many epochs in all (:func:`extend`)."""
     run = load_run(run_dir, trust_code=trust_code)
+    if epochs is not None and epochs != run.config.epochs:
+        with locked_run(run.path, RUN_FILES):
+            extend(load_run(run_dir, trust_code=trust_code), epochs)
+        run = load_run(run_dir, trust_code=trust_code)
     _check_unfinished(run)
     run.config = run.data_config(split="train")  # its image folder, if it moved with the run
     callbacks = _with_event(callbacks, on_event)
@@ -136,10 +142,38 @@ def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None,
     return _fit(run, module, resume=True, progress=progress, callbacks=callbacks)
 
 
+def extend(run: Run, epochs: int) -> Run:
+    """Make ``run`` a run of ``epochs`` epochs in all, to be resumed (its config.yaml says so;
+    a finished run's results.json goes: its final scores are scored again at the new end).
+    The epochs trained keep their learning rates; a decaying schedule (onecycle, cosine) runs
+    again over the added epochs (``schedule_restart``), a constant one carries on."""
+    config, finished = run.config, _finished(run)
+    if epochs <= config.epochs:
+        raise RunError(f"{run.path} is a run of {config.epochs} epochs; --epochs {epochs} "
+                       f"would shorten it: give more than {config.epochs}")
+    restart = config.schedule_restart
+    if config.schedule != "constant":
+        if restart and not finished:
+            raise RunError(f"{run.path} has not finished its {config.epochs} epochs, whose "
+                           f"schedule restarts at epoch {restart}; finish it first "
+                           f"(convscope train --resume {run.path}), then extend it")
+        restart = config.epochs
+    run.config = TrainConfig.from_dict({**config.to_dict(), "epochs": epochs,
+                                        "schedule_restart": restart})
+    run.save_train_config()
+    (run.path / RESULTS).unlink(missing_ok=True)
+    return run
+
+
+def _finished(run: Run) -> bool:
+    return (run.path / MODEL).exists() and (run.path / RESULTS).exists()
+
+
 def _check_unfinished(run: Run) -> None:
-    if (run.path / MODEL).exists() and (run.path / RESULTS).exists():
+    if _finished(run):
         raise RunError(f"{run.path} has already finished ({run.config.epochs} epochs); "
-                       f"start a new run to train longer")
+                       f"extend it with `convscope train --resume {run.path} --epochs N` "
+                       "(N epochs in all), or start a new run")
 
 
 def _with_event(callbacks: Sequence[Callback], on_event: OnEvent) -> list[Callback]:
