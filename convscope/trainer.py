@@ -52,7 +52,9 @@ def train(model: str | list | tuple | torch.nn.Module | None = None, data: str |
 
     ``task`` is one of the registered tasks (default: the model's recipe, else classify);
     ``data`` defaults to the model's dataset, else the task's. ``settings`` are
-    :class:`TrainConfig` fields; unset ones come from the model's recipe.
+    :class:`TrainConfig` fields; unset ones come from the model's recipe. ``init_from`` (a run
+    directory or bundled model) fine-tunes: without a model, its network; ``num_classes`` and
+    ``freeze`` size and freeze the output layer (see :mod:`convscope.finetune`).
     ``callbacks`` (:class:`convscope.callbacks.Callback`) hear every step, epoch and the end;
     ``on_event(event)`` is the simplest one (:class:`~convscope.callbacks.EventCallback`): it
     is called after every step (``event["kind"] == "step"``) and epoch (``"epoch"``) with the
