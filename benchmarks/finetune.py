@@ -34,7 +34,7 @@ import convscope
 SOURCE = "cifar10-convnetjs"
 DIGITS = (0, 1, 2, 3, 4)
 LEARNING_RATES = (1e-3, 3e-3, 1e-2)
-COMMON = {"epochs": 8, "batch_size": 32, "optimizer": "adam", "schedule": "cosine",
+COMMON = {"epochs": 6, "batch_size": 32, "optimizer": "adam", "schedule": "cosine",
           "augment": "shift", "val_fraction": 0.1, "progress": False}  # no flips: digits
 ARMS = {"fine-tuned": {"init_from": SOURCE},
         "frozen features": {"init_from": SOURCE, "freeze": "features"},
@@ -128,7 +128,7 @@ def report(results: dict[str, dict], counts: dict[str, int], seeds: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="folder with mnist/ (default: $CONVSCOPE_DATA)")
-    parser.add_argument("--per-class", type=int, default=300)
+    parser.add_argument("--per-class", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--write-doc", action="store_true")
     args = parser.parse_args()

@@ -91,10 +91,10 @@ class TrainConfig:
                                      "then centre-cropped)", "WxH",
                                      shown="the median image size, at most 256 on the long side")
     task: str = setting("classify", "what to learn")
-    init_from: str | None = setting(None, "fine-tune: start from the weights of a run directory "
-                                    "or bundled model (its network, unless --model is given "
-                                    "with the same layers; see convscope.finetune)",
-                                    "RUN_OR_NAME", shown="none: fresh weights")
+    init_from: str | None = setting(None, "fine-tune: start from the weights of this run "
+                                    "directory or bundled model (its network, unless --model "
+                                    "gives one with the same layers; docs/finetuning.md)",
+                                    "RUN_OR_NAME", shown="none")
     num_classes: int | None = setting(None, "outputs of a spec network's output layer (a fresh "
                                       "layer when it differs)", "N", shown="the data's classes",
                                       limits=Range(1))

@@ -193,3 +193,18 @@ def test_a_module_is_fine_tuned_from_a_module_run(folder: Path, tmp_path: Path) 
                     callbacks=[start], **QUICK)
     for key, value in read_model_tensors(first.path / MODEL).items():
         assert torch.equal(start.weights[key], value), key
+
+
+def test_a_damaged_source_is_one_line(folder: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture) -> None:
+    source = tmp_path / "damaged"
+    source.mkdir()
+    (source / CONFIG).write_bytes((bundled_model_dirs()[SOURCE] / CONFIG).read_bytes())
+    for weights, expected in ((None, "has no model.safetensors yet"),
+                              (b"not weights", "not a safetensors file")):
+        if weights is not None:
+            (source / MODEL).write_bytes(weights)
+        code = main(["train", "--init-from", str(source), "--data", str(folder), "--out",
+                     str(tmp_path / "never")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and expected in err, err
