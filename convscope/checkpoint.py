@@ -81,6 +81,12 @@ def load_model_weights(path: Path, model: torch.nn.Module) -> dict:
     return meta
 
 
+def read_model_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a model file written by :func:`save_model`, checked as loading checks
+    them (nothing is built: fine-tuning matches them to another network by name and shape)."""
+    return _open(path, "model")[0]
+
+
 def _load_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
     try:
         model.load_state_dict(tensors)

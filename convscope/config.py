@@ -17,6 +17,7 @@ from .tasks import get_task, task_names
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "onecycle", "cosine")
 TTA_MODES = ("none", "flip", "flip+shift")
+FREEZE_MODES = ("none", "features")  # features: train only the output layer (convscope.finetune)
 
 
 def allowed_values() -> dict[str, tuple[str, ...]]:
@@ -24,7 +25,7 @@ def allowed_values() -> dict[str, tuple[str, ...]]:
     return {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "precision": PRECISIONS,
             "tuned_precision": tuple(p for p in PRECISIONS if p != "auto"),
             "task": task_names(), "tta": TTA_MODES, "device": DEVICES,
-            "augment": tuple(AUGMENTATIONS)}
+            "augment": tuple(AUGMENTATIONS), "freeze": FREEZE_MODES}
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,14 @@ class TrainConfig:
                                      "then centre-cropped)", "WxH",
                                      shown="the median image size, at most 256 on the long side")
     task: str = setting("classify", "what to learn")
+    init_from: str | None = setting(None, "fine-tune: start from the weights of this run "
+                                    "directory or bundled model (its network, unless --model "
+                                    "gives one with the same layers; docs/finetuning.md)",
+                                    "RUN_OR_NAME", shown="none")
+    num_classes: int | None = setting(None, "outputs of a spec network's output layer (a fresh "
+                                      "layer when it differs)", "N", shown="the data's classes",
+                                      limits=Range(1))
+    freeze: str = setting("none", "features: train only the output layer")
     scenes: int = setting(20000, "generated training scenes for localize, detect and segment",
                           limits=Range(1, 1_000_000))
     test_scenes: int = setting(5000, "generated test scenes, from the test digits only",
@@ -158,6 +167,8 @@ class TrainConfig:
         ``inf`` would train a broken model)."""
         for name, limits in allowed_ranges().items():
             value = getattr(self, name)
+            if value is None:  # an optional number left unset
+                continue
             floating = _kind(_FIELDS[name]) == "float"
             if value not in limits or floating and not _fits_float(value):
                 raise ConvscopeError(f"{name} must be {limits.text(floating)}, "

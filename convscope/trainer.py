@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import torch
 
+from . import finetune
 from .callbacks import Callback, Checkpointing, EventCallback, MetricsLog, OnEvent, Progress
 from .config import TrainConfig, resolve_config
 from .data.location import absolute_data
@@ -51,7 +53,9 @@ def train(model: str | list | tuple | torch.nn.Module | None = None, data: str |
 
     ``task`` is one of the registered tasks (default: the model's recipe, else classify);
     ``data`` defaults to the model's dataset, else the task's. ``settings`` are
-    :class:`TrainConfig` fields; unset ones come from the model's recipe.
+    :class:`TrainConfig` fields; unset ones come from the model's recipe. ``init_from`` (a run
+    directory or bundled model) fine-tunes: without a model, its network; ``num_classes`` and
+    ``freeze`` size and freeze the output layer (see :mod:`convscope.finetune`).
     ``callbacks`` (:class:`convscope.callbacks.Callback`) hear every step, epoch and the end;
     ``on_event(event)`` is the simplest one (:class:`~convscope.callbacks.EventCallback`): it
     is called after every step (``event["kind"] == "step"``) and epoch (``"epoch"``) with the
@@ -61,7 +65,11 @@ def train(model: str | list | tuple | torch.nn.Module | None = None, data: str |
     ``nproc > 1`` trains data-parallel in that many processes on this machine (see
     :mod:`convscope.distributed`; callbacks are then unavailable).
     """
-    described, given = _describe(model, task)
+    source = finetune.open_source(settings["init_from"]) if settings.get("init_from") else None
+    if source is not None:
+        settings = {**settings, "init_from": source.name}  # found again from anywhere
+    described, given = (finetune.describe_source(source), None) if source and model is None \
+        else _describe(model, task)
     recipe = described.recipe
     task = task or recipe.get("task") or "classify"
     default_data = get_task(task).default_data  # an unknown task is refused here
@@ -70,6 +78,10 @@ def train(model: str | list | tuple | torch.nn.Module | None = None, data: str |
         settings["data_dir"] = str(Path(settings["data_dir"]).expanduser().absolute())
     config = resolve_config(recipe, {"model": described.ref, "data": data, "task": task,
                                      **settings})
+    described = finetune.sized_for_data(described, config, given)
+    if source is not None:
+        finetune.fit_folder_to_input(config, described)
+        described = replace(described, about={**described.about, "init": source.record})
     run_dir = Path(out) if out else default_run_dir(config)
     callbacks = _with_event(callbacks, on_event)
     if nproc != 1:
@@ -85,6 +97,7 @@ def train(model: str | list | tuple | torch.nn.Module | None = None, data: str |
     run = Run(run_dir, config, described.run_info, {}, kept_code=described.code)
     torch.manual_seed(config.seed)
     module = given if given is not None else described.build()
+    finetune.start(module, config, source)
     return _fit(run, module, resume=False, progress=progress, callbacks=callbacks)
 
 
@@ -139,6 +152,7 @@ def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None,
         return load_run(run_dir, trust_code=trust_code)
     torch.manual_seed(run.config.seed)
     module = build_from_info(run.model_info, run.path, trust_code)
+    finetune.start_resumed(module, run)
     return _fit(run, module, resume=True, progress=progress, callbacks=callbacks)
 
 

@@ -187,6 +187,11 @@ def split_dirs(root: Path) -> dict[str, Path]:
     return {s: root / s for s in SPLIT_FOLDERS if (root / s).is_dir()}
 
 
+def class_names(root: Path) -> list[str]:
+    """The classes of the image folder ``root``: its training split's class folders."""
+    return _class_dirs(split_dirs(root)["train"])
+
+
 def _class_dirs(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
