@@ -78,8 +78,9 @@ def module_label(name: str, module: nn.Module) -> str:
     what = type(module).__name__
     if isinstance(module, nn.Conv1d | nn.Conv2d):
         size = "x".join(str(k) for k in module.kernel_size)
-        what += (f" {size} x{module.out_channels} s{_pair(module.stride) or module.stride}"
-                 f" p{_pair(module.padding) if _pair(module.padding) is not None else module.padding}")
+        stride, pad = _pair(module.stride), _pair(module.padding)
+        what += (f" {size} x{module.out_channels} s{module.stride if stride is None else stride}"
+                 f" p{module.padding if pad is None else pad}")
     elif isinstance(module, nn.Linear):
         what += f" {module.in_features}->{module.out_features}"
     return f"{name}: {what}"
