@@ -171,8 +171,12 @@ def module_branches(model: nn.Module, order: dict[str, int], output_index: int |
         if node.op == "placeholder":
             sources[node.name] = (frozenset({0}), "input")
         elif node.op == "call_module" and node.target in order:
-            reach(order[node.target], merged, pending)
-            sources[node.name] = (frozenset({order[node.target]}), "input")
+            target = order[node.target]
+            reach(target, merged, pending)
+            for arg in args:  # a joined value is, from now on, the join before this node
+                if sources[arg.name][1] != "input":
+                    sources[arg.name] = (frozenset({target - 1}), "input")
+            sources[node.name] = (frozenset({target}), "input")
         elif node.op in ("call_function", "call_method") and len(args) > 1 \
                 and node.target in JOINS:
             sources[node.name] = (merged, JOINS[node.target])
