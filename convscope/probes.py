@@ -238,8 +238,8 @@ def activations(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return [(out[0] if single else out).float().cpu() for out in outputs]
 
 
-def _node(model: nn.Module, index: int) -> Node:
-    nodes = network_graph(model).nodes
+def _node(model: nn.Module, index: int, volume: Volume | None = None) -> Node:
+    nodes = network_graph(model, volume).nodes
     if not 0 <= index < len(nodes):
         raise LayerNotFound(f"layer {index} does not exist: this network has layers "
                             f"0..{len(nodes) - 1}")
@@ -292,7 +292,7 @@ def conv_step(model: nn.Module, x: torch.Tensor, layer: int, filter: int, ox: in
     """Output (``ox``, ``oy``) of filter ``filter`` of conv layer ``layer`` for network input
     ``x`` (D, H, W). ``stride`` and ``pad`` default to the layer's own; other values apply the
     real filter with them, the output size following (W - F + 2P) // S + 1."""
-    node = _node(model, layer)
+    node = _node(model, layer, volume_of((1, *x.shape)))
     if node.type != "conv":
         raise ProbeError(f"layer {layer} is {node.label}, not a conv layer; "
                          "a convolution step needs a conv layer")
