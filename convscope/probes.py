@@ -68,6 +68,7 @@ class Node:
     macs: int
     has_weights: bool
     layer: Layer | None = None  # the spec layer, in a SpecNet
+    input_from: int | None = None  # the node whose output is its input (None: another value)
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,9 @@ def spec_graph(layers: list[Layer]) -> Graph:
 
     walk(layers, "blocks.")
     nodes = [Node(i, path, la.type, layer_label(la), la.params, la.in_volume, la.out_volume,
-                  la.num_params, la.macs, has_weights(la), la)
-             for i, (la, path, _) in enumerate(flat)]
+                  la.num_params, la.macs, has_weights(la), la,
+                  None if i == 0 else i - 1 if start is None else start - 1)
+             for i, (la, path, start) in enumerate(flat)]
     indexed = [(la, i, start) for i, (la, _, start) in enumerate(flat)]
     return Graph(nodes, spec_branches(indexed, top))
 
@@ -137,19 +139,21 @@ def _trace(model: nn.Module, volume: Volume) -> Graph:
     seen, returned = _capture(model, list(leaves), x)
     called = list(seen)  # dicts keep the order of the first calls
     nodes = [Node(0, INPUT, "input", f"input {volume}", {}, None, volume, 0, 0, False)]
-    previous = x
+    made_by = {id(x): 0}  # output tensor -> the node that made it
     for module in called:
         given, out = seen[module]
-        kind, params = module_kind(module, given is previous)
+        source = made_by.get(id(given)) if given is not None else None
+        kind, params = module_kind(module, source == len(nodes) - 1)
         out_volume = volume_of(out.shape)
         nodes.append(Node(len(nodes), leaves[module], kind, module_label(leaves[module], module),
                           params, None if given is None else volume_of(given.shape), out_volume,
                           own_params(module), module_macs(module, out_volume),
-                          _weighted(module)))
-        previous = out
+                          _weighted(module), input_from=source))
+        made_by[id(out)] = nodes[-1].index
     if not called or returned is not seen[called[-1]][1]:
         nodes.append(Node(len(nodes), OUTPUT, "output", "output (what the model returns)", {},
-                          None, volume_of(returned.shape), 0, 0, False))
+                          None, volume_of(returned.shape), 0, 0, False,
+                          input_from=made_by.get(id(returned))))
     values = sum(node.out_volume.numel for node in nodes)
     if values > MAX_TRACE_VALUES:
         raise ProbeError(f"the model's layer outputs hold {values:,} values for one example; the "

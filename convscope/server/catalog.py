@@ -125,7 +125,8 @@ class Entry:
             "layers": [{"index": n.index, "name": n.name, "type": n.type, "label": n.label,
                         "params": n.params, "in_volume": _volume(n.in_volume),
                         "out_volume": _volume(n.out_volume), "num_params": n.num_params,
-                        "macs": n.macs, "has_weights": n.has_weights}
+                        "macs": n.macs, "has_weights": n.has_weights,
+                        "input_from": n.input_from}
                        for n in graph.nodes],
             "branches": [branch.to_dict() for branch in graph.branches],
             "graph_note": graph.note,
