@@ -162,8 +162,8 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
                        "(`--model file.py:factory`) to keep its code in the run")
     if spec is None and not run.trust_code:
         raise RunError(f"its model is Python code ({run.model_info.get('ref')!r}); the explorer "
-                       "imports a run's code only when started with `convscope serve "
-                       "--trust-code` (use it for runs you trust as you trust their code)")
+                       "never imports a run's code unless started with `convscope serve "
+                       "--trust-code` (for runs you trust as you trust their code)")
     if spec is not None and not isinstance(spec, list):
         raise RunError(f"{run.path / CONFIG}: model.spec is not a list of layers")
     if not (run.path / MODEL).is_file():
