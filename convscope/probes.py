@@ -10,6 +10,7 @@ Results are float32 CPU tensors.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass
 
@@ -181,12 +182,14 @@ def _capture(model: nn.Module, modules: list[nn.Module], x: torch.Tensor
              ) -> tuple[dict[nn.Module, tuple[torch.Tensor | None, torch.Tensor]], torch.Tensor]:
     """Run ``model`` on the batch ``x`` in eval mode with forward hooks on ``modules``: the
     (input, output) tensors of each module's first call, in call order, and what the model
-    returns (a SpecNet runs every layer, its trailing softmax included)."""
+    returns (a SpecNet runs every layer, its trailing softmax included). Only this thread's
+    forward pass is recorded: another thread running the same model meanwhile is not."""
     seen: dict[nn.Module, tuple[torch.Tensor | None, torch.Tensor]] = {}
+    caller = threading.get_ident()  # the explorer runs a model in two threads at once
 
     def hook(module: nn.Module, args: tuple, output) -> None:
         out = _first_tensor(output)
-        if module not in seen and out is not None:
+        if threading.get_ident() == caller and module not in seen and out is not None:
             seen[module] = (_first_tensor(args), out)
 
     handles = [module.register_forward_hook(hook) for module in dict.fromkeys(modules)]

@@ -12,6 +12,8 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -310,3 +312,19 @@ def test_serve_cli_takes_trust_code():
     out = subprocess.run([sys.executable, "-m", "convscope", "serve", "--help"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--trust-code" in out.stdout
+
+
+def test_probes_in_two_threads_do_not_mix():
+    """The explorer runs a model in two threads at once: each hook records its own pass."""
+    class Slow(nn.Module):
+        def forward(self, x):
+            time.sleep(0.05)  # so the passes overlap
+            return x * 2
+
+    net = nn.Sequential(Slow(), nn.Conv2d(1, 2, 3), nn.ReLU())
+    xs = [torch.randn(1, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+    expected = [activations(net, x) for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda x: activations(net, x), xs))
+    for mine, theirs in zip(expected, found, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(mine, theirs, strict=True))
