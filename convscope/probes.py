@@ -137,7 +137,14 @@ def _trace(model: nn.Module, volume: Volume) -> Graph:
         raise ProbeError(f"the model has {len(leaves):,} leaf modules; the explorer shows at most "
                          f"{MAX_NODES:,}")
     x = torch.zeros(1, *volume.shape, device=model_device(model))
-    seen, returned = _capture(model, list(leaves), x)
+    try:
+        seen, returned = _capture(model, list(leaves), x)
+    except ProbeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (the user's code: one line says what failed)
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ProbeError(f"its forward pass on a zero {volume} input (the run's data.input) "
+                         f"failed: {type(exc).__name__}: {first}") from None
     called = list(seen)  # dicts keep the order of the first calls
     nodes = [Node(0, INPUT, "input", f"input {volume}", {}, None, volume, 0, 0, False)]
     made_by = {id(x): 0}  # output tensor -> the node that made it

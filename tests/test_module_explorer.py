@@ -10,6 +10,7 @@ import base64
 import gzip
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import idx_bytes, real_dir, write_mnist
 from fastapi.testclient import TestClient
 from torch import nn
@@ -328,3 +330,26 @@ def test_probes_in_two_threads_do_not_mix():
         found = list(pool.map(lambda x: activations(net, x), xs))
     for mine, theirs in zip(expected, found, strict=True):
         assert all(torch.equal(a, b) for a, b in zip(mine, theirs, strict=True))
+
+
+def test_a_broken_module_run_is_skipped_with_one_line(world, tmp_path: Path):
+    """A module run whose recorded input does not fit the module, or whose kept code was
+    edited, is skipped with a one-line reason; the others are still served."""
+    runs = tmp_path / "runs"
+    for name in ("wrong-input", "edited", "good"):
+        shutil.copytree(world["file_run"].path, runs / name)
+    config = runs / "wrong-input" / "config.yaml"
+    document = yaml.safe_load(config.read_text())
+    document["data"]["input"] = [28, 28, 3]  # the module's stem takes one channel
+    config.write_text(yaml.safe_dump(document))
+    kept = next((runs / "edited" / "model_code").glob("*.py"))
+    kept.write_text(kept.read_text() + "\nprint('edited')\n")
+    app = create_app(runs_dir=runs, data_dir=str(world["data"]), trust_code=True,
+                     bundled_dir=tmp_path / "no-bundled")
+    with TestClient(app) as client:
+        body = client.get("/api/models").json()
+    assert [m["id"] for m in body["models"]] == ["run-good"]
+    reasons = {Path(s["path"]).name: s["reason"] for s in body["skipped"]}
+    assert "forward pass on a zero 28x28x3 input" in reasons["wrong-input"]
+    assert "sha256 differs" in reasons["edited"]
+    assert all("\n" not in reason for reason in reasons.values())
