@@ -151,3 +151,16 @@ def test_network_view_draws_a_spec_residual_skip(page):
     [branch] = block["branches"]
     assert block["layers"][branch["to"]]["type"] == "residual"
     assert block["layers"][branch["from"] + 1]["name"] == "blocks.3.body.0"
+
+
+def test_network_view_draws_the_unet_concatenations(page):
+    page.goto("/#/network?model=mnist-unet")
+    arcs = page.locator("svg.network-svg path.branch-arc.branch-concat")
+    arcs.first.wait_for()
+    described = page.request.get("/api/models/mnist-unet").json()
+    concats = [b for b in described["branches"] if b["kind"] == "concat"]
+    assert arcs.count() == len(concats) == 4
+    for branch in concats:
+        assert described["layers"][branch["to"]]["type"] == "concat"
+        assert page.locator(f'g.branch[data-from="{branch["from"]}"][data-to="{branch["to"]}"]'
+                            " text.branch-mark").text_content() == "c"
