@@ -257,7 +257,8 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
     serve([Path(r) for r in args.run], Path(args.runs) if args.runs else None, args.data_dir,
           args.host, args.port, open_browser=not args.no_browser,
-          allow_hosts=args.allow_host, allow_origins=args.allow_origin)
+          allow_hosts=args.allow_host, allow_origins=args.allow_origin,
+          trust_code=args.trust_code)
 
 
 def _cmd_import_convnetjs(args: argparse.Namespace) -> None:
@@ -359,6 +360,7 @@ def _add_serve(sub) -> None:
     p.add_argument("--allow-origin", action="append", default=[], metavar="URL",
                    help="also accept changes and WebSockets from pages at URL, e.g. "
                    "https://tools.example.org (repeatable; default: the server's own origin)")
+    _add_trust_code(p)
     p.set_defaults(func=_cmd_serve)
 
 

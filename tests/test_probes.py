@@ -16,6 +16,7 @@ from convscope.probes import (
     confusion_with_samples,
     conv_step,
     layer_weights,
+    network_graph,
 )
 
 
@@ -54,11 +55,11 @@ def test_conv_step_equals_conv2d(name: str):
     model = fresh(name)
     x = example(model)
     outs = activations(model, x)
-    convs = [la for la in model.layers if la.type == "conv"]
+    convs = [n for n in network_graph(model).nodes if n.type == "conv"]  # residuals' too
     assert convs
     for layer in convs:
         source = outs[layer.index - 1][None]
-        block = model.blocks[layer.index]
+        block = model.get_submodule(layer.name)
         own = (layer.params["stride"], layer.params["pad"])
         for stride, pad in {own, (1, 0), (2, 1), (3, layer.params["sx"] - 1)}:
             expected = F.conv2d(source, block.weight, block.bias, stride, pad)[0]
@@ -105,7 +106,8 @@ def test_activations_match_layer_volumes(name: str):
     model.train()
     outs = activations(model, example(model))
     assert model.training  # the mode is restored
-    assert [tuple(o.shape) for o in outs] == [la.out_volume.shape for la in model.layers]
+    nodes = network_graph(model).nodes  # residual blocks' inner layers too
+    assert [tuple(o.shape) for o in outs] == [la.out_volume.shape for la in nodes]
     assert torch.equal(outs[0], example(model))
     batch = activations(model, torch.stack([example(model, 0), example(model, 1)]))
     assert torch.allclose(batch[-1][0], outs[-1], atol=1e-5)
@@ -116,13 +118,14 @@ def test_activations_match_layer_volumes(name: str):
 @pytest.mark.parametrize("name", [e.name for e in convscope.list_models()])
 def test_layer_weights_shapes(name: str):
     model = fresh(name)
-    for layer in model.layers:
+    nodes = network_graph(model).nodes  # residual blocks' inner layers too
+    for layer in nodes:
         if layer.type not in ("conv", "fc"):
             with pytest.raises(LayerNotFound, match="has no weights"):
                 layer_weights(model, layer.index)
             continue
         weights, bias = layer_weights(model, layer.index)
-        block = model.blocks[layer.index]
+        block = model.get_submodule(layer.name)
         if layer.type == "conv":
             assert tuple(weights.shape) == tuple(block.weight.shape)
         else:
@@ -130,7 +133,7 @@ def test_layer_weights_shapes(name: str):
             assert torch.equal(weights.flatten(1), block.weight)  # the rows, reshaped
         assert (bias is None) == (block.bias is None)
     with pytest.raises(LayerNotFound, match="does not exist"):
-        layer_weights(model, len(model.layers))
+        layer_weights(model, len(nodes))
 
 
 def test_first_layer_fc_rows_are_images():

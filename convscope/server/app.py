@@ -38,17 +38,18 @@ ROUTERS = (models_router, audio_router, datasets_router, chapter_router, trainin
 def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir: str | None = None,
                *, bundled_dir: Path = BUNDLED, static_dir: Path = STATIC,
                allowed_hosts: Collection[str] = LOOPBACK_HOSTS,
-               allowed_origins: Collection[str] = ()) -> FastAPI:
+               allowed_origins: Collection[str] = (), trust_code: bool = False) -> FastAPI:
     """The explorer for the bundled models plus the runs given and those in ``runs_dir``.
 
     Live training writes under ``<runs_dir>/live/`` (``runs/live/`` without one); datasets are
     read from ``data_dir`` (default as for training) or the bundled samples. Requests must name
     one of ``allowed_hosts`` in their Host header; state-changing requests and WebSockets from
     a page must come from the server's own origin or one of ``allowed_origins``
-    (:mod:`convscope.server.origin`).
+    (:mod:`convscope.server.origin`). Runs of Python models are offered only with
+    ``trust_code`` (``serve --trust-code``), which imports the model code each run keeps.
     """
     policy = HostOriginPolicy(allowed_hosts, allowed_origins)
-    catalog = Catalog(bundled_dir / "models", list(runs), runs_dir)
+    catalog = Catalog(bundled_dir / "models", list(runs), runs_dir, trust_code)
     samples = Samples(data_dir, bundled_dir / "samples")
     jobs = Jobs(catalog, samples, (runs_dir or Path("runs")) / "live", data_dir)
     explorer = Explorer(catalog, samples, jobs)

@@ -4,7 +4,10 @@ Ids are looked up here, never used as paths. A run is checked when it is added (
 spec, description and the names and shapes of its weights, without loading them); a bad one
 is skipped with its reason (logged, and listed by ``GET /api/models``) and never breaks the
 others. Weights are loaded on first use and kept. A run's config never makes the catalog
-import code: runs of Python models are skipped.
+import code: runs of Python models are skipped, unless the explorer was started with
+``--trust-code`` (``trust_code``): then a run's kept model code (``<run>/model_code/``,
+:func:`convscope.user_module.load_kept_code`) is imported, its weights loaded and its leaf
+modules traced when it is added.
 """
 
 from __future__ import annotations
@@ -15,18 +18,22 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import torch
+
 from ..bundle import bundled_model_dirs
 from ..checkpoint import load_model_weights
 from ..data import DATASETS
 from ..data.catalog import scene_set
 from ..device import scoring_precision
 from ..errors import ConvscopeError, RunError
-from ..layer_kinds import layer_kind, layer_label
+from ..layer_kinds import layer_kind
 from ..model import SpecNet
+from ..probes import Graph, network_graph, spec_graph
 from ..registry import list_models
 from ..runs import CONFIG, MODEL, Run, check_weights, load_run
 from ..spec import Layer, Volume, resolve
 from ..tasks import get_task
+from ..user_module import OBJECT
 from .errors import ApiError, log
 from .inputs import input_convention
 
@@ -46,19 +53,41 @@ class Entry:
     test_accuracy: float | None = None
     accuracy_source: str | None = None
     registry: str | None = None  # the registry name it was trained from, if any
-    model: SpecNet | None = field(default=None, repr=False)
+    model: torch.nn.Module | None = field(default=None, repr=False)
     task: str = "classify"  # what it learned (convscope.tasks.task_names())
     metric_value: float | None = None  # the task's headline test number, when evaluated
     tta: str = "none"  # how its runs score: test-time augmentation (convscope.config.TTA_MODES)
     precision: str = "auto"  # and arithmetic (convscope.device.scoring_precision)
+    module_input: Volume | None = None  # a Python module's input volume (its spec is empty)
 
     @cached_property
     def layers(self) -> list[Layer]:
-        return resolve(self.spec)
+        return resolve(self.spec) if self.spec else []
+
+    @property
+    def input_volume(self) -> Volume:
+        return self.module_input if self.module_input is not None else self.layers[0].out_volume
+
+    @property
+    def graph(self) -> Graph:
+        """The nodes and branches every view reads: a spec's from the spec, a Python module's
+        traced (:func:`convscope.probes.network_graph`)."""
+        if self.module_input is not None:
+            return network_graph(self.model, self.module_input)
+        return spec_graph(self.layers)
+
+    @property
+    def num_params(self) -> int:
+        if self.module_input is not None:
+            return sum(p.numel() for p in self.model.parameters())
+        return sum(la.num_params for la in self.layers)
 
     @property
     def family(self) -> str:
         """"convnet" with any conv layer, "ordinary" for fc-only networks, else "other"."""
+        if self.module_input is not None:
+            types = {node.type for node in self.graph.nodes[1:]}
+            return "convnet" if types & {"conv", "Conv1d"} else "other"
         types = set(_types(self.layers))
         if "conv" in types:
             return "convnet"
@@ -74,28 +103,35 @@ class Entry:
 
     def summary(self) -> dict:
         return {"id": self.id, "title": self.title, "kind": self.kind, "dataset": self.dataset,
-                "family": self.family, "params": sum(la.num_params for la in self.layers),
+                "family": self.family, "params": self.num_params,
                 "test_accuracy": self.test_accuracy, "accuracy_source": self.accuracy_source,
                 "registry": self.registry, "task": self.task, "metric": self.metric,
                 "tta": self.tta, "task_info": get_task(self.task).describe()}
 
     def describe(self) -> dict:
-        """The network description every view reads (``GET /api/models/{id}``)."""
-        layers = self.layers
+        """The network description every view reads (``GET /api/models/{id}``): ``layers``, the
+        nodes of :attr:`graph` (every layer or leaf module, by index, with its dotted module
+        ``name``), and ``branches`` between them (``{"from", "to", "kind"}``: a residual skip
+        joining at an add, a concatenation), or ``graph_note`` saying why there are none."""
+        graph, task = self.graph, get_task(self.task)
+        macs = sum(la.macs for la in self.layers) if self.layers else \
+            sum(node.macs for node in graph.nodes)
         return {
             "id": self.id, "title": self.title, "dataset": self.dataset, "classes": self.classes,
             "task": self.task, "metric": self.metric, "tta": self.tta,
-            "task_info": get_task(self.task).describe(),
-            "input": input_convention(layers[0].out_volume),
-            "output_names": get_task(self.task).output_names(self.classes,
-                                                              layers[-1].out_volume.depth),
-            "layers": [{"index": la.index, "type": la.type, "label": layer_label(la),
-                        "params": la.params, "in_volume": _volume(la.in_volume),
-                        "out_volume": _volume(la.out_volume), "num_params": la.num_params,
-                        "macs": la.macs, "has_weights": layer_kind(la.type).has_weights}
-                       for la in layers],
-            "totals": {"params": sum(la.num_params for la in layers),
-                       "macs": sum(la.macs for la in layers)},
+            "task_info": task.describe(),
+            "input": input_convention(self.input_volume),
+            "output_names": task.output_names(self.classes, graph.nodes[-1].out_volume.depth),
+            "layers": [{"index": n.index, "name": n.name, "type": n.type, "label": n.label,
+                        "params": n.params, "in_volume": _volume(n.in_volume),
+                        "out_volume": _volume(n.out_volume), "num_params": n.num_params,
+                        "macs": n.macs, "has_weights": n.has_weights,
+                        "input_from": n.input_from}
+                       for n in graph.nodes],
+            "branches": [branch.to_dict() for branch in graph.branches],
+            "graph_note": graph.note,
+            "source": "module" if self.module_input is not None else "spec",
+            "totals": {"params": self.num_params, "macs": macs},
         }
 
 
@@ -120,13 +156,15 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
     """A catalog entry for a finished (or stopped) run of a spec network (``registry``: the
     registry name it was trained from)."""
     spec = run.model_info.get("spec")
-    if run.model_info.get("kind") == "object":
+    if run.model_info.get("kind") == OBJECT:
         raise RunError(f"its model is a Python object ({run.model_info.get('class')}) with no "
-                       "code kept; the explorer shows spec networks only")
-    if spec is None:
+                       "code kept, so the explorer cannot rebuild it; train it from a file "
+                       "(`--model file.py:factory`) to keep its code in the run")
+    if spec is None and not run.trust_code:
         raise RunError(f"its model is Python code ({run.model_info.get('ref')!r}); the explorer "
-                       "shows spec networks only and never imports a run's code")
-    if not isinstance(spec, list):
+                       "never imports a run's code unless started with `convscope serve "
+                       "--trust-code` (for runs you trust as you trust their code)")
+    if spec is not None and not isinstance(spec, list):
         raise RunError(f"{run.path / CONFIG}: model.spec is not a list of layers")
     if not (run.path / MODEL).is_file():
         raise RunError(f"{run.path}: no {MODEL} yet; finish it with "
@@ -142,24 +180,43 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
             source += f" with {run.config.tta} test-time augmentation"
     metric = test.get(get_task(task).metric)
     return Entry(entry_id, title, kind, dataset_name(run.config.data, task),
-                 list(run.data_info.get("classes") or []), spec, run.path,
+                 list(run.data_info.get("classes") or []), spec or [], run.path,
                  test.get("accuracy"), source, registry, task=task,
                  metric_value=metric if isinstance(metric, int | float) else None,
-                 tta=run.config.tta, precision=scoring_precision(run.config.precision))
+                 tta=run.config.tta, precision=scoring_precision(run.config.precision),
+                 module_input=None if spec is not None else _input_volume(run))
 
 
-def checked_entry(path: Path, kind: str, registry: set[str], unique_id) -> Entry:
+MAX_MODULE_INPUT_SIDE = 4096  # pixels on a side of a Python module's input
+
+
+def _input_volume(run: Run) -> Volume:
+    """A Python module run's input volume, from its config's ``data.input`` (W, H, depth)."""
+    given = run.data_info.get("input")
+    if not (isinstance(given, list) and len(given) == 3
+            and all(type(v) is int and 1 <= v <= MAX_MODULE_INPUT_SIDE for v in given)):
+        raise RunError(f"{run.path / CONFIG}: data.input is not [width, height, depth] "
+                       f"(whole numbers 1..{MAX_MODULE_INPUT_SIDE}); restore the file or retrain")
+    return Volume(*given)
+
+
+def checked_entry(path: Path, kind: str, registry: set[str], unique_id,
+                  trust_code: bool = False) -> Entry:
     """The catalog entry of the run at ``path``, after checking everything the explorer will
     need: its config, spec, description and the names and shapes of its weights (read from
-    the file's header). ``unique_id(base)`` makes the id."""
-    run = load_run(path)
+    the file's header). ``unique_id(base)`` makes the id. With ``trust_code``, a run of kept
+    Python code is imported, its weights loaded and its modules traced here."""
+    run = load_run(path, trust_code)
     ref = run.model_info.get("ref", "")
     name = ref if ref in registry else None
     title = name if kind == "bundled" and name else path.name
     base = slug(path.name) if kind == "bundled" else "run-" + slug(path.name)
     entry = entry_from_run(run, "", kind, title, name)
-    entry.summary(), entry.describe()  # resolves the spec; names the task, its views
-    check_weights(path / MODEL, entry.spec)
+    if entry.module_input is not None:
+        entry.model = run.model  # imports the kept code; loads and checks the weights
+    entry.summary(), entry.describe()  # resolves the spec or traces the module; the task
+    if entry.module_input is None:
+        check_weights(path / MODEL, entry.spec)
     entry.id = unique_id(base)
     return entry
 
@@ -177,7 +234,9 @@ def find_runs(folder: Path) -> list[Path]:
 class Catalog:
     """Models by id, in the order added: bundled ones first, then runs, then live jobs."""
 
-    def __init__(self, bundled_dir: Path, runs: list[Path], runs_dir: Path | None) -> None:
+    def __init__(self, bundled_dir: Path, runs: list[Path], runs_dir: Path | None,
+                 trust_code: bool = False) -> None:
+        self._trust_code = trust_code  # may runs' kept Python model code be imported?
         self._entries: dict[str, Entry] = {}
         self._skipped: list[dict] = []  # runs not offered: {"path", "reason"}
         self._lock = threading.Lock()
@@ -196,7 +255,7 @@ class Catalog:
         """Add the run at ``path`` once :func:`checked_entry` accepts it; a bad one given
         explicitly is an error, else skipped with its reason."""
         try:
-            entry = checked_entry(path, kind, registry, self._unique_id)
+            entry = checked_entry(path, kind, registry, self._unique_id, self._trust_code)
         except Exception as exc:  # noqa: BLE001 (a run directory is untrusted data)
             reason = str(exc) if isinstance(exc, ConvscopeError) else \
                 f"{type(exc).__name__}: {exc}"
@@ -239,9 +298,10 @@ class Catalog:
             raise ApiError(404, f"unknown model {entry_id!r}; GET /api/models lists the models")
         return entry
 
-    def model(self, entry_id: str) -> SpecNet:
+    def model(self, entry_id: str) -> torch.nn.Module:
         """The entry's network with its weights, loaded on first use (from the spec it was
-        checked with; a run changed since then gets a 409 naming the problem)."""
+        checked with; a run changed since then gets a 409 naming the problem). A Python
+        module's was loaded when its run was added."""
         entry = self.get(entry_id)
         with self._lock:
             if entry.model is None:  # live entries always have one; others have a path

@@ -13,8 +13,8 @@ import torch
 from fastapi.responses import JSONResponse
 
 from ..augment import to_input
-from ..model import SpecNet
-from ..probes import activations
+from ..module_graph import volume_of
+from ..probes import activations, network_graph
 from ..tasks import get_task
 from .errors import ApiError
 
@@ -33,22 +33,24 @@ def uint8_json(tensor: torch.Tensor) -> dict:
             "data": base64.b64encode(array.tobytes()).decode("ascii")}
 
 
-def activations_json(net: SpecNet, image: torch.Tensor, classes: list[str],
+def activations_json(net: torch.nn.Module, image: torch.Tensor, classes: list[str],
                      task: str = "classify", layers: list[int] | None = None) -> dict:
     """The activations response for the fitted uint8 ``image`` (D, H, W): the ``image`` bytes,
-    the model ``input`` (:func:`convscope.augment.to_input`), the output of each layer in
-    ``layers`` (default: every layer) with its range, and the class probabilities (see
-    ``Task.class_probabilities``; ``[]`` and prediction None where there are none)."""
-    shown = range(len(net.layers)) if layers is None else sorted(set(layers))
-    unknown = [i for i in shown if not 0 <= i < len(net.layers)]
+    the model ``input`` (:func:`convscope.augment.to_input`), the output of each layer (node
+    of :func:`convscope.probes.network_graph`) in ``layers`` (default: every one) with its
+    range, and the class probabilities (see ``Task.class_probabilities``; ``[]`` and
+    prediction None where there are none)."""
+    x = to_input(image)
+    nodes = network_graph(net, volume_of((1, *x.shape))).nodes
+    shown = range(len(nodes)) if layers is None else sorted(set(layers))
+    unknown = [i for i in shown if not 0 <= i < len(nodes)]
     if unknown:
         raise ApiError(404, f"no layer {unknown[0]}: the network has layers "
-                            f"0..{len(net.layers) - 1}")
-    x = to_input(image)
+                            f"0..{len(nodes) - 1}")
     outputs = activations(net, x)
     probabilities = get_task(task).class_probabilities(net, outputs[-1], classes)
     return {"image": uint8_json(image), "input": tensor_json(x),
-            "layers": [{"index": i, "type": net.layers[i].type, "min": outputs[i].min().item(),
+            "layers": [{"index": i, "type": nodes[i].type, "min": outputs[i].min().item(),
                         "max": outputs[i].max().item(), "output": tensor_json(outputs[i])}
                        for i in shown],
             "probabilities": [] if probabilities is None else probabilities.tolist(),

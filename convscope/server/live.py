@@ -26,7 +26,7 @@ from ..data.catalog import image_set_for_depth
 from ..device import scoring_precision
 from ..errors import ConvscopeError
 from ..model import SpecNet, build_model
-from ..probes import activations, has_weights, layer_weights
+from ..probes import activations, layer_weights, network_graph
 from ..registry import get_model_entry
 from ..spec import Layer, activation_values, resolve
 from ..tasks import get_task
@@ -328,7 +328,7 @@ def _progress(event: dict) -> dict:
 
 
 def _snapshot(net: SpecNet, x: torch.Tensor | None) -> dict:
-    first = next((la.index for la in net.layers if has_weights(la)), None)
+    first = next((n.index for n in network_graph(net).nodes if n.has_weights), None)
     filters = None if first is None else tensor_json(layer_weights(net, first)[0][:MAX_FILTERS])
     outputs = [] if x is None else activations(net, x)
     return {"type": "snapshot", "filters": filters,

@@ -82,7 +82,10 @@ class Classify(Task):
                             classes: list[str]) -> torch.Tensor:
         """A trailing softmax layer's output as it is, else the softmax of the output."""
         flat = output.flatten()
-        return flat if net.layers[-1].type == "softmax" else torch.softmax(flat, 0)
+        layers = getattr(net, "layers", None)  # a SpecNet's; any other module: its last one
+        last = layers[-1].type == "softmax" if layers else \
+            isinstance(list(net.modules())[-1], torch.nn.Softmax)
+        return flat if last else torch.softmax(flat, 0)
 
     def prediction(self, model: torch.nn.Module, image: torch.Tensor, classes: list[str]) -> dict:
         probabilities = self.predict(model, image[None])[0]

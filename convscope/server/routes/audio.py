@@ -42,7 +42,7 @@ def audio_router(explorer: Explorer) -> APIRouter:
     def audio_payload(entry: Entry, sound: np.ndarray, rate: int,
                       recording: Recording | None) -> dict:
         image, clip = analyse(sound, rate)
-        volume = entry.layers[0].out_volume
+        volume = entry.input_volume
         return {**activations_payload(explorer, entry, fit_to_volume(image, volume)),
                 "clip": clip, "recording": None if recording is None else recording.json()}
 

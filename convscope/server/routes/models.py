@@ -51,7 +51,7 @@ def activations_payload(explorer: Explorer, entry: Entry, image: torch.Tensor,
 
 def conv_step_json(explorer: Explorer, entry: Entry, body: ConvStepRequest) -> dict:
     """The conv-step response: one output of a conv filter and the arithmetic behind it."""
-    image = resolve_input(body, explorer.samples, entry.layers[0].out_volume)
+    image = resolve_input(body, explorer.samples, entry.input_volume)
     step = conv_step(explorer.catalog.model(entry.id), to_input(image), body.layer, body.filter,
                      body.x, body.y, body.stride, body.pad)
     return {"patch": tensor_json(step.patch), "weights": tensor_json(step.weights),
@@ -85,7 +85,7 @@ def models_router(explorer: Explorer) -> APIRouter:
         entry = catalog.get(model_id)
 
         def compute() -> Response:
-            image = resolve_input(body, samples, entry.layers[0].out_volume)
+            image = resolve_input(body, samples, entry.input_volume)
             return StrictJSONResponse(activations_payload(explorer, entry, image, body.layers))
 
         return await run_model(compute)
@@ -97,7 +97,7 @@ def models_router(explorer: Explorer) -> APIRouter:
         entry = catalog.get(model_id)
         with pending_upload():
             content = await read_file_field(request, "image", "the image")
-            image = await run_decode(decode_upload, content, entry.layers[0].out_volume)
+            image = await run_decode(decode_upload, content, entry.input_volume)
         return await run_model(lambda: StrictJSONResponse(
             activations_payload(explorer, entry, image, layers)))
 
@@ -106,7 +106,7 @@ def models_router(explorer: Explorer) -> APIRouter:
         entry = catalog.get(model_id)
 
         def compute() -> Response:
-            image = resolve_input(body, samples, entry.layers[0].out_volume)
+            image = resolve_input(body, samples, entry.input_volume)
             return StrictJSONResponse(prediction_json(catalog.model(model_id), image, entry.task,
                                                       entry.classes))
 

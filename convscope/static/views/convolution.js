@@ -213,7 +213,8 @@ function stepToolbar(s, widgets) {
 
 export async function render(root, ctx) {
   const model = ctx.model;
-  const convs = model.layers.filter((l) => l.type === "conv");
+  // convs reading the layer before (the view shows that layer's output as the input)
+  const convs = model.layers.filter((l) => l.type === "conv" && l.input_from === l.index - 1);
   root.append(
     h("header", {class: "view-header"}, h("h2", {}, "Convolution"), h("p", {class: "muted"}, DESCRIPTION)),
   );

@@ -5,6 +5,7 @@
 import {h, errorBox, svg, grouped, percent} from "../dom.js";
 import {layerTitle, volumeText} from "../draw.js";
 import {clamp} from "../util.js";
+import {withBranches} from "../widgets/branches.js";
 import {layerOutput} from "../widgets/layer-output.js";
 
 const OPERATORS = new Set(["relu", "sigmoid", "tanh", "gelu", "dropout", "batchnorm"]);
@@ -70,6 +71,10 @@ function volumeBox(x, shape, colour) {
   return parts;
 }
 
+/** An operator's caption: its type, or a module's dotted name (its label starts with it). */
+const operatorCaption = (layer) =>
+  layer.name && !layer.label.startsWith(layer.type) ? layer.name : layer.type;
+
 function column(layer, x, width, zoom, selected, onSelect) {
   const operator = OPERATORS.has(layer.type);
   const shape = boxShape(layer.out_volume, zoom);
@@ -98,12 +103,13 @@ function column(layer, x, width, zoom, selected, onSelect) {
       role: "button",
       "aria-pressed": String(selected),
       "aria-label": `layer ${layer.index}: ${layerTitle(layer)}`,
+      "data-layer": layer.index,
       onclick: () => onSelect(layer.index),
       onkeydown: (e) => (e.key === "Enter" || e.key === " ") && (e.preventDefault(), onSelect(layer.index)),
     },
     svg("rect", {x: x + 2, y: 4, width: width - 4, height: HEIGHT - 8, rx: 8, class: "layer-hit"}),
     drawing,
-    text(196, operator ? layer.type : layer.label, "label"),
+    text(196, operator ? operatorCaption(layer) : layer.label, "label"),
     text(213, volumeText(layer.out_volume), "volume"),
     layer.num_params ? text(229, `${grouped(layer.num_params)} params`, "meta") : null,
     layer.macs ? text(243, `${grouped(layer.macs)} mult-adds`, "meta") : null,
@@ -151,7 +157,9 @@ function viewLinks(ctx, layer) {
       text,
     );
   return [
-    layer.type === "conv" ? link("convolution", "Step through the convolution") : null,
+    layer.type === "conv" && layer.input_from === layer.index - 1 // it reads the layer before
+      ? link("convolution", "Step through the convolution")
+      : null,
     link("maps", layer.out_volume.sx * layer.out_volume.sy > 1 ? "Activation maps" : "Outputs"),
     layer.has_weights ? link("weights", "Weights") : null,
   ];
@@ -249,7 +257,8 @@ export function render(root, ctx) {
   function select(index) {
     selected = index;
     ctx.setParams({layer: index});
-    holder.replaceChildren(diagram(model.layers, holder.clientWidth - 14, selected, select));
+    const drawn = diagram(model.layers, holder.clientWidth - 14, selected, select);
+    holder.replaceChildren(withBranches(drawn, model.branches, {mid: MID}));
     detailHolder.replaceChildren(details(ctx, model.layers[index]));
   }
 
@@ -273,6 +282,7 @@ export function render(root, ctx) {
           `${grouped(model.totals.macs)} multiply-adds per image · ${accuracy}`,
       ),
     ),
+    ...(model.graph_note ? [h("p", {class: "muted small"}, `Branches: ${model.graph_note}.`)] : []),
     holder,
     detailHolder,
     h("h3", {}, "Layers"),
