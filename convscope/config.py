@@ -17,6 +17,7 @@ from .tasks import get_task, task_names
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "onecycle", "cosine")
 TTA_MODES = ("none", "flip", "flip+shift")
+LOGS = ("none", "csv", "tensorboard", "csv+tensorboard")  # convscope.logs writes them
 DEFAULT_AUGMENTATION = DATASETS.view(lambda d: d.augment)  # owned by the dataset catalogue
 
 
@@ -25,7 +26,7 @@ def allowed_values() -> dict[str, tuple[str, ...]]:
     return {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "precision": PRECISIONS,
             "tuned_precision": tuple(p for p in PRECISIONS if p != "auto"),
             "task": task_names(), "tta": TTA_MODES, "device": DEVICES,
-            "augment": tuple(AUGMENTATIONS)}
+            "augment": tuple(AUGMENTATIONS), "log": LOGS}
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,10 @@ class TrainConfig:
                                   limits=Range(0, 1, high_open=True))
     checkpoint_every: int = setting(0, "mid-epoch checkpoint interval in steps (0: about "
                                     "every 60 s)", "STEPS", limits=Range(0))
+    log_every: int = setting(50, "write the training loss and learning rate to steps.jsonl "
+                             "every N steps (0: never)", "N", limits=Range(0))
+    log: str = setting("none", "also log to results.csv (Ultralytics' columns) or to "
+                       "TensorBoard (<run>/tensorboard; needs the tensorboard package)")
     data_dir: str | None = setting(None, "where datasets live",
                                    shown="$CONVSCOPE_DATA, else a per-user cache")
 

@@ -2,6 +2,8 @@
 
     <run>/config.yaml              resolved settings, the model (spec or reference), environment
     <run>/metrics.jsonl            one JSON line per finished epoch
+    <run>/steps.jsonl              every ``log_every`` steps: training loss and learning rate
+    <run>/results.csv              with ``log csv``: the epochs in Ultralytics' columns
     <run>/checkpoint.safetensors   latest training state (weights + optimizer + position)
     <run>/model.safetensors        final weights
     <run>/results.json             final evaluation on the official test set
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 CONFIG, METRICS, CHECKPOINT, MODEL, RESULTS = (
     "config.yaml", "metrics.jsonl", "checkpoint.safetensors", "model.safetensors", "results.json"
 )
+STEPS, RESULTS_CSV = "steps.jsonl", "results.csv"  # written by convscope.logs
 
 
 def build_from_info(info: dict, run_dir: Path | None = None,
@@ -144,6 +147,12 @@ class Run:
         return [predict_one(self, image, top, str(image) if isinstance(image, str | Path)
                             else "").to_dict() for image in images]
 
+    @property
+    def steps(self) -> list[dict]:
+        """The lines of steps.jsonl (``epoch``, ``step``, ``global_step``, ``loss``, ``lr``),
+        read each time: empty for a run logged without them."""
+        return read_lines(self.path / STEPS)
+
     def write_config(self, precision: str | None = None) -> None:
         """config.yaml; ``precision``: the arithmetic the run computes in (its
         ``config.precision`` resolved on this machine), after the user's model file if the run
@@ -165,8 +174,8 @@ class Run:
         write_text_atomic(self.path / METRICS, "".join(json.dumps(m) + "\n" for m in self.metrics))
 
 
-def _read_metrics(path: Path) -> list[dict]:
-    """The lines of a metrics log: each a JSON object with an integer ``epoch``."""
+def read_lines(path: Path) -> list[dict]:
+    """The lines of a metrics or steps log: each a JSON object with an integer ``epoch``."""
     if not path.exists():
         return []
     metrics = []
@@ -219,7 +228,7 @@ def load_run(path: str | Path, trust_code: bool = False) -> Run:
         raise RunError(f"{config_path}: unreadable run configuration ({exc})") from None
     except RecursionError:
         raise RunError(f"{config_path}: unreadable run configuration (nested too deeply)") from None
-    metrics = _read_metrics(path / METRICS)
+    metrics = read_lines(path / METRICS)
     results = None
     if (path / RESULTS).exists():
         try:
