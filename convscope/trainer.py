@@ -156,6 +156,7 @@ def _fit(run: Run, module: torch.nn.Module, resume: bool, progress: bool,
          callbacks: Sequence[Callback]) -> Run:
     """Train in a :class:`TrainingSession`, with the metrics log, ``callbacks``, checkpoints
     and (the main process's) progress; the main process holds the run directory's lock."""
+    logs = log_callbacks(run.config)  # (refused before anything is written)
     with naming_run(run.path), joined(pick_device(run.config.device)) as world:
         if world.size > 1:
             _check_parallel(world.size, run.config, callbacks)
@@ -164,8 +165,8 @@ def _fit(run: Run, module: torch.nn.Module, resume: bool, progress: bool,
         stopping = sigterm_as_interrupt() if world.size > 1 else nullcontext()
         with _held(run, world.main, resume), stopping:
             session = TrainingSession(run, module, world, resume,
-                                      [MetricsLog(), *log_callbacks(run.config), *callbacks,
-                                       Checkpointing(), *shown])
+                                      [MetricsLog(), *logs, *callbacks, Checkpointing(),
+                                       *shown])
             return session.fit()
 
 

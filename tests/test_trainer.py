@@ -41,7 +41,7 @@ def test_train_writes_a_complete_run(squares: Path, tmp_path: Path):
                           optimizer="adam", progress=False)
     files = sorted(p.name for p in run.path.iterdir())
     assert files == ["checkpoint.safetensors", "config.yaml", "metrics.jsonl",
-                     "model.safetensors", "results.json"]
+                     "model.safetensors", "results.json", "steps.jsonl"]
     config = yaml.safe_load((run.path / "config.yaml").read_text())
     assert config["train"]["epochs"] == 2 and config["train"]["augment"] == "shift"
     assert config["model"]["spec"] == TINY
