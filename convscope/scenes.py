@@ -42,12 +42,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from ._io import write_json_atomic
 from .data.catalog import DatasetEntry, scene_set
 from .data.dataset import Dataset
 from .errors import ConvscopeError
+from .progress import progress_bar
 
 BACKGROUND = 10
 MAX_DIGITS = 6
@@ -373,8 +373,8 @@ def write_scenes(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     entries = []
-    for i in tqdm(range(len(scenes)), desc="writing scenes", unit="scene", disable=not progress,
-                  delay=1.0):
+    for i in progress_bar(range(len(scenes)), desc="writing scenes", unit="scene",
+                          disable=not progress, delay=1.0):
         entry: dict = {"file": f"scene_{i:05d}.png"}
         Image.fromarray(scenes.images[i, 0]).save(out / entry["file"])
         if kind == "segment":
