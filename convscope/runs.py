@@ -105,6 +105,17 @@ class Run:
     trust_code: bool = False  # may a Python model kept in the run be imported?
     kept_code: KeptCode | None = field(default=None, repr=False)  # to write with the config
 
+    def __repr__(self) -> str:
+        from .notebook import run_repr
+
+        return run_repr(self)
+
+    def _repr_html_(self) -> str:
+        """A notebook's display: settings, result, model table, curves, confusion matrix."""
+        from .notebook import run_html
+
+        return run_html(self)
+
     @property
     def model(self) -> torch.nn.Module:
         if self._model is None:
