@@ -134,7 +134,7 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], x_label: str,
     legend = "".join(f'<tspan fill="{COLOURS[n % len(COLOURS)]}" dx="8">{escape(name)}</tspan>'
                      for n, (name, _, _) in enumerate(series))
     parts.append(f'<text x="{width - right}" y="13" text-anchor="end">{legend}</text>')
-    for n, (name, xs, ys) in enumerate(series):
+    for n, (_, xs, ys) in enumerate(series):
         colour = COLOURS[n % len(COLOURS)]
         kept = [(px(x), py(y)) for x, y in zip(xs, ys, strict=True)
                 if y is not None and math.isfinite(y)]

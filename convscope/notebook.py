@@ -42,7 +42,8 @@ def run_headline(run: Run) -> str:
 
 def run_repr(run: Run) -> str:
     config = run.config
-    model = "a Python model" if config.model == "<python>" else config.model
+    model = config.model if config.model != "<python>" else \
+        "a spec" if run.model_info.get("kind") == "spec" else "a Python model"
     tail = (f": {shorten(model, 30)} on {shorten(str(config.data), 20)}, {config.epochs} "
             f"epoch{'' if config.epochs == 1 else 's'}, {run_headline(run)})")
     return f"Run({shorten(str(run.path), REPR_WIDTH - 6 - len(tail))!r}{tail}"
