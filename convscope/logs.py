@@ -4,6 +4,7 @@
                            before and the learning rate (``{"kind": "step", ...}``)
     <run>/results.csv      ``log csv``: one row per epoch in Ultralytics' ``results.csv`` columns
     <run>/tensorboard/     ``log tensorboard``: the same numbers as TensorBoard scalars
+    <run>/curves.png, confusion.png    a finished run's figures, with matplotlib installed
 
 The epoch lines themselves (with ``val_loss`` where there is a validation split) stay in
 ``metrics.jsonl`` (:class:`~convscope.callbacks.MetricsLog`). Only the main process writes.
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from ._io import append_text, write_text_atomic
 from .callbacks import Callback
 from .errors import ConvscopeError
+from .plot import CONFUSION, CURVES, FigureFiles
 from .runs import RESULTS_CSV, STEPS, read_lines
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from .session import TrainingSession
 
 TENSORBOARD = "tensorboard"  # the run's TensorBoard folder
-LOG_FILES = (STEPS, RESULTS_CSV)  # the files written whole (atomically) here
+LOG_FILES = (STEPS, RESULTS_CSV, CURVES, CONFUSION)  # the files written whole (atomically)
 # a metrics.jsonl key -> its results.csv column (Ultralytics' names where it has one)
 CSV_COLUMNS = {"epoch": "epoch", "seconds": "time", "train_loss": "train/loss",
                "train_acc": "train/accuracy", "val_acc": "metrics/accuracy_top1",
@@ -35,9 +37,10 @@ CSV_COLUMNS = {"epoch": "epoch", "seconds": "time", "train_loss": "train/loss",
 
 def log_callbacks(config: TrainConfig) -> list[Callback]:
     """The logs a run's settings ask for: steps.jsonl always (unless ``log_every`` is 0),
-    results.csv and TensorBoard as ``config.log`` says."""
+    results.csv and TensorBoard as ``config.log`` says, and the figures of a finished run
+    (curves.png, confusion.png) where matplotlib is installed."""
     wanted = set(config.log.split("+")) - {"none"}
-    return [*([StepLog()] if config.log_every else []),
+    return [FigureFiles(), *([StepLog()] if config.log_every else []),
             *([CsvLog()] if "csv" in wanted else []),
             *([TensorBoardLog()] if "tensorboard" in wanted else [])]
 
