@@ -118,7 +118,7 @@ def line_chart(series: list[tuple[str, list[float], list[float]]], x_label: str,
     def py(y: float) -> float:
         return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+    parts = [f'<svg width="{width}" height="{height}" '
              f'font-family="sans-serif" font-size="10" role="img"><title>{escape(title)}</title>',
              f'<text x="{left}" y="13" font-size="12" font-weight="bold">{escape(title)}</text>',
              f'<rect x="{left}" y="{top}" width="{width - left - right}" '
