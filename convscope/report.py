@@ -35,14 +35,16 @@ def write_report(run: str | Path, out: str | Path | None = None, data_dir: str |
     if out is None:
         out = loaded.path / "report.html" if Path(run).exists() else Path(f"{run}-report.html")
     out = Path(out)
-    write_text_atomic(out, report_html(loaded, data_dir, examples))
+    write_text_atomic(out, report_html(loaded, data_dir, examples, name=str(run)))
     return out
 
 
-def report_html(run: Run, data_dir: str | None = None, examples: int = 16) -> str:
-    """The report page of ``run``; ``data_dir``: where its test set is (for the examples)."""
+def report_html(run: Run, data_dir: str | None = None, examples: int = 16,
+                name: str | None = None) -> str:
+    """The report page of ``run`` (called ``name``, by default its path); ``data_dir``: where
+    its test set is (for the examples)."""
     sections = [
-        f"<h1>convscope report: <code>{escape(str(run.path))}</code></h1>"
+        f"<h1>convscope report: <code>{escape(name or str(run.path))}</code></h1>"
         f"<p><b>{escape(run_headline(run))}</b></p>",
         "<div class='row'><div><h2>Settings</h2>"
         + table(["setting", "value"], [[k, _text(v)] for k, v in run.config.to_dict().items()],
@@ -65,7 +67,8 @@ def report_html(run: Run, data_dir: str | None = None, examples: int = 16) -> st
                         + _confused(run, model, data_dir, examples))
     body = "".join(sections)
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>convscope report: {escape(run.path.name)}</title><style>{STYLE}</style>"
+            f"<title>convscope report: {escape(Path(name or run.path).name)}</title>"
+            f"<style>{STYLE}</style>"
             f"</head><body>{body}<p class='note'>made by convscope {__version__}</p>"
             "</body></html>")
 
