@@ -164,6 +164,25 @@ class Run:
         read each time: empty for a run logged without them."""
         return read_lines(self.path / STEPS)
 
+    def evaluate(self, split: str = "test", dataset=None):
+        """The run's network on ``dataset``, by default on the ``split`` ("test", "val" or
+        "train") of the run's own data as it trained on it: an
+        :class:`~convscope.evaluate.Evaluation` for a classifier, else the task's results
+        (as in results.json)."""
+        from .evaluate import evaluate
+        from .tasks import get_task
+
+        task = get_task(self.config.task)
+        if dataset is None:
+            splits = dict(zip(("train", "val", "test"), task.load_data(self.config), strict=True))
+            if split not in splits:
+                raise ConvscopeError(f"split {split!r} is not one of: train, val, test")
+            dataset = splits[split]
+            if dataset is None or not len(dataset):
+                raise ConvscopeError(f"{self.config.data} has no {split} split here")
+        return evaluate(self.model, dataset) if task.classifies else \
+            task.evaluate(self.model, dataset)
+
     def write_config(self, precision: str | None = None) -> None:
         """config.yaml; ``precision``: the arithmetic the run computes in (its
         ``config.precision`` resolved on this machine), after the user's model file if the run
