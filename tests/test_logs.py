@@ -164,3 +164,14 @@ def test_the_log_options_are_train_settings_with_help():
         build_parser().parse_args(["train", "--log", "wandb"])
     with pytest.raises(convscope.errors.ConvscopeError, match="log_every must be at least 0"):
         TrainConfig(log_every=-1)
+
+
+def test_a_damaged_steps_log_stops_a_resume_with_one_line(squares: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture):
+    stopped = convscope.train(NET, "mnist", out=tmp_path / "run", log_every=5,
+                              on_event=lambda e: e["kind"] != "epoch", **_settings(squares))
+    (stopped.path / "steps.jsonl").write_text('{"kind": "step", "epoch": 1}\nnot json\n')
+    assert main(["train", "--resume", str(stopped.path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "steps.jsonl: line 2 is not" in err
+    assert "restore the file or delete that line" in err
