@@ -175,3 +175,17 @@ def test_a_damaged_steps_log_stops_a_resume_with_one_line(squares: Path, tmp_pat
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "steps.jsonl: line 2 is not" in err
     assert "restore the file or delete that line" in err
+
+
+def test_a_scene_task_logs_its_val_loss_and_metric(tmp_path: Path, data_cache: Path):
+    from test_tasks import LOCALIZER, SMALL
+
+    data = write_mnist(tmp_path / "data", train=300, test=100)
+    run = convscope.train(LOCALIZER, task="localize", out=tmp_path / "run", data_dir=str(data),
+                          log="csv", log_every=2, **SMALL)
+    line = run.metrics[-1]
+    assert math.isfinite(line["val_loss"]) and line["val_loss"] > 0
+    rows = list(csv.DictReader((run.path / "results.csv").open()))
+    assert float(rows[0]["metrics/mean_iou"]) == pytest.approx(line["val_mean_iou"], rel=1e-5)
+    assert float(rows[0]["val/loss"]) == pytest.approx(line["val_loss"], rel=1e-5)
+    assert [s["global_step"] for s in run.steps] == [2, 4]  # 96 scenes, 20 a step
