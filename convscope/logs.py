@@ -93,8 +93,9 @@ class CsvLog(Callback):
 
 
 def results_csv(metrics: list[dict], metric: str = "accuracy") -> str:
-    """Epoch lines as Ultralytics-style CSV text; a task's headline ``val_<metric>`` becomes
-    ``metrics/<metric>``; a number an epoch lacks is an empty cell."""
+    """Epoch lines as Ultralytics-style CSV text: ``time`` is the training seconds so far, a
+    task's headline ``val_<metric>`` becomes ``metrics/<metric>``, a number an epoch lacks is
+    an empty cell."""
     columns = dict(CSV_COLUMNS)
     if metric != "accuracy":
         columns[f"val_{metric}"] = f"metrics/{metric}"
@@ -102,8 +103,11 @@ def results_csv(metrics: list[dict], metric: str = "accuracy") -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([columns[key] for key in present])
+    elapsed = 0.0
     for line in metrics:
-        writer.writerow([_cell(line.get(key)) for key in present])
+        elapsed += line.get("seconds") or 0.0
+        row = {**line, "seconds": elapsed} if "seconds" in line else line
+        writer.writerow([_cell(row.get(key)) for key in present])
     return out.getvalue()
 
 

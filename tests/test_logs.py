@@ -124,7 +124,7 @@ def test_results_csv_names_a_tasks_metric_and_leaves_missing_numbers_empty():
                         {"epoch": 2, "train_loss": 0.25, "val_loss": 0.3, "val_map50": 0.75,
                          "lr": 0.05, "seconds": 4.0}], "map50")
     assert text.splitlines() == ["epoch,time,train/loss,val/loss,lr/pg0,metrics/map50",
-                                 "1,2,0.5,,0.1,", "2,4,0.25,0.3,0.05,0.75"]
+                                 "1,2,0.5,,0.1,", "2,6,0.25,0.3,0.05,0.75"]  # time: so far
 
 
 def test_log_tensorboard_without_the_package_is_one_line(squares: Path, tmp_path: Path,
