@@ -83,6 +83,8 @@ def test_steps_val_loss_and_results_csv(squares: Path, tmp_path: Path):
         assert float(row["val/loss"]) == pytest.approx(line["val_loss"], rel=1e-5)
         assert float(row["metrics/accuracy_top1"]) == pytest.approx(line["val_acc"], rel=1e-5)
         assert float(row["train/loss"]) == pytest.approx(line["train_loss"], rel=1e-5)
+    assert float(rows[1]["time"]) == pytest.approx(sum(m["seconds"] for m in run.metrics),
+                                                   rel=1e-5)
 
 
 def test_a_resumed_run_logs_the_steps_an_uninterrupted_one_does(squares: Path, tmp_path: Path):
