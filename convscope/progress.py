@@ -15,11 +15,12 @@ from tqdm.auto import tqdm
 
 
 def in_notebook() -> bool:
-    """Whether this runs in a Jupyter kernel (IPython's ZMQ shell), without importing IPython."""
+    """Whether this runs in a Jupyter kernel (IPython's ZMQ shell or a subclass, as Colab's),
+    without importing IPython."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") \
         else None
-    return type(shell).__name__ == "ZMQInteractiveShell"
+    return any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__)
 
 
 def live_bars() -> bool:

@@ -142,7 +142,7 @@ def test_progress_bar_is_a_bar_only_on_a_terminal_or_in_a_notebook(
     assert not isinstance(progress_bar(total=3, disable=True), LineProgress)
     assert not isinstance(progress_bar(total=3), LineProgress)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
-    shell = type("ZMQInteractiveShell", (), {})()
+    shell = type("Shell", (type("ZMQInteractiveShell", (), {}),), {})()  # Colab's subclasses it
     monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
     assert progress.in_notebook() and not isinstance(progress_bar(total=3), LineProgress)
 
