@@ -165,11 +165,17 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [first + i * step for i in range(int((high - first) / step) + 1)]
 
 
-def run_curves(metrics: list[dict], steps: list[dict], per_epoch: int) -> str:
+def step_epochs(steps: list[dict]) -> list[float]:
+    """Where each line of steps.jsonl lies in epochs (epoch 1 ends at 1.0)."""
+    return [s["epoch"] - 1 + s.get("step", 0) / max(1, s.get("steps_per_epoch") or 1)
+            for s in steps]
+
+
+def run_curves(metrics: list[dict], steps: list[dict]) -> str:
     """The loss chart (steps, train and validation per epoch) and, where there is one, the
     accuracy chart of a run, as inline SVG."""
     epochs = [m["epoch"] for m in metrics]
-    loss = [("train loss (steps)", [s["global_step"] / per_epoch for s in steps],
+    loss = [("train loss (steps)", step_epochs(steps),
              [s["loss"] for s in steps])] if steps else []
     loss.append(("train loss", epochs, [m.get("train_loss") for m in metrics]))
     if any("val_loss" in m for m in metrics):

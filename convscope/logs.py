@@ -57,7 +57,7 @@ class _EveryNSteps(Callback):
         if not every or session.global_step % every or not session.world.main:
             return
         line = {"kind": "step", "epoch": session.epoch + 1, "step": session.steps_done,
-                "global_step": session.global_step,
+                "steps_per_epoch": session.per_epoch, "global_step": session.global_step,
                 "loss": sum(self.losses) / len(self.losses), "lr": event["lr"]}
         self.losses = []
         self.log_step(session, line)

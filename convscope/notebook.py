@@ -49,6 +49,16 @@ def run_repr(run: Run) -> str:
     return f"Run({shorten(str(run.path), REPR_WIDTH - 6 - len(tail))!r}{tail}"
 
 
+def readable_steps(run: Run) -> list[dict]:
+    """The run's steps.jsonl lines; none where it is damaged (the epochs still show)."""
+    from .errors import ConvscopeError
+
+    try:
+        return run.steps
+    except ConvscopeError:
+        return []
+
+
 def model_table(run: Run) -> str:
     """The run's network as ``convscope summary`` prints it (a spec), else its reference."""
     spec = run.model_info.get("spec")
@@ -75,17 +85,12 @@ def settings_rows(run: Run) -> list[list[str]]:
 def run_html(run: Run) -> str:
     """The run's settings, result, model table, curves and (a classifier's) confusion
     matrix."""
-    per_epoch = max(1, int(run.data_info.get("train") or 0) // run.config.batch_size)
     parts = [f"<div><p><b>Run</b> <code>{escape(str(run.path))}</code>: "
              f"{escape(run_headline(run))}</p>",
              "<div style='display:flex;gap:24px;align-items:flex-start'>",
              table(["setting", "value"], settings_rows(run), "ll"), model_table(run), "</div>"]
     if run.metrics:
-        try:
-            steps = run.steps
-        except Exception:  # noqa: BLE001 (a damaged steps.jsonl: the epochs still show)
-            steps = []
-        parts.append(f"<div>{run_curves(run.metrics, steps, per_epoch)}</div>")
+        parts.append(f"<div>{run_curves(run.metrics, readable_steps(run))}</div>")
     test = (run.results or {}).get("test") or {}
     if "confusion" in test and "classes" in test:
         parts.append(confusion_html(test["classes"], test["confusion"]))

@@ -81,13 +81,14 @@ def save(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
 
 def curves(run: Run) -> Figure:
     """The run's loss (logged steps, train and validation per epoch) and accuracy by epoch."""
+    from .display import step_epochs
+
     metrics, steps = run.metrics, run.steps
-    per_epoch = max(1, int(run.data_info.get("train") or 0) // run.config.batch_size)
     has_accuracy = any("train_acc" in m or "val_acc" in m for m in metrics)
     fig, axes = figure(1, 2 if has_accuracy else 1, (10 if has_accuracy else 5.5, 3.6))
     loss = axes[0, 0]
     if steps:
-        loss.plot([s["global_step"] / per_epoch for s in steps], [s["loss"] for s in steps],
+        loss.plot(step_epochs(steps), [s["loss"] for s in steps],
                   color="#9ecae1", lw=1, label="train loss (steps)")
     epochs = [m["epoch"] for m in metrics]
     for key, name, colour in (("train_loss", "train loss", "#1f77b4"),

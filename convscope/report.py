@@ -17,7 +17,7 @@ from . import __version__
 from ._io import write_text_atomic
 from .display import confusion_html, image_strip, percent, run_curves, table, to_uint8
 from .errors import ConvscopeError
-from .notebook import model_table, run_headline
+from .notebook import model_table, readable_steps, run_headline
 from .runs import CONFIG, Run, open_run
 
 STYLE = ("body{font-family:sans-serif;margin:24px;max-width:1100px;color:#222}"
@@ -54,9 +54,8 @@ def report_html(run: Run, data_dir: str | None = None, examples: int = 16,
         "<h2>Model</h2>" + model_table(run),
     ]
     if run.metrics:
-        per_epoch = max(1, int(run.data_info.get("train") or 0) // run.config.batch_size)
         sections.append("<h2>Curves</h2><div class='row'>"
-                        + run_curves(run.metrics, _steps(run), per_epoch) + "</div>")
+                        + run_curves(run.metrics, readable_steps(run)) + "</div>")
     sections.append("<h2>Test results</h2>" + _results(run))
     model = _model(run)
     if isinstance(model, str):
@@ -75,13 +74,6 @@ def report_html(run: Run, data_dir: str | None = None, examples: int = 16,
 
 def _text(value) -> str:
     return "-" if value is None else str(value)
-
-
-def _steps(run: Run) -> list[dict]:
-    try:
-        return run.steps
-    except ConvscopeError:
-        return []
 
 
 def _environment(run: Run) -> dict | None:

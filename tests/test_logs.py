@@ -62,6 +62,7 @@ def test_steps_val_loss_and_results_csv(squares: Path, tmp_path: Path):
     steps = [json.loads(x) for x in (run.path / "steps.jsonl").read_text().splitlines()]
     assert [s["global_step"] for s in steps] == [5, 10, 15, 20]  # 22 steps in all
     assert [(s["epoch"], s["step"]) for s in steps] == [(1, 5), (1, 10), (2, 4), (2, 9)]
+    assert {s["steps_per_epoch"] for s in steps} == {11}
     assert all(s["kind"] == "step" and math.isfinite(s["loss"]) and s["loss"] > 0
                for s in steps)
     config = run.config
