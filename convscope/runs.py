@@ -160,8 +160,8 @@ class Run:
 
     @property
     def steps(self) -> list[dict]:
-        """The lines of steps.jsonl (``epoch``, ``step``, ``global_step``, ``loss``, ``lr``),
-        read each time: empty for a run logged without them."""
+        """The lines of steps.jsonl (``epoch``, ``step``, ``steps_per_epoch``,
+        ``global_step``, ``loss``, ``lr``), read each time: empty for a run without them."""
         return read_lines(self.path / STEPS)
 
     def evaluate(self, split: str = "test", dataset=None):
