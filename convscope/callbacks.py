@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tqdm import tqdm
+from .progress import progress_bar
 
 if TYPE_CHECKING:
     from .session import TrainingSession
@@ -101,7 +101,7 @@ class Progress(Callback):
     the test score."""
 
     def __init__(self) -> None:
-        self.bar: tqdm | None = None
+        self.bar = None  # progress_bar's
 
     def on_start(self, session: TrainingSession) -> None:
         config = session.config
@@ -113,8 +113,9 @@ class Progress(Callback):
               f"{session.left_out_text()}")
 
     def on_epoch_start(self, session: TrainingSession) -> None:
-        self.bar = tqdm(total=session.per_epoch, initial=session.steps_done, unit="batch",
-                        desc=f"epoch {session.epoch + 1}/{session.config.epochs}", leave=True)
+        self.bar = progress_bar(total=session.per_epoch, initial=session.steps_done,
+                                unit="batch",
+                                desc=f"epoch {session.epoch + 1}/{session.config.epochs}")
 
     def on_step(self, session: TrainingSession, event: dict) -> None:
         tally, accuracy = session.tally, event["accuracy"]

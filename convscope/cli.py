@@ -290,6 +290,26 @@ def _cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from .report import write_report
+
+    print(f"wrote {write_report(args.run, args.out, args.data_dir, args.trust_code)}")
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="one self-contained HTML page about a run (opens offline)",
+                       description="Settings, machine, curves, per-class scores, confusion "
+                       "matrix, first-layer weights and the most confused test examples, with "
+                       "every picture embedded.")
+    p.add_argument("run", metavar="RUN", help="a run directory or a bundled model's name")
+    p.add_argument("--out", help="the HTML file (default: RUN/report.html; for a bundled "
+                   "model NAME-report.html here)")
+    p.add_argument("--data-dir", help="where the test set is, for the confused examples "
+                   "(default: the run's, $CONVSCOPE_DATA, else the bundled sample)")
+    _add_trust_code(p)
+    p.set_defaults(func=_cmd_report)
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .predict import predict_files
     from .runs import open_run
@@ -492,6 +512,7 @@ def build_parser(recipe: tuple[str, dict] | None = None) -> argparse.ArgumentPar
     p.set_defaults(func=_cmd_scenes)
 
     _add_predict(sub)
+    _add_report(sub)
     _add_serve(sub)
     _add_cache(sub)
     return parser

@@ -18,6 +18,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "onecycle", "cosine")
 TTA_MODES = ("none", "flip", "flip+shift")
 FREEZE_MODES = ("none", "features")  # features: train only the output layer (convscope.finetune)
+LOGS = ("none", "csv", "tensorboard", "csv+tensorboard")  # convscope.logs writes them
 
 
 def allowed_values() -> dict[str, tuple[str, ...]]:
@@ -25,7 +26,7 @@ def allowed_values() -> dict[str, tuple[str, ...]]:
     return {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "precision": PRECISIONS,
             "tuned_precision": tuple(p for p in PRECISIONS if p != "auto"),
             "task": task_names(), "tta": TTA_MODES, "device": DEVICES,
-            "augment": tuple(AUGMENTATIONS), "freeze": FREEZE_MODES}
+            "augment": tuple(AUGMENTATIONS), "freeze": FREEZE_MODES, "log": LOGS}
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,10 @@ class TrainConfig:
                                   limits=Range(0, 1, high_open=True))
     checkpoint_every: int = setting(0, "mid-epoch checkpoint interval in steps (0: about "
                                     "every 60 s)", "STEPS", limits=Range(0))
+    log_every: int = setting(50, "write the training loss and learning rate to steps.jsonl "
+                             "every N steps (0: never)", "N", limits=Range(0))
+    log: str = setting("none", "also log to results.csv (Ultralytics' columns) or to "
+                       "TensorBoard (<run>/tensorboard; needs the tensorboard package)")
     data_dir: str | None = setting(None, "where datasets live",
                                    shown="$CONVSCOPE_DATA, else a per-user cache")
     schedule_restart: int = setting(0, "epoch from which the learning-rate schedule runs "

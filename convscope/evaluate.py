@@ -42,6 +42,16 @@ class Evaluation:
         columns = list(zip(*self.confusion, strict=True))
         return [col[i] / sum(col) if sum(col) else None for i, col in enumerate(columns)]
 
+    def __repr__(self) -> str:
+        from .notebook import evaluation_repr
+
+        return evaluation_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .notebook import evaluation_html
+
+        return evaluation_html(self)
+
     def to_dict(self, samples: bool = False) -> dict:
         data = {"accuracy": self.accuracy, "correct": self.correct, "total": self.total,
                 "classes": self.classes, "recall": self.recall, "precision": self.precision,

@@ -34,6 +34,17 @@ class SpecNet(nn.Module):
         self.num_classes: int | None = last.params["num_classes"] if is_softmax else None
         self._logit_layers = len(self.layers) - is_softmax
 
+    def __repr__(self) -> str:
+        """One line (``print(net.blocks)`` shows the torch modules)."""
+        from convscope.notebook import model_repr
+
+        return model_repr(self)
+
+    def _repr_html_(self) -> str:
+        from convscope.notebook import model_html
+
+        return model_html(self)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits: the network without its trailing softmax (softmax is the loss layer, as in
         ConvNetJS; train with cross_entropy). A 1x1xD result is returned as (N, D)."""

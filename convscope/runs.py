@@ -2,6 +2,8 @@
 
     <run>/config.yaml              resolved settings, the model (spec or reference), environment
     <run>/metrics.jsonl            one JSON line per finished epoch
+    <run>/steps.jsonl              every ``log_every`` steps: training loss and learning rate
+    <run>/results.csv              with ``log csv``: the epochs in Ultralytics' columns
     <run>/checkpoint.safetensors   latest training state (weights + optimizer + position)
     <run>/model.safetensors        final weights
     <run>/results.json             final evaluation on the official test set
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 CONFIG, METRICS, CHECKPOINT, MODEL, RESULTS = (
     "config.yaml", "metrics.jsonl", "checkpoint.safetensors", "model.safetensors", "results.json"
 )
+STEPS, RESULTS_CSV = "steps.jsonl", "results.csv"  # written by convscope.logs
 
 
 def build_from_info(info: dict, run_dir: Path | None = None,
@@ -101,6 +104,17 @@ class Run:
     _model: torch.nn.Module | None = field(default=None, repr=False)
     trust_code: bool = False  # may a Python model kept in the run be imported?
     kept_code: KeptCode | None = field(default=None, repr=False)  # to write with the config
+
+    def __repr__(self) -> str:
+        from .notebook import run_repr
+
+        return run_repr(self)
+
+    def _repr_html_(self) -> str:
+        """A notebook's display: settings, result, model table, curves, confusion matrix."""
+        from .notebook import run_html
+
+        return run_html(self)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -174,6 +188,31 @@ class Run:
         return replace(self.config, data=data or self.config.data,
                        data_dir=data_dir or self.config.data_dir)
 
+    @property
+    def steps(self) -> list[dict]:
+        """The lines of steps.jsonl (``epoch``, ``step``, ``steps_per_epoch``,
+        ``global_step``, ``loss``, ``lr``), read each time: empty for a run without them."""
+        return read_lines(self.path / STEPS)
+
+    def evaluate(self, split: str = "test", dataset=None):
+        """The run's network on ``dataset``, by default on the ``split`` ("test", "val" or
+        "train") of the run's own data as it trained on it: an
+        :class:`~convscope.evaluate.Evaluation` for a classifier, else the task's results
+        (as in results.json)."""
+        from .evaluate import evaluate
+        from .tasks import get_task
+
+        task = get_task(self.config.task)
+        if dataset is None:
+            if split not in ("train", "val", "test"):
+                raise ConvscopeError(f"split {split!r} is not one of: train, val, test")
+            config = self.data_config(split=split)  # found from any folder, as eval does
+            dataset = task.load_split(config, split, self.data_info)  # only the split scored
+            if dataset is None or not len(dataset):
+                raise ConvscopeError(f"{self.config.data} has no {split} split here")
+        return evaluate(self.model, dataset) if task.classifies else \
+            task.evaluate(self.model, dataset)
+
     def write_config(self, precision: str | None = None) -> None:
         """config.yaml; ``precision``: the arithmetic the run computes in (its
         ``config.precision`` resolved on this machine), after the user's model file if the run
@@ -202,8 +241,8 @@ class Run:
         write_text_atomic(self.path / METRICS, "".join(json.dumps(m) + "\n" for m in self.metrics))
 
 
-def _read_metrics(path: Path) -> list[dict]:
-    """The lines of a metrics log: each a JSON object with an integer ``epoch``."""
+def read_lines(path: Path) -> list[dict]:
+    """The lines of a metrics or steps log: each a JSON object with an integer ``epoch``."""
     if not path.exists():
         return []
     metrics = []
@@ -256,7 +295,7 @@ def load_run(path: str | Path, trust_code: bool = False) -> Run:
         raise RunError(f"{config_path}: unreadable run configuration ({exc})") from None
     except RecursionError:
         raise RunError(f"{config_path}: unreadable run configuration (nested too deeply)") from None
-    metrics = _read_metrics(path / METRICS)
+    metrics = read_lines(path / METRICS)
     results = None
     if (path / RESULTS).exists():
         try:

@@ -43,12 +43,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from ._io import write_json_atomic
 from .data.catalog import DatasetEntry, scene_set
 from .data.dataset import Dataset
 from .errors import ConvscopeError
+from .progress import progress_bar
 from .scene_formats import SCENE_FORMATS, image_dir, mask_dir, write_coco, write_yolo
 
 BACKGROUND = 10
@@ -383,8 +383,8 @@ def write_scenes(
     for folder in {out, images, masks}:
         folder.mkdir(parents=True, exist_ok=True)
     entries = []
-    for i in tqdm(range(len(scenes)), desc="writing scenes", unit="scene", disable=not progress,
-                  delay=1.0):
+    for i in progress_bar(range(len(scenes)), desc="writing scenes", unit="scene",
+                          disable=not progress, delay=1.0):
         entry: dict = {"file": f"scene_{i:05d}.png"}
         Image.fromarray(scenes.images[i, 0]).save(images / entry["file"])
         if kind == "segment":

@@ -31,6 +31,7 @@ from .lookahead import Lookahead
 from .optimizers import build_optimizer, learning_rate, schedule_span, set_learning_rate
 from .runs import CHECKPOINT, MODEL, RESULTS, Run, environment
 from .tasks import Task, get_task
+from .tasks.base import model_outputs
 from .tta import with_tta
 
 
@@ -133,6 +134,7 @@ class TrainingSession:
         x, index = world.shard(x), world.shard(index)
         targets = {"labels": self.labels[index],
                    **{key: value[index] for key, value in self.targets.items()}}
+        rate = learning_rate(config, self.global_step, self.total_steps)
         set_learning_rate(self.optimizer, config, self.global_step, self.total_steps)
         with self.autocast:
             output = module(x)
@@ -156,7 +158,7 @@ class TrainingSession:
         self.accuracy = tally["correct"] / tally["seen"] if correct is not None else None
         return {"epoch": self.epoch, "step": self.steps_done, "steps_per_epoch": self.per_epoch,
                 "epochs": config.epochs, "loss": batch_loss, "accuracy": self.accuracy,
-                "examples_per_s": _rate(tally)}
+                "lr": rate, "examples_per_s": _rate(tally)}
 
     @property
     def global_step(self) -> int:
@@ -174,9 +176,22 @@ class TrainingSession:
         if len(self.val_set) and world.main:
             with self.autocast:
                 self.val_eval = self.task.evaluate(self.scored, self.val_set)
-            line.update(_val_numbers(self.val_eval, self.task))
+                val_loss = self._val_loss()
+            line.update(_val_numbers(self.val_eval, self.task), val_loss=val_loss)
         world.barrier()
         return line
+
+    def _val_loss(self) -> float:
+        """The training loss on the validation set (no augmentation, eval mode)."""
+        total, val_set = 0.0, self.val_set
+        for start, output in model_outputs(self.module, val_set.images):
+            end = start + len(output)
+            targets = {"labels": val_set.labels[start:end],
+                       **{key: value[start:end] for key, value in val_set.targets.items()}}
+            with torch.no_grad():
+                loss, _ = self.task.loss(output, targets, self.config, self.size)
+            total += float(loss) * len(output)
+        return total / len(val_set)
 
     def next_epoch(self) -> None:
         self.epoch, self.steps_done, self.tally = self.epoch + 1, 0, _new_tally()

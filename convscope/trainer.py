@@ -25,13 +25,14 @@ from .device import pick_device
 from .distributed import check_batch_size, joined, launch
 from .errors import ConvscopeError, RunError, WriteError
 from .interrupts import naming_run, reaching_workers, sigterm_as_interrupt
+from .logs import LOG_FILES, log_callbacks
 from .run_lock import locked_run
 from .runs import CHECKPOINT, CONFIG, METRICS, MODEL, RESULTS, Run, build_from_info, load_run
 from .session import TrainingSession
 from .tasks import get_task
 from .user_module import OBJECT, ModelDescription, describe_object, resolve_model_ref
 
-RUN_FILES = (CONFIG, METRICS, CHECKPOINT, MODEL, RESULTS)  # the files training writes
+RUN_FILES = (CONFIG, METRICS, CHECKPOINT, MODEL, RESULTS, *LOG_FILES)  # the files training writes
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -207,6 +208,7 @@ def _fit(run: Run, module: torch.nn.Module, resume: bool, progress: bool,
          callbacks: Sequence[Callback]) -> Run:
     """Train in a :class:`TrainingSession`, with the metrics log, ``callbacks``, checkpoints
     and (the main process's) progress; the main process holds the run directory's lock."""
+    logs = log_callbacks(run.config)  # (refused before anything is written)
     with naming_run(run.path), joined(pick_device(run.config.device)) as world:
         if world.size > 1:
             _check_parallel(world.size, run.config, callbacks)
@@ -215,7 +217,8 @@ def _fit(run: Run, module: torch.nn.Module, resume: bool, progress: bool,
         stopping = sigterm_as_interrupt() if world.size > 1 else nullcontext()
         with _held(run, world.main, resume), stopping:
             session = TrainingSession(run, module, world, resume,
-                                      [MetricsLog(), *callbacks, Checkpointing(), *shown])
+                                      [MetricsLog(), *logs, *callbacks, Checkpointing(),
+                                       *shown])
             return session.fit()
 
 

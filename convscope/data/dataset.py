@@ -45,6 +45,16 @@ class Dataset:
                                  f"{len(self.labels)} rows, got {tuple(value.shape)}")
         self.images = self.images.contiguous()
 
+    def __repr__(self) -> str:
+        from convscope.notebook import dataset_repr
+
+        return dataset_repr(self)
+
+    def _repr_html_(self) -> str:
+        from convscope.notebook import dataset_html
+
+        return dataset_html(self)
+
     def __len__(self) -> int:
         return len(self.labels)
 

@@ -13,11 +13,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from tqdm import tqdm
-
 from convscope.data.registry import DatasetSpec, FileSpec
 from convscope.data.tempfiles import TempFile, remove_stale
 from convscope.errors import DataError
+from convscope.progress import progress_bar
 
 URL_ENV = "CONVSCOPE_DOWNLOAD_URL"
 TIMEOUT_S = 30.0
@@ -83,9 +82,7 @@ def _download(file: FileSpec, urls: tuple[str, ...], folder: Path) -> TempFile:
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(
-                    total=total, unit="B", unit_scale=True, desc=file.name, disable=None
-                ) as bar:
+                with progress_bar(total=total, unit="B", unit_scale=True, desc=file.name) as bar:
                     return _copy_verified(response, file, folder, url, bar.update)
         except _NETWORK_ERRORS as exc:
             failures.append(f"{url}: {getattr(exc, 'reason', None) or exc}")

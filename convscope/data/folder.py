@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from tqdm import tqdm
 
 from convscope.data.cache import cached_arrays
 from convscope.data.dataset import Dataset
 from convscope.errors import DataError
+from convscope.progress import progress_bar
 
 FORMATS = ("PNG", "JPEG")
 # Files with these suffixes are read as images (an unsupported or damaged one is an error);
@@ -285,7 +285,8 @@ def _decode(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndarray:
     w, h = size
     out = np.empty((len(paths), h, w, 1 if mode == "L" else 3), dtype=np.uint8)
     delay = 0.0 if len(paths) > PROGRESS_IMAGES else 1.0
-    with tqdm(paths, desc="decoding images", unit="image", leave=False, delay=delay) as bar:
+    with progress_bar(paths, desc="decoding images", unit="image", leave=False,
+                      delay=delay) as bar:
         for i, path in enumerate(bar):
             out[i] = _decode_one(path, mode, (w, h)).reshape(h, w, -1)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
