@@ -33,12 +33,13 @@ def _cmd_models(args: argparse.Namespace) -> None:
     if args.recipe:
         print(_recipe_text(args.recipe))
         return
-    rows = [(e.name, e.dataset, sum(layer.num_params for layer in resolve(e.spec)),
-             e.description) for e in list_models()]
+    rows = [(e.name, e.dataset or "-", sum(layer.num_params for layer in resolve(e.spec)),
+             ("[untrained] " if e.untrained else "") + e.description) for e in list_models()]
     width = max(len(r[0]) for r in rows)
-    print(f"{'name':<{width}}  {'data':<8} {'params':>9}  description")
+    digits = max(len(f"{r[2]:,}") for r in rows)
+    print(f"{'name':<{width}}  {'data':<8} {'params':>{digits}}  description")
     for name, dataset, params, description in rows:
-        print(f"{name:<{width}}  {dataset:<8} {params:>9,}  {description}")
+        print(f"{name:<{width}}  {dataset:<8} {params:>{digits},}  {description}")
 
 
 def _recipe_text(name: str) -> str:
@@ -47,8 +48,10 @@ def _recipe_text(name: str) -> str:
     from .registry import get_model_entry
 
     entry = get_model_entry(name)
-    config = resolve_config(entry.recipe, {"model": name, "data": entry.dataset})
-    lines = [f"{name} trains on {entry.dataset} with (* from its recipe, the rest defaults; "
+    config = resolve_config(entry.recipe, {"model": name,
+                                                  "data": entry.dataset or "IMAGE_FOLDER"})
+    on = entry.dataset or "your image folder (--data)"
+    lines = [f"{name} trains on {on} with (* from its recipe, the rest defaults; "
              "any `convscope train` option overrides them):"]
     for key, value in config.to_dict().items():
         mark = "*" if key in entry.recipe else " "
@@ -73,12 +76,24 @@ def _cmd_summary(args: argparse.Namespace) -> None:
         from .spec import resolve
 
         print(summarize(resolve(spec)))
+        if note := _untrained_note(name):
+            print(note)
         return
     if not args.input:
         raise ConvscopeError(f"{name} is a Python module: give its input volume with "
                              f"--input WxHxD (e.g. --input 28x28x1)")
     width, height, depth = (int(v) for v in args.input.split("x"))
     print(summarize_module(build(), (depth, height, width)))
+
+
+def _untrained_note(name: str | None) -> str:
+    """A line for a registered architecture convscope has no weights for, else ''."""
+    from .registry import list_models
+
+    if not any(e.untrained and e.name == name for e in list_models()):
+        return ""
+    return (f"untrained: convscope has no weights for {name}; train it, or bring pretrained "
+            f"ones: convscope import-weights {name} WEIGHTS.safetensors --out RUN_DIR")
 
 
 # TrainConfig fields that `train` declares itself (positional-like choices of what to train)

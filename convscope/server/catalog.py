@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import torch
+
 from ..bundle import bundled_model_dirs
 from ..checkpoint import load_model_weights
 from ..data import DATASETS
 from ..data.catalog import scene_set
 from ..device import scoring_precision
 from ..errors import ConvscopeError, RunError
-from ..layer_kinds import layer_kind, layer_label
+from ..layer_kinds import layer_kind, layer_label, viewer_names
 from ..model import SpecNet
-from ..registry import list_models
+from ..registry import ModelEntry, list_models
 from ..runs import CONFIG, MODEL, Run, check_weights, load_run
 from ..spec import Layer, Volume, resolve
 from ..tasks import get_task
@@ -51,6 +53,7 @@ class Entry:
     metric_value: float | None = None  # the task's headline test number, when evaluated
     tta: str = "none"  # how its runs score: test-time augmentation (convscope.config.TTA_MODES)
     precision: str = "auto"  # and arithmetic (convscope.device.scoring_precision)
+    untrained: bool = False  # a registered architecture shown with seeded random weights
 
     @cached_property
     def layers(self) -> list[Layer]:
@@ -77,7 +80,8 @@ class Entry:
                 "family": self.family, "params": sum(la.num_params for la in self.layers),
                 "test_accuracy": self.test_accuracy, "accuracy_source": self.accuracy_source,
                 "registry": self.registry, "task": self.task, "metric": self.metric,
-                "tta": self.tta, "task_info": get_task(self.task).describe()}
+                "tta": self.tta, "task_info": get_task(self.task).describe(),
+                "untrained": self.untrained}
 
     def describe(self) -> dict:
         """The network description every view reads (``GET /api/models/{id}``)."""
@@ -85,6 +89,7 @@ class Entry:
         return {
             "id": self.id, "title": self.title, "dataset": self.dataset, "classes": self.classes,
             "task": self.task, "metric": self.metric, "tta": self.tta,
+            "untrained": self.untrained, "seed": UNTRAINED_SEED if self.untrained else None,
             "task_info": get_task(self.task).describe(),
             "input": input_convention(layers[0].out_volume),
             "output_names": get_task(self.task).output_names(self.classes,
@@ -92,11 +97,24 @@ class Entry:
             "layers": [{"index": la.index, "type": la.type, "label": layer_label(la),
                         "params": la.params, "in_volume": _volume(la.in_volume),
                         "out_volume": _volume(la.out_volume), "num_params": la.num_params,
-                        "macs": la.macs, "has_weights": layer_kind(la.type).has_weights}
-                       for la in layers],
+                        "macs": la.macs, "has_weights": layer_kind(la.type).has_weights,
+                        "viewer_name": name}
+                       for la, name in zip(layers, viewer_names(layers), strict=True)],
             "totals": {"params": sum(la.num_params for la in layers),
                        "macs": sum(la.macs for la in layers)},
         }
+
+
+UNTRAINED_SEED = 0  # the seed of an untrained architecture's random weights
+
+
+def untrained_entry(registered: ModelEntry, entry_id: str) -> Entry:
+    """A catalog entry for a registered architecture convscope has no weights for: built with
+    random weights seeded by :data:`UNTRAINED_SEED` on first use."""
+    dataset = registered.dataset or "imagenet"
+    classes = list(DATASETS[dataset].classes) if dataset in DATASETS else []
+    return Entry(entry_id, f"{registered.name} (untrained)", "untrained", dataset, classes,
+                 registered.spec, registry=registered.name, untrained=True)
 
 
 def _types(layers: list[Layer]) -> list[str]:
@@ -186,6 +204,9 @@ class Catalog:
             self._add_run(path, "bundled", explicit=False, registry=registry)
         for path in runs:
             self._add_run(Path(path), "run", explicit=True, registry=registry)
+        if bundled_model_dirs(bundled_dir):  # convscope's own: trained ones, then untrained
+            for registered in (e for e in list_models() if e.untrained):
+                self.add(untrained_entry(registered, self._unique_id(slug(registered.name))))
         scanned = find_runs(runs_dir) if runs_dir is not None and runs_dir.is_dir() else []
         given = {Path(p).resolve() for p in runs}
         for path in scanned:
@@ -244,6 +265,10 @@ class Catalog:
         checked with; a run changed since then gets a 409 naming the problem)."""
         entry = self.get(entry_id)
         with self._lock:
+            if entry.model is None and entry.untrained:
+                with torch.random.fork_rng():
+                    torch.manual_seed(UNTRAINED_SEED)
+                    entry.model = SpecNet(entry.spec).eval()
             if entry.model is None:  # live entries always have one; others have a path
                 try:
                     model = SpecNet(entry.spec)
