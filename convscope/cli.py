@@ -1,4 +1,5 @@
-"""The ``convscope`` command: models, summary, train, eval, serve, import-convnetjs, export."""
+"""The ``convscope`` command: models, summary, train, eval, serve, import-convnetjs,
+import-weights, export."""
 
 from __future__ import annotations
 
@@ -69,14 +70,16 @@ def _cmd_summary(args: argparse.Namespace) -> None:
         run = load_run(ref)
         spec, name = run.model_info.get("spec"), run.model_info.get("ref")
         build = partial(build_from_info, run.model_info, run.path, args.trust_code)
+        note = ""  # a run has weights
     else:
         model = resolve_model_ref(ref)
         spec, name, build = model.spec, model.ref, model.build
+        note = _untrained_note(name)
     if spec is not None:
         from .spec import resolve
 
         print(summarize(resolve(spec)))
-        if note := _untrained_note(name):
+        if note:
             print(note)
         return
     if not args.input:
@@ -213,6 +216,15 @@ def _cmd_import_convnetjs(args: argparse.Namespace) -> None:
     print(f"evaluate it: convscope eval {run.path}")
 
 
+def _cmd_import_weights(args: argparse.Namespace) -> None:
+    from .import_weights import import_weights
+
+    run = import_weights(args.model, args.weights, args.out)
+    params = sum(p.numel() for p in run.model.parameters())
+    print(f"mapped {args.weights} onto {args.model} ({params:,} parameters) in {run.path}")
+    print(f"look inside it: convscope serve {run.path}")
+
+
 def _cmd_export(args: argparse.Namespace) -> None:
     from .convnetjs import export_convnetjs, load_exact
     from .onnx_export import export_onnx
@@ -344,6 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval", action="store_true", help="evaluate on the official test set")
     p.add_argument("--data-dir")
     p.set_defaults(func=_cmd_import_convnetjs)
+
+    p = sub.add_parser("import-weights", help="pretrained weights (.safetensors or .onnx) "
+                       "mapped onto a registered model or spec, as a run directory")
+    p.add_argument("model", metavar="NAME_OR_SPEC", help="registry name (e.g. alexnet) or spec "
+                   "file")
+    p.add_argument("weights", metavar="WEIGHTS_FILE", help=".safetensors or .onnx file; its "
+                   "tensors are matched to the layers in order and by shape")
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.set_defaults(func=_cmd_import_weights)
 
     p = sub.add_parser("export", help="write a run's network as ConvNetJS JSON or ONNX")
     p.add_argument("run", help="run directory or bundled model name")
