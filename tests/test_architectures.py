@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 import convscope
 from convscope.cli import main
-from convscope.import_weights import WeightsError, import_weights
+from convscope.import_weights import import_weights
 from convscope.layer_kinds import viewer_names
 from convscope.registry import get_model_entry
 from convscope.server.encode import tensor_json
