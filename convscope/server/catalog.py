@@ -112,7 +112,9 @@ def untrained_entry(registered: ModelEntry, entry_id: str) -> Entry:
     """A catalog entry for a registered architecture convscope has no weights for: built with
     random weights seeded by :data:`UNTRAINED_SEED` on first use."""
     dataset = registered.dataset or "imagenet"
-    classes = list(DATASETS[dataset].classes) if dataset in DATASETS else []
+    depth = resolve(registered.spec)[-1].out_volume.depth  # ImageNet's classes, by number
+    classes = list(DATASETS[dataset].classes) if dataset in DATASETS else \
+        [str(i) for i in range(depth)]
     return Entry(entry_id, f"{registered.name} (untrained)", "untrained", dataset, classes,
                  registered.spec, registry=registered.name, untrained=True)
 
