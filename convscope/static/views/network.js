@@ -2,7 +2,7 @@
 // multiply-adds, as in the chapter's 28x28x1 -> 24x24x8 -> 12x12x8 figure. Clicking a layer
 // opens its views.
 
-import {h, errorBox, svg, grouped, percent} from "../dom.js";
+import {h, errorBox, svg, grouped, percent, notice} from "../dom.js";
 import {layerTitle, volumeText} from "../draw.js";
 import {clamp} from "../util.js";
 import {layerOutput} from "../widgets/layer-output.js";
@@ -267,6 +267,19 @@ function table(ctx, onSelect, labelOf = layerLabel) {
   );
 }
 
+/** For an untrained architecture (random weights), a note saying so; else nothing. */
+function untrainedNote(model) {
+  if (!model.untrained) return [];
+  const name = model.title.replace(/ \(untrained\)$/, "");
+  return [
+    notice(
+      `Untrained: convscope has no weights for ${name}; its weights are random (PyTorch's default ` +
+        `initialisation, seed ${model.seed}), so maps and weights show the architecture, not what ` +
+        "it learned. Bring pretrained weights with convscope import-weights.",
+    ),
+  ];
+}
+
 export function render(root, ctx) {
   const model = ctx.model;
   const entry = ctx.models.find((m) => m.id === model.id);
@@ -316,16 +329,7 @@ export function render(root, ctx) {
           `${grouped(model.totals.macs)} multiply-adds per image · ${accuracy}`,
       ),
     ),
-    model.untrained
-      ? h(
-          "p",
-          {class: "notice untrained-note"},
-          `Untrained: convscope has no weights for ${model.title.replace(/ \(untrained\)$/, "")}; ` +
-            `its weights are random (PyTorch's default initialisation, seed ${model.seed}), so maps ` +
-            "and weights show the architecture, not what it learned. Bring pretrained weights with " +
-            "convscope import-weights.",
-        )
-      : null,
+    ...untrainedNote(model),
     h("label", {class: "naming-toggle"}, naming, " ConvnetViewer names (CONV_0, LOCAL_RESPONSE_NORM_0, MAX_POOL_0, FC_0)"),
     holder,
     detailHolder,
