@@ -103,8 +103,8 @@ def main() -> None:
             f"and `vgg16` (224x224x3), in process through the app (no network): median of "
             f"{args.calls} calls after the first. The server computes each request's whole "
             f"forward pass on one of its model threads (one torch thread each) and sends only "
-            f"the layers asked for; CPU ms counts every thread of the process (fairer than wall ms on a "
-            f"machine shared with other jobs, as this one may be).\n\n{table}\n\n"
+            f"the layers asked for; CPU ms counts every thread of the process (fairer than "
+            f"wall ms on a machine shared with other jobs, as this one may be).\n\n{table}\n\n"
             f"Machine: {machine()}.\n\nCommand: `{command_line()}`")
     print(body)
     if args.write_doc:
