@@ -117,6 +117,10 @@ def test_the_explorer_offers_them_with_seeded_random_weights(client):
     assert [la["index"] for la in body["layers"]] == [3]
     assert body["layers"][0]["output"]["shape"] == [96, 55, 55]
     assert len(body["probabilities"]) == 1000
+    refused = client.get("/api/models/alexnet/layers/16/weights")  # fc 4096 on 6x6x256
+    assert refused.status_code == 400
+    assert "layer 16 has 37,748,736 weights, more than the 8,000,000" in refused.json()["error"]
+    assert client.get("/api/models/alexnet/layers/22/weights").status_code == 200  # fc 1000
     first = client.get("/api/models/lenet5-32/layers/1/weights").json()["weights"]
     torch.manual_seed(0)
     fresh = convscope.build_model(get_model_entry("lenet5-32").spec)
