@@ -126,16 +126,16 @@ def import_weights(model_ref: str, source: str | os.PathLike, out: str | os.Path
     if described.spec is None:
         raise WeightsError(f"{model_ref}: import-weights maps weights onto a registered model "
                            "or a spec file, not Python code")
-    path = Path(source)
-    net = SpecNet(described.spec)
-    state = map_weights(net, read_weights(path), path.name)
     run_dir = Path(out)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise RunError(f"{run_dir} exists and is not empty; choose another --out")
+    path = Path(source)
+    net = SpecNet(described.spec)
+    state = map_weights(net, read_weights(path), path.name)
     net.load_state_dict(state)
     volume, classes = net.input_volume, _classes(described.dataset, net)
     source_info = {"format": FORMATS[path.suffix.lower()], "file": path.name,
-                   "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+                   "sha256": _sha256(path)}
     model_info = {"kind": described.kind, "ref": model_ref, "spec": described.spec,
                   "source": source_info}
     data = described.dataset or "imagenet"
@@ -146,6 +146,11 @@ def import_weights(model_ref: str, source: str | os.PathLike, out: str | os.Path
     write_json_atomic(run_dir / RESULTS, {})
     run.write_config()
     return load_run(run_dir)
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _classes(dataset: str | None, net: SpecNet) -> list[str]:

@@ -239,3 +239,13 @@ def test_other_files_are_refused(tmp_path: Path, capsys, name: str, content: byt
                  str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_used_out_directory_is_refused(tmp_path: Path, lenet, capsys):
+    save_file(renamed(lenet), tmp_path / "w.safetensors")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    assert main(["import-weights", LENET, str(tmp_path / "w.safetensors"), "--out",
+                 str(tmp_path / "run")]) == 2
+    assert "exists and is not empty; choose another --out" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["notes.txt"]
