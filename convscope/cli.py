@@ -1,4 +1,5 @@
-"""The ``convscope`` command: models, summary, train, eval, serve, import-convnetjs, export."""
+"""The ``convscope`` command: models, summary, train, eval, serve, import-convnetjs,
+import-weights, export."""
 
 from __future__ import annotations
 
@@ -52,12 +53,13 @@ def _cmd_models(args: argparse.Namespace) -> None:
     if args.recipe:
         print(_recipe_text(args.recipe))
         return
-    rows = [(e.name, e.dataset, sum(layer.num_params for layer in resolve(e.spec)),
-             e.description) for e in list_models()]
+    rows = [(e.name, e.dataset or "-", sum(layer.num_params for layer in resolve(e.spec)),
+             ("[untrained] " if e.untrained else "") + e.description) for e in list_models()]
     width = max(len(r[0]) for r in rows)
-    print(f"{'name':<{width}}  {'data':<8} {'params':>9}  description")
+    digits = max(len(f"{r[2]:,}") for r in rows)
+    print(f"{'name':<{width}}  {'data':<8} {'params':>{digits}}  description")
     for name, dataset, params, description in rows:
-        print(f"{name:<{width}}  {dataset:<8} {params:>9,}  {description}")
+        print(f"{name:<{width}}  {dataset:<8} {params:>{digits},}  {description}")
 
 
 def _recipe_text(name: str) -> str:
@@ -66,8 +68,10 @@ def _recipe_text(name: str) -> str:
     from .registry import get_model_entry
 
     entry = get_model_entry(name)
-    config = resolve_config(entry.recipe, {"model": name, "data": entry.dataset})
-    lines = [f"{name} trains on {entry.dataset} with (* from its recipe, the rest defaults; "
+    config = resolve_config(entry.recipe, {"model": name,
+                                                  "data": entry.dataset or "IMAGE_FOLDER"})
+    on = entry.dataset or "your image folder (--data)"
+    lines = [f"{name} trains on {on} with (* from its recipe, the rest defaults; "
              "any `convscope train` option overrides them):"]
     for key, value in config.to_dict().items():
         mark = "*" if key in entry.recipe else " "
@@ -85,19 +89,33 @@ def _cmd_summary(args: argparse.Namespace) -> None:
         run = load_run(ref)
         spec, name = run.model_info.get("spec"), run.model_info.get("ref")
         build = partial(build_from_info, run.model_info, run.path, args.trust_code)
+        note = ""  # a run has weights
     else:
         model = resolve_model_ref(ref)
         spec, name, build = model.spec, model.ref, model.build
+        note = _untrained_note(name)
     if spec is not None:
         from .spec import resolve
 
         print(summarize(resolve(spec)))
+        if note:
+            print(note)
         return
     if not args.input:
         raise ConvscopeError(f"{name} is a Python module: give its input volume with "
                              f"--input WxHxD (e.g. --input 28x28x1)")
     width, height, depth = (int(v) for v in args.input.split("x"))
     print(summarize_module(build(), (depth, height, width)))
+
+
+def _untrained_note(name: str | None) -> str:
+    """A line for a registered architecture convscope has no weights for, else ''."""
+    from .registry import list_models
+
+    if not any(e.untrained and e.name == name for e in list_models()):
+        return ""
+    return (f"untrained: convscope has no weights for {name}; train it, or bring pretrained "
+            f"ones: convscope import-weights {name} WEIGHTS.safetensors --out RUN_DIR")
 
 
 # TrainConfig fields that `train` declares itself (positional-like choices of what to train)
@@ -273,6 +291,15 @@ def _cmd_import_convnetjs(args: argparse.Namespace) -> None:
         test = run.results["test"]
         print(f"test accuracy {100 * test['accuracy']:.2f}% ({test['correct']} / {test['total']})")
     print(f"evaluate it: convscope eval {run.path}")
+
+
+def _cmd_import_weights(args: argparse.Namespace) -> None:
+    from .import_weights import import_weights
+
+    run = import_weights(args.model, args.weights, args.out)
+    params = sum(p.numel() for p in run.model.parameters())
+    print(f"mapped {args.weights} onto {args.model} ({params:,} parameters) in {run.path}")
+    print(f"look inside it: convscope serve {run.path}")
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -479,6 +506,15 @@ def build_parser(recipe: tuple[str, dict] | None = None) -> argparse.ArgumentPar
     p.add_argument("--eval", action="store_true", help="evaluate on the official test set")
     _add_data_dir(p)
     p.set_defaults(func=_cmd_import_convnetjs)
+
+    p = sub.add_parser("import-weights", help="pretrained weights (.safetensors or .onnx) "
+                       "mapped onto a registered model or spec, as a run directory")
+    p.add_argument("model", metavar="NAME_OR_SPEC", help="registry name (e.g. alexnet) or spec "
+                   "file")
+    p.add_argument("weights", metavar="WEIGHTS_FILE", help=".safetensors or .onnx file; its "
+                   "tensors are matched to the layers in order and by shape")
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.set_defaults(func=_cmd_import_weights)
 
     p = sub.add_parser("export", help="write a run's network as ConvNetJS JSON or ONNX")
     p.add_argument("run", help="run directory or bundled model name")

@@ -137,6 +137,8 @@ class LayerKind:
       :class:`NoConvNetJS` for params ConvNetJS lacks (None: ConvNetJS has no such layer).
     - ``example``: fields of a layer that fits an 8x8x4 input volume (the tests build every
       kind from it).
+    - ``viewer_name``: its name in ConvnetViewer's style (``CONV``, ``MAX_POOL``), a string or
+      a function of its params (None: the name in capitals); :func:`viewer_names` numbers them.
     """
 
     name: str
@@ -151,6 +153,7 @@ class LayerKind:
     convnetjs: Callable[[Layer, Any], dict | None] | None = None
     example: Params = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    viewer_name: str | Callable[[Params], str] | None = None
 
     def output(self, params: Params, volume: Volume | None) -> Volume:
         """The output volume on ``volume`` (checked; see ``out``)."""
@@ -162,6 +165,12 @@ class LayerKind:
     def label_of(self, params: Params) -> str:
         """The label of a layer of this kind, e.g. 'conv 5x5 x8 s1 p2'."""
         return self.name if self.label is None else self.label(params)
+
+    def viewer_name_of(self, params: Params) -> str:
+        """Its ConvnetViewer-style name without the number, e.g. 'MAX_POOL'."""
+        if self.viewer_name is None:
+            return self.name.upper()
+        return self.viewer_name if isinstance(self.viewer_name, str) else self.viewer_name(params)
 
 
 class NoConvNetJS(Exception):
@@ -195,6 +204,20 @@ def layer_kinds() -> tuple[LayerKind, ...]:
 def layer_label(layer: Layer) -> str:
     """A resolved layer's type with its key hyperparameters, e.g. 'conv 5x5 x8 s1 p2'."""
     return layer_kind(layer.type).label_of(layer.params)
+
+
+def viewer_names(layers) -> list[str]:
+    """ConvnetViewer-style names of resolved layers (anything with ``type`` and ``params``: a
+    module's leaf of no registered kind is its class name in capitals), numbered per name in
+    order: CONV_0, LOCAL_RESPONSE_NORM_0, MAX_POOL_0, CONV_1, ..., FC_0."""
+    seen: dict[str, int] = {}
+    names = []
+    for layer in layers:
+        base = layer_kind(layer.type).viewer_name_of(layer.params) \
+            if layer.type in _KINDS else layer.type.upper()
+        names.append(f"{base}_{seen.get(base, 0)}")
+        seen[base] = seen.get(base, 0) + 1
+    return names
 
 
 # ---- ConvNetJS JSON helpers (duck-typed on the module's tensors: no torch import) ------------
@@ -309,12 +332,13 @@ POOL = LayerKind(
      "kind": choice(POOL_KINDS, "max")},
     out=_pool_out,
     label=lambda p: f"pool {p['kind']} {p['sx']}x{p['sy']} s{p['stride']} p{p['pad']}",
-    convnetjs=_pool_json, example={"sx": 3, "stride": 2, "pad": 1})
+    convnetjs=_pool_json, example={"sx": 3, "stride": 2, "pad": 1},
+    viewer_name=lambda p: f"{p['kind'].upper()}_POOL")
 
 GLOBAL_POOL = LayerKind(
     "global_pool", {"kind": choice(POOL_KINDS, "max")},
     out=lambda p, vin: Volume(1, 1, vin.depth), label=lambda p: f"global_pool {p['kind']}",
-    example={"kind": "avg"})
+    example={"kind": "avg"}, viewer_name=lambda p: f"GLOBAL_{p['kind'].upper()}_POOL")
 
 
 def _fc_json(layer: Layer, module: Any) -> dict:
@@ -403,6 +427,26 @@ INPUT = LayerKind(
     convnetjs=_input_json, aliases={"out_sx": "sx", "out_sy": "sy", "out_depth": "depth"},
     example={"sx": 8, "sy": 8, "depth": 4, "offset": 0.5})
 
+def _lrn_json(layer: Layer, _module: Any) -> dict:
+    p = layer.params
+    return {"k": p["k"], "n": p["n"], "alpha": p["alpha"], "beta": p["beta"],
+            **convnetjs_base(layer)}
+
+
+LRN = LayerKind(
+    "lrn",
+    # local response normalisation across channels, as ConvNetJS computes it: each value a_i
+    # divided by (k + alpha/n * sum of a_j^2 over j = i-floor(n/2) .. i+floor(n/2), clipped to
+    # the channels that exist) ** beta. ConvNetJS divides alpha by n: the AlexNet paper's
+    # alpha 1e-4 with n 5 is alpha 5e-4 here
+    {"k": Field("a positive number", lambda v: _real(v) and 0 < v < float("inf")),
+     "n": positive(),
+     "alpha": Field("a non-negative number", lambda v: _real(v) and 0 <= v < float("inf")),
+     "beta": number(REQUIRED)},
+    label=lambda p: f"lrn n{p['n']} k{p['k']:g} a{p['alpha']:g} b{p['beta']:g}",
+    convnetjs=_lrn_json, example={"k": 2, "n": 3, "alpha": 0.5, "beta": 0.75},
+    viewer_name="LOCAL_RESPONSE_NORM")
+
 # residual and concat refer to other layers: convscope.spec works out their volumes
 RESIDUAL = LayerKind(
     "residual",
@@ -427,5 +471,5 @@ CONCAT = LayerKind(
     label=lambda p: f"concat + layer {p['from']}", example={"from": 0})
 
 for _kind in (INPUT, CONV, POOL, GLOBAL_POOL, FC, *ACTIVATION_KINDS, BATCHNORM, DROPOUT, SOFTMAX,
-              RESIDUAL, UPSAMPLE, CONCAT):
+              RESIDUAL, UPSAMPLE, CONCAT, LRN):
     register_layer_kind(_kind)

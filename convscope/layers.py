@@ -224,3 +224,25 @@ register_module("upsample",
 register_module("concat", lambda _layer: Concat())
 register_module("residual", lambda layer: Residual(
     nn.Sequential(*(make_module(child) for child in layer.children))))
+
+
+class LocalResponseNorm(nn.Module):
+    """ConvNetJS's local response normalisation across channels: a_i / (k + alpha/n * sum of
+    a_j^2 for j within floor(n/2) channels of i) ** beta. Unlike nn.LocalResponseNorm, an even
+    ``n`` still sums a window centred on i (2 * floor(n/2) + 1 channels), as ConvNetJS does."""
+
+    def __init__(self, k: float, n: int, alpha: float, beta: float) -> None:
+        super().__init__()
+        self.k, self.n, self.alpha, self.beta = k, n, alpha, beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        half = self.n // 2
+        squares = nn.functional.pad(x.square(), (0, 0, 0, 0, half, half))  # zero channels
+        sums = squares.unfold(1, 2 * half + 1, 1).sum(-1)
+        return x / (self.k + self.alpha / self.n * sums).pow(self.beta)
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, n={self.n}, alpha={self.alpha}, beta={self.beta}"
+
+
+register_module("lrn", lambda layer: LocalResponseNorm(**layer.params))

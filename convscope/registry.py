@@ -20,13 +20,21 @@ from convscope.spec import resolve
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model. ``recipe`` holds recommended training settings (TrainConfig fields)."""
+    """A registered model. ``recipe`` holds recommended training settings (TrainConfig fields).
+
+    ``untrained``: a famous architecture registered for its volumes, parameters and
+    multiply-adds; convscope has no trained weights for it (the explorer shows it with seeded
+    random weights; ``convscope import-weights`` maps a user's pretrained weights onto it).
+    ``dataset`` None: the data it was made for is not one convscope has (ImageNet); train it
+    with ``--data`` on an image folder.
+    """
 
     name: str
     description: str
-    dataset: str
+    dataset: str | None
     spec: list[dict]
     recipe: dict
+    untrained: bool = False
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -58,7 +66,8 @@ def register_model(entry: ModelEntry) -> ModelEntry:
         raise SpecError(f"{where}: the name must be a non-empty string without spaces")
     if entry.name in _REGISTRY:
         raise SpecError(f"{where} is already registered")
-    check_dataset(entry.dataset, where)
+    if entry.dataset is not None or not entry.untrained:
+        check_dataset(entry.dataset, where)
     check_recipe(entry.recipe, where)
     try:
         resolve(entry.spec)

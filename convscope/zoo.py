@@ -338,3 +338,86 @@ register_model(ModelEntry(
             "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.1,
             "schedule": "onecycle", "augment": "shift"},
 ))
+
+
+# ---- the chapter's famous architectures: untrained, for their volumes and counts ------------
+
+register_model(ModelEntry(
+    name="lenet5-32",
+    description="LeNet-5 as the chapter's figure draws it (LeCun et al. 1998): INPUT 32x32, C1 "
+                "6@28x28, S2 6@14x14, C3 16@10x10, S4 16@5x5, C5 120, F6 84, OUTPUT 10 (C3 fully "
+                "connected, average pooling without trained coefficients, an fc OUTPUT).",
+    dataset="mnist",
+    spec=[
+        _input(32, 1),
+        {"type": "conv", "sx": 5, "filters": 6, "activation": "tanh"},  # C1
+        {"type": "pool", "sx": 2, "kind": "avg"},  # S2
+        {"type": "conv", "sx": 5, "filters": 16, "activation": "tanh"},  # C3
+        {"type": "pool", "sx": 2, "kind": "avg"},  # S4
+        {"type": "conv", "sx": 5, "filters": 120, "activation": "tanh"},  # C5
+        {"type": "fc", "num_neurons": 84, "activation": "tanh"},  # F6
+        _SOFTMAX_10,  # OUTPUT
+    ],
+    recipe={"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3,
+            "schedule": "cosine", "augment": "none"},
+    untrained=True,
+))
+
+# ConvNetJS's LRN divides alpha by n: the paper's k 2, n 5, alpha 1e-4, beta 0.75
+_ALEXNET_LRN = {"type": "lrn", "k": 2, "n": 5, "alpha": 5 * 1e-4, "beta": 0.75}
+_IMAGENET_RECIPE = {"epochs": 90, "batch_size": 128, "optimizer": "sgd", "lr": 0.01,
+                    "momentum": 0.9, "weight_decay": 5e-4, "schedule": "cosine",
+                    "augment": "crop+flip"}
+
+
+def _fc_head(inputs_dropout: float = 0.5) -> list[dict]:
+    """fc 4096 relu dropout, fc 4096 relu dropout, fc 1000 softmax (AlexNet's and VGG's)."""
+    fc = {"type": "fc", "num_neurons": 4096, "activation": "relu", "drop_prob": inputs_dropout}
+    return [fc, dict(fc), {"type": "softmax", "num_classes": 1000}]
+
+
+register_model(ModelEntry(
+    name="alexnet",
+    description="AlexNet (Krizhevsky et al. 2012) as one tower on 227x227x3: conv 11x11/4 x96, "
+                "LRN, max pool, conv 5x5 x256, LRN, max pool, conv 3x3 x384, x384, x256, max "
+                "pool, fc 4096, fc 4096, fc 1000 (62,378,344 params).",
+    dataset=None,
+    spec=[
+        _input(227, 3),
+        {"type": "conv", "sx": 11, "filters": 96, "stride": 4, "activation": "relu"},
+        _ALEXNET_LRN,
+        {"type": "pool", "sx": 3, "stride": 2},
+        {"type": "conv", "sx": 5, "filters": 256, "pad": 2, "activation": "relu"},
+        dict(_ALEXNET_LRN),
+        {"type": "pool", "sx": 3, "stride": 2},
+        {"type": "conv", "sx": 3, "filters": 384, "pad": 1, "activation": "relu"},
+        {"type": "conv", "sx": 3, "filters": 384, "pad": 1, "activation": "relu"},
+        {"type": "conv", "sx": 3, "filters": 256, "pad": 1, "activation": "relu"},
+        {"type": "pool", "sx": 3, "stride": 2},
+        *_fc_head(),
+    ],
+    recipe=dict(_IMAGENET_RECIPE),
+    untrained=True,
+))
+
+
+def _vgg_block(filters: int, convs: int) -> list[dict]:
+    conv = {"type": "conv", "sx": 3, "filters": filters, "pad": 1, "activation": "relu"}
+    return [*(dict(conv) for _ in range(convs)), {"type": "pool", "sx": 2}]
+
+
+register_model(ModelEntry(
+    name="vgg16",
+    description="VGG-16 (Simonyan and Zisserman 2014, configuration D) on 224x224x3: 13 conv 3x3 "
+                "in five blocks of 64, 128, 256, 512, 512 filters, each block max pooled, fc "
+                "4096, fc 4096, fc 1000 (138,357,544 params).",
+    dataset=None,
+    spec=[
+        _input(224, 3),
+        *_vgg_block(64, 2), *_vgg_block(128, 2), *_vgg_block(256, 3), *_vgg_block(512, 3),
+        *_vgg_block(512, 3),
+        *_fc_head(),
+    ],
+    recipe={**_IMAGENET_RECIPE, "lr": 0.01},
+    untrained=True,
+))

@@ -387,8 +387,10 @@ def test_training_from_the_page_draws_curves_and_stops(page):
     page.get_by_role("button", name="Stop").click()
     wait_for_text(page, ".train-status", "Stopped")
     assert page.get_by_role("button", name="Start").is_enabled()
-    # the bundled models, the run and the new one
-    assert page.locator("#model-picker option").count() == len(bundled_model_dirs()) + 2
+    # the bundled models, the untrained architectures, the run and the new one
+    architectures = [e for e in convscope.list_models() if e.untrained]
+    assert page.locator("#model-picker option").count() == \
+        len(bundled_model_dirs()) + len(architectures) + 2
 
 
 def test_drawing_a_digit_changes_the_probabilities(page):

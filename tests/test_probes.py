@@ -29,7 +29,12 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-CONVNETS = [e for e in convscope.list_models() if any(la["type"] == "conv" for la in e.spec)]
+# VGG-16 (15.5 G multiply-adds an image) is checked from its spec in test_architectures.py,
+# and AlexNet's (1.1 G) convolutions are too big to step through here
+MACS = {e.name: sum(la.macs for la in convscope.resolve(e.spec)) for e in convscope.list_models()}
+BUILT = [name for name, macs in MACS.items() if macs < 10**10]
+CONVNETS = [e for e in convscope.list_models()
+            if any(la["type"] == "conv" for la in e.spec) and MACS[e.name] < 10**9]
 
 
 def fresh(name: str) -> convscope.SpecNet:
@@ -100,7 +105,7 @@ def test_conv_step_refuses_what_it_cannot_show():
         conv_step(model, x, 1, 0, 0, 0, stride=0)
 
 
-@pytest.mark.parametrize("name", [e.name for e in convscope.list_models()])
+@pytest.mark.parametrize("name", BUILT)
 def test_activations_match_layer_volumes(name: str):
     model = fresh(name)
     model.train()
@@ -115,7 +120,7 @@ def test_activations_match_layer_volumes(name: str):
         assert outs[-1].sum().item() == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.parametrize("name", [e.name for e in convscope.list_models()])
+@pytest.mark.parametrize("name", BUILT)
 def test_layer_weights_shapes(name: str):
     model = fresh(name)
     nodes = network_graph(model).nodes  # residual blocks' inner layers too

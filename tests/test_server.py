@@ -130,7 +130,11 @@ def sample_image(world, dataset: str, index: int) -> torch.Tensor:
 
 
 def test_models_lists_bundled_and_runs(client: TestClient):
-    models = {m["id"]: m for m in client.get("/api/models").json()["models"]}
+    listed = client.get("/api/models").json()["models"]
+    # after the bundled models, the untrained architectures (seeded random weights)
+    assert [m["id"] for m in listed if m["kind"] == "untrained"] == ["lenet5-32", "alexnet",
+                                                                     "vgg16"]
+    models = {m["id"]: m for m in listed if m["kind"] != "untrained"}
     assert set(models) == {"tiny-fc", "run-mnist-conv", "run-mnist-fc", "run-cifar-conv"}
     assert models["tiny-fc"]["kind"] == "bundled" and models["run-mnist-conv"]["kind"] == "run"
     assert models["run-mnist-conv"]["family"] == "convnet"

@@ -28,12 +28,13 @@ import numpy as np
 import torch
 
 from convscope.errors import SpecError
-from convscope.layer_kinds import Volume, layer_kinds, window_output
+from convscope.layer_kinds import REQUIRED, Volume, layer_kind, layer_kinds, window_output
 from convscope.model import SpecNet, build_model
 
 # the kinds convscope can write to ConvNetJS, each read back by the _Layer method of its name
 SUPPORTED = tuple(kind.name for kind in layer_kinds() if kind.convnetjs is not None)
-NOT_SUPPORTED = ("lrn", "maxout", "svm", "regression", "quadtransform")  # ConvNetJS has these
+NOT_SUPPORTED = tuple(kind for kind in ("lrn", "maxout", "svm", "regression", "quadtransform")
+                      if kind not in SUPPORTED)  # ConvNetJS has these
 
 
 class SnapshotError(SpecError):
@@ -119,7 +120,8 @@ def _convert(name: str, layers: list, input_offset: float | None
         if kind == "input":
             definition, out, tensors = at.input(input_offset)
         else:
-            definition, out, tensors = getattr(at, kind)(volume)
+            read = getattr(at, kind, None) or at.fields_only  # a method per kind with weights
+            definition, out, tensors = read(volume)
         at.check_stored(out)
         if kind == "softmax":
             spec[-1] = definition
@@ -257,6 +259,27 @@ class _Layer:
         bias = self.vol("biases", "biases", (1, 1, count))
         return ({"type": "fc", "num_neurons": count}, Volume(1, 1, count),
                 {"weight": torch.from_numpy(weight), "bias": torch.from_numpy(bias)})
+
+    def fields_only(self, volume: Volume) -> tuple[dict, Volume, dict]:
+        """A kind without weights whose JSON holds its spec fields by name (lrn's k, n, alpha,
+        beta): read by its :class:`~convscope.layer_kinds.LayerKind`, no method of its own."""
+        kind = layer_kind(self.data["layer_type"])
+        if kind.has_weights:
+            raise self.fail(f"convscope cannot read the weights of a {kind.name} layer")
+        definition = {"type": kind.name}
+        for name, field in kind.fields.items():
+            if name not in self.data:
+                if field.default is REQUIRED:
+                    raise self.fail(f"missing '{name}'")
+                continue
+            if not field.ok(self.data[name]):
+                raise self.fail(f"'{name}' must be {field.expect}, got {self.data[name]!r}")
+            definition[name] = self.data[name]
+        try:
+            out = kind.output(definition, volume)
+        except SpecError as e:
+            raise self.fail(str(e)) from None
+        return definition, out, {}
 
     def relu(self, volume: Volume) -> tuple[dict, Volume, dict]:
         return {"type": self.data["layer_type"]}, volume, {}

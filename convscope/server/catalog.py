@@ -26,10 +26,10 @@ from ..data import DATASETS
 from ..data.catalog import scene_set
 from ..device import scoring_precision
 from ..errors import ConvscopeError, RunError
-from ..layer_kinds import layer_kind
+from ..layer_kinds import layer_kind, viewer_names
 from ..model import SpecNet
 from ..probes import Graph, network_graph, spec_graph
-from ..registry import list_models
+from ..registry import ModelEntry, list_models
 from ..runs import CONFIG, MODEL, Run, check_weights, load_run
 from ..spec import Layer, Volume, resolve
 from ..tasks import get_task
@@ -59,6 +59,7 @@ class Entry:
     tta: str = "none"  # how its runs score: test-time augmentation (convscope.config.TTA_MODES)
     precision: str = "auto"  # and arithmetic (convscope.device.scoring_precision)
     module_input: Volume | None = None  # a Python module's input volume (its spec is empty)
+    untrained: bool = False  # a registered architecture shown with seeded random weights
 
     @cached_property
     def layers(self) -> list[Layer]:
@@ -106,7 +107,8 @@ class Entry:
                 "family": self.family, "params": self.num_params,
                 "test_accuracy": self.test_accuracy, "accuracy_source": self.accuracy_source,
                 "registry": self.registry, "task": self.task, "metric": self.metric,
-                "tta": self.tta, "task_info": get_task(self.task).describe()}
+                "tta": self.tta, "task_info": get_task(self.task).describe(),
+                "untrained": self.untrained}
 
     def describe(self) -> dict:
         """The network description every view reads (``GET /api/models/{id}``): ``layers``, the
@@ -119,6 +121,7 @@ class Entry:
         return {
             "id": self.id, "title": self.title, "dataset": self.dataset, "classes": self.classes,
             "task": self.task, "metric": self.metric, "tta": self.tta,
+            "untrained": self.untrained, "seed": UNTRAINED_SEED if self.untrained else None,
             "task_info": task.describe(),
             "input": input_convention(self.input_volume),
             "output_names": task.output_names(self.classes, graph.nodes[-1].out_volume.depth),
@@ -126,13 +129,27 @@ class Entry:
                         "params": n.params, "in_volume": _volume(n.in_volume),
                         "out_volume": _volume(n.out_volume), "num_params": n.num_params,
                         "macs": n.macs, "has_weights": n.has_weights,
-                        "input_from": n.input_from}
-                       for n in graph.nodes],
+                        "input_from": n.input_from, "viewer_name": viewer}
+                       for n, viewer in zip(graph.nodes, viewer_names(graph.nodes), strict=True)],
             "branches": [branch.to_dict() for branch in graph.branches],
             "graph_note": graph.note,
             "source": "module" if self.module_input is not None else "spec",
             "totals": {"params": self.num_params, "macs": macs},
         }
+
+
+UNTRAINED_SEED = 0  # the seed of an untrained architecture's random weights
+
+
+def untrained_entry(registered: ModelEntry, entry_id: str) -> Entry:
+    """A catalog entry for a registered architecture convscope has no weights for: built with
+    random weights seeded by :data:`UNTRAINED_SEED` on first use."""
+    dataset = registered.dataset or "imagenet"
+    depth = resolve(registered.spec)[-1].out_volume.depth  # ImageNet's classes, by number
+    classes = list(DATASETS[dataset].classes) if dataset in DATASETS else \
+        [str(i) for i in range(depth)]
+    return Entry(entry_id, f"{registered.name} (untrained)", "untrained", dataset, classes,
+                 registered.spec, registry=registered.name, untrained=True)
 
 
 def _types(layers: list[Layer]) -> list[str]:
@@ -245,6 +262,9 @@ class Catalog:
             self._add_run(path, "bundled", explicit=False, registry=registry)
         for path in runs:
             self._add_run(Path(path), "run", explicit=True, registry=registry)
+        if bundled_model_dirs(bundled_dir):  # convscope's own: trained ones, then untrained
+            for registered in (e for e in list_models() if e.untrained):
+                self.add(untrained_entry(registered, self._unique_id(slug(registered.name))))
         scanned = find_runs(runs_dir) if runs_dir is not None and runs_dir.is_dir() else []
         given = {Path(p).resolve() for p in runs}
         for path in scanned:
@@ -304,6 +324,10 @@ class Catalog:
         module's was loaded when its run was added."""
         entry = self.get(entry_id)
         with self._lock:
+            if entry.model is None and entry.untrained:
+                with torch.random.fork_rng():
+                    torch.manual_seed(UNTRAINED_SEED)
+                    entry.model = SpecNet(entry.spec).eval()
             if entry.model is None:  # live entries always have one; others have a path
                 try:
                     model = SpecNet(entry.spec)

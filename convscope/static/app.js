@@ -26,6 +26,7 @@ const WHY_NOT = {
 };
 const KIND_GROUPS = [
   ["bundled", "Bundled models"],
+  ["untrained", "Architectures (untrained: random weights)"],
   ["run", "Runs"],
   ["live", "Training now"],
 ];

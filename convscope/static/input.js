@@ -259,6 +259,17 @@ export function toggleButton(text, holder) {
   );
 }
 
+// An upload brings every layer's outputs (each view then finds them cached) unless one image
+// makes more values than this (AlexNet's 2.1 million, VGG-16's 29 million): then only the
+// input's, and each view asks for the layers it shows.
+const ALL_LAYERS_MAX = 2_000_000;
+
+/** The layers an upload for `model` asks for: null (every layer) or [0]. */
+export function uploadLayers(model) {
+  const values = model.layers.reduce((n, l) => n + l.out_volume.sx * l.out_volume.sy * l.out_volume.depth, 0);
+  return values > ALL_LAYERS_MAX ? [0] : null;
+}
+
 /**
  * The input chooser: a dataset sample, a digit drawn in the page, an uploaded image or a
  * webcam frame. `onChange(input)` runs after the user picks another input (already stored
@@ -313,7 +324,11 @@ export function inputChooser(ctx, onChange) {
     },
   });
   padHolder.append(pad.element, h("button", {type: "button", onclick: () => pad.clear()}, "Clear"));
-  const upload = uploader(ctx, {onInput: choose, onError: (error) => message.replaceChildren(errorBox(error))});
+  const upload = uploader(ctx, {
+    onInput: choose,
+    onError: (error) => message.replaceChildren(errorBox(error)),
+    layers: uploadLayers(ctx.model),
+  });
   const stepper = dataset
     ? sampleStepper(dataset, (i) => choose(sampleInput(dataset.name, i)), {value: ctx.input?.sample?.index ?? 0})
     : null;

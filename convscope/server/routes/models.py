@@ -25,6 +25,9 @@ from .state import Explorer
 
 MAX_CELL_SAMPLES = 10_000
 MAX_LAYERS = 1000
+# AlexNet's fc 4096 layers (37.7 and 16.8 million weights) and VGG-16's first fc (103 million)
+# are refused; every conv layer of both (at most 2.4 million) is sent
+MAX_WEIGHT_VALUES = 8_000_000
 
 
 class ActivationsRequest(InputRef):
@@ -78,6 +81,11 @@ def models_router(explorer: Explorer) -> APIRouter:
     @router.get("/api/models/{model_id}/layers/{index}/weights")
     def weights(model_id: str, index: int) -> dict:
         w, b = layer_weights(catalog.model(model_id), index)
+        if w.numel() > MAX_WEIGHT_VALUES:
+            raise ApiError(400, f"layer {index} has {w.numel():,} weights, more than the "
+                                f"{MAX_WEIGHT_VALUES:,} the explorer sends (about "
+                                f"{w.numel() * 16 // 3 // 2**20:,} MiB of JSON); read them in "
+                                "Python with convscope.probes.layer_weights")
         return {"weights": tensor_json(w), "bias": None if b is None else tensor_json(b)}
 
     @router.post("/api/models/{model_id}/activations")

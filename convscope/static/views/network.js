@@ -2,13 +2,13 @@
 // multiply-adds, as in the chapter's 28x28x1 -> 24x24x8 -> 12x12x8 figure. Clicking a layer
 // opens its views.
 
-import {h, errorBox, svg, grouped, percent} from "../dom.js";
+import {h, errorBox, svg, grouped, percent, notice} from "../dom.js";
 import {layerTitle, volumeText} from "../draw.js";
 import {clamp} from "../util.js";
 import {withBranches} from "../widgets/branches.js";
 import {layerOutput} from "../widgets/layer-output.js";
 
-const OPERATORS = new Set(["relu", "sigmoid", "tanh", "gelu", "dropout", "batchnorm"]);
+const OPERATORS = new Set(["relu", "sigmoid", "tanh", "gelu", "dropout", "batchnorm", "lrn"]);
 const COLOURS = {
   input: "#a9bccf",
   conv: "#74b9a7",
@@ -22,11 +22,33 @@ const COLOURS = {
 };
 const HEIGHT = 250;
 const MID = 110;
+const LOG_FROM_SIDE = 100; // a map wider than this (ImageNet's 224, 227) switches to log sizes
 
-/** Front face, depth offset and slice count of a volume's box, `zoom` times the base size. */
-function boxShape(v, zoom) {
+/** Log sizing for nets with large maps, so 227x227x96 and 1x1x1000 both read as volumes: side,
+ * depth and 1x1 bar height grow with log(n), from their smallest to the largest in the net.
+ * Null (drawn to scale, clipped) for smaller nets. */
+export function logScale(layers) {
+  const volumes = layers.map((l) => l.out_volume);
+  const maps = volumes.filter((v) => v.sx > 1 || v.sy > 1);
+  const largest = (values) => Math.max(2, ...values);
+  const side = largest(maps.map((v) => Math.max(v.sx, v.sy)));
+  if (side <= LOG_FROM_SIDE) return null;
+  const depth = largest(maps.map((v) => v.depth));
+  const bar = largest(volumes.filter((v) => v.sx === 1 && v.sy === 1).map((v) => v.depth));
+  const grow = (n, top, low, high) => low + ((high - low) * Math.log(Math.max(n, 1))) / Math.log(top);
+  return {
+    side: (n) => grow(n, side, 10, 130),
+    depth: (n) => grow(n, depth, 3, 46),
+    bar: (n) => grow(n, bar, 20, 130),
+  };
+}
+
+/** Front face, depth offset and slice count of a volume's box, `zoom` times the base size
+ * (or on the `log` scale of logScale). */
+function boxShape(v, zoom, log = null) {
   if (v.sx === 1 && v.sy === 1)
-    return {w: 10, h: clamp(8 * zoom * Math.sqrt(v.depth), 20, 130), d: 4, slices: 1};
+    return {w: 10, h: log ? log.bar(v.depth) : clamp(8 * zoom * Math.sqrt(v.depth), 20, 130), d: 4, slices: 1};
+  if (log) return {w: log.side(v.sx), h: log.side(v.sy), d: log.depth(v.depth), slices: Math.min(v.depth, 10)};
   return {
     w: clamp(2.4 * zoom * v.sx, 10, 130),
     h: clamp(2.4 * zoom * v.sy, 10, 130),
@@ -75,9 +97,9 @@ function volumeBox(x, shape, colour) {
 const operatorCaption = (layer) =>
   layer.name && !layer.label.startsWith(layer.type) ? layer.name : layer.type;
 
-function column(layer, x, width, zoom, selected, onSelect) {
+function column(layer, x, width, zoom, selected, onSelect, log = null, labelOf = layerLabel) {
   const operator = OPERATORS.has(layer.type);
-  const shape = boxShape(layer.out_volume, zoom);
+  const shape = boxShape(layer.out_volume, zoom, log);
   const pill = Math.max(44, 6.4 * layer.type.length + 14); // 11px text: ~6.4px a letter
   const drawing = operator
     ? [
@@ -109,7 +131,7 @@ function column(layer, x, width, zoom, selected, onSelect) {
     },
     svg("rect", {x: x + 2, y: 4, width: width - 4, height: HEIGHT - 8, rx: 8, class: "layer-hit"}),
     drawing,
-    text(196, operator ? operatorCaption(layer) : layer.label, "label"),
+    text(196, labelOf === layerLabel && operator ? operatorCaption(layer) : labelOf(layer), "label"),
     text(213, volumeText(layer.out_volume), "volume"),
     layer.num_params ? text(229, `${grouped(layer.num_params)} params`, "meta") : null,
     layer.macs ? text(243, `${grouped(layer.macs)} mult-adds`, "meta") : null,
@@ -119,18 +141,24 @@ function column(layer, x, width, zoom, selected, onSelect) {
 
 // about 6.5 px per character of an 11.5 px label, so that long labels do not overlap
 const LABEL_CHAR_PX = 6.5;
-const columnWidths = (layers, zoom) =>
+const columnWidths = (layers, zoom, log, labelOf) =>
   layers.map((l) =>
     OPERATORS.has(l.type)
-      ? 82
-      : Math.max(128, boxShape(l.out_volume, zoom).w + 60, l.label.length * LABEL_CHAR_PX + 16),
+      ? Math.max(82, labelOf(l).length * LABEL_CHAR_PX + 12)
+      : Math.max(128, boxShape(l.out_volume, zoom, log).w + 60, labelOf(l).length * LABEL_CHAR_PX + 16),
   );
 
+/** Layer names: the summary's labels ("conv 11x11 x96 s4 p0"), or ConvnetViewer's (CONV_0). */
+const layerLabel = (l) => l.label;
+const viewerName = (l) => l.viewer_name;
+
 /** The volumes, drawn as large as `available` px allow (up to twice the base size). */
-function diagram(layers, available, selected, onSelect) {
+function diagram(layers, available, selected, onSelect, labelOf = layerLabel) {
+  const log = logScale(layers);
   let zoom = 2;
-  while (zoom > 1 && columnWidths(layers, zoom).reduce((a, b) => a + b, 0) > available) zoom -= 0.1;
-  const widths = columnWidths(layers, zoom);
+  while (zoom > 1 && columnWidths(layers, zoom, log, labelOf).reduce((a, b) => a + b, 0) > available)
+    zoom -= 0.1;
+  const widths = columnWidths(layers, zoom, log, labelOf);
   const total = widths.reduce((a, b) => a + b, 0);
   const root = svg("svg", {
     width: total,
@@ -143,9 +171,10 @@ function diagram(layers, available, selected, onSelect) {
   let x = 0;
   layers.forEach((layer, i) => {
     if (i) root.append(svg("line", {x1: x - 8, y1: MID, x2: x + 8, y2: MID, stroke: "#b9b9b2"}));
-    root.append(column(layer, x, widths[i], zoom, layer.index === selected, onSelect));
+    root.append(column(layer, x, widths[i], zoom, layer.index === selected, onSelect, log, labelOf));
     x += widths[i];
   });
+  if (log) root.append(svg("text", {x: 6, y: 14, class: "meta scale-note"}, "sizes on a log scale"));
   return root;
 }
 
@@ -191,7 +220,7 @@ function details(ctx, layer) {
   );
 }
 
-function table(ctx, onSelect) {
+function table(ctx, onSelect, labelOf = layerLabel) {
   const {layers, totals} = ctx.model;
   return h(
     "table",
@@ -218,7 +247,7 @@ function table(ctx, onSelect) {
           h(
             "td",
             {},
-            h("button", {type: "button", class: "link", onclick: () => onSelect(layer.index)}, layer.label),
+            h("button", {type: "button", class: "link", onclick: () => onSelect(layer.index)}, labelOf(layer)),
           ),
           h("td", {}, layer.in_volume ? volumeText(layer.in_volume) : ""),
           h("td", {}, volumeText(layer.out_volume)),
@@ -246,6 +275,19 @@ function table(ctx, onSelect) {
   );
 }
 
+/** For an untrained architecture (random weights), a note saying so; else nothing. */
+function untrainedNote(model) {
+  if (!model.untrained) return [];
+  const name = model.title.replace(/ \(untrained\)$/, "");
+  return [
+    notice(
+      `Untrained: convscope has no weights for ${name}; its weights are random (PyTorch's default ` +
+        `initialisation, seed ${model.seed}), so maps and weights show the architecture, not what ` +
+        "it learned. Bring pretrained weights with convscope import-weights.",
+    ),
+  ];
+}
+
 export function render(root, ctx) {
   const model = ctx.model;
   const entry = ctx.models.find((m) => m.id === model.id);
@@ -253,14 +295,28 @@ export function render(root, ctx) {
   let selected = Number(ctx.params.get("layer") ?? firstConv?.index ?? 1);
   const holder = h("div", {class: "network-scroll"});
   const detailHolder = h("div");
+  const tableHolder = h("div");
+  let labelOf = ctx.params.get("names") === "viewer" ? viewerName : layerLabel;
 
   function select(index) {
     selected = index;
     ctx.setParams({layer: index});
-    const drawn = diagram(model.layers, holder.clientWidth - 14, selected, select);
+    const drawn = diagram(model.layers, holder.clientWidth - 14, selected, select, labelOf);
     holder.replaceChildren(withBranches(drawn, model.branches, {mid: MID}));
     detailHolder.replaceChildren(details(ctx, model.layers[index]));
   }
+
+  const naming = h("input", {
+    type: "checkbox",
+    checked: labelOf === viewerName,
+    onchange: () => {
+      labelOf = naming.checked ? viewerName : layerLabel;
+      ctx.setParams({names: naming.checked ? "viewer" : null});
+      tableHolder.replaceChildren(table(ctx, select, labelOf));
+      select(selected);
+    },
+  });
+  tableHolder.append(table(ctx, select, labelOf));
 
   const metric = model.metric;
   const accuracy =
@@ -283,10 +339,12 @@ export function render(root, ctx) {
       ),
     ),
     ...(model.graph_note ? [h("p", {class: "muted small"}, `Branches: ${model.graph_note}.`)] : []),
+    ...untrainedNote(model),
+    h("label", {class: "naming-toggle"}, naming, " ConvnetViewer names (CONV_0, LOCAL_RESPONSE_NORM_0, MAX_POOL_0, FC_0)"),
     holder,
     detailHolder,
     h("h3", {}, "Layers"),
-    table(ctx, select),
+    tableHolder,
     h(
       "p",
       {class: "muted small"},
