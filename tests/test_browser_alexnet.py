@@ -98,3 +98,22 @@ def test_alexnet_network_and_maps_of_an_uploaded_photo(page):
     assert "Layer 1: conv 11x11 x96 s4 p0 → 55x55x96" in page.locator(".maps-detail").inner_text()
     page.locator(".map-grid canvas").first.wait_for()
     assert page.locator(".map-grid canvas").first.evaluate(CANVAS_COLOURS) > 1
+
+
+def test_vgg16_predict_asks_only_for_its_small_layers(page):
+    """Predict on a net too big to send whole shows its small layers (the fc ones) and never
+    asks for every layer (146 MiB of VGG-16's maps)."""
+    asked: list[dict] = []
+    page.on("request", lambda r: "/activations" in r.url and r.method == "POST"
+            and asked.append({"url": r.url, "body": r.post_data or ""}))
+    page.goto("/#/predict?model=vgg16")
+    with page.expect_response(lambda r: "/activations" in r.url and r.ok, timeout=60_000):
+        page.locator("input[type=file]").set_input_files(files=[{
+            "name": "photo.jpg", "mimeType": "image/jpeg", "buffer": photo()}])
+    page.locator(".predict-layers:not([hidden])").wait_for(timeout=60_000)
+    section = page.locator(".predict-layers").inner_text()
+    assert "The small layers for this input" in section
+    assert "1x1x4096" in section or "4096" in section
+    assert "224x224x64" not in section
+    assert page.locator(".prediction").inner_text().startswith("Prediction:")
+    assert asked and all("layers" in a["url"] or '"layers"' in a["body"] for a in asked), asked

@@ -4,22 +4,36 @@
 import {latestOnly} from "../api.js";
 import {h, errorBox, percent, throttle} from "../dom.js";
 import {barChart, layerTitle, tensorCanvas} from "../draw.js";
-import {inputRange, sampleInput, uploader} from "../input.js";
+import {inputRange, sampleInput, uploadLayers, uploader} from "../input.js";
 import {drawingPad} from "../pad.js";
 import {layerOutput} from "../widgets/layer-output.js";
 
 const WHILE_DRAWING_MS = 150;
+const SMALL_LAYER_VALUES = 65536; // the largest layer shown on a net too big to send whole
 
-/** Every layer after the input, each titled, shown from the first `update(activations)`. */
-function layerRows(model) {
-  const rows = model.layers.slice(1).map((layer) => ({
+/**
+ * The layers shown: every layer after the input, or, on a net whose layers are too big to send
+ * together (AlexNet, VGG-16), only its small ones (the last maps and the fc layers); `asked`
+ * is what to request (null: every layer).
+ */
+function shownLayers(model) {
+  const after = model.layers.slice(1);
+  if (!uploadLayers(model)) return {shown: after, asked: null};
+  const shown = after.filter((l) => l.out_volume.sx * l.out_volume.sy * l.out_volume.depth <= SMALL_LAYER_VALUES);
+  return {shown, asked: [0, ...shown.map((l) => l.index)]};
+}
+
+/** The shown layers, each titled, from the first `update(activations)`. */
+function layerRows(model, shown) {
+  const rows = shown.map((layer) => ({
     layer,
     output: layerOutput(model, layer, {limit: 24, tile: 56}),
   }));
   const element = h(
     "section",
     {class: "predict-layers", hidden: true},
-    h("h3", {}, "Every layer for this input"),
+    h("h3", {}, shown.length === model.layers.length - 1 ? "Every layer for this input"
+      : "The small layers for this input (Maps shows the others, one at a time)"),
     rows.map(({layer, output}) =>
       h("div", {class: "live-layer"}, h("h4", {}, `${layer.index}: ${layerTitle(layer)}`), output.element),
     ),
@@ -37,7 +51,8 @@ export async function render(root, ctx) {
   const model = ctx.model;
   const probabilities = h("div", {class: "probabilities", "aria-live": "polite"});
   const seen = h("figure", {class: "seen"});
-  const layers = layerRows(model);
+  const {shown, asked} = shownLayers(model);
+  const layers = layerRows(model, shown);
   const message = h("div");
 
   function show(activations) {
@@ -70,7 +85,9 @@ export async function render(root, ctx) {
   const evaluate = latestOnly(async (input, mode) => {
     try {
       const activations =
-        mode === "cached" ? await ctx.activations(input) : await ctx.api.activations(model.id, input);
+        mode === "cached"
+          ? await ctx.activations(input, asked)
+          : await ctx.api.activations(model.id, input, {layers: asked});
       message.replaceChildren();
       show(activations);
       if (mode === "drawing") ctx.setInput(input, {activations, source: "your drawing"});
@@ -96,6 +113,7 @@ export async function render(root, ctx) {
       show(activations);
     },
     onError: (error) => message.replaceChildren(errorBox(error)),
+    layers: asked,
   });
 
   const dataset = ctx.datasets.find((d) => d.name === ctx.dataset);
