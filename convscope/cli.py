@@ -187,15 +187,16 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.resume:
         given = {k: v for k, v in _train_settings(args).items() if v is not None}
         given.pop("epochs", None)  # --resume --epochs N extends the run to N epochs
-        if given or args.model or args.model_args or args.data or args.out or args.task \
-                or args.config:
+        given.pop("data_dir", None)  # where its data is now (a moved folder)
+        if given or args.model or args.model_args or args.out or args.task or args.config:
             raise ConvscopeError("--resume continues a run with its saved settings; "
                                  "leave out the other options (all but --epochs N, which "
-                                 "extends the run to N epochs)")
+                                 "extends the run to N epochs, and --data / --data-dir, "
+                                 "which say where its data is now)")
     with sigterm_as_interrupt():  # SIGTERM stops a run as Ctrl-C does: with a checkpoint
         if args.resume:
             run = resume(args.resume, nproc=args.nproc, trust_code=args.trust_code,
-                         epochs=args.epochs)
+                         epochs=args.epochs, data=args.data, data_dir=args.data_dir)
         else:
             model, data, task, settings = _what_to_train(args)
             run = train(model, data, task=task, out=args.out, nproc=args.nproc, **settings)

@@ -133,23 +133,26 @@ def _describe(model: str | list | tuple | dict | torch.nn.Module | None,
 
 def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None,
            nproc: int = 1, callbacks: Sequence[Callback] = (), trust_code: bool = False,
-           epochs: int | None = None) -> Run:
+           epochs: int | None = None, data: str | None = None,
+           data_dir: str | None = None) -> Run:
     """Continue a run from its latest checkpoint (after a crash, kill or Ctrl-C), in ``nproc``
     processes (any number: checkpoints do not depend on it). ``trust_code`` allows a run of a
     Python model to import the code it keeps (:func:`convscope.runs.build_from_info`).
-    ``epochs``: extend the run, finished or not, to that many epochs in all (:func:`extend`)."""
+    ``epochs``: extend the run, finished or not, to that many epochs in all (:func:`extend`).
+    ``data`` / ``data_dir``: where its data is now, if it moved (:meth:`Run.data_config`)."""
     run = load_run(run_dir, trust_code=trust_code)
     if epochs is not None and epochs != run.config.epochs:
         with locked_run(run.path, RUN_FILES):
             extend(load_run(run_dir, trust_code=trust_code), epochs)
         run = load_run(run_dir, trust_code=trust_code)
     _check_unfinished(run)
-    run.config = run.data_config(split="train")  # its image folder, if it moved with the run
+    run.config = run.data_config(data, data_dir, split="train")  # found, if it moved
     callbacks = _with_event(callbacks, on_event)
     if nproc != 1:
         _check_parallel(nproc, run.config, callbacks)
         with naming_run(run.path), reaching_workers():
-            launch(nproc, resume, run_dir, progress, trust_code=trust_code)
+            launch(nproc, resume, run_dir, progress, trust_code=trust_code, data=data,
+                   data_dir=data_dir)
         return load_run(run_dir, trust_code=trust_code)
     torch.manual_seed(run.config.seed)
     module = build_from_info(run.model_info, run.path, trust_code)

@@ -234,6 +234,22 @@ def test_resume_finds_a_folder_that_moved_with_the_run(project, capsys, monkeypa
     assert finished.results["test"]["total"] == 10
 
 
+def test_resume_takes_data_pointing_at_a_folder_moved_elsewhere(project, capsys, monkeypatch):
+    code, _, err = _cli(capsys, "train", "--model", "net.json", "--data", "pets", "--out",
+                        "runs/spec", "--epochs", "1", "--batch-size", "8")
+    assert code == 0, err
+    run = project / "runs" / "spec"
+    (run / "model.safetensors").unlink()  # as if stopped before the end
+    (run / "results.json").unlink()
+    shutil.move(project / "pets", project.parent / "archive")
+    monkeypatch.chdir(project.parent / "third")
+    code, _, err = _cli(capsys, "train", "--resume", str(run))
+    assert code == 2 and err.count("\n") == 1 and "--resume" in err and "--data DIR" in err, err
+    code, _, err = _cli(capsys, "train", "--resume", str(run), "--data", "../archive")
+    assert code == 0, err
+    assert _test_accuracy(run) is not None
+
+
 @pytest.mark.parametrize("change", [{"images": [16, 12, 2]}, {"images": "16x12"},
                                     {"images": [16, 12, 3], "classes": None}])
 def test_a_damaged_folder_record_is_one_line(project, capsys, change):

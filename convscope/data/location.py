@@ -125,7 +125,8 @@ def locate_folder(recorded: str, record: dict, run_dir: Path, given: str | None 
             beside = f" nor at {os.path.normpath(Path(run_dir) / relative)}" if relative else ""
             raise DataError(f"{run_dir}: its image folder {recorded} is not there{beside} "
                             f"({_shown(prints)}); point the run at the folder's new place "
-                            f"with `convscope eval {run_dir} --data DIR`")
+                            f"with --data DIR (`convscope eval {run_dir} --data DIR`, or "
+                            f"`convscope train --resume {run_dir} --data DIR`)")
     read = split if split != "val" or "val" in prints else "train"  # a held-out val: train
     found = found.resolve()
     _check_fingerprint(found, prints, read)
