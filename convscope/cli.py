@@ -84,12 +84,13 @@ def _cmd_summary(args: argparse.Namespace) -> None:
     from .summary import summarize, summarize_module
     from .user_module import resolve_model_ref
 
-    ref = args.model
+    ref, recorded = args.model, None
     if (Path(ref) / "config.yaml").exists():
         run = load_run(ref)
         spec, name = run.model_info.get("spec"), run.model_info.get("ref")
         build = partial(build_from_info, run.model_info, run.path, args.trust_code)
         note = ""  # a run has weights
+        recorded = run.data_info.get("input")  # [width, height, depth]
     else:
         model = resolve_model_ref(ref)
         spec, name, build = model.spec, model.ref, model.build
@@ -101,10 +102,13 @@ def _cmd_summary(args: argparse.Namespace) -> None:
         if note:
             print(note)
         return
-    if not args.input:
+    if args.input:
+        width, height, depth = (int(v) for v in args.input.split("x"))
+    elif isinstance(recorded, list) and len(recorded) == 3:  # what the run trained on
+        width, height, depth = (int(v) for v in recorded)
+    else:
         raise ConvscopeError(f"{name} is a Python module: give its input volume with "
                              f"--input WxHxD (e.g. --input 28x28x1)")
-    width, height, depth = (int(v) for v in args.input.split("x"))
     print(summarize_module(build(), (depth, height, width)))
 
 

@@ -127,6 +127,8 @@ def test_a_moved_module_run_works_from_a_third_folder(project, capsys, monkeypat
     assert code == 0 and (moved / "model.onnx").stat().st_size > 0, err
     model = convscope.load_run(moved, trust_code=True).model
     assert sum(p.numel() for p in model.parameters()) == 3 * 4 * 9 + 4 + 16 * 2 + 2
+    code, out, err = _cli(capsys, "summary", str(moved), "--trust-code")  # its recorded input
+    assert code == 0 and "16x12x4" in out, err  # the conv's output on 16x12 pictures
 
 
 @pytest.mark.parametrize("command", [["eval", "{run}"], ["predict", "{run}", "{picture}"],
