@@ -192,7 +192,8 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
     if "total" in test:
         shown = DATASETS.get(dataset_name(run.config.data, task))
         what = shown.kind if shown is not None else "images"  # an image folder
-        source = f"{run.config.data} test set ({test['total']:,} {what}), measured at training"
+        named = run.config.data if shown is not None else Path(run.config.data).name  # a folder
+        source = f"{named} test set ({test['total']:,} {what}), measured at training"
         if run.config.tta != "none":
             source += f" with {run.config.tta} test-time augmentation"
     metric = test.get(get_task(task).metric)
