@@ -118,17 +118,19 @@ def fit_prepared(image: torch.Tensor | Image.Image, volume: Volume,
     """The one fit of a single picture (uint8 (C, H, W) or a decoded "L"/"RGB" picture) as
     uint8 (depth, sy, sx): inverted where ``prep`` says so, then, for data centred like MNIST,
     its ink centred (:func:`convscope.photos.centre_digit`; the whole picture, uncropped), else
-    fitted by :func:`fit_to_volume`."""
+    fitted by :func:`fit_to_volume` (a centred digit, 28x28, as MNIST's own pictures are). A
+    picture of MNIST's size or the volume's is taken as centred already (a dataset's sample, a
+    drawing from the explorer's pad) and only inverted."""
     if prep == PLAIN:
         return fit_to_volume(image, volume)
-    from .photos import centre_digit
+    from .photos import MNIST_SIDE, centre_digit
 
     grey = _grey_array(image)
     invert = prep.inverts(grey)
-    if prep.centre == "mnist":
-        centred = centre_digit(255 - grey if invert else grey, (volume.sx, volume.sy))
+    if prep.centre == "mnist" and grey.shape not in ((MNIST_SIDE,) * 2, (volume.sy, volume.sx)):
+        centred = centre_digit(255 - grey if invert else grey)
         if centred is not None:  # (None: no ink to centre; fitted as it is)
-            return convert_channels(torch.from_numpy(centred)[None], volume.depth)
+            return fit_to_volume(torch.from_numpy(centred)[None], volume)
     fitted = fit_to_volume(image, volume)
     return 255 - fitted if invert else fitted
 

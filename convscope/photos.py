@@ -30,14 +30,14 @@ def light_background(grey: np.ndarray) -> bool:
     return bool(high > low and median > (low + high) / 2)
 
 
-def centre_digit(grey: np.ndarray, size: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE)
-                 ) -> np.ndarray | None:
+def centre_digit(grey: np.ndarray) -> np.ndarray | None:
     """The light ink of ``grey`` (uint8 (H, W), light on dark) as MNIST centred its digits:
-    uint8 (sy, sx), the ink's bounding box scaled (aspect kept) so that its longer side is
-    20/28 of the output's, then shifted so that its centre of mass is at the centre. None when
-    the picture holds no ink (nothing stands out from the background)."""
+    uint8 (28, 28), the ink's bounding box scaled (aspect kept) so that its longer side is
+    20 px, then shifted so that its centre of mass is at the centre. (A network of another
+    input size gets this fitted as its data's pictures are, e.g. centre-cropped to 24x24.)
+    None when the picture holds no ink (nothing stands out from the background)."""
     ink = _ink(grey.astype(np.float32))
-    smooth = np.asarray(Image.fromarray(ink).filter(ImageFilter.GaussianBlur(
+    smooth = np.asarray(Image.fromarray(ink.astype(np.uint8)).filter(ImageFilter.GaussianBlur(
         max(1.0, max(ink.shape) / 200))), dtype=np.float32)
     peak = float(smooth.max())
     if peak < MIN_CONTRAST:
@@ -49,7 +49,7 @@ def centre_digit(grey: np.ndarray, size: tuple[int, int] = (MNIST_SIDE, MNIST_SI
                                    STROKE_PERCENTILE)), 1.0)
     floor = 0.5 * INK_FRACTION * peak  # background left over (grain) goes to 0
     levels = np.clip((box - floor) / max(full - floor, 1.0), 0, 1) * 255
-    return _placed(levels, size)
+    return _placed(levels)
 
 
 def _ink(grey: np.ndarray) -> np.ndarray:
@@ -66,13 +66,12 @@ def _ink(grey: np.ndarray) -> np.ndarray:
     return np.clip(grey - np.asarray(smooth)[:height, :width], 0, None)
 
 
-def _placed(levels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``levels`` (float 0..255, the ink's box) scaled so that its longer side is the box side
-    for ``size`` (antialiased), in a ``size`` canvas with its centre of mass at the centre."""
-    sx, sy = size
-    side = max(1, round(min(sx, sy) * MNIST_BOX / MNIST_SIDE))
+def _placed(levels: np.ndarray) -> np.ndarray:
+    """``levels`` (float 0..255, the ink's box) scaled so that its longer side is 20 px
+    (antialiased), in a 28x28 canvas with its centre of mass at the centre."""
+    sx = sy = MNIST_SIDE
     height, width = levels.shape
-    scale = side / max(height, width)
+    scale = MNIST_BOX / max(height, width)
     new = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = np.asarray(Image.fromarray(levels.astype(np.float32), mode="F").resize(
         new, Image.Resampling.LANCZOS), dtype=np.float32).clip(0, 255)

@@ -91,11 +91,13 @@ export const api = {
       layers,
     ),
 
-  /** The same for an uploaded PNG/JPEG file, fitted to the model's input by the server. */
-  activationsUpload: async (id, file, {layers = null, ...options} = {}) => {
+  /** The same for an uploaded PNG/JPEG file, fitted to the model's input by the server;
+   * `invert`: "auto" (default), "on" or "off" (docs/api.md). */
+  activationsUpload: async (id, file, {layers = null, invert = "auto", ...options} = {}) => {
     const form = new FormData();
     form.append("image", file);
-    const path = `/api/models/${enc(id)}/activations/upload${layersQuery(layers)}`;
+    const query = layersQuery(layers) + (layers ? "&" : "?") + `invert=${enc(invert)}`;
+    const path = `/api/models/${enc(id)}/activations/upload${query}`;
     return decodeActivations(await request(path, {method: "POST", form, ...options}), layers);
   },
 

@@ -19,7 +19,14 @@ from ..catalog import Entry
 from ..compute import run_decode, run_model
 from ..encode import StrictJSONResponse, activations_json, tensor_json
 from ..errors import ApiError
-from ..inputs import InputRef, decode_upload, pending_upload, read_file_field, resolve_input
+from ..inputs import (
+    InputRef,
+    decode_upload,
+    pending_upload,
+    read_file_field,
+    resolve_input,
+    upload_preparation,
+)
 from ..predictions import prediction_json
 from .state import Explorer
 
@@ -92,12 +99,13 @@ def models_router(explorer: Explorer) -> APIRouter:
 
     @router.post("/api/models/{model_id}/activations/upload")
     async def model_activations_upload(model_id: str, request: Request,
-                                       layers: Annotated[list[int] | None, Query()] = None
-                                       ) -> Response:
+                                       layers: Annotated[list[int] | None, Query()] = None,
+                                       invert: str = "auto") -> Response:
         entry = catalog.get(model_id)
+        prep = upload_preparation(entry.dataset, invert)
         with pending_upload():
             content = await read_file_field(request, "image", "the image")
-            image = await run_decode(decode_upload, content, entry.layers[0].out_volume)
+            image = await run_decode(decode_upload, content, entry.layers[0].out_volume, prep)
         return await run_model(lambda: StrictJSONResponse(
             activations_payload(explorer, entry, image, layers)))
 
