@@ -46,27 +46,31 @@ def photo(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A 640x480 RGB photo-like picture of the MNIST ``digit`` (uint8 28x28, light on dark)
     written in dark ink on paper."""
     width, height = FRAME
-    side = int(rng.integers(80, 361))  # the 28x28 field's height in the photo
-    ink = Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)
-    x, y = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
-    cover = np.zeros((height, width), np.float32)
-    cover[y:y + side, x:x + side] = np.asarray(ink, np.float32) / 255
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(angle) * (xs / width - 0.5) + np.sin(angle) * (ys / height - 0.5))
-    light = 1 + rng.uniform(0.1, 0.4) * ramp  # a gradient across the page
-    cx, cy = rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * height
-    far = ((xs - cx) ** 2 + (ys - cy) ** 2) / (width ** 2 + height ** 2)
-    light *= 1 - rng.uniform(0.2, 0.8) * far  # a vignette
+    light = 1 + rng.uniform(0.1, 0.4) * (np.cos(angle) * _XS + np.sin(angle) * _YS)  # gradient
+    cx, cy = rng.uniform(-0.2, 0.2), rng.uniform(-0.2, 0.2)
+    light *= 1 - rng.uniform(0.2, 0.8) * ((_XS - cx) ** 2 * 0.64 + (_YS - cy) ** 2 * 0.36)
     blotches = np.asarray(Image.fromarray(rng.normal(0, 1, (12, 16)).astype(np.float32), "F")
-                          .resize(FRAME, Image.Resampling.BICUBIC))
-    paper = rng.uniform(205, 245) + rng.uniform(3, 10) * blotches
-    ink_level = rng.uniform(20, 80)
-    grey = (paper * (1 - cover) + ink_level * cover) * light
-    grey += rng.normal(0, rng.uniform(2, 7), grey.shape)  # the paper's grain, the sensor's noise
-    tint = np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.86, 0.97)], np.float32)
-    rgb = np.clip(grey[:, :, None] * tint, 0, 255).astype(np.uint8)
-    return Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.4)))
+                          .resize(_FIELD[::-1], Image.Resampling.BICUBIC))
+    paper = rng.uniform(205, 245)
+    field = ((paper + rng.uniform(3, 10) * blotches) * light).astype(np.float32)
+    grey = np.asarray(Image.fromarray(field, "F").resize(FRAME, Image.Resampling.BILINEAR))
+    grey = grey + rng.standard_normal((height, width), np.float32) * np.float32(
+        rng.uniform(2, 7))  # the paper's grain, the sensor's noise
+    side = int(rng.integers(80, 361))  # the 28x28 field's height in the photo
+    x, y = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
+    cover = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC),
+                       np.float32) / 255
+    dark = np.float32(1 - rng.uniform(20, 80) / paper)  # the ink's darkness
+    grey[y:y + side, x:x + side] *= 1 - dark * cover
+    blurred = Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8)).filter(
+        ImageFilter.GaussianBlur(rng.uniform(0.4, 1.4)))
+    tint = (1.0, rng.uniform(0.96, 1.0), rng.uniform(0.86, 0.97))  # warm paper, warm light
+    return Image.merge("RGB", [blurred.point(lambda v, t=t: round(v * t)) for t in tint])
+
+
+_FIELD = (120, 160)  # lighting and blotches are smooth: made at 160x120, scaled up
+_YS, _XS = np.mgrid[0:_FIELD[0], 0:_FIELD[1]] / np.array(_FIELD)[:, None, None] - 0.5
 
 
 def write_photos(images: torch.Tensor, folder: Path, seed: int) -> list[Path]:
@@ -112,7 +116,7 @@ def plain_accuracy(run, paths: list[Path], labels: torch.Tensor) -> float:
     return correct / len(labels)
 
 
-def measure(split: str, count: int, seed: int) -> list[dict]:
+def measure(split: str, count: int, seed: int, models: tuple[str, ...] = MODELS) -> list[dict]:
     data = load_dataset("mnist", split, os.environ.get("CONVSCOPE_DATA"), download=False)
     images, labels = data.images[:count], data.labels[:count]
     rows = []
@@ -120,7 +124,7 @@ def measure(split: str, count: int, seed: int) -> list[dict]:
         start = time.perf_counter()
         paths = write_photos(images, Path(folder), seed)
         print(f"wrote {len(paths)} photos in {time.perf_counter() - start:.0f} s", flush=True)
-        for name in MODELS:
+        for name in models:
             run = open_run(name)
             start = time.perf_counter()
             row = {"model": name, "clean": clean_accuracy(run, images, labels),
@@ -160,11 +164,12 @@ def main() -> None:
                         help="train: the development photos (thresholds are tuned on these)")
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=None, help=f"default {TEST_SEED} (test)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), metavar="NAME")
     parser.add_argument("--write-doc", action="store_true",
                         help="write the section of docs/benchmarks.md (test split only)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else TEST_SEED if args.split == "test" else 1
-    rows = measure(args.split, args.count, seed)
+    rows = measure(args.split, args.count, seed, tuple(args.models))
     if args.write_doc:
         if args.split != "test":
             raise SystemExit("--write-doc reports the test photos only")

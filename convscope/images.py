@@ -65,6 +65,11 @@ class Preparation:
             raise ImageError(f"centre must be one of {', '.join(CENTRINGS)} or none, got "
                              f"{self.centre!r}")
 
+    @property
+    def may_invert(self) -> bool:
+        """Whether some picture would be inverted."""
+        return self.invert == "on" or (self.invert == "auto" and self.polarity != "any")
+
     def inverts(self, grey: np.ndarray) -> bool:
         """Whether the grey picture ``grey`` (uint8 2-D) is to be inverted."""
         if self.invert != "auto":
@@ -121,7 +126,7 @@ def fit_prepared(image: torch.Tensor | Image.Image, volume: Volume,
     fitted by :func:`fit_to_volume` (a centred digit, 28x28, as MNIST's own pictures are). A
     picture of MNIST's size or the volume's is taken as centred already (a dataset's sample, a
     drawing from the explorer's pad) and only inverted."""
-    if prep == PLAIN:
+    if prep.centre is None and not prep.may_invert:
         return fit_to_volume(image, volume)
     from .photos import MNIST_SIDE, centre_digit
 

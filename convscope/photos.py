@@ -16,7 +16,7 @@ from PIL import Image, ImageFilter
 
 MNIST_SIDE, MNIST_BOX = 28, 20  # a digit's box is scaled to 20 px and centred in 28 x 28
 GRID = 10  # cells across the longer side for the background estimate
-BACKGROUND_PERCENTILE = 30  # of a cell (ink covers less than 70% of any cell)
+BACKGROUND_PERCENTILE = 20  # of a cell (ink covers less than 80% of some cell of each 3x3)
 MIN_CONTRAST = 24  # grey levels of ink over background; less: no ink to centre
 INK_FRACTION = 0.35  # of the strongest (smoothed) ink: what counts as ink for the box
 STROKE_PERCENTILE = 75  # of the ink's values: taken as full ink (255), as MNIST's strokes are
@@ -53,14 +53,17 @@ def centre_digit(grey: np.ndarray) -> np.ndarray | None:
 
 
 def _ink(grey: np.ndarray) -> np.ndarray:
-    """``grey`` less its background: a low percentile of each cell of a coarse grid, bilinearly
-    interpolated over the picture, subtracted (clipped at 0)."""
+    """``grey`` less its background: a low percentile of each cell of a coarse grid (the lowest
+    of it and its 8 neighbours'), bilinearly interpolated over the picture, subtracted (clipped
+    at 0)."""
     height, width = grey.shape
     cell = max(1, -(-max(height, width) // GRID))
     ny, nx = -(-height // cell), -(-width // cell)
     padded = np.pad(grey, ((0, ny * cell - height), (0, nx * cell - width)), mode="edge")
     cells = padded.reshape(ny, cell, nx, cell).transpose(0, 2, 1, 3).reshape(ny, nx, -1)
-    background = np.percentile(cells, BACKGROUND_PERCENTILE, axis=2).astype(np.float32)
+    level = np.pad(np.percentile(cells, BACKGROUND_PERCENTILE, axis=2), 1, mode="edge")
+    background = np.min([level[dy:dy + ny, dx:dx + nx] for dy in range(3) for dx in range(3)],
+                        axis=0).astype(np.float32)  # a cell full of ink takes its neighbours
     smooth = Image.fromarray(background, mode="F").resize(
         (nx * cell, ny * cell), Image.Resampling.BILINEAR)
     return np.clip(grey - np.asarray(smooth)[:height, :width], 0, None)
@@ -68,13 +71,13 @@ def _ink(grey: np.ndarray) -> np.ndarray:
 
 def _placed(levels: np.ndarray) -> np.ndarray:
     """``levels`` (float 0..255, the ink's box) scaled so that its longer side is 20 px
-    (antialiased), in a 28x28 canvas with its centre of mass at the centre."""
+    (bilinear, antialiased), in a 28x28 canvas with its centre of mass at the centre."""
     sx = sy = MNIST_SIDE
     height, width = levels.shape
     scale = MNIST_BOX / max(height, width)
     new = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = np.asarray(Image.fromarray(levels.astype(np.float32), mode="F").resize(
-        new, Image.Resampling.LANCZOS), dtype=np.float32).clip(0, 255)
+        new, Image.Resampling.BILINEAR), dtype=np.float32).clip(0, 255)
     mass = float(small.sum())
     if mass <= 0:
         return np.zeros((sy, sx), np.uint8)

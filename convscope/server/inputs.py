@@ -30,6 +30,7 @@ from ..images import (  # noqa: F401 (re-exported: the server's names for them)
     convert_channels,
     fit_box,
     fit_image_bytes,
+    fit_prepared,
     fit_to_volume,
 )
 from ..spec import Volume
@@ -84,13 +85,19 @@ class InputRef(BaseModel):
         return self
 
 
-def resolve_input(ref: InputRef, samples: Samples, volume: Volume) -> torch.Tensor:
-    """The referenced image fitted to ``volume``, uint8 (depth, sy, sx)."""
+def resolve_input(ref: InputRef, samples: Samples, volume: Volume,
+                  dataset: str | None = None) -> torch.Tensor:
+    """The referenced image fitted to ``volume``, uint8 (depth, sy, sx). Pixels (a drawing,
+    or the fitted bytes of an earlier upload) are prepared for a model of ``dataset`` as its
+    catalogue entry says, never inverted: a drawing is centred as MNIST's digits for an MNIST
+    model (:func:`convscope.images.fit_prepared`, the one centring), pixels of the input's size
+    are taken as they are."""
     if ref.sample is not None:
         return fit_to_volume(samples.get(ref.sample.dataset).image(ref.sample.index), volume)
     p = ref.pixels
     array = np.asarray(p.data, dtype=np.uint8).reshape(p.height, p.width, p.depth)
-    return fit_to_volume(torch.from_numpy(array).permute(2, 0, 1), volume)
+    prep = PLAIN if dataset is None else preparation_for(dataset, "off")
+    return fit_prepared(torch.from_numpy(array).permute(2, 0, 1), volume, prep)
 
 
 def decode_upload(content: bytes, volume: Volume, prep: Preparation = PLAIN) -> torch.Tensor:

@@ -178,7 +178,7 @@ function webcam(onFrame) {
 let invertChoice = "auto"; // kept across views while the page is open
 
 /**
- * The "invert" choice for uploads and webcam frames (auto, on, off; see docs/explorer.md):
+ * The "invert" choice for uploads and webcam frames (auto, on, off; see docs/api.md):
  * auto inverts a picture with a light background for a model of light-on-dark data (MNIST and
  * its scenes). `onChange()` runs after the user changes it.
  */

@@ -58,7 +58,7 @@ def activations_payload(explorer: Explorer, entry: Entry, image: torch.Tensor,
 
 def conv_step_json(explorer: Explorer, entry: Entry, body: ConvStepRequest) -> dict:
     """The conv-step response: one output of a conv filter and the arithmetic behind it."""
-    image = resolve_input(body, explorer.samples, entry.layers[0].out_volume)
+    image = resolve_input(body, explorer.samples, entry.layers[0].out_volume, entry.dataset)
     step = conv_step(explorer.catalog.model(entry.id), to_input(image), body.layer, body.filter,
                      body.x, body.y, body.stride, body.pad)
     return {"patch": tensor_json(step.patch), "weights": tensor_json(step.weights),
@@ -92,7 +92,7 @@ def models_router(explorer: Explorer) -> APIRouter:
         entry = catalog.get(model_id)
 
         def compute() -> Response:
-            image = resolve_input(body, samples, entry.layers[0].out_volume)
+            image = resolve_input(body, samples, entry.layers[0].out_volume, entry.dataset)
             return StrictJSONResponse(activations_payload(explorer, entry, image, body.layers))
 
         return await run_model(compute)
@@ -114,7 +114,7 @@ def models_router(explorer: Explorer) -> APIRouter:
         entry = catalog.get(model_id)
 
         def compute() -> Response:
-            image = resolve_input(body, samples, entry.layers[0].out_volume)
+            image = resolve_input(body, samples, entry.layers[0].out_volume, entry.dataset)
             return StrictJSONResponse(prediction_json(catalog.model(model_id), image, entry.task,
                                                       entry.classes))
 
