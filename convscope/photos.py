@@ -18,8 +18,8 @@ MNIST_SIDE, MNIST_BOX = 28, 20  # a digit's box is scaled to 20 px and centred i
 GRID = 10  # cells across the longer side for the background estimate
 BACKGROUND_PERCENTILE = 20  # of a cell (ink covers less than 80% of some cell of each 3x3)
 MIN_CONTRAST = 24  # grey levels of ink over background; less: no ink to centre
-INK_FRACTION = 0.35  # of the strongest (smoothed) ink: what counts as ink for the box
-STROKE_PERCENTILE = 75  # of the ink's values: taken as full ink (255), as MNIST's strokes are
+INK_FRACTION = 0.5  # of the strongest (smoothed) ink: what counts as ink for the box
+STROKE_PERCENTILE = 60  # of the ink's values: taken as full ink (255), as MNIST's strokes are
 
 
 def light_background(grey: np.ndarray) -> bool:
