@@ -8,6 +8,8 @@ import base64
 import io
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +194,89 @@ def test_predict_cli_invert_option(digits, tmp_path, capsys):
     assert "invalid choice: 'sideways'" in capsys.readouterr().err
     with pytest.raises(ImageError, match="invert must be one of"):
         run.predict(files[:1], invert="yes")
+
+
+def test_drawings_are_centred_by_the_same_function(tmp_path, monkeypatch):
+    """The explorer's pad sends the drawing as drawn (84x84); the server centres it for an MNIST
+    model with the one centring, takes pixels of the input's size (a fitted upload) as they
+    are, and fits a drawing for other data without centring it."""
+    from convscope.server import create_app
+
+    drawing = np.zeros((84, 84), np.uint8)
+    drawing[6:30, 50:78] = 255  # a blob in the top right corner
+    pixels = {"width": 84, "height": 84, "depth": 1, "data": drawing.ravel().tolist()}
+    volume = input_volume(open_run(MODEL))
+    centred = fit_image_bytes(png(drawing), volume, prep=preparation_for("mnist", "off"))
+    cy, cx = centre_of_mass(centred[0].numpy())
+    assert abs(cy - 11.5) <= 0.5 and abs(cx - 11.5) <= 0.5  # the 24x24 centre of 28x28
+    fitted = np.arange(24 * 24, dtype=np.uint8).reshape(24, 24)
+    monkeypatch.chdir(tmp_path)
+    with TestClient(create_app()) as client:
+        def image(model: str, pixels: dict) -> np.ndarray:
+            body = client.post(f"/api/models/{model}/activations",
+                               json={"pixels": pixels, "layers": [0]})
+            return wire_image(body.json())
+
+        assert (image(MODEL, pixels) == centred.numpy().ravel()).all()
+        same = {"width": 24, "height": 24, "depth": 1, "data": fitted.ravel().tolist()}
+        assert (image(MODEL, same) == fitted.ravel()).all()
+        cifar = image("cifar10-convnetjs", pixels).reshape(3, 32, 32)
+        plain = fit_image_bytes(png(drawing), Volume(32, 32, 3), prep=PLAIN).numpy()
+        assert (cifar == plain).all() and cifar[0, :, :16].max() == 0  # not centred
+
+
+def png(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def explorer_page(tmp_path, monkeypatch):
+    """A Chromium page on the real app (bundled models and samples) on a free port; skips
+    without Chromium or playwright."""
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    uvicorn = pytest.importorskip("uvicorn")
+    from convscope.server import create_app
+
+    monkeypatch.chdir(tmp_path)
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the explorer server did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    problems: list[str] = []
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        page = browser.new_page(base_url=f"http://127.0.0.1:{port}/")
+        page.set_default_timeout(15_000)
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        yield page
+        browser.close()
+    server.should_exit = True
+    thread.join(10)
+    assert not problems, problems
+
+
+def test_the_explorer_has_an_invert_toggle(digits, tmp_path, explorer_page):
+    """In Chromium: the Predict view's "invert" choice travels with the upload, and changing
+    it sends the same picture again."""
+    page = explorer_page
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(photos(digits, 1, seed=5)[0])
+    page.goto("/#/predict?model=mnist-convnetjs")
+    toggle = page.get_by_label("invert uploads")
+    assert toggle.input_value() == "auto"
+    with page.expect_response(lambda r: "activations/upload" in r.url) as first:
+        page.locator("input[type=file]").set_input_files(str(path))
+    assert "invert=auto" in first.value.url and first.value.status == 200
+    with page.expect_response(lambda r: "activations/upload" in r.url) as again:
+        toggle.select_option("off")
+    assert "invert=off" in again.value.url and again.value.status == 200
