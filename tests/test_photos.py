@@ -276,7 +276,7 @@ def test_the_explorer_has_an_invert_toggle(digits, tmp_path, explorer_page):
     assert toggle.input_value() == "auto"
     with page.expect_response(lambda r: "activations/upload" in r.url) as first:
         page.locator("input[type=file]").set_input_files(str(path))
-    assert "invert=auto" in first.value.url and first.value.status == 200
+    assert "invert" not in first.value.url and first.value.status == 200  # auto: the default
     with page.expect_response(lambda r: "activations/upload" in r.url) as again:
         toggle.select_option("off")
     assert "invert=off" in again.value.url and again.value.status == 200

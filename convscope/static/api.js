@@ -96,7 +96,8 @@ export const api = {
   activationsUpload: async (id, file, {layers = null, invert = "auto", ...options} = {}) => {
     const form = new FormData();
     form.append("image", file);
-    const query = layersQuery(layers) + (layers ? "&" : "?") + `invert=${enc(invert)}`;
+    const choice = invert === "auto" ? "" : (layers ? "&" : "?") + `invert=${enc(invert)}`; // auto: the default
+    const query = layersQuery(layers) + choice;
     const path = `/api/models/${enc(id)}/activations/upload${query}`;
     return decodeActivations(await request(path, {method: "POST", form, ...options}), layers);
   },
