@@ -197,7 +197,10 @@ function invertControl(onChange) {
     },
     ...["auto", "on", "off"].map((v) => h("option", {value: v, selected: v === invertChoice}, v)),
   );
-  return {element: h("label", {class: "field inline invert"}, h("span", {}, "invert"), select), value: () => select.value};
+  return {
+    element: h("label", {class: "field inline invert"}, h("span", {}, "invert"), select),
+    value: () => select.value,
+  };
 }
 
 /**
