@@ -24,6 +24,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .photos import MNIST_SIDE, centre_digit, light_background
 from .spec import Volume
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -74,8 +75,6 @@ class Preparation:
         """Whether the grey picture ``grey`` (uint8 2-D) is to be inverted."""
         if self.invert != "auto":
             return self.invert == "on"
-        from .photos import light_background
-
         return self.polarity == "light-on-dark" and light_background(grey)
 
 
@@ -128,8 +127,6 @@ def fit_prepared(image: torch.Tensor | Image.Image, volume: Volume,
     drawing from the explorer's pad) and only inverted."""
     if prep.centre is None and not prep.may_invert:
         return fit_to_volume(image, volume)
-    from .photos import MNIST_SIDE, centre_digit
-
     grey = _grey_array(image)
     invert = prep.inverts(grey)
     if prep.centre == "mnist" and grey.shape not in ((MNIST_SIDE,) * 2, (volume.sy, volume.sx)):

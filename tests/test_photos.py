@@ -280,3 +280,18 @@ def test_the_explorer_has_an_invert_toggle(digits, tmp_path, explorer_page):
     with page.expect_response(lambda r: "activations/upload" in r.url) as again:
         toggle.select_option("off")
     assert "invert=off" in again.value.url and again.value.status == 200
+
+
+def test_a_large_phone_photo_is_scaled_down_and_read(digits, tmp_path):
+    """A 4000x3000 JPEG (the same photo, enlarged) is decoded reduced and centred alike."""
+    content = photos(digits, 1, seed=17)[0]
+    large = Image.open(io.BytesIO(content)).resize((4000, 3000), Image.Resampling.BILINEAR)
+    path = tmp_path / "large.jpg"
+    large.save(path, "JPEG", quality=80)
+    run = open_run(MODEL)
+    small_fit = fit_image_bytes(content, MNIST, prep=preparation_for("mnist")).float()
+    large_fit = fit_image_bytes(path.read_bytes(), MNIST, max_bytes=None,
+                                prep=preparation_for("mnist")).float()
+    assert (small_fit - large_fit).abs().mean() < 12
+    label = str(int(digits.labels[0]))
+    assert run.predict(path, top=1)[0]["predictions"][0]["class"] == label
