@@ -140,7 +140,8 @@ def measure(split: str, count: int, seed: int, models: tuple[str, ...] = MODELS)
 
 def report(rows: list[dict], count: int, seed: int) -> str:
     lines = ["## Photos of digits (`benchmarks/photo_digits.py`)", "",
-             f"The first {count:,} official MNIST test digits, each made a 640x480 JPEG photo "
+             f"{'The' if count == 10_000 else 'The first'} {count:,} official MNIST test "
+             "digits, each made a 640x480 JPEG photo "
              "of dark ink on off-white paper (random size and position, a lighting gradient "
              "and vignette, paper blotches and grain, a slight blur; seed "
              f"{seed}), classified through `convscope predict`'s functions (the explorer's one "
@@ -152,8 +153,9 @@ def report(rows: list[dict], count: int, seed: int) -> str:
              "(no inversion, no centring) |", "|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {100 * r['clean']:.2f}% | {100 * r['photos']:.2f}% | "
               f"{r['ratio']:.3f} | {100 * r['plain']:.2f}% |" for r in rows]
-    lines += ["", f"Command: `{command_line()}`. Machine: {machine()}. Predicting the photos "
-              "took " + ", ".join(f"{r['predict_s']:.0f} s ({r['model']})" for r in rows) +
+    lines += ["", f"Command: `{command_line()}`. Machine: {machine()}. Scoring the clean "
+              "images and the photos took " +
+              ", ".join(f"{r['predict_s']:.0f} s ({r['model']})" for r in rows) +
               " (a shared machine: wall times are noisy)."]
     return "\n".join(lines)
 
