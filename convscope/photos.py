@@ -2,7 +2,7 @@
 :func:`convscope.images.fit_prepared`: is its background light (:func:`light_background`, to
 invert it for light-on-dark data), and the digit centred as MNIST's were made
 (:func:`centre_digit`: the ink's box scaled so that its longer side is 20 px, placed by its
-centre of mass in 28x28).
+centre of mass in 28x28; a pen's thin line widened to MNIST's stroke width first).
 
 A photo's paper is rarely even: :func:`centre_digit` first takes away the background (a low
 percentile of each cell of a coarse grid, smoothly interpolated), so that shadows, a vignette
@@ -20,6 +20,8 @@ BACKGROUND_PERCENTILE = 20  # of a cell (ink covers less than 80% of some cell o
 MIN_CONTRAST = 24  # grey levels of ink over background; less: no ink to centre
 INK_FRACTION = 0.5  # of the strongest (smoothed) ink: what counts as ink for the box
 STROKE_PERCENTILE = 60  # of the ink's values: taken as full ink (255), as MNIST's strokes are
+STROKE_WIDTH = 0.14  # MNIST's median stroke width, as a fraction of the digit's longer side
+THIN = 0.5  # strokes thinner than half of that (a pen's line in a photo) are thickened to it
 
 
 def light_background(grey: np.ndarray) -> bool:
@@ -49,7 +51,7 @@ def centre_digit(grey: np.ndarray) -> np.ndarray | None:
                                    STROKE_PERCENTILE)), 1.0)
     floor = 0.5 * INK_FRACTION * peak  # background left over (grain) goes to 0
     levels = np.clip((box - floor) / max(full - floor, 1.0), 0, 1) * 255
-    return _placed(levels)
+    return _placed(_thickened(levels))
 
 
 def _ink(grey: np.ndarray) -> np.ndarray:
@@ -67,6 +69,30 @@ def _ink(grey: np.ndarray) -> np.ndarray:
     smooth = Image.fromarray(background, mode="F").resize(
         (nx * cell, ny * cell), Image.Resampling.BILINEAR)
     return np.clip(grey - np.asarray(smooth)[:height, :width], 0, None)
+
+
+def stroke_width(levels: np.ndarray) -> float:
+    """The ink's mean stroke width in pixels: twice its area over its boundary's length (the
+    pixels of ink, over 127, with a 4-neighbour that is not)."""
+    ink = np.pad(levels > 127, 1)
+    area = int(ink.sum())
+    inner = ink[1:-1, 1:-1] & ink[:-2, 1:-1] & ink[2:, 1:-1] & ink[1:-1, :-2] & ink[1:-1, 2:]
+    return 2 * area / max(1, area - int(inner.sum()))
+
+
+def _thickened(levels: np.ndarray) -> np.ndarray:
+    """``levels`` (the ink's box) with strokes thinner than ``THIN`` of MNIST's (a ballpoint
+    pen's line) widened to MNIST's ``STROKE_WIDTH`` by a 3x3 maximum, repeated (each adds 2
+    px), in a box grown to hold them."""
+    target = STROKE_WIDTH * max(levels.shape)
+    width = stroke_width(levels)
+    steps = int((target - width) / 2)
+    if width >= THIN * target or steps < 1:
+        return levels
+    image = Image.fromarray(np.pad(levels, steps).astype(np.uint8))
+    for _ in range(steps):
+        image = image.filter(ImageFilter.MaxFilter(3))
+    return np.asarray(image, dtype=np.float32)
 
 
 def _placed(levels: np.ndarray) -> np.ndarray:
