@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 from starlette.testclient import TestClient
 
 from convscope.augment import to_input
@@ -24,7 +24,7 @@ from convscope.cli import main
 from convscope.data.catalog import DATASETS, preparation_for
 from convscope.errors import ImageError
 from convscope.images import PLAIN, Preparation, fit_image_bytes
-from convscope.photos import centre_digit, light_background
+from convscope.photos import centre_digit, light_background, stroke_width
 from convscope.predict import input_volume
 from convscope.runs import open_run
 from convscope.spec import Volume
@@ -295,3 +295,32 @@ def test_a_large_phone_photo_is_scaled_down_and_read(digits, tmp_path):
     assert (small_fit - large_fit).abs().mean() < 12
     label = str(int(digits.labels[0]))
     assert run.predict(path, top=1)[0]["predictions"][0]["class"] == label
+
+
+def pen_photo(lines: list[list[tuple[int, int]]], width: int) -> bytes:
+    """A digit written with a pen (a ``width`` px line) on unevenly lit paper, 640x480."""
+    picture = Image.new("L", (640, 480), 225)
+    draw = ImageDraw.Draw(picture)
+    for line in lines:
+        draw.line(line, fill=40, width=width, joint="curve")
+    grey = np.asarray(picture, np.float32) * np.linspace(1.0, 0.75, 640)[None, :]
+    grey += np.random.default_rng(0).normal(0, 4, grey.shape)
+    noisy = Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8))
+    return jpeg(noisy.filter(ImageFilter.GaussianBlur(1)).convert("RGB"))
+
+
+def test_a_pens_thin_strokes_are_widened_like_mnists():
+    """A ballpoint's line is far thinner than MNIST's strokes (about 0.14 of the digit): it is
+    widened before centring, and the digits are read."""
+    seven = [[(250, 120), (400, 120), (300, 380)]]
+    three = [[(250, 130), (380, 140), (300, 240), (390, 300), (260, 380)]]
+    run = open_run(MODEL)
+    for label, lines in (("7", seven), ("3", three)):
+        for width in (3, 24):  # a pen's line; a marker's, as thick as MNIST's already
+            content = pen_photo(lines, width)
+            fitted = fit_image_bytes(content, MNIST, prep=preparation_for("mnist"))[0].numpy()
+            rows, cols = np.nonzero(fitted > 127)
+            long_side = max(np.ptp(rows), np.ptp(cols)) + 1
+            assert 0.08 * long_side <= stroke_width(fitted.astype(np.float32)) <= 0.3 * long_side
+            top = run.predict(content, top=1)[0]["predictions"][0]
+            assert top["class"] == label and top["probability"] > 0.8
