@@ -348,13 +348,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     run = open_run(args.model, trust_code=args.trust_code)
     how = "json" if args.json else "csv" if args.csv else "text"
-    return 1 if predict_files(run, args.files, args.top, how) else 0
+    return 1 if predict_files(run, args.files, args.top, how, args.invert) else 0
 
 
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="classify your own PNG/JPEG pictures with a run or a "
                        "bundled model", description="Each picture is fitted as the explorer "
-                       "fits an upload (EXIF orientation, centre crop, resize). A file that "
+                       "fits an upload (EXIF orientation, centre crop, resize; for MNIST "
+                       "models a photo's dark ink on light paper is inverted and the digit "
+                       "centred as MNIST's were, see --invert). A file that "
                        "cannot be read gets one 'error: PATH: ...' line on stderr, the others "
                        "are still predicted, and the exit status is then 1 (2: no prediction "
                        "at all could be made, e.g. an unknown model).")
@@ -367,6 +369,9 @@ def _add_predict(sub) -> None:
     out.add_argument("--csv", action="store_true", help="path,class,probability rows")
     p.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per picture "
                    "(default 3)")
+    p.add_argument("--invert", choices=("auto", "on", "off"), default="auto",
+                   help="invert the pictures' grey levels: auto (default) for a model of light-"
+                   "on-dark data such as MNIST when a picture's background is light, on, off")
     _add_trust_code(p)
     p.set_defaults(func=_cmd_predict)
 

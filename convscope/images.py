@@ -6,17 +6,25 @@ uploads and drawings, ``convscope predict`` and :meth:`convscope.runs.Run.predic
 batches are fitted by :mod:`convscope.augment`.) :func:`fit_image_bytes` decodes a PNG or JPEG
 at a reduced size where the input is much smaller, turned as its EXIF orientation says. Free of
 the server: its errors are :class:`convscope.errors.ImageError` (the server answers them with
-their HTTP ``status``)."""
+their HTTP ``status``).
+
+A :class:`Preparation` (what the model's data is like, from its catalogue entry, and the user's
+``invert`` choice) adds two steps for real photos (:mod:`convscope.photos`): the picture is
+inverted where the data is light on dark and the picture has a light background, and a digit is
+centred as MNIST's were made (its ink's box scaled to 20 px, placed by centre of mass in
+28x28)."""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .photos import MNIST_SIDE, centre_digit, light_background
 from .spec import Volume
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -29,6 +37,48 @@ EXIF_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
               6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
               8: Image.Transpose.ROTATE_90}  # as ImageOps.exif_transpose turns
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}  # PIL modes without colour
+CENTRING_GAP = 8  # a picture to centre keeps at least 8x the volume's size (small digits in it)
+INVERT_CHOICES = ("auto", "on", "off")
+POLARITIES = ("any", "light-on-dark")  # a dataset's pictures: anything, or light ink on dark
+CENTRINGS = ("mnist",)  # how a dataset's objects were centred (None: not at all)
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """How a picture is prepared for a model, beyond fitting its size.
+
+    ``polarity`` and ``centre`` describe the model's data (its catalogue entry's fields);
+    ``invert`` is the user's choice: ``auto`` inverts a picture with a light background for
+    light-on-dark data, ``on`` always inverts, ``off`` never does."""
+
+    polarity: str = "any"
+    centre: str | None = None
+    invert: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.invert not in INVERT_CHOICES:
+            raise ImageError(f"invert must be one of {', '.join(INVERT_CHOICES)}, got "
+                             f"{self.invert!r}")
+        if self.polarity not in POLARITIES:
+            raise ImageError(f"polarity must be one of {', '.join(POLARITIES)}, got "
+                             f"{self.polarity!r}")
+        if self.centre is not None and self.centre not in CENTRINGS:
+            raise ImageError(f"centre must be one of {', '.join(CENTRINGS)} or none, got "
+                             f"{self.centre!r}")
+
+    @property
+    def may_invert(self) -> bool:
+        """Whether some picture would be inverted."""
+        return self.invert == "on" or (self.invert == "auto" and self.polarity != "any")
+
+    def inverts(self, grey: np.ndarray) -> bool:
+        """Whether the grey picture ``grey`` (uint8 2-D) is to be inverted."""
+        if self.invert != "auto":
+            return self.invert == "on"
+        return self.polarity == "light-on-dark" and light_background(grey)
+
+
+PLAIN = Preparation()  # fitting only (inverts nothing: "auto" for data of any polarity)
 
 
 def check_byte_size(content: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
@@ -39,8 +89,9 @@ def check_byte_size(content: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
 
 
 def fit_image_bytes(content: bytes, volume: Volume,
-                    max_bytes: int | None = MAX_UPLOAD_BYTES) -> torch.Tensor:
-    """A PNG or JPEG fitted to ``volume`` (see :func:`fit_to_volume`) as uint8
+                    max_bytes: int | None = MAX_UPLOAD_BYTES,
+                    prep: Preparation = PLAIN) -> torch.Tensor:
+    """A PNG or JPEG fitted to ``volume`` (see :func:`fit_prepared`) as uint8
     (depth, sy, sx), turned as its EXIF orientation says: ImageError 400 for anything else,
     413 past ``max_bytes`` (None: no cap), past 20 decoded megapixels or past Pillow's
     decompression-bomb limit.
@@ -51,17 +102,39 @@ def fit_image_bytes(content: bytes, volume: Volume,
     if max_bytes is not None:
         check_byte_size(content, max_bytes)
     picture = _open_picture(content)
+    gap = CENTRING_GAP if prep.centre else REDUCING_GAP
     try:
-        picture = _upright_reduced(picture, volume)
+        picture = _upright_reduced(picture, volume, gap)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(f"the image could not be decoded: {exc}") from None
-    return fit_to_volume(picture, volume)
+    return fit_prepared(picture, volume, prep)
 
 
-def fit_picture(picture: Image.Image, volume: Volume) -> torch.Tensor:
+def fit_picture(picture: Image.Image, volume: Volume, prep: Preparation = PLAIN) -> torch.Tensor:
     """An opened PIL picture, turned as its EXIF orientation says, fitted to ``volume``."""
     upright = ImageOps.exif_transpose(picture)
-    return fit_to_volume(upright.convert("L" if upright.mode in GREY_MODES else "RGB"), volume)
+    return fit_prepared(upright.convert("L" if upright.mode in GREY_MODES else "RGB"), volume,
+                        prep)
+
+
+def fit_prepared(image: torch.Tensor | Image.Image, volume: Volume,
+                 prep: Preparation = PLAIN) -> torch.Tensor:
+    """The one fit of a single picture (uint8 (C, H, W) or a decoded "L"/"RGB" picture) as
+    uint8 (depth, sy, sx): inverted where ``prep`` says so, then, for data centred like MNIST,
+    its ink centred (:func:`convscope.photos.centre_digit`; the whole picture, uncropped), else
+    fitted by :func:`fit_to_volume` (a centred digit, 28x28, as MNIST's own pictures are). A
+    picture of MNIST's size or the volume's is taken as centred already (a dataset's sample, a
+    drawing from the explorer's pad) and only inverted."""
+    if prep.centre is None and not prep.may_invert:
+        return fit_to_volume(image, volume)
+    grey = _grey_array(image)
+    invert = prep.inverts(grey)
+    if prep.centre == "mnist" and grey.shape not in ((MNIST_SIDE,) * 2, (volume.sy, volume.sx)):
+        centred = centre_digit(255 - grey if invert else grey)
+        if centred is not None:  # (None: no ink to centre; fitted as it is)
+            return fit_to_volume(torch.from_numpy(centred)[None], volume)
+    fitted = fit_to_volume(image, volume)
+    return 255 - fitted if invert else fitted
 
 
 def fit_to_volume(image: torch.Tensor | Image.Image, volume: Volume) -> torch.Tensor:
@@ -110,6 +183,14 @@ def convert_channels(image: torch.Tensor, depth: int) -> torch.Tensor:
                         "channels")
 
 
+def _grey_array(image: torch.Tensor | Image.Image) -> np.ndarray:
+    """The picture's grey levels (luminance), uint8 (H, W)."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("L"), dtype=np.uint8)
+    return convert_channels(image, 1)[0].numpy() if image.shape[0] in (1, 3) else \
+        image[0].numpy()
+
+
 def _open_picture(content: bytes) -> Image.Image:
     """The upload opened (nothing decoded yet): 400 unless PNG or JPEG, 413 for bombs."""
     try:
@@ -131,33 +212,35 @@ def _check_decoded_size(picture: Image.Image) -> None:
                          status=413)
 
 
-def _upright_reduced(picture: Image.Image, volume: Volume) -> Image.Image:
+def _upright_reduced(picture: Image.Image, volume: Volume,
+                     gap: int = REDUCING_GAP) -> Image.Image:
     """``picture`` decoded, upright, as "L" or "RGB": reduced by a whole factor where it is
-    more than ``2 * REDUCING_GAP`` times as large as the volume (what :func:`fit_to_volume`
-    takes from it then stays at least ``REDUCING_GAP`` times the volume's size)."""
+    more than ``2 * gap`` times as large as the volume (what :func:`fit_to_volume` takes from
+    it then stays at least ``gap`` times the volume's size)."""
     if picture.format != "JPEG":
         _check_decoded_size(picture)  # (a PNG's EXIF may follow its pixels: read after)
     turn = EXIF_TURNS.get(picture.getexif().get(ORIENTATION, 1))
     sideways = turn in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
                         Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
     grey = picture.mode in GREY_MODES
-    factor = _reduction(picture.size, volume, sideways)
+    factor = _reduction(picture.size, volume, sideways, gap)
     if factor > 1:
         mode = "L" if grey or volume.depth == 1 else "RGB"  # the model's depth from here on
         picture.draft(mode, (picture.width // factor, picture.height // factor))  # JPEG only
         _check_decoded_size(picture)
-        picture = _reduced(picture, _reduction(picture.size, volume, sideways), mode)
+        picture = _reduced(picture, _reduction(picture.size, volume, sideways, gap), mode)
         return picture if turn is None else picture.transpose(turn)
     _check_decoded_size(picture)
     picture = ImageOps.exif_transpose(picture)
     return picture.convert("L" if grey else "RGB")
 
 
-def _reduction(size: tuple[int, int], volume: Volume, sideways: bool) -> int:
+def _reduction(size: tuple[int, int], volume: Volume, sideways: bool,
+               gap: int = REDUCING_GAP) -> int:
     """The whole factor to reduce a ``size`` picture by (1: none) before fitting it."""
     upright = size[::-1] if sideways else size
     width, height = _aspect_size(upright, volume.sx / volume.sy)
-    return max(1, min(width // (REDUCING_GAP * volume.sx), height // (REDUCING_GAP * volume.sy)))
+    return max(1, min(width // (gap * volume.sx), height // (gap * volume.sy)))
 
 
 def _reduced(picture: Image.Image, factor: int, mode: str) -> Image.Image:

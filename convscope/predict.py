@@ -1,7 +1,8 @@
 """What a classifier says about pictures: :meth:`convscope.runs.Run.predict` and
 ``convscope predict``. Each picture is fitted exactly as the explorer fits an upload
-(:func:`convscope.images.fit_image_bytes`) and scored by the task's own prediction (as
-``POST /api/models/{id}/predict`` scores it)."""
+(:func:`convscope.images.fit_image_bytes`, prepared as the run's data asks: inverted and
+centred for MNIST-like data, see :func:`preparation`) and scored by the task's own prediction
+(as ``POST /api/models/{id}/predict`` scores it)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .data.catalog import preparation_for
 from .errors import ConvscopeError, ImageError
-from .images import fit_image_bytes, fit_picture, fit_to_volume
+from .images import PLAIN, Preparation, fit_image_bytes, fit_picture, fit_prepared
 from .layer_kinds import Volume
 from .tasks import get_task
 
@@ -51,20 +53,26 @@ def input_volume(run: Run) -> Volume:
     return Volume(width, height, depth)
 
 
-def fit_any(image, volume: Volume) -> torch.Tensor:
+def preparation(run: Run, invert: str = "auto") -> Preparation:
+    """How pictures are prepared for ``run``'s network: as its dataset's catalogue entry says
+    (polarity, centring), with the user's ``invert`` choice (auto, on, off)."""
+    return preparation_for(str(run.config.data), invert)
+
+
+def fit_any(image, volume: Volume, prep: Preparation = PLAIN) -> torch.Tensor:
     """A path, PNG/JPEG bytes, a PIL picture, a uint8 array (H, W[, C]) or a uint8 tensor
     (C, H, W) fitted to ``volume`` as uint8 (depth, sy, sx), as the explorer fits uploads."""
     if isinstance(image, str | Path):
-        return fit_image_bytes(Path(image).read_bytes(), volume, max_bytes=None)
+        return fit_image_bytes(Path(image).read_bytes(), volume, max_bytes=None, prep=prep)
     if isinstance(image, bytes | bytearray):
-        return fit_image_bytes(bytes(image), volume, max_bytes=None)
+        return fit_image_bytes(bytes(image), volume, max_bytes=None, prep=prep)
     if isinstance(image, Image.Image):
-        return fit_picture(image, volume)
+        return fit_picture(image, volume, prep)
     if isinstance(image, np.ndarray):
         image = torch.from_numpy(image if image.ndim == 3 else image[:, :, None]).permute(2, 0, 1)
     if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.ndim == 3 \
             and image.shape[0] in (1, 3):
-        return fit_to_volume(image, volume)
+        return fit_prepared(image, volume, prep)
     raise ImageError(f"cannot predict on {type(image).__name__}: give a path, PNG/JPEG bytes, "
                      "a PIL image or uint8 pixels (H, W[, 3] array or C, H, W tensor)")
 
@@ -78,13 +86,15 @@ def classifier_task(run: Run):
     return task
 
 
-def predict_one(run: Run, image, top: int = DEFAULT_TOP, source: str = "") -> Prediction:
-    """The ``top`` most probable classes for one picture (see :func:`fit_any`)."""
+def predict_one(run: Run, image, top: int = DEFAULT_TOP, source: str = "",
+                invert: str = "auto") -> Prediction:
+    """The ``top`` most probable classes for one picture (see :func:`fit_any`; ``invert``:
+    see :func:`preparation`)."""
     if top < 1:
         raise ConvscopeError(f"top must be at least 1, got {top}")
     task = classifier_task(run)
     classes = [str(c) for c in run.data_info.get("classes") or []]
-    fitted = fit_any(image, input_volume(run))
+    fitted = fit_any(image, input_volume(run), preparation(run, invert))
     with torch.inference_mode():
         probabilities = task.prediction(run.model, fitted, classes)["probabilities"]
     names = classes if len(classes) == len(probabilities) else \
@@ -125,11 +135,13 @@ def format_predictions(predictions: list[Prediction], how: str) -> str:
                      for p in predictions)
 
 
-def predict_files(run: Run, paths: list[str | Path], top: int, how: str = "text") -> int:
+def predict_files(run: Run, paths: list[str | Path], top: int, how: str = "text",
+                  invert: str = "auto") -> int:
     """``convscope predict``: print the predictions for every picture named or found in a
     folder, and one ``error:`` line on stderr for each that cannot be read; the number of
     those failures."""
     classifier_task(run)
+    preparation(run, invert)  # a wrong ``invert`` is one error, before any file
     files, skipped = image_files(paths)
     if skipped:
         print(f"warning: skipped {skipped} file(s) that are not PNG or JPEG", file=sys.stderr)
@@ -138,7 +150,7 @@ def predict_files(run: Run, paths: list[str | Path], top: int, how: str = "text"
     predictions, failed = [], 0
     for path in files:
         try:
-            predictions.append(predict_one(run, path, top, str(path)))
+            predictions.append(predict_one(run, path, top, str(path), invert))
         except ImageError as exc:
             failed += 1
             print(f"error: {path}: {exc}", file=sys.stderr)

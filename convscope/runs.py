@@ -145,18 +145,19 @@ class Run:
         self._model = module.eval()
         return module
 
-    def predict(self, images, top: int = 3) -> list[dict]:
+    def predict(self, images, top: int = 3, invert: str = "auto") -> list[dict]:
         """For each of ``images`` (a list of, or one of: paths, PNG/JPEG bytes, PIL images,
         uint8 arrays (H, W[, C]) or tensors (C, H, W)), fitted as the explorer fits an upload:
         ``{"path", "predictions": [{"class", "probability"}, ...]}``, the ``top`` classes most
-        probable first (``path``: the path given, else ""). Classification runs only, for
-        now."""
+        probable first (``path``: the path given, else ""). ``invert`` ("auto", "on", "off"):
+        whether a picture is inverted for light-on-dark data such as MNIST ("auto": where its
+        background is light). Classification runs only, for now."""
         from .predict import predict_one
 
         if not isinstance(images, list | tuple):  # one picture
             images = [images]
         return [predict_one(self, image, top, str(image) if isinstance(image, str | Path)
-                            else "").to_dict() for image in images]
+                            else "", invert).to_dict() for image in images]
 
     def data_config(self, data: str | None = None, data_dir: str | None = None,
                     split: str = "test") -> TrainConfig:

@@ -363,7 +363,8 @@ def scene_dataset(
 def scene_entries() -> list[DatasetEntry]:
     """The catalogue's scene sets, ``mnist-<kind>-scenes``, on each kind's default canvas."""
     return [DatasetEntry(f"mnist-{kind}-scenes", f"MNIST {kind} scenes", "scenes",
-                         (layout.size, layout.size, 1), tuple(CLASSES), scene_kind=kind)
+                         (layout.size, layout.size, 1), tuple(CLASSES), scene_kind=kind,
+                         polarity="light-on-dark")  # MNIST digits on black; not centred
             for kind, layout in _LAYOUTS.items()]
 
 

@@ -17,15 +17,20 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..augment import BYTE_SCALE, INPUT_OFFSET
+from ..data.catalog import preparation_for
 from ..errors import ImageError
 from ..images import (  # noqa: F401 (re-exported: the server's names for them)
+    INVERT_CHOICES,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_PIXELS,
     ORIENTATION,
+    PLAIN,
+    Preparation,
     check_byte_size,
     convert_channels,
     fit_box,
     fit_image_bytes,
+    fit_prepared,
     fit_to_volume,
 )
 from ..spec import Volume
@@ -80,26 +85,43 @@ class InputRef(BaseModel):
         return self
 
 
-def resolve_input(ref: InputRef, samples: Samples, volume: Volume) -> torch.Tensor:
-    """The referenced image fitted to ``volume``, uint8 (depth, sy, sx)."""
+def resolve_input(ref: InputRef, samples: Samples, volume: Volume,
+                  dataset: str | None = None) -> torch.Tensor:
+    """The referenced image fitted to ``volume``, uint8 (depth, sy, sx). Pixels (a drawing,
+    or the fitted bytes of an earlier upload) are prepared for a model of ``dataset`` as its
+    catalogue entry says, never inverted: a drawing is centred as MNIST's digits for an MNIST
+    model (:func:`convscope.images.fit_prepared`, the one centring), pixels of the input's size
+    are taken as they are."""
     if ref.sample is not None:
         return fit_to_volume(samples.get(ref.sample.dataset).image(ref.sample.index), volume)
     p = ref.pixels
     array = np.asarray(p.data, dtype=np.uint8).reshape(p.height, p.width, p.depth)
-    return fit_to_volume(torch.from_numpy(array).permute(2, 0, 1), volume)
+    prep = PLAIN if dataset is None else preparation_for(dataset, "off")
+    return fit_prepared(torch.from_numpy(array).permute(2, 0, 1), volume, prep)
 
 
-def decode_upload(content: bytes, volume: Volume) -> torch.Tensor:
+def decode_upload(content: bytes, volume: Volume, prep: Preparation = PLAIN) -> torch.Tensor:
     """An uploaded PNG or JPEG fitted to ``volume`` by :func:`convscope.images.fit_image_bytes`
-    (EXIF orientation applied, large photos decoded reduced): 400 for anything else, 413 past
-    5 MB, past 20 decoded megapixels or past Pillow's decompression-bomb limit. At most
-    ``MAX_CONCURRENT_DECODES`` uploads are decoded at once, the others wait."""
+    (EXIF orientation applied, large photos decoded reduced, prepared as ``prep`` says: see
+    :func:`upload_preparation`): 400 for anything else, 413 past 5 MB, past 20 decoded
+    megapixels or past Pillow's decompression-bomb limit. At most ``MAX_CONCURRENT_DECODES``
+    uploads are decoded at once, the others wait."""
     try:
         check_byte_size(content)
         with decode_slot():
-            return fit_image_bytes(content, volume)
+            return fit_image_bytes(content, volume, prep=prep)
     except ImageError as exc:
         raise ApiError(exc.status, str(exc)) from None
+
+
+def upload_preparation(dataset: str, invert: str) -> Preparation:
+    """How an upload is prepared for a model of ``dataset`` (its catalogue entry's polarity
+    and centring; ``invert``: the request's ``auto``, ``on`` or ``off``): 400 for another
+    ``invert``."""
+    if invert not in INVERT_CHOICES:
+        raise ApiError(400, f"invert must be one of {', '.join(INVERT_CHOICES)}, got "
+                            f"{invert!r}")
+    return preparation_for(dataset, invert)
 
 
 def decode_slot() -> AbstractContextManager[None]:

@@ -91,11 +91,14 @@ export const api = {
       layers,
     ),
 
-  /** The same for an uploaded PNG/JPEG file, fitted to the model's input by the server. */
-  activationsUpload: async (id, file, {layers = null, ...options} = {}) => {
+  /** The same for an uploaded PNG/JPEG file, fitted to the model's input by the server;
+   * `invert`: "auto" (default), "on" or "off" (docs/api.md). */
+  activationsUpload: async (id, file, {layers = null, invert = "auto", ...options} = {}) => {
     const form = new FormData();
     form.append("image", file);
-    const path = `/api/models/${enc(id)}/activations/upload${layersQuery(layers)}`;
+    const choice = invert === "auto" ? "" : (layers ? "&" : "?") + `invert=${enc(invert)}`; // auto: the default
+    const query = layersQuery(layers) + choice;
+    const path = `/api/models/${enc(id)}/activations/upload${query}`;
     return decodeActivations(await request(path, {method: "POST", form, ...options}), layers);
   },
 

@@ -175,6 +175,34 @@ function webcam(onFrame) {
   return {element, button, close};
 }
 
+let invertChoice = "auto"; // kept across views while the page is open
+
+/**
+ * The "invert" choice for uploads and webcam frames (auto, on, off; see docs/api.md):
+ * auto inverts a picture with a light background for a model of light-on-dark data (MNIST and
+ * its scenes). `onChange()` runs after the user changes it.
+ */
+function invertControl(onChange) {
+  const select = h(
+    "select",
+    {
+      "aria-label": "invert uploads",
+      title:
+        "auto: a photo with a light background (dark ink on paper) is inverted for a model of " +
+        "light-on-dark data such as MNIST; on: always; off: never",
+      onchange: () => {
+        invertChoice = select.value;
+        onChange();
+      },
+    },
+    ...["auto", "on", "off"].map((v) => h("option", {value: v, selected: v === invertChoice}, v)),
+  );
+  return {
+    element: h("label", {class: "field inline invert"}, h("span", {}, "invert"), select),
+    value: () => select.value,
+  };
+}
+
 /**
  * Upload-to-input: "Upload image" (and, with `camera`, "Webcam") buttons in `element`, the
  * webcam's preview in `preview`. The server fits each file to the model's input once; the
@@ -185,10 +213,13 @@ function webcam(onFrame) {
  */
 export function uploader(ctx, {onInput, onError, camera = true, layers = null}) {
   let asked = layers;
+  let last = null; // the latest file and its source, sent again when "invert" changes
+  const invert = invertControl(() => last && send(...last));
   async function send(file, source = `uploaded ${file?.name}`) {
     if (!file) return;
+    last = [file, source];
     try {
-      const options = {signal: ctx.signal, ...(asked ? {layers: asked} : {})};
+      const options = {signal: ctx.signal, invert: invert.value(), ...(asked ? {layers: asked} : {})};
       const activations = await ctx.api.activationsUpload(ctx.model.id, file, options);
       await onInput({pixels: pixelsFromImage(activations.image)}, {activations, source});
     } catch (error) {
@@ -199,7 +230,13 @@ export function uploader(ctx, {onInput, onError, camera = true, layers = null}) 
   const dispose = () => cam?.close();
   ctx.signal.addEventListener("abort", dispose);
   return {
-    element: h("span", {class: "uploader", style: {display: "contents"}}, uploadButton(send), cam?.button),
+    element: h(
+      "span",
+      {class: "uploader", style: {display: "contents"}},
+      uploadButton(send),
+      cam?.button,
+      invert.element,
+    ),
     preview: cam ? cam.element : h("div", {hidden: true}),
     update: ({layers: next = null} = {}) => (asked = next),
     dispose,

@@ -1,15 +1,15 @@
-// A drawing pad for digits (mouse, pen or touch) and MNIST-style preprocessing of the drawing.
+// A drawing pad for digits (mouse, pen or touch). The server prepares a drawing as the model's
+// data asks (for MNIST: the digit centred as MNIST's were, convscope.images.fit_prepared).
 
 import {h} from "./dom.js";
 
-const SIDE = 28; // MNIST: the digit's box fitted into 20x20, centred by mass in 28x28
-const BOX = 20;
+const SENT = 84; // a drawing is sent as 84x84 grey bytes (3x MNIST's 28: the server centres it)
 const PAD_LABEL = "Drawing pad: draw a digit with the mouse, a pen or a finger";
 
 /**
  * A pad with a thick white brush on black (MNIST's polarity). `onDraw(final)` is called
  * while drawing (final = false) and when a stroke ends (final = true); pixels() returns the
- * drawing as {width, height, depth, data} (28x28 grey bytes) or null while it is empty;
+ * drawing as {width, height, depth, data} (84x84 grey bytes, as drawn) or null while it is empty;
  * scaled(side) the whole pad averaged down to side x side grey bytes, as drawn (a scene).
  */
 export function drawingPad({size = 280, brush = 22, onDraw, label = PAD_LABEL}) {
@@ -68,7 +68,10 @@ export function drawingPad({size = 280, brush = 22, onDraw, label = PAD_LABEL}) 
   return {
     element: canvas,
     clear,
-    pixels: () => mnistPixels(context.getImageData(0, 0, size, size)),
+    pixels: () => {
+      const drawn = boxScaled(context.getImageData(0, 0, size, size), SENT);
+      return drawn.data.some((v) => v > 0) ? drawn : null;
+    },
     scaled: (side) => boxScaled(context.getImageData(0, 0, size, size), side),
   };
 }
@@ -87,56 +90,4 @@ function boxScaled(image, side) {
     }
   }
   return {width: side, height: side, depth: 1, data: Array.from(sum, (v, i) => Math.round(v / count[i]))};
-}
-
-/** The drawing as MNIST does it: bounding box scaled to 20x20 (box filter), centred by mass. */
-function mnistPixels(image) {
-  const {width, height, data} = image;
-  let top = height,
-    left = width,
-    bottom = -1,
-    right = -1;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (data[4 * (y * width + x)] > 0) {
-        top = Math.min(top, y);
-        bottom = Math.max(bottom, y);
-        left = Math.min(left, x);
-        right = Math.max(right, x);
-      }
-    }
-  }
-  if (bottom < 0) return null;
-  const scale = BOX / Math.max(bottom - top + 1, right - left + 1);
-  const w = Math.max(1, Math.round((right - left + 1) * scale));
-  const hgt = Math.max(1, Math.round((bottom - top + 1) * scale));
-  const small = new Float32Array(w * hgt);
-  const count = new Float32Array(w * hgt);
-  for (let y = top; y <= bottom; y++) {
-    for (let x = left; x <= right; x++) {
-      const i =
-        Math.min(hgt - 1, Math.floor((y - top) * scale)) * w +
-        Math.min(w - 1, Math.floor((x - left) * scale));
-      small[i] += data[4 * (y * width + x)];
-      count[i] += 1;
-    }
-  }
-  let mass = 0,
-    cx = 0,
-    cy = 0;
-  for (let i = 0; i < small.length; i++) {
-    small[i] /= count[i] || 1;
-    mass += small[i];
-    cx += small[i] * (i % w);
-    cy += small[i] * Math.floor(i / w);
-  }
-  const dx = Math.round(SIDE / 2 - 0.5 - cx / mass);
-  const dy = Math.round(SIDE / 2 - 0.5 - cy / mass);
-  const out = new Array(SIDE * SIDE).fill(0);
-  for (let i = 0; i < small.length; i++) {
-    const x = (i % w) + dx;
-    const y = Math.floor(i / w) + dy;
-    if (x >= 0 && x < SIDE && y >= 0 && y < SIDE) out[y * SIDE + x] = Math.round(small[i]);
-  }
-  return {width: SIDE, height: SIDE, depth: 1, data: out};
 }

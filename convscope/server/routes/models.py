@@ -19,7 +19,14 @@ from ..catalog import Entry
 from ..compute import run_decode, run_model
 from ..encode import StrictJSONResponse, activations_json, tensor_json
 from ..errors import ApiError
-from ..inputs import InputRef, decode_upload, pending_upload, read_file_field, resolve_input
+from ..inputs import (
+    InputRef,
+    decode_upload,
+    pending_upload,
+    read_file_field,
+    resolve_input,
+    upload_preparation,
+)
 from ..predictions import prediction_json
 from .state import Explorer
 
@@ -54,7 +61,7 @@ def activations_payload(explorer: Explorer, entry: Entry, image: torch.Tensor,
 
 def conv_step_json(explorer: Explorer, entry: Entry, body: ConvStepRequest) -> dict:
     """The conv-step response: one output of a conv filter and the arithmetic behind it."""
-    image = resolve_input(body, explorer.samples, entry.input_volume)
+    image = resolve_input(body, explorer.samples, entry.input_volume, entry.dataset)
     step = conv_step(explorer.catalog.model(entry.id), to_input(image), body.layer, body.filter,
                      body.x, body.y, body.stride, body.pad)
     return {"patch": tensor_json(step.patch), "weights": tensor_json(step.weights),
@@ -93,19 +100,20 @@ def models_router(explorer: Explorer) -> APIRouter:
         entry = catalog.get(model_id)
 
         def compute() -> Response:
-            image = resolve_input(body, samples, entry.input_volume)
+            image = resolve_input(body, samples, entry.input_volume, entry.dataset)
             return StrictJSONResponse(activations_payload(explorer, entry, image, body.layers))
 
         return await run_model(compute)
 
     @router.post("/api/models/{model_id}/activations/upload")
     async def model_activations_upload(model_id: str, request: Request,
-                                       layers: Annotated[list[int] | None, Query()] = None
-                                       ) -> Response:
+                                       layers: Annotated[list[int] | None, Query()] = None,
+                                       invert: str = "auto") -> Response:
         entry = catalog.get(model_id)
+        prep = upload_preparation(entry.dataset, invert)
         with pending_upload():
             content = await read_file_field(request, "image", "the image")
-            image = await run_decode(decode_upload, content, entry.input_volume)
+            image = await run_decode(decode_upload, content, entry.input_volume, prep)
         return await run_model(lambda: StrictJSONResponse(
             activations_payload(explorer, entry, image, layers)))
 
@@ -114,7 +122,7 @@ def models_router(explorer: Explorer) -> APIRouter:
         entry = catalog.get(model_id)
 
         def compute() -> Response:
-            image = resolve_input(body, samples, entry.input_volume)
+            image = resolve_input(body, samples, entry.input_volume, entry.dataset)
             return StrictJSONResponse(prediction_json(catalog.model(model_id), image, entry.task,
                                                       entry.classes))
 

@@ -125,8 +125,11 @@ export async function render(root, ctx) {
       h(
         "p",
         {class: "muted"},
-        `Draw a ${model.dataset === "mnist" ? "digit" : "shape"} in the black square; the drawing is ` +
-          "centred and scaled like MNIST's digits before the network sees it.",
+        `Draw a ${model.dataset === "mnist" ? "digit" : "shape"} in the black square; ` +
+          (dataset?.centre === "mnist"
+            ? "the drawing (and an uploaded photo) is centred and scaled like MNIST's digits " +
+              "before the network sees it."
+            : "the drawing is scaled to the network's input."),
       ),
     ),
     h(
