@@ -134,8 +134,10 @@ def sized_for_data(described: ModelDescription, config: TrainConfig,
     if wanted is not None and classes is not None and wanted != classes:
         raise ConvscopeError(f"num_classes is {wanted} but {config.data} has {classes} "
                              "classes; leave num_classes out to size the output layer to the data")
-    wanted = wanted or classes
     have = output_size(described.spec)
+    if config.num_classes is None and have is None:
+        return described  # no output layer to size: the task's own check explains the fix
+    wanted = wanted or classes
     if wanted is None or wanted == have:
         return described
     if have is not None:
