@@ -149,9 +149,13 @@ class Run:
         """For each of ``images`` (a list of, or one of: paths, PNG/JPEG bytes, PIL images,
         uint8 arrays (H, W[, C]) or tensors (C, H, W)), fitted as the explorer fits an upload:
         ``{"path", "predictions": [{"class", "probability"}, ...]}``, the ``top`` classes most
-        probable first (``path``: the path given, else ""). ``invert`` ("auto", "on", "off"):
-        whether a picture is inverted for light-on-dark data such as MNIST ("auto": where its
-        background is light). Classification runs only, for now."""
+        probable first (``path``: the path given, else ""); a localizer's and a detector's
+        also ``"boxes": [{"class", "score", "box": [x, y, w, h]}]`` in the picture's pixels
+        (a detector's ``top`` best), a segmenter's ``"pixels"``, ``"mask"`` (class index per
+        pixel of the network's view) and ``"mask_classes"``
+        (:class:`convscope.predict.Prediction`). ``invert`` ("auto", "on", "off"): whether a
+        picture is inverted for light-on-dark data such as MNIST ("auto": where its background
+        is light)."""
         from .predict import predict_one
 
         if not isinstance(images, list | tuple):  # one picture

@@ -139,8 +139,6 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert code == 2 and "not a bundled model" in err and MODEL in err
     code, _, err = run_cli(capsys, "predict", MODEL, str(tmp_path))  # an empty folder
     assert code == 2 and "no PNG or JPEG files" in err
-    code, _, err = run_cli(capsys, "predict", "mnist-localizer", str(tmp_path))
-    assert code == 2 and "classification for now" in err and len(err.splitlines()) == 1
     with pytest.raises(ImageError, match="not a PNG or JPEG"):
         open_run(MODEL).predict([b"junk"])
     with pytest.raises(ConvscopeError, match="cannot predict on"):
@@ -163,3 +161,61 @@ def test_export_and_eval_take_a_bundled_name(tmp_path, capsys, monkeypatch):
     code, printed, err = run_cli(capsys, "eval", MODEL, "--data-dir", str(data), "--json")
     assert code == 0, err
     assert json.loads(printed)["accuracy"] > 0.95
+
+
+def _iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / (aw * ah + bw * bh - w * h)
+
+
+@pytest.mark.parametrize("model, kind", [("mnist-localizer", "localize"),
+                                          ("mnist-yolo", "detect")])
+def test_boxes_are_found_in_the_pictures_own_pixels(tmp_path, capsys, digits, model, kind):
+    """A localizer's and a detector's boxes for a scene of real digits, saved at its own size
+    and at three times its size (resized to the input, not cropped): the boxes match the
+    scene's true boxes, scaled with the picture."""
+    from convscope.scenes import make_scenes
+
+    scenes = make_scenes(kind, digits, 6, seed=5)
+    hits, again, confident = 0, 0, 0
+    for i in range(len(scenes)):
+        pixels = scenes.images[i, 0]
+        small, large = tmp_path / f"{i}.png", tmp_path / f"{i}-x3.png"
+        Image.fromarray(pixels).save(small)
+        Image.fromarray(pixels).resize((3 * pixels.shape[1], 3 * pixels.shape[0])).save(large)
+        [one, two] = open_run(model).predict([str(small), str(large)], top=6)
+        truth = [(scenes.boxes[i, j].tolist(), str(c)) for j, c in enumerate(scenes.classes[i])
+                 if c >= 0]
+        assert one["boxes"] and two["boxes"]
+        for a in (a for a in one["boxes"] if a["score"] > 0.5):  # found again, 3 times larger
+            confident += 1
+            again += max(_iou([3 * v for v in a["box"]], b["box"]) for b in two["boxes"]) > 0.6
+        best = one["boxes"][0]
+        hits += any(_iou(best["box"], box) > 0.5 and best["class"] == c for box, c in truth)
+    assert hits >= 4, hits  # the bundled nets find most digits (they score ~0.9 on the tests)
+    assert again >= 0.8 * confident, (again, confident)  # resampling may lose a faint one
+    code, out, err = run_cli(capsys, "predict", model, str(tmp_path / "0.png"), "--csv")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert code == 0 and rows[0][:2] == ["path", "kind"] and any(r[1] == "box" for r in rows)
+    code, out, err = run_cli(capsys, "predict", model, str(tmp_path / "0.png"))
+    assert code == 0 and "boxes: " in out and " at " in out
+
+
+def test_a_segmenter_gives_a_mask_and_pixel_counts(tmp_path, capsys, digits):
+    from convscope.scenes import make_scenes
+
+    scenes = make_scenes("segment", digits, 1, seed=2)
+    path = tmp_path / "scene.png"
+    Image.fromarray(scenes.images[0, 0]).save(path)
+    [found] = open_run("mnist-unet").predict(str(path))
+    mask = torch.tensor(found["mask"])
+    assert mask.shape == scenes.masks[0].shape
+    agree = (mask.numpy() == scenes.masks[0]).mean()
+    assert agree > 0.9, agree  # the bundled U-Net labels most pixels right
+    counts = dict((p["class"], p["pixels"]) for p in found["pixels"])
+    assert sum(counts.values()) == mask.numel() and found["mask_classes"][-1] == "background"
+    code, out, _ = run_cli(capsys, "predict", "mnist-unet", str(path), "--json")
+    assert code == 0 and json.loads(out)[0]["pixels"] == found["pixels"]

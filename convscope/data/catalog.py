@@ -179,6 +179,17 @@ def preparation_for(name: str, invert: str = "auto") -> Preparation:
     return entry.preparation(invert) if entry is not None else Preparation(invert=invert)
 
 
+def dataset_name(data: str, task: str = "classify") -> str:
+    """The data a run's network sees, as the catalogue names it: a catalogued dataset's name,
+    an image folder's name, or for a scene task the scene set it learns on
+    (``mnist-<task>-scenes``)."""
+    from convscope.tasks import get_task
+
+    if get_task(task).scenes:
+        return scene_set(task).name
+    return data if data in DATASETS else Path(data).name
+
+
 def image_set_for_depth(depth: int) -> str | None:
     """The first catalogued image set whose images have ``depth`` channels (None if none)."""
     return next((e.name for e in DATASETS.of_kind("images") if e.depth == depth), None)

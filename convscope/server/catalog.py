@@ -23,7 +23,7 @@ import torch
 from ..bundle import bundled_model_dirs
 from ..checkpoint import load_model_weights
 from ..data import DATASETS
-from ..data.catalog import scene_set
+from ..data.catalog import dataset_name
 from ..device import scoring_precision
 from ..errors import ConvscopeError, RunError
 from ..layer_kinds import layer_kind, viewer_names
@@ -158,14 +158,6 @@ def _types(layers: list[Layer]) -> list[str]:
 
 def _volume(volume: Volume | None) -> dict | None:
     return None if volume is None else {"sx": volume.sx, "sy": volume.sy, "depth": volume.depth}
-
-
-def dataset_name(data: str, task: str = "classify") -> str:
-    """A run's dataset as the catalog names it: a catalogued dataset's name, the image folder's
-    name, or for a scene task the scene set its network sees (``mnist-<task>-scenes``)."""
-    if get_task(task).scenes:
-        return scene_set(task).name
-    return data if data in DATASETS else Path(data).name
 
 
 def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
