@@ -34,7 +34,8 @@ from PIL import Image, ImageFilter
 
 from convscope.data import load_dataset
 from convscope.images import PLAIN, fit_image_bytes
-from convscope.predict import classifier_task, input_volume, predict_one
+from convscope.predict import input_volume, predict_one
+from convscope.tasks import get_task
 from convscope.runs import open_run
 
 FRAME = (640, 480)
@@ -88,7 +89,7 @@ def write_photos(images: torch.Tensor, folder: Path, seed: int) -> list[Path]:
 
 def clean_accuracy(run, images: torch.Tensor, labels: torch.Tensor) -> float:
     """The network's accuracy on MNIST's own pixels, through the task's prediction."""
-    task, correct = classifier_task(run), 0
+    task, correct = get_task(run.config.task), 0
     classes = [str(c) for c in run.data_info["classes"]]
     with torch.inference_mode():
         for image, label in zip(images, labels.tolist(), strict=True):
@@ -106,7 +107,7 @@ def photo_accuracy(run, paths: list[Path], labels: torch.Tensor) -> float:
 
 def plain_accuracy(run, paths: list[Path], labels: torch.Tensor) -> float:
     """The accuracy on the photos through the plain fit (no inversion, no centring)."""
-    task, volume, correct = classifier_task(run), input_volume(run), 0
+    task, volume, correct = get_task(run.config.task), input_volume(run), 0
     classes = [str(c) for c in run.data_info["classes"]]
     with torch.inference_mode():
         for path, label in zip(paths, labels.tolist(), strict=True):
