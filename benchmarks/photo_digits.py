@@ -35,8 +35,8 @@ from PIL import Image, ImageFilter
 from convscope.data import load_dataset
 from convscope.images import PLAIN, fit_image_bytes
 from convscope.predict import input_volume, predict_one
-from convscope.tasks import get_task
 from convscope.runs import open_run
+from convscope.tasks import get_task
 
 FRAME = (640, 480)
 MODELS = ("mnist-convnetjs", "mnist-ordinary")  # the bundled MNIST classifiers
