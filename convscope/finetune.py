@@ -147,8 +147,9 @@ def sized_for_data(described: ModelDescription, config: TrainConfig,
 
 
 def fit_folder_to_input(config: TrainConfig, described: ModelDescription) -> None:
-    """Fine-tuning on an image folder: its images are fitted to the network's input size
-    (``config.image_size``, unless the user chose one)."""
+    """Training a spec network on an image folder (fine-tuning or not): its images are fitted
+    to the network's input size (``config.image_size``, unless the user chose one); a Python
+    module's folder keeps the median size (:mod:`convscope.data.folder`)."""
     if config.image_size is not None or config.data in DATASETS or described.spec is None \
             or not Path(config.data).expanduser().is_dir():
         return

@@ -80,8 +80,8 @@ def train(model: str | list | tuple | torch.nn.Module | None = None, data: str |
     config = resolve_config(recipe, {"model": described.ref, "data": data, "task": task,
                                      **settings})
     described = finetune.sized_for_data(described, config, given)
+    finetune.fit_folder_to_input(config, described)  # the model's input size, unless chosen
     if source is not None:
-        finetune.fit_folder_to_input(config, described)
         described = replace(described, about={**described.about, "init": source.record})
     run_dir = Path(out) if out else default_run_dir(config)
     callbacks = _with_event(callbacks, on_event)

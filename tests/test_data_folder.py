@@ -236,3 +236,21 @@ def test_large_jpegs_decode_at_a_reduced_scale(tmp_path: Path) -> None:
         assert image.size == (1600, 1200)
     pixel = folder._decode_one(path, "RGB", (40, 30))[15, 20].tolist()
     assert all(abs(a - b) <= 3 for a, b in zip(pixel, (200, 100, 0), strict=True))
+
+
+def test_a_spec_network_fits_the_folder_to_its_input(tmp_path: Path, data_cache: Path) -> None:
+    """Without --image-size, a folder is fitted to the spec network's input (issue 19: "the
+    model's input, or else the median image size"), not to its median size."""
+    import convscope
+
+    for split in ("train", "test"):
+        for k, name in enumerate(("dark", "light")):
+            for i in range(4):
+                save(tmp_path / "pics" / split / name / f"{i}.png", "RGB", (48, 40),
+                     40 + 150 * k + i)
+    spec = [{"type": "input", "sx": 20, "sy": 16, "depth": 3},
+            {"type": "conv", "sx": 3, "filters": 2, "activation": "relu"},
+            {"type": "softmax", "num_classes": 2}]
+    run = convscope.train(spec, str(tmp_path / "pics"), out=tmp_path / "run", epochs=1,
+                          batch_size=4, progress=False)
+    assert run.data_info["input"] == [20, 16, 3] and run.config.image_size == "20x16"
