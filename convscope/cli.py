@@ -473,6 +473,62 @@ def version() -> str:
         return __version__
 
 
+def _add_imports_and_export(sub) -> None:
+    """``import-convnetjs``, ``import-weights`` and ``export``: networks in and out."""
+    p = sub.add_parser("import-convnetjs", help="a ConvNetJS snapshot (.json) as a run directory")
+    p.add_argument("file", help="ConvNetJS Net.toJSON() file")
+    p.add_argument("--out", help="run directory (default runs/<file name>)")
+    p.add_argument("--data", help="the image set it classifies (default: mnist for 1-channel, "
+                   "cifar10 for 3-channel input)")
+    p.add_argument("--input-offset", type=float, help="added to convscope's byte/255 - 0.5 "
+                   "inputs: 0.5 for networks trained on byte/255 (ConvNetJS's MNIST demo)")
+    p.add_argument("--eval", action="store_true", help="evaluate on the official test set")
+    _add_data_dir(p)
+    p.set_defaults(func=_cmd_import_convnetjs)
+
+    p = sub.add_parser("import-weights", help="pretrained weights (.safetensors or .onnx) "
+                       "mapped onto a registered model or spec, as a run directory")
+    p.add_argument("model", metavar="NAME_OR_SPEC", help="registry name (e.g. alexnet) or spec "
+                   "file")
+    p.add_argument("weights", metavar="WEIGHTS_FILE", help=".safetensors or .onnx file; its "
+                   "tensors are matched to the layers in order and by shape")
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.set_defaults(func=_cmd_import_weights)
+
+    p = sub.add_parser("export", help="write a run's network as ConvNetJS JSON or ONNX")
+    p.add_argument("run", help="run directory or bundled model name")
+    p.add_argument("--format", choices=["convnetjs", "onnx"], required=True,
+                   help="convnetjs: ConvNetJS's Net.toJSON() (spec models of its layer kinds); "
+                   "onnx: an ONNX graph for other runtimes")
+    p.add_argument("--out", help="file to write (default <run>/model.convnetjs.json or "
+                   "<run>/model.onnx; for a bundled model <name>.convnetjs.json or <name>.onnx "
+                   "here)")
+    _add_trust_code(p)
+    p.set_defaults(func=_cmd_export)
+
+
+def _add_scenes(sub) -> None:
+    p = sub.add_parser("scenes", help="scenes of MNIST digits for localization, detection "
+                       "and segmentation, as PNGs and annotations (native, COCO or YOLO)")
+    p.add_argument("kind", choices=LazyChoices("convscope.scenes", "SCENE_KINDS"), metavar="KIND",
+                   help="what the scenes are for: %(choices)s")
+    p.add_argument("--split", choices=["train", "test"], default="train",
+                   help="MNIST split the digits come from (default train)")
+    p.add_argument("--count", type=int, default=1000, help="number of scenes (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the digits, places and "
+                   "clutter chosen (default 0; the same seed writes the same scenes)")
+    p.add_argument("--size", type=int, help="canvas side in px (default 64 for localize, "
+                   "96 for detect and segment)")
+    p.add_argument("--out", required=True, help="directory to write")
+    p.add_argument("--format", default="native", metavar="FORMAT",
+                   choices=LazyChoices("convscope.scene_formats", "SCENE_FORMATS"),
+                   help="annotations as %(choices)s: native: annotations.json; coco: "
+                   "instances.json (boxes, and RLE masks for segment); yolo: images/, labels/ "
+                   "(class cx cy w h), classes.txt and data.yaml (default native)")
+    _add_data_dir(p)
+    p.set_defaults(func=_cmd_scenes)
+
+
 def build_parser(recipe: tuple[str, dict] | None = None) -> argparse.ArgumentParser:
     """The ``convscope`` parser (torch-free); ``recipe``: a model's name and recipe, whose
     values ``train --help`` then shows beside the defaults."""
@@ -506,57 +562,8 @@ def build_parser(recipe: tuple[str, dict] | None = None) -> argparse.ArgumentPar
     _add_trust_code(p)
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("import-convnetjs", help="a ConvNetJS snapshot (.json) as a run directory")
-    p.add_argument("file", help="ConvNetJS Net.toJSON() file")
-    p.add_argument("--out", help="run directory (default runs/<file name>)")
-    p.add_argument("--data", help="the image set it classifies (default: mnist for 1-channel, "
-                   "cifar10 for 3-channel input)")
-    p.add_argument("--input-offset", type=float, help="added to convscope's byte/255 - 0.5 "
-                   "inputs: 0.5 for networks trained on byte/255 (ConvNetJS's MNIST demo)")
-    p.add_argument("--eval", action="store_true", help="evaluate on the official test set")
-    _add_data_dir(p)
-    p.set_defaults(func=_cmd_import_convnetjs)
-
-    p = sub.add_parser("import-weights", help="pretrained weights (.safetensors or .onnx) "
-                       "mapped onto a registered model or spec, as a run directory")
-    p.add_argument("model", metavar="NAME_OR_SPEC", help="registry name (e.g. alexnet) or spec "
-                   "file")
-    p.add_argument("weights", metavar="WEIGHTS_FILE", help=".safetensors or .onnx file; its "
-                   "tensors are matched to the layers in order and by shape")
-    p.add_argument("--out", required=True, help="run directory to write")
-    p.set_defaults(func=_cmd_import_weights)
-
-    p = sub.add_parser("export", help="write a run's network as ConvNetJS JSON or ONNX")
-    p.add_argument("run", help="run directory or bundled model name")
-    p.add_argument("--format", choices=["convnetjs", "onnx"], required=True,
-                   help="convnetjs: ConvNetJS's Net.toJSON() (spec models of its layer kinds); "
-                   "onnx: an ONNX graph for other runtimes")
-    p.add_argument("--out", help="file to write (default <run>/model.convnetjs.json or "
-                   "<run>/model.onnx; for a bundled model <name>.convnetjs.json or <name>.onnx "
-                   "here)")
-    _add_trust_code(p)
-    p.set_defaults(func=_cmd_export)
-
-    p = sub.add_parser("scenes", help="scenes of MNIST digits for localization, detection "
-                       "and segmentation, as PNGs and annotations (native, COCO or YOLO)")
-    p.add_argument("kind", choices=LazyChoices("convscope.scenes", "SCENE_KINDS"), metavar="KIND",
-                   help="what the scenes are for: %(choices)s")
-    p.add_argument("--split", choices=["train", "test"], default="train",
-                   help="MNIST split the digits come from (default train)")
-    p.add_argument("--count", type=int, default=1000, help="number of scenes (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the digits, places and "
-                   "clutter chosen (default 0; the same seed writes the same scenes)")
-    p.add_argument("--size", type=int, help="canvas side in px (default 64 for localize, "
-                   "96 for detect and segment)")
-    p.add_argument("--out", required=True, help="directory to write")
-    p.add_argument("--format", default="native", metavar="FORMAT",
-                   choices=LazyChoices("convscope.scene_formats", "SCENE_FORMATS"),
-                   help="annotations as %(choices)s: native: annotations.json; coco: "
-                   "instances.json (boxes, and RLE masks for segment); yolo: images/, labels/ "
-                   "(class cx cy w h), classes.txt and data.yaml (default native)")
-    _add_data_dir(p)
-    p.set_defaults(func=_cmd_scenes)
-
+    _add_imports_and_export(sub)
+    _add_scenes(sub)
     _add_predict(sub)
     _add_report(sub)
     _add_serve(sub)
