@@ -52,7 +52,7 @@ from convscope.errors import ConvscopeError
 from convscope.registry import get_model_entry
 from convscope.spec import resolve
 
-DEFAULT_RECIPES = ["mnist-sprint", "mnist-fast"]
+DEFAULT_RECIPES = ["mnist-sprint", "mnist-995"]
 BUSY = 0.25  # other processes' average CPU (cores) above which a run's wall time is suspect
 
 

@@ -23,8 +23,8 @@ NAMES = [entry.name for entry in list_models()]
 def test_all_models_registered():
     assert NAMES == ["mnist-templates", "mnist-ordinary", "cifar10-templates", "cifar10-ordinary",
                      "cifar10-mlp", "mnist-convnetjs", "cifar10-convnetjs", "lenet5",
-                     "mnist-fast", "mnist-sprint", "cifar10-fast", "cifar10-sprint", "cifar10-94",
-                     "mnist-localizer", "mnist-yolo", "mnist-unet", "fsdd-convnet"]
+                     "mnist-fast", "mnist-sprint", "mnist-995", "cifar10-fast", "cifar10-sprint",
+                     "cifar10-94", "mnist-localizer", "mnist-yolo", "mnist-unet", "fsdd-convnet"]
 
 
 @pytest.mark.parametrize("name", NAMES)

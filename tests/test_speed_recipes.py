@@ -95,7 +95,7 @@ def test_a_run_without_figures_imports_neither_dynamo_nor_matplotlib(tmp_path: P
     assert (run / "results.json").exists() and not (run / "curves.png").exists()
 
 
-@pytest.mark.parametrize("name", ["mnist-sprint", "mnist-fast"])
+@pytest.mark.parametrize("name", ["mnist-sprint", "mnist-995"])
 def test_the_mnist_speed_recipes_train_on_all_images_and_say_their_precision(name: str):
     recipe = get_model_entry(name).recipe
     assert recipe["tuned_precision"] in ("fp32", "bf16")
