@@ -26,15 +26,16 @@ HEADER = ("# Benchmarks\n\nEvery number here is written by a script in `benchmar
           "each section says how.\n")
 
 
-def cpu_model() -> str:
+def cpu_model(limit: bool = True) -> str:
     """The CPU's model and the flags that decide conv speed (``convscope.device.cpu_info``),
-    with the oneDNN ISA limit where ``ONEDNN_MAX_CPU_ISA`` sets one."""
+    with the oneDNN ISA limit where ``ONEDNN_MAX_CPU_ISA`` sets one (unless ``limit`` is
+    False)."""
     info = cpu_info()
     text = info["model"] or "unknown CPU"
     if info["flags"] is not None:
         text += f" ({' '.join(info['flags']) or 'no AVX2'})"
-    limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    return text + (f", oneDNN limited to {limit}" if limit else "")
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA") if limit else None
+    return text + (f", oneDNN limited to {isa}" if isa else "")
 
 
 def start_server(data_dir: str) -> tuple[subprocess.Popen, str]:

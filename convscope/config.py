@@ -136,6 +136,8 @@ class TrainConfig:
                              "every N steps (0: never)", "N", limits=Range(0))
     log: str = setting("none", "also log to results.csv (Ultralytics' columns) or to "
                        "TensorBoard (<run>/tensorboard; needs the tensorboard package)")
+    figures: bool = setting(True, "draw curves.png and confusion.png into the finished run "
+                            "(with matplotlib installed; about a second)")
     data_dir: str | None = setting(None, "where datasets live",
                                    shown="$CONVSCOPE_DATA, else a per-user cache")
     schedule_restart: int = setting(0, "epoch from which the learning-rate schedule runs "

@@ -38,9 +38,10 @@ CSV_COLUMNS = {"epoch": "epoch", "seconds": "time", "train_loss": "train/loss",
 def log_callbacks(config: TrainConfig) -> list[Callback]:
     """The logs a run's settings ask for: steps.jsonl always (unless ``log_every`` is 0),
     results.csv and TensorBoard as ``config.log`` says, and the figures of a finished run
-    (curves.png, confusion.png) where matplotlib is installed."""
+    (curves.png, confusion.png, unless ``figures`` is off) where matplotlib is installed."""
     wanted = set(config.log.split("+")) - {"none"}
-    return [FigureFiles(), *([StepLog()] if config.log_every else []),
+    return [*([FigureFiles()] if config.figures else []),
+            *([StepLog()] if config.log_every else []),
             *([CsvLog()] if "csv" in wanted else []),
             *([TensorBoardLog()] if "tensorboard" in wanted else [])]
 

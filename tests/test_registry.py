@@ -25,9 +25,9 @@ BUILT = [e.name for e in list_models() if sum(la.macs for la in resolve(e.spec))
 def test_all_models_registered():
     assert NAMES == ["mnist-templates", "mnist-ordinary", "cifar10-templates", "cifar10-ordinary",
                      "cifar10-mlp", "mnist-convnetjs", "cifar10-convnetjs", "lenet5",
-                     "mnist-fast", "mnist-sprint", "cifar10-fast", "cifar10-sprint", "cifar10-94",
-                     "mnist-localizer", "mnist-yolo", "mnist-unet", "fsdd-convnet", "lenet5-32",
-                     "alexnet", "vgg16"]
+                     "mnist-fast", "mnist-sprint", "mnist-995", "cifar10-fast", "cifar10-sprint",
+                     "cifar10-94", "mnist-localizer", "mnist-yolo", "mnist-unet", "fsdd-convnet",
+                     "lenet5-32", "alexnet", "vgg16"]
 
 
 @pytest.mark.parametrize("name", BUILT)

@@ -11,7 +11,7 @@ import time_to_accuracy as bench  # noqa: E402
 
 from convscope.cli import build_parser  # noqa: E402
 
-MNIST_99 = bench.Target("mnist", 0.99, 15)
+MNIST_99 = bench.Target("mnist", 0.99, 15, 10)
 
 
 CEILING = {"conv_best_gflops": 100.0, "matmul_gflops": 150.0, "threads": 2, "runs": 5,
@@ -31,7 +31,8 @@ def test_summarize_takes_medians_per_recipe():
             run("b", 0, 0.996, 80.0)]
     summary = bench.summarize(runs)
     assert list(summary) == ["a", "b"]
-    assert summary["a"] == {"dataset": "mnist", "runs": 3, "test_acc": 0.991, "wall_s": 14.0}
+    assert summary["a"] == {"dataset": "mnist", "runs": 3, "test_acc": 0.991, "wall_s": 14.0,
+                            "precision": "fp32", "isa_limit": None, "cpu": None}
     assert summary["b"]["runs"] == 1 and summary["b"]["wall_s"] == 80.0
 
 
@@ -40,39 +41,49 @@ def test_judge_picks_the_fastest_recipe_that_reaches_the_accuracy():
                "fast": {"dataset": "mnist", "test_acc": 0.991, "wall_s": 12.0},
                "faster": {"dataset": "mnist", "test_acc": 0.985, "wall_s": 5.0}}
     assert bench.judge(MNIST_99, recipes) == ("fast", "met")
-    assert bench.judge(bench.Target("mnist", 0.995, 120), recipes) == ("slow", "met")
-    assert bench.judge(bench.Target("mnist", 0.995, 60), recipes) == ("slow", "not met (80.0 s)")
-    assert bench.judge(bench.Target("mnist", 0.999, 60), recipes) == \
+    assert bench.judge(MNIST_99, recipes, bench.BF16) == ("fast", "not met (12.0 s)")
+    assert bench.judge(bench.Target("mnist", 0.995, 120, 60), recipes) == ("slow", "met")
+    assert bench.judge(bench.Target("mnist", 0.995, 60, 60), recipes) == \
+        ("slow", "not met (80.0 s)")
+    assert bench.judge(bench.Target("mnist", 0.999, 60, 60), recipes) == \
         ("slow", "not met (accuracy 99.50%)")
-    assert bench.judge(bench.Target("cifar10", 0.9, 900), recipes) == (None, "not measured")
+    assert bench.judge(bench.Target("cifar10", 0.9, 900, 900), recipes) == \
+        (None, "not measured")
 
 
 def test_targets_are_the_issues():
-    assert [str(t) for t in bench.TARGETS] == [
-        "MNIST 99% in <= 15 s", "MNIST 99.5% in <= 2 min", "CIFAR-10 90% in <= 15 min",
+    assert [t.text(bench.NO_BF16) for t in bench.TARGETS] == [
+        "MNIST 99% in <= 10 s", "MNIST 99.5% in <= 60 s", "CIFAR-10 90% in <= 15 min",
         "CIFAR-10 94% in <= 60 min"]
+    assert [t.text(bench.BF16) for t in bench.TARGETS] == [
+        "MNIST 99% in <= 8 s", "MNIST 99.5% in <= 45 s", "CIFAR-10 90% in <= 8 min",
+        "CIFAR-10 94% in <= 20 min"]
 
 
 def test_report_lists_targets_runs_and_busy_machines():
     runs = [run("mnist-fast", s, 0.995 + s / 1000, 70.0 + s, others=0.5 if s == 2 else 0.0)
             for s in range(3)]
     text = bench.report(runs, CEILING)
-    assert "| MNIST 99.5% in <= 2 min | `mnist-fast` | 99.60 | 71.0 | met |" in text
-    assert "| MNIST 99% in <= 15 s | `mnist-fast` | 99.60 | 71.0 | not met (71.0 s) |" in text
-    assert "| CIFAR-10 90% in <= 15 min | - | - | - | not measured |" in text
-    assert all(f"| `mnist-fast` | {s} | {99.5 + s / 10:.2f} | - | {70 + s:.1f} "
+    fast = "| as above | none | `convscope train --recipe mnist-fast` | fp32 | 99.60 | 71.0 |"
+    assert f"| MNIST 99.5% in <= 45 s | native bf16 {fast} not met (71.0 s) |" in text
+    assert f"| MNIST 99% in <= 8 s | native bf16 {fast} not met (71.0 s) |" in text
+    assert "| MNIST 99.5% in <= 60 s | no native bf16 | - | - | - | - | - | - | not measured |" \
+        in text
+    assert "| CIFAR-10 90% in <= 8 min | native bf16 | - | - | - | - | - | - | not measured |" \
+        in text
+    assert all(f"| `mnist-fast` | none | {s} | {99.5 + s / 10:.2f} | - | {70 + s:.1f} "
                f"| {140 + 2 * s:.1f} | {67 + s:.1f} | 5000 | 1.0 | {0.5 if s == 2 else 0:.2f} |"
                in text for s in range(3))
     assert "1 of 3 runs shared the machine" in text
     assert "OMP_NUM_THREADS=2" in text and "- `mnist-fast`:" in text
     gflops = 5000 * 6 * 7_864_064 / 1e9  # mnist-fast: 7.86 M forward multiply-adds
-    assert f"| `mnist-fast` | fp32 | {gflops:.1f} | {gflops:.0f}% |" in text  # of 100 GFLOP/s
+    assert f"| `mnist-fast` | native bf16 | fp32 | {gflops:.1f} | {gflops:.0f}% |" in text
 
 
 def test_the_report_gives_the_accuracy_without_test_time_augmentation():
     runs = [{**run("cifar10-94", 0, 0.9412, 1700.0, dataset="cifar10"),
              "test_acc_without_tta": 0.9355}]
-    assert "| `cifar10-94` | 0 | 94.12 | 93.55 | 1700.0 |" in bench.report(runs, CEILING)
+    assert "| `cifar10-94` | none | 0 | 94.12 | 93.55 | 1700.0 |" in bench.report(runs, CEILING)
 
 
 def test_the_report_keeps_the_latest_run_per_seed_with_the_latest_settings():
@@ -81,8 +92,7 @@ def test_the_report_keeps_the_latest_run_per_seed_with_the_latest_settings():
             run("mnist-fast", 1, 0.995, 71.0)]
     kept = bench.latest_runs(runs)
     assert [(r["seed"], r["test_acc"]) for r in kept] == [(0, 0.996), (1, 0.995)]
-    assert "| MNIST 99.5% in <= 2 min | `mnist-fast` | 99.55 | 71.5 | met |" in \
-        bench.report(runs, CEILING)
+    assert "| fp32 | 99.55 | 71.5 | not met (71.5 s) |" in bench.report(runs, CEILING)
 
 
 def test_recipe_is_an_alias_of_model():
