@@ -309,7 +309,7 @@ def _cmd_import_weights(args: argparse.Namespace) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> None:
     from .convnetjs import export_convnetjs, load_exact
-    from .onnx_export import export_onnx
+    from .onnx_export import export_onnx, run_metadata
     from .runs import open_run
 
     run = open_run(args.run, trust_code=args.trust_code)
@@ -318,7 +318,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
         path = export_convnetjs(load_exact(run), args.out or Path(f"{stem}.convnetjs.json"))
     else:
         width, height, depth = run.data_info["input"]
-        path = export_onnx(run.model, args.out or Path(f"{stem}.onnx"), (depth, height, width))
+        path = export_onnx(run.model, args.out or Path(f"{stem}.onnx"), (depth, height, width),
+                           run_metadata(run))
     print(f"wrote {path}")
 
 

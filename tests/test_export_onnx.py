@@ -71,3 +71,25 @@ def test_onnx_export_of_the_chapter_cifar_convnet(tmp_path: Path):
     assert main(["export", str(run.path), "--format", "onnx", "--out",
                  str(tmp_path / "c.onnx")]) == 0
     assert_onnx_matches(run.model, tmp_path / "c.onnx", sample_images("cifar10", 500))
+
+
+def test_an_exported_run_carries_what_a_runtime_needs(tmp_path: Path, capsys):
+    """ONNX metadata_props: class names, input volume, normalisation, fit, preparation, task."""
+    import json
+
+    import onnx
+
+    out = tmp_path / "digits.onnx"
+    assert main(["export", "mnist-convnetjs", "--format", "onnx", "--out", str(out)]) == 0
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(props["classes"]) == [str(k) for k in range(10)]
+    assert json.loads(props["input"]) == [24, 24, 1]
+    assert json.loads(props["input_scale"]) == pytest.approx(1 / 255)
+    assert json.loads(props["input_offset"]) == -0.5
+    assert props["polarity"] == "light-on-dark" and props["centre"] == "mnist"
+    assert props["task"] == "classify" and "centre-cropped" in props["fit"]
+    assert props["producer"].startswith("convscope ")
+    out = tmp_path / "scenes.onnx"
+    assert main(["export", "mnist-yolo", "--format", "onnx", "--out", str(out)]) == 0
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert props["task"] == "detect" and props["centre"] == "none"
