@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +18,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import idx_bytes
+from served import CHROMIUM, chromium, served, watched_page
 
 import convscope
 from convscope.bundle import BUNDLED, bundled_model_dirs
 from convscope.errors import DataError
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="Debian's Chromium is not installed at /usr/bin/chromium")
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -32,10 +31,6 @@ uvicorn = pytest.importorskip("uvicorn")
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 BUNDLED_MNIST = BUNDLED / "samples" / "mnist.npz"
-# Chromium's fake camera (a generated test pattern) answers getUserMedia without asking.
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 TEMPLATES = [{"type": "input", "sx": 28, "sy": 28, "depth": 1},
              {"type": "softmax", "num_classes": 10}]
@@ -104,42 +99,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         run = convscope.train(convscope.build_model(TEMPLATES), "mnist",
                               out=tmp / "runs" / "tiny-templates", data_dir=str(data), epochs=2,
                               batch_size=16, lr=3e-3, optimizer="adam", progress=False).path
-        app = create_app(runs=[run], runs_dir=tmp / "live", data_dir=str(data),
-                         bundled_dir=BUNDLED)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        uvicorn_server = uvicorn.Server(config)
-        thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not uvicorn_server.started:
-            assert time.monotonic() < deadline, "the explorer server did not start"
-            time.sleep(0.05)
-        port = uvicorn_server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}/", data
-        uvicorn_server.should_exit = True
-        thread.join(10)
+        with served(create_app(runs=[run], runs_dir=tmp / "live", data_dir=str(data),
+                               bundled_dir=BUNDLED)) as url:
+            yield url, data
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser, server: tuple[str, Path]) -> Iterator[object]:
     """A 1280x800 page on the explorer; the test fails if the page logs an error."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server[0])
-    tab = context.new_page()
-    tab.set_default_timeout(15_000)
-    problems: list[str] = []
-    tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    tab.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
-    yield tab
-    context.close()
-    assert not problems, problems
+    with watched_page(browser, server[0]) as tab:
+        yield tab
 
 
 def open_view(page, hash_path: str) -> None:

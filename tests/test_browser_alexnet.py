@@ -5,14 +5,13 @@ uploaded photo (a generated JPEG), with only the layers shown sent."""
 from __future__ import annotations
 
 import io
-import threading
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_browser import BROWSER_ARGS, CANVAS_COLOURS, CHROMIUM
+from served import CHROMIUM, chromium, served, watched_page
+from test_browser import CANVAS_COLOURS
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="Debian's Chromium is not installed at /usr/bin/chromium")
@@ -25,32 +24,14 @@ def base_url() -> Iterator[str]:
     """`convscope serve` out of the box: the bundled models, then the architectures."""
     from convscope.server import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the explorer server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/"
-    server.should_exit = True
-    thread.join(10)
+    with served(create_app()) as url:
+        yield url
 
 
 @pytest.fixture
 def page(base_url: str) -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        tab = browser.new_context(viewport={"width": 1280, "height": 800},
-                                  base_url=base_url).new_page()
-        tab.set_default_timeout(30_000)
-        problems: list[str] = []
-        tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        tab.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+    with chromium() as browser, watched_page(browser, base_url, timeout_ms=30_000) as tab:
         yield tab
-        browser.close()
-    assert not problems, problems
 
 
 def photo() -> bytes:

@@ -6,19 +6,12 @@ weights. A spec with a residual block gets its arc too. The page must log no err
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 import torch
-from test_browser import (
-    BROWSER_ARGS,
-    CANVAS_COLOURS,
-    CHROMIUM,
-    SCREENSHOTS,
-    write_mnist_from_bundle,
-)
+from served import CHROMIUM, chromium, served, watched_page
+from test_browser import CANVAS_COLOURS, SCREENSHOTS, write_mnist_from_bundle
 from test_module_explorer import MODULE_SOURCE, NESTED_CONV
 
 import convscope
@@ -54,35 +47,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                         **SETTINGS)
         convscope.train(RESIDUAL_SPEC, "mnist", out=tmp / "runs" / "residual-spec",
                         data_dir=str(data), **SETTINGS)
-        app = create_app(runs_dir=tmp / "runs", data_dir=str(data), trust_code=True)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        uvicorn_server = uvicorn.Server(config)
-        thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not uvicorn_server.started:
-            assert time.monotonic() < deadline, "the explorer server did not start"
-            time.sleep(0.05)
-        port = uvicorn_server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}/"
-        uvicorn_server.should_exit = True
-        thread.join(10)
+        with served(create_app(runs_dir=tmp / "runs", data_dir=str(data),
+                               trust_code=True)) as url:
+            yield url
 
 
 @pytest.fixture
 def page(server: str) -> Iterator[object]:
     """A 1280x800 page on the explorer; the test fails if the page logs an error."""
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        tab = browser.new_context(viewport={"width": 1280, "height": 800},
-                                  base_url=server).new_page()
-        tab.set_default_timeout(15_000)
-        problems: list[str] = []
-        tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        tab.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+    with chromium() as browser, watched_page(browser, server) as tab:
         yield tab
-        browser.close()
-    assert not problems, problems
 
 
 def layer_index(page, model: str, name: str) -> int:

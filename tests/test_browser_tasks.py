@@ -5,28 +5,22 @@ and audio.png (1280x800)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _task_runs import tone, wav_bytes, write_fsdd, write_task_run
+from served import CHROMIUM, chromium, served, watched_page
 
 from convscope.bundle import BUNDLED
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="Debian's Chromium is not installed at /usr/bin/chromium")
 playwright_api = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-# Chromium's fake devices (a test pattern, a beeping microphone) answer getUserMedia at once.
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 # The page reports refused requests itself; Chromium also logs them (not a page failure).
 REFUSED = "the server responded with a status of 400"
 COLOURS = """canvas => {
@@ -52,41 +46,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         write_fsdd(data)
         for task in ("detect", "segment", "audio"):
             write_task_run(tmp / "runs" / task, task)
-        app = create_app(runs_dir=tmp / "runs", data_dir=str(data), bundled_dir=BUNDLED)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
-                                               log_level="warning", lifespan="on"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the explorer server did not start"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/"
-        server.should_exit = True
-        thread.join(10)
+        with served(create_app(runs_dir=tmp / "runs", data_dir=str(data),
+                               bundled_dir=BUNDLED)) as url:
+            yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:  # its fake devices answer getUserMedia at once
+        yield launched
 
 
 @pytest.fixture
 def page(browser, server: str) -> Iterator[object]:
     """A 1280x800 page; the test fails if the page logs an error (other than a refusal)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server)
-    tab = context.new_page()
-    tab.set_default_timeout(15_000)
-    problems: list[str] = []
-    tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    tab.on("console", lambda m: m.type == "error" and REFUSED not in m.text
-           and problems.append(f"console: {m.text}"))
-    yield tab
-    context.close()
-    assert not problems, problems
+    with watched_page(browser, server, expected=REFUSED) as tab:
+        yield tab
 
 
 def screenshot(page, name: str) -> None:

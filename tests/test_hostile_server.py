@@ -4,7 +4,6 @@ Host (DNS rebinding) and cross-site changes and WebSockets are refused with 403.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 import torch
 import uvicorn
 from fastapi.testclient import TestClient
+from served import served
 from starlette.websockets import WebSocketDisconnect
 
 from convscope.cli import build_parser
@@ -226,16 +226,9 @@ def test_the_serve_command_passes_its_options(monkeypatch: pytest.MonkeyPatch, t
 def test_a_real_server_refuses_rebinding_and_cross_site_sockets(app):
     """Through uvicorn (as `convscope serve` runs): the 403s reach the wire."""
     websockets = pytest.importorskip("websockets.sync.client")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        base = f"http://127.0.0.1:{port}"
+    with served(app) as root:
+        base = root.rstrip("/")
+        port = int(base.rsplit(":", 1)[1])
         assert httpx.get(f"{base}/api/models").status_code == 200
         rebound = httpx.get(f"{base}/api/models", headers={"host": f"attacker.example:{port}"})
         refused(rebound, 403, "attacker.example")
@@ -244,6 +237,3 @@ def test_a_real_server_refuses_rebinding_and_cross_site_sockets(app):
             websockets.connect(url, origin=EVIL, open_timeout=5)
         with websockets.connect(url, origin=f"http://127.0.0.1:{port}", open_timeout=5) as ws:
             assert '"error"' in ws.recv(timeout=5)
-    finally:
-        server.should_exit = True
-        thread.join(10)

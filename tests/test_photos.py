@@ -8,8 +8,6 @@ import base64
 import io
 import json
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -235,34 +233,18 @@ def png(pixels: np.ndarray) -> bytes:
 def explorer_page(tmp_path, monkeypatch):
     """A Chromium page on the real app (bundled models and samples) on a free port; skips
     without Chromium or playwright."""
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
+    from served import CHROMIUM, chromium, served, watched_page
+
+    if not CHROMIUM.exists():
         pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    uvicorn = pytest.importorskip("uvicorn")
+    pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("uvicorn")
     from convscope.server import create_app
 
     monkeypatch.chdir(tmp_path)
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the explorer server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    problems: list[str] = []
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
-        page = browser.new_page(base_url=f"http://127.0.0.1:{port}/")
-        page.set_default_timeout(15_000)
-        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    with served(create_app()) as url, chromium() as browser, \
+            watched_page(browser, url) as page:
         yield page
-        browser.close()
-    server.should_exit = True
-    thread.join(10)
-    assert not problems, problems
 
 
 def test_the_explorer_has_an_invert_toggle(digits, tmp_path, explorer_page):

@@ -215,14 +215,14 @@ def test_report_of_a_bundled_model_and_its_errors(tmp_path: Path, monkeypatch,
 def test_report_opens_offline_in_a_browser(tmp_path: Path, monkeypatch):
     """The report of a bundled model in Chromium: no request leaves the page, every picture
     loads, no console error; its screenshot is docs/screenshots/report.png."""
-    from test_browser import BROWSER_ARGS, CHROMIUM, SCREENSHOTS, playwright_api
+    from served import CHROMIUM, chromium
+    from test_browser import SCREENSHOTS
 
     if not CHROMIUM.exists():
         pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium")
     monkeypatch.setenv("CONVSCOPE_DATA", str(tmp_path / "nothing"))  # the bundled sample
     out = write_report("cifar10-convnetjs", tmp_path / "report.html")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         problems, requests = [], []
         page.on("pageerror", lambda error: problems.append(str(error)))
@@ -236,6 +236,5 @@ def test_report_opens_offline_in_a_browser(tmp_path: Path, monkeypatch):
         assert page.locator("h2").all_inner_texts()[:3] == ["Settings", "Machine", "Data"]
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "report.png"), full_page=True)
-        browser.close()
     assert problems == []
     assert [url for url in requests if not url.startswith(("file:", "data:"))] == []
