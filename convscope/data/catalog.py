@@ -17,8 +17,8 @@ from typing import TypeVar
 from convscope.augment import check_augmentation
 from convscope.data.dataset import Dataset
 from convscope.data.registry import CIFAR10, MNIST, DatasetSpec
-from convscope.errors import DataError
-from convscope.images import CENTRINGS, POLARITIES, Preparation
+from convscope.errors import DataError, ImageError
+from convscope.images import Preparation
 from convscope.registries import Registry
 
 KINDS = ("images", "recordings", "scenes")
@@ -142,12 +142,10 @@ def check_entry(entry: DatasetEntry) -> None:
     check_augmentation(entry.augment)
     if (entry.kind == "scenes") != (entry.scene_kind is not None):
         raise DataError(f"{where}: scene sets (and only they) name their scene_kind")
-    if entry.polarity not in POLARITIES:
-        raise DataError(f"{where}: polarity must be one of {', '.join(POLARITIES)}, got "
-                        f"{entry.polarity!r}")
-    if entry.centre is not None and entry.centre not in CENTRINGS:
-        raise DataError(f"{where}: centre must be one of {', '.join(CENTRINGS)} or None, got "
-                        f"{entry.centre!r}")
+    try:
+        entry.preparation()  # Preparation checks polarity and centre
+    except ImageError as exc:
+        raise DataError(f"{where}: {exc}") from None
     if entry.kind != "scenes" and (entry.source is None) == (entry.loader is None):
         raise DataError(f"{where}: give exactly one of source (files) or loader")
 
