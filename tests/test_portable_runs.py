@@ -222,13 +222,16 @@ def test_a_run_with_a_relative_data_path_still_evaluates_from_its_folder(project
     assert _eval(capsys, run, "--data", str(project / "pets"))["total"] == 10
 
 
-def test_resume_finds_a_folder_that_moved_with_the_run(project, capsys, monkeypatch):
-    code, _, err = _cli(capsys, "train", "--model", "net.json", "--data", "pets", "--out",
-                        "runs/spec", "--epochs", "1", "--batch-size", "8")
-    assert code == 0, err
-    run = project / "runs" / "spec"
-    (run / "model.safetensors").unlink()  # as if stopped before the end
+def _stopped_run(capsys) -> Path:
+    """runs/spec of the project, as if stopped before its end (no weights, no results)."""
+    run = _train(capsys, "net.json", "runs/spec")
+    (run / "model.safetensors").unlink()
     (run / "results.json").unlink()
+    return run
+
+
+def test_resume_finds_a_folder_that_moved_with_the_run(project, capsys, monkeypatch):
+    _stopped_run(capsys)
     moved = project.parent / "moved"
     shutil.move(project, moved)
     monkeypatch.chdir(project.parent / "third")
@@ -237,12 +240,7 @@ def test_resume_finds_a_folder_that_moved_with_the_run(project, capsys, monkeypa
 
 
 def test_resume_takes_data_pointing_at_a_folder_moved_elsewhere(project, capsys, monkeypatch):
-    code, _, err = _cli(capsys, "train", "--model", "net.json", "--data", "pets", "--out",
-                        "runs/spec", "--epochs", "1", "--batch-size", "8")
-    assert code == 0, err
-    run = project / "runs" / "spec"
-    (run / "model.safetensors").unlink()  # as if stopped before the end
-    (run / "results.json").unlink()
+    run = _stopped_run(capsys)
     shutil.move(project / "pets", project.parent / "archive")
     monkeypatch.chdir(project.parent / "third")
     code, _, err = _cli(capsys, "train", "--resume", str(run))
