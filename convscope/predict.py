@@ -122,10 +122,13 @@ def predict_one(run: Run, image, top: int = DEFAULT_TOP, source: str = "",
         raise ConvscopeError(f"top must be at least 1, got {top}")
     classes = [str(c) for c in run.data_info.get("classes") or []]
     volume = input_volume(run)
+    if isinstance(image, str | Path):
+        image = Path(image).read_bytes()  # read once: fitted, and measured for boxes
     fitted = fit_any(image, volume, preparation(run, invert))
     with torch.inference_mode():
         found = get_task(run.config.task).prediction(run.model, fitted, classes)
-    return _decoded(found, classes, top, source, _to_picture(image, volume))
+    boxes = "box" in found or "detections" in found
+    return _decoded(found, classes, top, source, _to_picture(image, volume) if boxes else None)
 
 
 def _decoded(found: dict, classes: list[str], top: int, source: str, to_picture) -> Prediction:
