@@ -27,7 +27,7 @@ from ..device import scoring_precision
 from ..errors import ConvscopeError
 from ..model import SpecNet, build_model
 from ..probes import activations, layer_weights, network_graph
-from ..registry import get_model_entry
+from ..registry import get_model_entry, list_models
 from ..spec import Layer, activation_values, resolve
 from ..tasks import get_task
 from ..trainer import train
@@ -46,6 +46,15 @@ def live_trainable(task: str, dataset: str) -> bool:
     return get_task(task).classifies and dataset in DEPTH
 
 
+def trainable_registry() -> list[dict]:
+    """Every registry model the explorer can train live, in registry order."""
+    return [{"name": e.name, "dataset": e.dataset, "description": e.description,
+             "params": sum(layer.num_params for layer in resolve(e.spec))}
+            for e in list_models()
+            if not e.untrained and e.dataset is not None
+            and live_trainable(e.recipe.get("task", "classify"), e.dataset)]
+
+
 def _live_dataset(name: str) -> str:
     if name not in DEPTH:
         raise ValueError(f"live training takes one of {', '.join(DEPTH)}, not {name!r}")
@@ -53,7 +62,9 @@ def _live_dataset(name: str) -> str:
 
 
 PROGRESS_SECONDS, SNAPSHOT_SECONDS = 0.2, 1.0
+PACE_SECONDS = 0.05  # a paced snapshot waits at most this long for a reader to take it
 MAX_FILTERS = 64
+MAX_SNAPSHOT_WEIGHTS = 100_000  # weighted layers small enough to send whole in each snapshot
 MAX_PARAMS = 10_000_000
 MAX_ACTIVATION_BYTES = 2 * 1024**3  # cifar10-94 at its batch size 1024 needs about 1.4 GiB
 BYTES_PER_VALUE = 4  # float32
@@ -71,6 +82,9 @@ class TrainRequest(BaseModel):
     batch_size: int | None = Field(None, ge=1, le=4096)
     lr: float | None = Field(None, gt=0, le=10)
     optimizer: Literal[OPTIMIZERS] | None = None
+    # the chapter's L1 demo: a snapshot after every this many examples, each one delivered
+    # before the next is taken (training waits up to PACE_SECONDS for a reader)
+    snapshot_every: int | None = Field(None, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> TrainRequest:
@@ -88,6 +102,8 @@ class Job:
         self.error: str | None = None
         self.test_accuracy: float | None = None
         self.stop_requested = threading.Event()
+        self.snapshot_taken = threading.Event()  # a reader has the latest snapshot
+        self.paced = False  # snapshots every ``snapshot_every`` examples, each delivered
         self.thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._seq = 0
@@ -128,6 +144,8 @@ class Job:
         and the new cursor."""
         with self._lock:
             fresh = [m for m in [*self._events, *self._latest.values()] if m[0] > cursor]
+            if any(message["type"] == "snapshot" for _, message in fresh):
+                self.snapshot_taken.set()
             return [message for _, message in sorted(fresh, key=lambda m: m[0])], self._seq
 
     def status(self) -> dict:
@@ -191,7 +209,9 @@ class Jobs:
                                tta=recipe.get("tta", "none"),
                                precision=scoring_precision(recipe.get("precision", "auto"))))
         model = request.model if request.model is not None else net.spec
-        job.thread = threading.Thread(target=self._run, args=(job, model, dataset, settings),
+        job.paced = request.snapshot_every is not None
+        job.thread = threading.Thread(target=self._run,
+                                      args=(job, model, dataset, settings, request.snapshot_every),
                                       name=f"convscope-train-{job_id}", daemon=True)
         job.thread.start()
         return job
@@ -219,11 +239,14 @@ class Jobs:
             return None
         return to_input(fit_to_volume(image, net.input_volume))
 
-    def _run(self, job: Job, model: str | list[dict], dataset: str, settings: dict) -> None:
-        """Train ``model`` (a registry name or a spec) with a :class:`LiveFeed`; the catalog
-        entry ends with the trained weights, or goes if training fails."""
+    def _run(self, job: Job, model: str | list[dict], dataset: str, settings: dict,
+             snapshot_every: int | None = None) -> None:
+        """Train ``model`` (a registry name or a spec) with a :class:`LiveFeed` (snapshots every
+        ``snapshot_every`` examples, or every second); the catalog entry ends with the trained
+        weights, or goes if training fails."""
         entry = self.catalog.get(job.model_id)
-        feed = LiveFeed(job, entry, self._fixed_input(dataset, entry.model))
+        feed = LiveFeed(job, entry, self._fixed_input(dataset, entry.model),
+                        snapshot_every)
         try:
             run = train(model, dataset, out=job.run_dir, progress=False, callbacks=[feed],
                         data_dir=self.data_dir, **settings)
@@ -250,17 +273,29 @@ class LiveFeed(Callback):
     """A live job's callback: it publishes every epoch, the latest progress (at most every
     ``PROGRESS_SECONDS``) and snapshots (every ``SNAPSHOT_SECONDS``), and stops the run when
     the job is asked to. Snapshots load the training weights into the entry's network (built
-    once, with one copy to write into while the other is read: nothing is rebuilt)."""
+    once, with one copy to write into while the other is read: nothing is rebuilt).
 
-    def __init__(self, job: Job, entry: Entry, x: torch.Tensor | None) -> None:
-        self.job, self.entry, self.x = job, entry, x
+    With ``every`` (examples), a snapshot is published each time that many more examples have
+    been trained on, and the next step waits (up to :data:`PACE_SECONDS`) until a reader has
+    taken it: the page redraws after every ``every`` examples, as the chapter's L1 demo does."""
+
+    def __init__(self, job: Job, entry: Entry, x: torch.Tensor | None,
+                 every: int | None = None) -> None:
+        self.job, self.entry, self.x, self.every = job, entry, x, every
         self.spare = copy.deepcopy(entry.model)
         self.clock = {"progress": -1e9, "snapshot": -1e9}
+        self.examples = self.last_snapshot = 0
 
     def on_step(self, session, event: dict) -> bool:
+        self.examples = session.global_step * session.config.batch_size
         if self._due("progress", PROGRESS_SECONDS):
             self.job.publish(_progress(event))
-        if self._due("snapshot", SNAPSHOT_SECONDS):
+        if self.every is not None:
+            if self.examples - self.last_snapshot >= self.every:
+                self.job.snapshot_taken.clear()
+                self.snapshot(session.module)
+                self.job.snapshot_taken.wait(PACE_SECONDS)
+        elif self._due("snapshot", SNAPSHOT_SECONDS):
             self.snapshot(session.module)
         return not self.job.stop_requested.is_set()
 
@@ -272,7 +307,8 @@ class LiveFeed(Callback):
         """Offer ``module``'s current weights as the entry's network, and publish a snapshot."""
         self.spare.load_state_dict(module.state_dict())
         self.entry.model, self.spare = self.spare, self.entry.model
-        self.job.publish(_snapshot(self.entry.model, self.x))
+        self.last_snapshot = self.examples
+        self.job.publish({**_snapshot(self.entry.model, self.x), "examples": self.examples})
 
     def _due(self, kind: str, seconds: float) -> bool:
         now = time.monotonic()
@@ -331,6 +367,19 @@ def _snapshot(net: SpecNet, x: torch.Tensor | None) -> dict:
     first = next((n.index for n in network_graph(net).nodes if n.has_weights), None)
     filters = None if first is None else tensor_json(layer_weights(net, first)[0][:MAX_FILTERS])
     outputs = [] if x is None else activations(net, x)
-    return {"type": "snapshot", "filters": filters,
+    return {"type": "snapshot", "filters": filters, "weights": _small_weights(net),
             "activations": [{"index": i, "output": tensor_json(out)}
                             for i, out in enumerate(outputs)]}
+
+
+def _small_weights(net: SpecNet) -> list[dict]:
+    """The first two weighted layers' weights and biases, whole, when small enough (the L1
+    demo's templates and bars); [] otherwise."""
+    found = []
+    for node in [n for n in network_graph(net).nodes if n.has_weights][:2]:
+        weights, bias = layer_weights(net, node.index)
+        if weights.numel() > MAX_SNAPSHOT_WEIGHTS:
+            break
+        found.append({"index": node.index, "weights": tensor_json(weights),
+                      "bias": None if bias is None else tensor_json(bias)})
+    return found

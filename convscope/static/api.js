@@ -157,6 +157,8 @@ export const api = {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     return new WebSocket(`${scheme}://${location.host}/api/train/${enc(job)}/ws`);
   },
+  /** The registry models the explorer trains live: {models: [{name, dataset, description}]}. */
+  trainableModels: () => request("/api/registry"),
 };
 
 /**

@@ -8,10 +8,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..encode import dumps
 from ..errors import ApiError
-from ..live import Job, TrainRequest
+from ..live import Job, TrainRequest, trainable_registry
 from .state import Explorer
 
 POLL_SECONDS = 0.1
+PACED_POLL_SECONDS = 0.02  # a paced job (the L1 demo) waits for each snapshot to go
 
 
 def training_router(explorer: Explorer) -> APIRouter:
@@ -44,6 +45,12 @@ def training_router(explorer: Explorer) -> APIRouter:
             return
         await stream(socket, job)
 
+    @router.get("/api/registry")
+    def trainable_models() -> dict:
+        """The registry models the explorer trains live (image classifiers on an offered image
+        set): ``name``, ``dataset``, ``description``, ``params``."""
+        return {"models": trainable_registry()}
+
     return router
 
 
@@ -58,7 +65,7 @@ async def stream(socket: WebSocket, job: Job) -> None:
                 await socket.send_text(dumps(message))
             if ended:
                 break
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(PACED_POLL_SECONDS if job.paced else POLL_SECONDS)
         await socket.close()
     except WebSocketDisconnect:
         pass

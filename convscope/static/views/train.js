@@ -89,20 +89,20 @@ function connect(ctx) {
   });
 }
 
-/** The network to train: a layer list (JSON, `spec` at first) or a registry model.
- * `onRegistry(name)` runs when a registry model is chosen. */
-function networkChoice(registry, currentRegistry, spec, onRegistry) {
+/** The network to train: a layer list (JSON, `spec` at first) or a registry model (first when
+ * `initial` is "registry"). `onRegistry(name)` runs when a registry model is chosen. */
+function networkChoice(registry, currentRegistry, spec, onRegistry, initial = "spec") {
   const specText = h(
     "textarea",
-    {rows: 9, wrap: "off", spellcheck: "false", class: "spec", "aria-label": "layer list (JSON)"},
+    {rows: 9, wrap: "off", spellcheck: "false", class: "spec", "aria-label": "layer list (JSON)", disabled: initial !== "spec"},
     spec,
   );
   let specEdited = false;
   specText.addEventListener("input", () => (specEdited = true));
-  const source = {value: "spec"};
+  const source = {value: initial};
   const registryPicker = h(
     "select",
-    {"aria-label": "registry model", disabled: true, onchange: () => onRegistry(registryPicker.value)},
+    {"aria-label": "registry model", disabled: initial !== "registry", onchange: () => onRegistry(registryPicker.value)},
     registry.map((m) =>
       h(
         "option",
@@ -394,8 +394,12 @@ export async function render(root, ctx) {
   const datasets = ctx.datasets.map((d) => d.name).filter((name) => live.includes(name));
   const trainable = (m) => m.task_info.classifies && live.includes(m.dataset);
   // One model per registry name (the name POST /api/train takes), with the dataset it is for.
+  // Every registry model the server trains live (GET /api/registry: the chapter's templates too).
+  const offered = (await ctx.api.trainableModels()).models.map((m) => ({registry: m.name, dataset: m.dataset}));
   const registry = [
-    ...new Map(ctx.models.filter((m) => m.registry && trainable(m)).map((m) => [m.registry, m])).values(),
+    ...new Map(
+      [...offered, ...ctx.models.filter((m) => m.registry && trainable(m))].map((m) => [m.registry, m]),
+    ).values(),
   ];
   const shown = ctx.models.find((m) => m.id === ctx.model?.id);
   const currentRegistry = shown?.registry;
@@ -405,10 +409,16 @@ export async function render(root, ctx) {
   const specFor = (name) => defaultSpec(inputOf(name), classesOf(name));
   const options = trainOptions(datasets, dataset, (name) => network.suggest(specFor(name)));
   // A registry model trains on its own dataset: select it.
-  const network = networkChoice(registry, currentRegistry, specFor(dataset), (name) => {
-    const picked = registry.find((m) => m.registry === name)?.dataset;
-    if (datasets.includes(picked)) options.setDataset(picked);
-  });
+  const network = networkChoice(
+    registry,
+    currentRegistry,
+    specFor(dataset),
+    (name) => {
+      const picked = registry.find((m) => m.registry === name)?.dataset;
+      if (datasets.includes(picked)) options.setDataset(picked);
+    },
+    ctx.params.get("source") === "registry" && currentRegistry ? "registry" : "spec",
+  );
   const formError = h("div", {"aria-live": "polite"});
   const startButton = h("button", {type: "button", class: "primary", onclick: start}, "Start");
   const stopButton = h("button", {type: "button", onclick: stop}, "Stop");
