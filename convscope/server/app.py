@@ -50,6 +50,8 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
     """
     policy = HostOriginPolicy(allowed_hosts, allowed_origins)
     catalog = Catalog(bundled_dir / "models", list(runs), runs_dir, trust_code)
+    if data_dir is not None:  # --data-dir: its ml4a/ snapshots are the chapter's own networks
+        catalog.add_chapter_snapshots(data_dir)
     samples = Samples(data_dir, bundled_dir / "samples")
     jobs = Jobs(catalog, samples, (runs_dir or Path("runs")) / "live", data_dir)
     explorer = Explorer(catalog, samples, jobs)

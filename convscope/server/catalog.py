@@ -280,6 +280,17 @@ class Catalog:
             return
         self.add(entry)
 
+    def add_chapter_snapshots(self, data_dir: str | None) -> None:
+        """Offer the chapter's ConvNetJS snapshots of ``<data_dir>/ml4a/`` (kind ``chapter``,
+        :mod:`convscope.server.chapter_models`); bad ones are skipped with their reason."""
+        from .chapter_models import chapter_entries  # it builds on this module
+
+        entries, skipped = chapter_entries(data_dir, self._unique_id)
+        for entry in entries:
+            self.add(entry)
+        with self._lock:
+            self._skipped.extend(skipped)
+
     def skipped(self) -> list[dict]:
         """The runs found but not offered, each ``{"path", "reason"}``."""
         with self._lock:

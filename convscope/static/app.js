@@ -26,6 +26,7 @@ const WHY_NOT = {
 };
 const KIND_GROUPS = [
   ["bundled", "Bundled models"],
+  ["chapter", "The chapter's own networks (ConvNetJS snapshots)"],
   ["untrained", "Architectures (untrained: random weights)"],
   ["run", "Runs"],
   ["live", "Training now"],

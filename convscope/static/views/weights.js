@@ -5,6 +5,8 @@
 import {h, notice, selectField} from "../dom.js";
 import {asImage, dims, extent, fmt, item, layerTitle, legend, tensorCanvas, volumeText} from "../draw.js";
 import {clamp} from "../util.js";
+import {weightHeatmap} from "./weights/heatmap.js";
+import {CHUNK, L1_MENU, detach, l1Status, stopL1, trainL1} from "./weights/live.js";
 
 const ROW = 50; // px per class row of bars, as in the chapter's demo
 const sameVolume = (a, b) => a && b && a.sx === b.sx && a.sy === b.sy && a.depth === b.depth;
@@ -79,18 +81,17 @@ function chapterShape(model, weighted) {
   };
 }
 
-/** A 2-layer net: the hidden units as images and, per class, bars of the second layer's weights. */
-async function twoLayerView(ctx, second, weights, options) {
-  const model = ctx.model;
+/** The hidden units as images and, per class, bars of the second layer's weights `out`
+ * ([classes, hidden, 1, 1]): the chapter's 2-layer picture. */
+function twoLayerGrid(weights, out, classes, options) {
   const hidden = weights.shape[0];
-  const out = (await ctx.api.weights(model.id, second.index)).weights; // [classes, hidden, 1, 1]
   const names = Array.from({length: hidden}, (_, i) => `filter ${i}`);
-  const grid = h(
+  return h(
     "div",
     {class: "two-layer", style: {gridTemplateColumns: `5.5em repeat(${hidden}, minmax(64px, 1fr))`}},
     h("span", {}),
     weightImages(weights, names, options),
-    model.classes.map((name, c) => {
+    classes.map((name, c) => {
       const row = Array.from(item(out, c).data);
       const levels = barLevels(row);
       return [
@@ -99,47 +100,70 @@ async function twoLayerView(ctx, second, weights, options) {
       ];
     }),
   );
+}
+
+const TWO_LAYER_TEXT = (hidden) =>
+  `A 2-layer net: the ${hidden} hidden units (top) and, for each class, the second layer's weight ` +
+  "from each unit (bars up: above the midpoint of that class's weights, down: below). " +
+  "Hover a bar for its value.";
+
+/** A 2-layer net: the hidden units as images and, per class, bars of the second layer's weights. */
+async function twoLayerView(ctx, second, weights, options) {
+  const out = (await ctx.api.weights(ctx.model.id, second.index)).weights; // [classes, hidden, 1, 1]
   return h(
     "div",
     {},
-    h(
-      "p",
-      {class: "muted"},
-      `A 2-layer net: the ${hidden} hidden units (top) and, for each class, the second layer's weight ` +
-        "from each unit (bars up: above the midpoint of that class's weights, down: below). " +
-        "Hover a bar for its value.",
-    ),
-    grid,
+    h("p", {class: "muted"}, TWO_LAYER_TEXT(weights.shape[0])),
+    twoLayerGrid(weights, out, ctx.model.classes, options),
   );
 }
 
-/** Weights that are not images: one grey row per neuron. */
-function matrixView(weights, forLayer) {
-  const [n, ...rest] = weights.shape;
-  const size = rest.reduce((a, b) => a * b, 1);
-  const matrix = {shape: [1, n, size], data: weights.data};
-  const {min, max} = extent(weights.data);
-  return h(
-    "figure",
-    {},
-    h("figcaption", {}, `${n} neurons (rows) x ${size} inputs (columns) from ${volumeText(forLayer.in_volume)}`),
-    tensorCanvas(matrix, {scale: clamp(Math.floor(640 / size), 1, 16), min, max}),
-    legend(min, max, "weight"),
+/** What the chosen layer's weights are, in words (the first layer's text only for it). */
+function layerText(model, layer, first) {
+  const from = layer.in_volume ? volumeText(layer.in_volume) : "its input";
+  if (layer === first && sameVolume(layer.in_volume, model.input)) {
+    return (
+      "A first-layer filter weighs every input pixel; drawn as an image (black: most negative, " +
+      "white: most positive) it shows the pattern the unit responds to."
+    );
+  }
+  if (layer.type === "conv") {
+    const {sx, sy} = layer.params;
+    return (
+      `Each of layer ${layer.index}'s ${layer.out_volume.depth} filters weighs a ${sx}x${sy} window ` +
+      `of all ${layer.in_volume.depth} maps of the layer before (${from}): one small image per ` +
+      "input map (black: most negative, white: most positive)."
+    );
+  }
+  return (
+    `Each of layer ${layer.index}'s ${layer.out_volume.depth} neurons weighs every value of the ` +
+    `layer before (${from}): one row per neuron, one column per input value, red for negative ` +
+    "and blue for positive weights. Hover a cell (or use the arrow keys) to read its weight."
   );
 }
 
-/** The layer and grey-scale pickers, the chapter's ordinary nets and a link to train one. */
-function weightsToolbar(ctx, weighted, {layer, normalise}, onLayer, onNormalise) {
+/** The chapter's menu: its four L1 entries (trained live here) and the bundled ordinary nets. */
+function chapterMenu(ctx, onL1) {
   const model = ctx.model;
   const ordinary = ctx.models.filter((m) => m.family === "ordinary");
-  const chapterNets = ordinary.length
-    ? selectField(
-        "Ordinary nets",
-        [["", "choose…"], ...ordinary.map((m) => [m.id, m.title])],
-        ordinary.some((m) => m.id === model.id) ? model.id : "",
-        (id) => id && ctx.navigate("weights", {model: id}),
-      )
-    : null;
+  const options = [
+    ["", "choose…"],
+    ...L1_MENU.map(([name, label]) => [`l1:${name}`, `${label} (train a fresh one live)`]),
+    ...ordinary.map((m) => [`model:${m.id}`, m.title]),
+  ];
+  const current = ordinary.some((m) => m.id === model.id) ? `model:${model.id}` : "";
+  return selectField("The chapter's nets", options, current, (value) => {
+    if (value.startsWith("model:")) ctx.navigate("weights", {model: value.slice(6)});
+    else if (value.startsWith("l1:")) onL1(value.slice(3));
+  });
+}
+
+/** The layer and grey-scale pickers, the chapter's menu and a link to train this model. */
+function weightsToolbar(ctx, weighted, {layer, normalise}, onLayer, onNormalise, onL1) {
+  const model = ctx.model;
+  const fresh = model.registry
+    ? `#/train?model=${encodeURIComponent(model.id)}&source=registry`
+    : "#/train";
   return h(
     "div",
     {class: "toolbar"},
@@ -158,39 +182,84 @@ function weightsToolbar(ctx, weighted, {layer, normalise}, onLayer, onNormalise)
       normalise,
       onNormalise,
     ),
-    chapterNets,
-    h("a", {class: "button", href: "#/train"}, "Train a fresh one and watch"),
+    chapterMenu(ctx, onL1),
+    h("a", {class: "button", href: fresh}, "Train a fresh one and watch"),
   );
+}
+
+/** The L1 demo in `body`: train registry model `name` live and redraw it at every snapshot. */
+async function showL1(ctx, body, name) {
+  const label = L1_MENU.find(([n]) => n === name)[1];
+  const registered = (await ctx.api.trainableModels()).models.find((m) => m.name === name);
+  const catalogue = (await ctx.api.datasets()).catalogue;
+  const classes = catalogue.find((d) => d.name === registered?.dataset)?.classes ?? [];
+  const status = h("p", {class: "l1-status", "aria-live": "polite"});
+  const picture = h("div", {class: "l1-picture"});
+  const stop = h("button", {type: "button", onclick: () => stopL1(ctx)}, "Stop");
+  const scaleFor = (width) => clamp(Math.floor(90 / width), 2, 12);
+  let latest = null;
+  function draw(snapshot) {
+    latest = snapshot;
+    const [first, second] = snapshot.weights;
+    const options = {normalise: "filter", biases: first.bias, scaleFor};
+    const names = classes.length ? classes : Array.from({length: first.weights.shape[0]}, (_, i) => String(i));
+    picture.replaceChildren(
+      second
+        ? twoLayerGrid(first.weights, second.weights, names, options)
+        : h("div", {class: "templates"}, weightImages(first.weights, names, options)),
+    );
+    picture.dataset.examples = String(snapshot.examples);
+    status.replaceChildren(...[l1Status(null, snapshot, label)].flat());
+  }
+  body.replaceChildren(
+    h("h3", {}, `${label}: a fresh network learning`),
+    h(
+      "p",
+      {class: "muted"},
+      name.endsWith("templates")
+        ? "A 1-layer net: each output's weights form a template of its class. "
+        : TWO_LAYER_TEXT(10) + " ",
+      `The chapter's trainer (adadelta, batch 4) on ${registered?.dataset ?? "its dataset"}; ` +
+        `the picture is redrawn after every ${CHUNK} examples.`,
+    ),
+    h("div", {class: "toolbar"}, status, stop),
+    picture,
+  );
+  status.textContent = `${label}: starting…`;
+  try {
+    await trainL1(ctx, name, {
+      onSnapshot: draw,
+      onEnd: (outcome) => {
+        stop.disabled = true;
+        status.replaceChildren(...[l1Status(outcome, latest, label)].flat());
+      },
+    });
+  } catch (error) {
+    stop.disabled = true;
+    status.replaceChildren(h("span", {class: "error", role: "alert"}, error.message));
+  }
 }
 
 export async function render(root, ctx) {
   const model = ctx.model;
   const weighted = model.layers.filter((l) => l.has_weights);
-  root.append(
-    h(
-      "header",
-      {class: "view-header"},
-      h("h2", {}, "Weights"),
-      h(
-        "p",
-        {class: "muted"},
-        "A first-layer filter weighs every input pixel; drawn as an image (black: most negative, " +
-          "white: most positive) it shows the pattern the unit responds to.",
-      ),
-    ),
-  );
+  const description = h("p", {class: "muted layer-text"});
+  root.append(h("header", {class: "view-header"}, h("h2", {}, "Weights"), description));
   if (!weighted.length) {
     root.append(notice(`${model.title} has no layer with weights.`));
-    return;
+    return null;
   }
   const [first, second] = weighted;
   const {oneLayer, twoLayer} = chapterShape(model, weighted);
   let layer = weighted.find((l) => l.index === Number(ctx.params.get("layer"))) ?? first;
   let normalise = ctx.params.get("norm") === "layer" ? "layer" : "filter";
+  let sort = ctx.params.get("sort") === "sorted" ? "sorted" : "grouped";
   const body = h("div", {class: "weights-body"});
+  const failed = (error) => body.replaceChildren(h("div", {class: "error", role: "alert"}, error.message));
 
   async function show() {
     const {weights, bias} = await ctx.api.weights(model.id, layer.index);
+    description.textContent = layerText(model, layer, first);
     const scaleFor = (width) => clamp(Math.floor((layer.type === "conv" ? 60 : 90) / width), 2, 12);
     const options = {normalise, biases: bias, scaleFor};
     const title = h("h3", {}, `Layer ${layer.index}: ${layerTitle(layer)}`);
@@ -206,7 +275,17 @@ export async function render(root, ctx) {
       const names = Array.from({length: weights.shape[0]}, (_, i) => `filter ${i}`);
       body.replaceChildren(title, h("div", {class: "weight-grid"}, weightImages(weights, names, options)));
     } else {
-      body.replaceChildren(title, matrixView(weights, layer));
+      body.replaceChildren(
+        title,
+        weightHeatmap(weights, layer, rowNames(model, layer, weights.shape[0]), {
+          sort,
+          onSort: (v) => {
+            sort = v;
+            ctx.setParams({sort: v === "sorted" ? v : null});
+            show().catch(failed);
+          },
+        }),
+      );
     }
   }
 
@@ -217,14 +296,26 @@ export async function render(root, ctx) {
     (v) => {
       layer = weighted.find((l) => l.index === Number(v));
       ctx.setParams({layer: layer.index});
-      show().catch((error) => body.replaceChildren(h("div", {class: "error", role: "alert"}, error.message)));
+      show().catch(failed);
     },
     (v) => {
       normalise = v;
       ctx.setParams({norm: v === "layer" ? v : null});
-      show();
+      show().catch(failed);
     },
+    (name) => showL1(ctx, body, name).catch(failed),
   );
   root.append(toolbar, body);
   await show();
+  return () => {
+    stopL1(ctx).catch(() => null); // leaving the view stops the chapter's demo, as the chapter
+    detach();
+  };
+}
+
+/** The neurons' names: the class (or output) names for the layer that scores them, else numbers. */
+function rowNames(model, layer, count) {
+  const last = model.layers.filter((l) => l.has_weights).at(-1);
+  const names = layer === last && model.output_names?.length === count ? model.output_names : null;
+  return Array.from({length: count}, (_, i) => (names ? `${i}: ${names[i]}` : `neuron ${i}`));
 }
