@@ -13,6 +13,7 @@ import {channelPicker, filterStrip, formulaPanel, playControls, settingField} fr
 import {clamp} from "../util.js";
 import {geometry} from "./convolution/geometry.js";
 import {buildSingle, paintSingle, showStep} from "./convolution/single.js";
+import {softmaxPanel} from "./convolution/softmax.js";
 
 export {sizeFormula} from "./convolution/arithmetic.js";
 
@@ -79,15 +80,19 @@ function resetComputation(s) {
   view.y = clamp(view.y, 0, Math.max(0, g.outH - 1));
 }
 
-/** Compute the filter at the current position, show its arithmetic and paint it in. */
-function computeStep(s) {
+/** Compute the filter at the current position, show its arithmetic and paint it in (`quiet`:
+ * compute only, for the fastest play, which shows and paints once per row). */
+function computeStep(s, quiet = false) {
   const {filter, x, y, stride, pad} = s.view;
   const step = convStep(s.data.input, s.data.weights, s.data.bias, {filter, x, y, stride, pad});
   s.view.computed.set(`${filter}:${x},${y}`, step.output);
   s.view.step = step;
+  if (quiet) return;
   showStep(s);
   paint(s);
 }
+
+const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
 
 function paint(s) {
   if (s.view.all) paintAll(s);
@@ -125,11 +130,25 @@ function attachActions(s, widgets) {
       view.filling = true;
       [view.x, view.y] = [0, 0];
     }
+    const last = () => view.x === g.outW - 1 && view.y === g.outH - 1;
+    const advance = () => ([view.x, view.y] = view.x + 1 < g.outW ? [view.x + 1, view.y] : [0, view.y + 1]);
     while (view.playing && !ctx.signal.aborted) {
-      computeStep(s);
-      await sleep(widgets.play.delay());
-      if (!view.playing || (view.x === g.outW - 1 && view.y === g.outH - 1)) break;
-      [view.x, view.y] = view.x + 1 < g.outW ? [view.x + 1, view.y] : [0, view.y + 1];
+      const delay = widgets.play.delay();
+      if (delay === 0) {
+        // fastest: the rest of the row computed in the page, shown and painted once per frame
+        while (!last() && view.x < g.outW - 1) {
+          computeStep(s, true);
+          advance();
+        }
+        computeStep(s);
+        await nextFrame();
+      } else {
+        computeStep(s);
+        await sleep(delay);
+      }
+      s.stage.dataset.computed = String(view.computed.size);
+      if (!view.playing || last()) break;
+      advance();
     }
     s.stop();
   };
@@ -229,11 +248,17 @@ export async function render(root, ctx) {
   const widgets = {strip: filterStrip(s), channels: channelPicker(s), formula: formulaPanel(s)};
   widgets.play = playControls(s, {play: () => s.play(), stop: () => s.stop()});
   attachActions(s, widgets);
+  const finalLayer = h("div", {class: "final-layer"});
+  const showSoftmax = () =>
+    softmaxPanel(s)
+      .then((panel) => finalLayer.replaceChildren(...(panel ? [panel] : [])))
+      .catch((error) => finalLayer.replaceChildren(h("div", {class: "error", role: "alert"}, error.message)));
   const chooser = inputChooser(ctx, async () => {
     s.stop();
     try {
       await load(s);
       s.rebuild();
+      showSoftmax();
     } catch (error) {
       s.stage.replaceChildren(h("div", {class: "error", role: "alert"}, error.message));
     }
@@ -242,8 +267,10 @@ export async function render(root, ctx) {
     chooser.element,
     layerToolbar(s, convs, widgets.strip),
     h("div", {class: "conv-panel"}, stepToolbar(s, widgets), widgets.formula.element, s.stage),
+    finalLayer,
   );
   await load(s);
   s.rebuild();
+  showSoftmax();
   return () => s.stop();
 }

@@ -161,9 +161,9 @@ function chapterMenu(ctx, onL1) {
 /** The layer and grey-scale pickers, the chapter's menu and a link to train this model. */
 function weightsToolbar(ctx, weighted, {layer, normalise}, onLayer, onNormalise, onL1) {
   const model = ctx.model;
-  const fresh = model.registry
-    ? `#/train?model=${encodeURIComponent(model.id)}&source=registry`
-    : "#/train";
+  // the registry name it was trained from (the model list's summary has it)
+  const registry = ctx.models.find((m) => m.id === model.id)?.registry;
+  const fresh = registry ? `#/train?model=${encodeURIComponent(model.id)}&source=registry` : "#/train";
   return h(
     "div",
     {class: "toolbar"},

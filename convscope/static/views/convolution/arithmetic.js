@@ -20,7 +20,8 @@ export function sizeFormula(w, f, p, s) {
 /**
  * Output (x, y) of `filter` over `input` ([D, H, W] floats), with `weights` [F, D, fy, fx] and
  * `bias` ([F] or null), at `stride` and `pad`: the window's `patch` (zeros in the padding),
- * the filter's `weights`, their `products` (float32, as the server's), `sum` (in doubles),
+ * the filter's `weights`, their `products` (float32, as the server's), each input channel's
+ * `subtotals` of them and their `sum` (in doubles),
  * `bias`, `output` = sum + bias and the `window`'s top-left corner in input pixels.
  */
 export function convStep(input, weights, bias, {filter, x, y, stride, pad}) {
@@ -32,6 +33,7 @@ export function convStep(input, weights, bias, {filter, x, y, stride, pad}) {
   const patch = new Float32Array(depth * area);
   const filterWeights = weights.data.slice(filter * depth * area, (filter + 1) * depth * area);
   const products = new Float32Array(depth * area);
+  const subtotals = new Float64Array(depth); // each input channel's share of the sum
   let sum = 0;
   for (let c = 0; c < depth; c++) {
     for (let i = 0; i < area; i++) {
@@ -41,8 +43,9 @@ export function convStep(input, weights, bias, {filter, x, y, stride, pad}) {
       const k = c * area + i;
       patch[k] = inside ? input.data[(c * height + iy) * width + ix] : 0;
       products[k] = patch[k] * filterWeights[k];
-      sum += products[k];
+      subtotals[c] += products[k];
     }
+    sum += subtotals[c];
   }
   const b = bias ? bias.data[filter] : 0;
   const shape = [depth, fy, fx];
@@ -50,6 +53,7 @@ export function convStep(input, weights, bias, {filter, x, y, stride, pad}) {
     patch: {shape, data: patch},
     weights: {shape, data: filterWeights},
     products: {shape, data: products},
+    subtotals: Array.from(subtotals),
     sum,
     bias: b,
     output: sum + b,
@@ -57,4 +61,17 @@ export function convStep(input, weights, bias, {filter, x, y, stride, pad}) {
     stride,
     pad,
   };
+}
+
+/**
+ * The softmax of `scores` worked out as the page shows it: the largest score `max` (subtracted
+ * first, as ConvNetJS and torch do, so that no exponential overflows), each `exponentials[i]` =
+ * e^(scores[i] - max), their `sum`, and `probabilities[i]` = exponentials[i] / sum (doubles).
+ */
+export function softmaxSteps(scores) {
+  const values = Array.from(scores, Number);
+  const max = Math.max(...values);
+  const exponentials = values.map((v) => Math.exp(v - max));
+  const sum = exponentials.reduce((a, b) => a + b, 0);
+  return {scores: values, max, exponentials, sum, probabilities: exponentials.map((e) => e / sum)};
 }

@@ -10,6 +10,7 @@ const SPEEDS = [
   ["400", "slow"],
   ["120", "medium"],
   ["25", "fast"],
+  ["0", "fastest (a row per frame)"],
 ];
 
 /** A thumbnail button per filter; `update()` redraws them (channel, chosen filter, mode). */

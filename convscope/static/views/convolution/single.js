@@ -112,8 +112,32 @@ function stepGrids(s, step) {
     h("span", {class: "op-sign", "aria-hidden": "true"}, "×"),
     grid(`filter ${s.view.filter}`, weights, (i) => Array(3).fill(grey(weights[i], filterRange.min, filterRange.max))),
     h("span", {class: "op-sign", "aria-hidden": "true"}, "="),
-    grid("products", products, (i) => signedColour(products[i], maxProduct)),
+    grid(
+      depth > 1 ? `products: subtotal ${fmt(step.subtotals[c], 3)}` : "products",
+      products,
+      (i) => signedColour(products[i], maxProduct),
+    ),
   ];
+}
+
+/** Each input channel's subtotal of the products, which add up to the sum (the channel whose
+ * grids are shown is marked). */
+function channelSubtotals(s, step) {
+  const shown = Math.min(s.view.channel, step.subtotals.length - 1);
+  return h(
+    "div",
+    {class: "conv-subtotals", "aria-label": "subtotal of the products of each input channel"},
+    h("span", {class: "muted"}, "per channel: "),
+    step.subtotals.map((v, c) => [
+      c ? " + " : "",
+      h(
+        "span",
+        {class: c === shown ? "subtotal shown" : "subtotal", "data-channel": c, "data-value": String(v)},
+        `c${c} ${fmt(v, 3)}`,
+      ),
+    ]),
+    ` = ${fmt(step.sum, 3)}`,
+  );
 }
 
 /** Σ products + bias = output, with its grey level and the input window it reads. */
@@ -129,6 +153,7 @@ function stepEquation(s, step) {
       `Σ products = ${fmt(step.sum, 3)}`,
       h("span", {class: "muted"}, depth > 1 ? ` (${count} products over ${depth} channels)` : ` (${count} products)`),
     ),
+    depth > 1 ? channelSubtotals(s, step) : null,
     h("div", {}, `+ bias ${fmt(step.bias, 3)}`),
     h(
       "div",
