@@ -287,10 +287,10 @@ class LiveFeed(Callback):
         self.examples = self.last_snapshot = 0
 
     def on_step(self, session, event: dict) -> bool:
-        self.examples = session.global_step * session.config.batch_size
         if self._due("progress", PROGRESS_SECONDS):
             self.job.publish(_progress(event))
         if self.every is not None:
+            self.examples = session.global_step * session.config.batch_size
             if self.examples - self.last_snapshot >= self.every:
                 self.job.snapshot_taken.clear()
                 self.snapshot(session.module)
@@ -308,7 +308,8 @@ class LiveFeed(Callback):
         self.spare.load_state_dict(module.state_dict())
         self.entry.model, self.spare = self.spare, self.entry.model
         self.last_snapshot = self.examples
-        self.job.publish({**_snapshot(self.entry.model, self.x), "examples": self.examples})
+        paced = {"examples": self.examples} if self.every is not None else {}
+        self.job.publish({**_snapshot(self.entry.model, self.x), **paced})
 
     def _due(self, kind: str, seconds: float) -> bool:
         now = time.monotonic()

@@ -179,5 +179,5 @@ export function showStep(s) {
   const step = s.view.step;
   if (!step || !s.parts.equation) return;
   s.parts.grids?.replaceChildren(...stepGrids(s, step));
-  s.parts.equation.replaceChildren(...stepEquation(s, step));
+  s.parts.equation.replaceChildren(...stepEquation(s, step).filter(Boolean));
 }
