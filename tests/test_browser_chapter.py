@@ -159,7 +159,12 @@ def test_the_chapters_snapshots_are_offered_as_models(page):
     assert any(s["path"].endswith("broken_snapshot.json") for s in models["skipped"])
     described = api(page, "/api/models/chapter-mnist_snapshot_convnet")
     assert described["input"]["convention"] == "convnetjs"
-    assert "byte/255 - 0.5" in described["input"]["note"]
+    # the MNIST convnets were trained on byte/255: their input layer adds 0.5
+    assert described["input"]["note"].startswith("byte/255,")
+    assert described["layers"][0]["params"]["offset"] == 0.5
+    two = api(page, "/api/models/chapter-mnist_snapshot_2layers")
+    assert two["input"]["note"].startswith("byte/255 - 0.5 per channel")
+    assert "offset" not in two["layers"][0]["params"]
     groups = page.locator("#model-picker optgroup").evaluate_all("gs => gs.map(g => g.label)")
     assert "The chapter's own networks (ConvNetJS snapshots)" in groups
     # its weights are the snapshot's: the same as the bundled model it was exported from

@@ -3,10 +3,12 @@ chapter's demos D1, D2, D3 and L1 drew) offered as models of kind ``chapter``, w
 ``convscope import-convnetjs`` first.
 
 Each snapshot is read and checked by :func:`convscope.convnetjs.read_snapshot` (JSON, never
-code) when the explorer starts; a bad one is skipped with its reason, as a bad run is. Their
-input convention is ConvNetJS's (``byte/255 - 0.5`` per channel, which the description states);
-an image larger than a snapshot's declared input is centre-cropped to it, where the chapter's
-demos fed it whole and read its top-left part (:mod:`convscope.convnetjs.chapter`).
+code) when the explorer starts; a bad one is skipped with its reason, as a bad run is. Each
+takes its own input convention, which the description states: ``byte/255 - 0.5`` per channel
+(ConvNetJS's, the ml4a demos'), except the MNIST convnets, trained by ConvNetJS's MNIST demo on
+``byte/255`` (their input layer adds 0.5: about 98% instead of 41-89%, docs/chapter.md). An image
+larger than a snapshot's declared input is centre-cropped to it, where the chapter's demos fed it
+whole and read its top-left part (:mod:`convscope.convnetjs.chapter`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .catalog import Entry, slug
 from .errors import log
 
 PATTERN = "*snapshot*.json"  # mnist_snapshot_convnet.json, cifar10_snapshot_2layers.json, ...
+BYTE_INPUT = "mnist_snapshot*_convnet*.json"  # trained on byte/255 (docs/chapter.md's table)
 MAX_SNAPSHOTS = 32
 
 
@@ -37,8 +40,11 @@ class ChapterEntry(Entry):
 
     def convention(self) -> str:
         volume = self.input_volume
-        text = ("the chapter's ConvNetJS input: byte/255 - 0.5 per channel, as its demos "
-                "computed it")
+        if self.layers[0].params.get("offset"):
+            text = ("byte/255, as ConvNetJS's MNIST demo trained it (its input layer adds 0.5 to "
+                    "byte/255 - 0.5; the ml4a demos fed it byte/255 - 0.5)")
+        else:
+            text = "byte/255 - 0.5 per channel, ConvNetJS's convention, as the ml4a demos fed it"
         if volume.sx < 28 and self.dataset == "mnist":
             text += (f"; a 28x28 digit is centre-cropped to the declared {volume.sx}x{volume.sy} "
                      "(the demos fed it whole and read its top-left part)")
@@ -73,7 +79,7 @@ def chapter_entries(data_dir: str | os.PathLike | None, unique_id
 
 
 def _entry(path, unique_id) -> ChapterEntry:
-    snapshot = read_snapshot(path)
+    snapshot = read_snapshot(path, 0.5 if path.match(BYTE_INPUT) else None)
     model = snapshot.model(torch.float32)
     dataset = image_set_for_depth(model.input_volume.depth)
     if dataset is None:
