@@ -17,6 +17,7 @@ const VIEWS = [
   {name: "predict", title: "Predict", needsModel: true},
   {name: "scenes", title: "Scenes", needsModel: true},
   {name: "audio", title: "Audio", needsModel: true},
+  {name: "runs", title: "Runs", needsModel: false},
 ];
 const WHY_NOT = {
   confusion: "A confusion matrix counts one predicted class per input against its label.",
