@@ -33,7 +33,8 @@ function initialSelection(runs, params) {
   if (asked.length) return new Set(asked.filter((id) => runs.some((r) => r.id === id)));
   const readable = runs.filter((r) => !r.error);
   const own = readable.filter((r) => r.kind !== "bundled").sort((a, b) => b.modified - a.modified);
-  const pick = own.length ? own : readable.filter((r) => r.settings?.data === "mnist");
+  const chapter = readable.filter((r) => r.settings?.data === "mnist" && r.settings?.task === "classify");
+  const pick = own.length ? own : chapter;
   return new Set(pick.slice(0, DEFAULT_SHOWN).map((r) => r.id));
 }
 
@@ -127,15 +128,15 @@ const stepX = (line) =>
 
 /** The charts: loss, scores, training loss by step, and one chosen other number. */
 function curveCharts(params, setParams) {
-  const loss = lineChart("Loss per epoch (solid: training, dashed: validation)", {width: 620, height: 240});
+  const size = {width: 560, height: 240};
+  const loss = lineChart("Loss per epoch (solid: training, dashed: validation)", size);
   const score = lineChart("Accuracy and scores per epoch (solid: training, dashed: validation)", {
-    width: 620,
-    height: 240,
+    ...size,
     yMin: 0,
     yMax: 1,
   });
-  const steps = lineChart("Training loss per logged step (steps.jsonl)", {width: 620, height: 240});
-  const other = lineChart("Other logged number per epoch", {width: 620, height: 240});
+  const steps = lineChart("Training loss per logged step (steps.jsonl)", size);
+  const other = lineChart("Other logged number per epoch", size);
   let otherKey = params.get("metric") ?? "lr";
   const chooser = h("div", {class: "runs-other"});
   const element = h(
