@@ -277,6 +277,8 @@ def test_runs_page_overlays_the_curves_of_chosen_runs(browser, server, page):
     assert len(loss_key.all_inner_texts()) == len(shown) + 1
     url = wait_for_address(page, "mnist-convnetjs")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("document.querySelector('.runs-charts').scrollIntoView({block: 'start'});"
+                  "window.scrollBy(0, -330)")  # the curves and the runs above them
     page.screenshot(path=str(SCREENSHOTS / "runs.png"))
 
     with watched_page(browser, server[0]) as other:

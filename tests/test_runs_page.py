@@ -64,6 +64,7 @@ def test_lists_given_scanned_live_and_bundled_runs(world):
     assert {"given", "long-steps", "damaged", "spec-1234", "mnist-convnetjs"} <= rows.keys()
     given = rows["given"]
     assert given["kind"] == "run" and given["model_id"] == given["id"]
+    assert given["model"] == "spec, 2 layers"
     assert given["settings"]["lr"] == 0.01 and given["settings"]["batch_size"] == 16
     assert given["settings"]["epochs"] == 2 and given["epochs_done"] == 2
     results = json.loads((world["given"] / "results.json").read_text())
@@ -71,6 +72,7 @@ def test_lists_given_scanned_live_and_bundled_runs(world):
                                "value": results["test"]["accuracy"]}
     assert given["finished"] is True
     bundled = rows["mnist-convnetjs"]
+    assert bundled["model"] == "mnist-convnetjs"
     assert bundled["kind"] == "bundled" and bundled["metric"]["value"] == pytest.approx(0.9878)
     training = rows["spec-1234"]
     assert training["kind"] == "live" and training["model_id"] is None

@@ -81,6 +81,16 @@ def run_summary(run_id: str, path: Path, about: dict) -> dict:
     return {**row, **run_facts(run)}
 
 
+def model_name(info: dict) -> str:
+    """How the table names a run's model: its registry name or file, else "spec, N layers"."""
+    ref, spec = info.get("ref"), info.get("spec")
+    if isinstance(ref, str) and ref and not ref.startswith("<"):
+        return Path(ref).name if info.get("kind") != "registry" else ref
+    if isinstance(spec, list):
+        return f"spec, {len(spec)} layers"
+    return str(info.get("kind") or "model")
+
+
 def run_facts(run: Run) -> dict:
     """What the table shows of a readable run: settings, epochs, the test score, the last
     epoch's numbers and whether it has finished."""
@@ -93,8 +103,7 @@ def run_facts(run: Run) -> dict:
     return {
         "settings": {k: config[k] for k in SETTINGS if k in config},
         "all_settings": config,
-        "model": run.model_info.get("ref") if isinstance(run.model_info.get("ref"), str)
-        else run.model_info.get("kind"),
+        "model": model_name(run.model_info),
         "epochs_done": len(run.metrics),
         "last": numeric(run.metrics[-1]) if run.metrics else {},
         "metric": {"name": metric, "label": task.metric_label if task else metric,

@@ -199,6 +199,9 @@ export async function render(root, ctx) {
     status.replaceWith(notice("No runs yet: train one on the Train page or start the explorer with --runs."));
     return;
   }
+  // your own runs first, newest first; then the bundled models
+  const bundled = (run) => run.kind === "bundled";
+  runs.sort((a, b) => bundled(a) - bundled(b) || (bundled(a) ? 0 : (b.modified ?? 0) - (a.modified ?? 0)));
   const selection = initialSelection(runs, ctx.params);
   const order = runs.map((r) => r.id);
   const colourOf = (id) => COLOURS[order.indexOf(id) % COLOURS.length];
