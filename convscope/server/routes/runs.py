@@ -38,9 +38,15 @@ def numeric(line: dict) -> dict:
             and math.isfinite(v)}
 
 
+def path_id(path: Path) -> str:
+    """``dir-<name>-<hash of its path>``: the id of a run directory the catalog does not name."""
+    return f"dir-{slug(path.name)}-{hashlib.sha1(str(path).encode()).hexdigest()[:6]}"
+
+
 class RunList:
     """The run directories on offer, found afresh on each request, by stable id: the catalog's
-    id for a run it offers, else ``dir-<name>-<hash of its path>``."""
+    id for a bundled model or a run it offers, else (live training, finished or not, and runs
+    it skipped) :func:`path_id`."""
 
     def __init__(self, explorer: Explorer) -> None:
         self.explorer = explorer
@@ -50,18 +56,17 @@ class RunList:
         found: dict[Path, tuple[str, dict]] = {}
         for entry in self.explorer.catalog.entries():
             if entry.path is not None:
-                found.setdefault(entry.path.resolve(), (entry.id, {"kind": entry.kind,
-                                                                   "model_id": entry.id}))
+                resolved = entry.path.resolve()
+                run_id = path_id(resolved) if entry.kind == "live" else entry.id
+                found.setdefault(resolved, (run_id, {"kind": entry.kind, "model_id": entry.id}))
         skipped = [Path(s["path"]) for s in self.explorer.catalog.skipped()]
         live = self.explorer.jobs.live_dir  # runs this explorer trains, finished or not
         scanned = sorted(p.parent for p in live.glob("*/config.yaml")) if live.is_dir() else []
         for path in [*skipped, *scanned]:
             resolved = path.resolve()
             if resolved not in found:
-                digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:6]
                 kind = "live" if resolved.parent == live.resolve() else "run"
-                found[resolved] = (f"dir-{slug(path.name)}-{digest}",
-                                   {"kind": kind, "model_id": None})
+                found[resolved] = (path_id(resolved), {"kind": kind, "model_id": None})
         return {run_id: (path, about) for path, (run_id, about) in found.items()}
 
     def get(self, run_id: str) -> tuple[Path, dict]:
@@ -75,10 +80,11 @@ def run_summary(run_id: str, path: Path, about: dict) -> dict:
     """One row of the runs table: name, settings, epochs done and scores, or ``error``."""
     row = {"id": run_id, "name": path.name, "path": str(path), **about}
     try:
-        run = load_run(path)
-    except ConvscopeError as exc:
+        return {**row, **run_facts(load_run(path))}
+    except ConvscopeError as exc:  # also a task this server does not know
         return {**row, "error": str(exc)}
-    return {**row, **run_facts(run)}
+    except OSError as exc:
+        return {**row, "error": f"{path}: unreadable ({exc.strerror})"}
 
 
 def model_name(info: dict) -> str:
@@ -95,18 +101,16 @@ def run_facts(run: Run) -> dict:
     """What the table shows of a readable run: settings, epochs, the test score, the last
     epoch's numbers and whether it has finished."""
     config = run.config.to_dict()
-    task = get_task(run.config.task) if run.config.task else None
+    task = get_task(run.config.task)
     test = (run.results or {}).get("test")
-    test = test if isinstance(test, dict) else {}
-    metric = task.metric if task is not None else "accuracy"
-    score = test.get(metric)
+    score = test.get(task.metric) if isinstance(test, dict) else None
     return {
         "settings": {k: config[k] for k in SETTINGS if k in config},
         "all_settings": config,
         "model": model_name(run.model_info),
         "epochs_done": len(run.metrics),
         "last": numeric(run.metrics[-1]) if run.metrics else {},
-        "metric": {"name": metric, "label": task.metric_label if task else metric,
+        "metric": {"name": task.metric, "label": task.metric_label,
                    "value": score if type(score) in (int, float) else None},
         "finished": (run.path / MODEL).is_file() and run.results is not None,
         "modified": max((p.stat().st_mtime for p in run.path.iterdir() if p.is_file()),
@@ -119,7 +123,7 @@ def run_curves(path: Path) -> dict:
     try:
         epochs = read_lines(path / METRICS)
         steps = read_lines(path / STEPS)
-    except ConvscopeError as exc:
+    except (ConvscopeError, OSError) as exc:
         raise ApiError(409, str(exc)) from None
     return {"epochs": [numeric(line) for line in thinned(epochs)],
             "steps": [numeric(line) for line in thinned(steps)],
