@@ -289,3 +289,59 @@ def test_runs_page_overlays_the_curves_of_chosen_runs(browser, server, page):
                                 "'.runs-table input[type=checkbox]:checked').length === 3")
         assert sorted(checked.evaluate_all("boxes => boxes.map(b => b.dataset.run)")) == \
             sorted(url.split("runs=")[1].split("&")[0].replace("%2C", ",").split(","))
+        other.evaluate("document.querySelector('.runs-table').dataset.old = 'yes'")
+        other.get_by_role("button", name="Refresh").click()  # a fresh read keeps the choice
+        other.wait_for_function("() => document.querySelector('.runs-table') && "
+                                "!document.querySelector('.runs-table[data-old]') && "
+                                "document.querySelectorAll('.runs-table input:checked').length"
+                                " === 3")
+
+
+def test_a_link_reopens_the_scene(browser, server, page):
+    page.goto("/#/scenes?model=mnist-yolo")
+    page.locator(".scene-canvas").wait_for()
+    page.get_by_role("button", name="next scene").click()
+    page.get_by_role("button", name="next scene").click()
+    url = wait_for_address(page, "input=s.mnist-detect-scenes.2")
+    page.wait_for_function("() => document.querySelector('.input-status').innerText"
+                           " === 'test scene 2'")
+    scene = data_url(page.locator("canvas.scene-canvas"))
+    with watched_page(browser, server[0]) as other:
+        other.goto(url)
+        other.wait_for_function("() => document.querySelector('.input-status')?.innerText"
+                                " === 'test scene 2'")
+        assert data_url(other.locator("canvas.scene-canvas")) == scene
+
+
+def test_a_damaged_link_says_so_in_one_line(page):
+    page.goto("/#/predict?model=mnist-convnetjs&input=p.d.84x84x1.zAAAA")
+    banner = page.locator("#banner .error")
+    banner.wait_for()
+    text = banner.inner_text()
+    assert "the link's input cannot be read (its pixels are damaged, perhaps cut short)" in text
+    assert "copy a fresh link" in text and "\n" not in text.strip()
+    page.locator(".probabilities .prediction").wait_for()  # the view still works
+
+    page.goto("/#/maps?model=mnist-convnetjs&input=s.mnist.99999")
+    page.wait_for_function("() => document.querySelector('#banner .error')?.innerText"
+                           ".includes('mnist sample 99999; this explorer offers 0 to 299')")
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+@pytest.mark.parametrize("deflate", [True, False])
+def test_the_address_form_of_pixels_round_trips(page, depth: int, deflate: bool):
+    page.goto("/#/runs")
+    page.locator(".runs-table").wait_for()
+    same = page.evaluate("""async ([depth, deflate]) => {
+      if (!deflate) window.CompressionStream = undefined;  // a browser without it
+      const {encodeInput, decodeInput} = await import('/static/widgets/address-input.js');
+      const width = 33, height = 17;
+      const data = Array.from({length: width * height * depth}, (_, i) => (i * 7919) % 256);
+      const input = {pixels: {width, height, depth, data}};
+      const code = await encodeInput(input, 'uploaded me.png');
+      const back = await decodeInput(code);
+      return {code: code.slice(0, 16), same: JSON.stringify(back.input) === JSON.stringify(input),
+              source: back.source};
+    }""", [depth, deflate])
+    assert same["same"] and same["source"] == "an uploaded image"
+    assert same["code"].startswith(f"p.u.33x17x{depth}.{'z' if deflate else 'r'}")

@@ -179,7 +179,9 @@ function curveCharts(params, setParams) {
 }
 
 export async function render(root, ctx) {
-  const status = h("p", {class: "muted"}, "Reading the runs…");
+  const status = h("span", {class: "muted"}, "Reading the runs…");
+  // a fresh read: runs training now have more epochs, new runs appear
+  const refresh = h("button", {type: "button", onclick: () => ctx.navigate("runs", Object.fromEntries(ctx.params))}, "Refresh");
   root.append(
     h(
       "header",
@@ -191,7 +193,7 @@ export async function render(root, ctx) {
         "Every run this explorer knows: the runs given with --runs, those in its runs directory, " +
           "live training and the bundled models. Tick runs to overlay their curves.",
       ),
-      status,
+      h("p", {class: "toolbar"}, status, refresh),
     ),
   );
   const {runs} = await ctx.api.runs({signal: ctx.signal});
