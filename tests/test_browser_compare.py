@@ -195,13 +195,14 @@ def test_the_matrix_saves_as_csv_and_figures_as_png(page):
 
     matrix = page.locator(".cm-live .cm-wrap")
     png = Image.open(saved(page, matrix.locator(":scope > .save-figure")))
-    box = matrix.bounding_box()
-    assert abs(png.width - 2 * box["width"]) <= 2 and abs(png.height - 2 * box["height"]) <= 2
+    box = matrix.bounding_box()  # drawn at twice its size, with an 8-pixel margin
+    assert abs(png.width - 2 * (box["width"] + 16)) <= 2
+    assert abs(png.height - 2 * (box["height"] + 16)) <= 2
     pixels = png.convert("RGB")
     assert len(pixels.getcolors(maxcolors=1 << 20)) > 20  # cells in their colours, numbers, labels
     # the strongest diagonal cell is painted in the matrix's green at its place on screen
     cell = page.locator(".cm-live .cm-cell[data-a='1'][data-p='1']").bounding_box()
-    x, y = (2 * (cell["x"] - box["x"] + 3), 2 * (cell["y"] - box["y"] + 3))
+    x, y = (2 * (cell["x"] - box["x"] + 8 + 3), 2 * (cell["y"] - box["y"] + 8 + 3))
     r, g, b = pixels.getpixel((int(x), int(y)))
     assert g > r and g > b
 

@@ -23,6 +23,7 @@ const SVG_STYLE = ["fill", "fill-opacity", "stroke", "stroke-width", "stroke-das
   "opacity", "font-family", "font-size", "font-weight", "text-anchor", "dominant-baseline", "display",
   "visibility"];
 const PIXEL_RATIO = 2; // the PNG has twice the figure's CSS pixels (sharp text)
+const MARGIN = 8; // CSS pixels of backdrop around the figure
 
 /** Save `blob` as a file called `filename` (the browser's download). */
 export function download(blob, filename) {
@@ -154,18 +155,19 @@ async function paintSteps(figure) {
   return steps;
 }
 
-/** `figure` painted as on screen into a PNG blob, at twice its CSS size. */
+/** `figure` painted as on screen into a PNG blob, at twice its CSS size, with a margin. */
 export async function figurePng(figure) {
   const box = figure.getBoundingClientRect();
+  const [width, height] = [box.width + 2 * MARGIN, box.height + 2 * MARGIN];
   const canvas = h("canvas", {
-    width: Math.max(1, Math.ceil(box.width * PIXEL_RATIO)),
-    height: Math.max(1, Math.ceil(box.height * PIXEL_RATIO)),
+    width: Math.ceil(width * PIXEL_RATIO),
+    height: Math.ceil(height * PIXEL_RATIO),
   });
   const context = canvas.getContext("2d");
   context.scale(PIXEL_RATIO, PIXEL_RATIO);
   context.fillStyle = backdrop(figure);
-  context.fillRect(0, 0, box.width, box.height);
-  context.translate(-box.left, -box.top);
+  context.fillRect(0, 0, width, height);
+  context.translate(MARGIN - box.left, MARGIN - box.top);
   context.beginPath();
   context.rect(box.left, box.top, box.width, box.height);
   context.clip();
