@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from served import CHROMIUM, chromium, served, watched_page
 from test_browser import CANVAS_COLOURS, SCREENSHOTS, write_mnist_from_bundle
 
 import convscope
 from convscope.bundle import BUNDLED
+from convscope.config import TrainConfig
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="Debian's Chromium is not installed at /usr/bin/chromium")
@@ -277,6 +279,16 @@ def test_runs_page_overlays_the_curves_of_chosen_runs(browser, server, page):
                            ".innerText.includes('mnist-convnetjs · train_loss: 0.088')")
     assert len(loss_key.all_inner_texts()) == len(shown) + 1
     url = wait_for_address(page, "mnist-convnetjs")
+    configs = (runs_dir / "tiny-slow", runs_dir / "tiny-fast", BUNDLED / "models" / "mnist-convnetjs")
+    trains = [TrainConfig.from_dict(yaml.safe_load((path / "config.yaml").read_text())["train"])
+              .to_dict() for path in configs]
+    fixed = {"model", "data", "data_dir", "device", "task", "epochs", "batch_size", "lr",
+             "optimizer", "augment"}
+    differing = sorted(k for k in trains[0] if k not in fixed
+                       and len({json.dumps(t.get(k)) for t in trains}) > 1)
+    assert differing  # the bundled recipe differs from the tiny runs in more than lr
+    cell = table.locator("tr", has_text="mnist-convnetjs").locator(".run-differing")
+    assert [part.split(" ")[0] for part in cell.inner_text().split(", ")] == differing
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.evaluate("document.querySelector('.runs-charts').scrollIntoView({block: 'start'});"
                   "window.scrollBy(0, -330)")  # the curves and the runs above them

@@ -20,6 +20,18 @@ const SETTINGS = [
 const isLoss = (key) => /loss/.test(key);
 const isScore = (key) => /acc|map|iou/.test(key);
 const HIDDEN_KEYS = new Set(["epoch"]);
+const NOT_SETTINGS = new Set(["model", "data", "data_dir", "device", "task", ...SETTINGS.map(([key]) => key)]);
+
+/** The other settings whose values differ between the shown runs (the hyperparameters that tell
+ * them apart). */
+function differingSettings(runs) {
+  const readable = runs.filter((r) => !r.error);
+  const keys = new Set(readable.flatMap((r) => Object.keys(r.all_settings ?? {})));
+  return [...keys]
+    .filter((k) => !NOT_SETTINGS.has(k))
+    .filter((k) => new Set(readable.map((r) => JSON.stringify(r.all_settings?.[k]))).size > 1)
+    .sort();
+}
 
 /** A metric's value as the table shows it. */
 function scoreText(metric) {
@@ -38,6 +50,8 @@ function initialSelection(runs, params) {
   return new Set(pick.slice(0, DEFAULT_SHOWN).map((r) => r.id));
 }
 
+const settingText = (v) => (v == null ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v));
+
 /** "running", "finished" or "stopped" (no test score). */
 function statusText(run) {
   if (run.finished) return "finished";
@@ -45,14 +59,14 @@ function statusText(run) {
 }
 
 /** One table row: tick box, colour, name, model, data, settings, epochs and scores. */
-function runRow(run, {checked, colour, onToggle}) {
+function runRow(run, {checked, colour, onToggle, differing}) {
   if (run.error) {
     return h(
       "tr",
       {class: "run-unreadable"},
       h("td", {}),
       h("td", {}, run.name),
-      h("td", {colspan: 3 + SETTINGS.length}, h("span", {class: "error-text"}, run.error)),
+      h("td", {colspan: 6 + SETTINGS.length}, h("span", {class: "error-text"}, run.error)),
     );
   }
   const box = h("input", {
@@ -79,10 +93,16 @@ function runRow(run, {checked, colour, onToggle}) {
     h("td", {class: "num"}, `${run.epochs_done}`),
     h("td", {class: "num"}, val == null ? "—" : percent(val)),
     h("td", {class: "num run-score"}, scoreText(run.metric), h("div", {class: "muted small"}, statusText(run))),
+    h(
+      "td",
+      {class: "small run-differing"},
+      differing.map((k) => `${k} ${settingText(run.all_settings[k])}`).join(", "),
+    ),
   );
 }
 
 function runsTable(runs, selection, colourOf, onToggle) {
+  const differing = differingSettings(runs.filter((r) => selection.has(r.id)));
   return h(
     "table",
     {class: "summary runs-table"},
@@ -100,12 +120,15 @@ function runsTable(runs, selection, colourOf, onToggle) {
         h("th", {}, "epochs done"),
         h("th", {}, "last val acc"),
         h("th", {}, "test score"),
+        h("th", {}, "other settings that differ"),
       ),
     ),
     h(
       "tbody",
       {},
-      runs.map((run) => runRow(run, {checked: selection.has(run.id), colour: colourOf(run.id), onToggle})),
+      runs.map((run) =>
+        runRow(run, {checked: selection.has(run.id), colour: colourOf(run.id), onToggle, differing}),
+      ),
     ),
   );
 }
