@@ -279,7 +279,8 @@ def test_runs_page_overlays_the_curves_of_chosen_runs(browser, server, page):
                            ".innerText.includes('mnist-convnetjs · train_loss: 0.088')")
     assert len(loss_key.all_inner_texts()) == len(shown) + 1
     url = wait_for_address(page, "mnist-convnetjs")
-    configs = (runs_dir / "tiny-slow", runs_dir / "tiny-fast", BUNDLED / "models" / "mnist-convnetjs")
+    configs = (runs_dir / "tiny-slow", runs_dir / "tiny-fast",
+               BUNDLED / "models" / "mnist-convnetjs")
     trains = [TrainConfig.from_dict(yaml.safe_load((path / "config.yaml").read_text())["train"])
               .to_dict() for path in configs]
     fixed = {"model", "data", "data_dir", "device", "task", "epochs", "batch_size", "lr",
