@@ -107,16 +107,16 @@ export function predictionComparison(ctx) {
   };
 }
 
-/** `ctx` as seen by the second panel: the second model, its settings under `vs<name>`. */
-function secondContext(ctx, model) {
-  return {
-    api: ctx.api,
-    signal: ctx.signal,
+/** `ctx` as seen by the second panel: the second model, its activations, its settings kept
+ * under `vs<name>`; everything else (the input, the api) as the view's. */
+function secondContext(ctx, model, activationsOf) {
+  return Object.assign(Object.create(ctx), {
     model,
+    activations: (input = ctx.input, layers = null) => activationsOf(model, input, layers),
     params: {get: (key) => ctx.params.get(`vs${key}`)},
     setParams: (changes) =>
       ctx.setParams(Object.fromEntries(Object.entries(changes).map(([key, value]) => [`vs${key}`, value]))),
-  };
+  });
 }
 
 /**
@@ -143,7 +143,7 @@ export function mapsComparison(ctx, makePanel, panel) {
       holder.hidden = false;
       return;
     }
-    second = model && {model, panel: makePanel(secondContext(ctx, model))};
+    second = model && {model, panel: makePanel(secondContext(ctx, model, activationsOf))};
     pairElement.classList.toggle("comparing", Boolean(second));
     firstTitle.hidden = holder.hidden = !second;
     holder.replaceChildren(...(second ? [h("h3", {class: "compare-title"}, model.title), second.panel.element] : []));
