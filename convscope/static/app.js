@@ -36,6 +36,7 @@ const KIND_GROUPS = [
 const CACHE_SIZE = 12;
 // The views whose address holds the current input (`input=`, widgets/address-input.js).
 const INPUT_VIEWS = new Set(["network", "convolution", "maps", "predict", "scenes"]);
+const MAX_ADDRESS_INPUT = 32_768; // characters: a larger input (a photo for AlexNet) stays out
 
 const state = {
   models: [],
@@ -217,7 +218,8 @@ async function recordInput(view, params, signal) {
   if (state.input !== input) return; // another input came meanwhile
   state.inputCode = code;
   if (signal.aborted || params.get("input") === code) return;
-  params.set("input", code);
+  if (code.length > MAX_ADDRESS_INPUT) params.delete("input");
+  else params.set("input", code);
   history.replaceState(null, "", hashFor(view.name, params));
 }
 
