@@ -151,6 +151,10 @@ export const api = {
   chapterImageUrl: (dataset, index, scale = 1) =>
     `/api/chapter/images/${enc(dataset)}/${index}.png?scale=${scale}`,
 
+  /** The runs the explorer knows, with settings and scores; one run's curves. */
+  runs: (options) => request("/api/runs", options),
+  runCurves: (id, options) => request(`/api/runs/${enc(id)}/curves`, options),
+
   startTraining: (body) => post("/api/train", body),
   stopTraining: (job) => post(`/api/train/${enc(job)}/stop`, {}),
   trainingSocket: (job) => {

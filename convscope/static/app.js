@@ -4,6 +4,8 @@
 import {api} from "./api.js";
 import {h, errorBox, metricText, notice} from "./dom.js";
 import {sampleInput} from "./input.js";
+import {decodeInput, encodeInput} from "./widgets/address-input.js";
+import {offerSaving} from "./widgets/save-figure.js";
 
 // A model is offered the views its task lists (`task_info.views` of GET /api/models/{id});
 // the others get a note saying why not.
@@ -17,6 +19,7 @@ const VIEWS = [
   {name: "predict", title: "Predict", needsModel: true},
   {name: "scenes", title: "Scenes", needsModel: true},
   {name: "audio", title: "Audio", needsModel: true},
+  {name: "runs", title: "Runs", needsModel: false},
 ];
 const WHY_NOT = {
   confusion: "A confusion matrix counts one predicted class per input against its label.",
@@ -32,6 +35,9 @@ const KIND_GROUPS = [
   ["live", "Training now"],
 ];
 const CACHE_SIZE = 12;
+// The views whose address holds the current input (`input=`, widgets/address-input.js).
+const INPUT_VIEWS = new Set(["network", "convolution", "maps", "predict", "scenes"]);
+const MAX_ADDRESS_INPUT = 32_768; // characters: a larger input (a photo for AlexNet) stays out
 
 const state = {
   models: [],
@@ -40,6 +46,7 @@ const state = {
   dataset: null, // the dataset samples are drawn from
   input: null, // {sample: ..} or {pixels: ..}
   inputSource: "",
+  inputCode: null, // the current input as the address writes it
   activations: new Map(), // "<model>|<input>" -> promise of the activations
   current: null, // {controller, dispose} of the view on screen
 };
@@ -179,6 +186,7 @@ function context(view, params, signal) {
       if (activations) {
         state.activations.set(activationsKey(input, activations.asked), Promise.resolve(activations));
       }
+      recordInput(view, params, signal);
     },
     /** The activations of the current model for `input` (default: the current input), of
      * `layers` (default: every layer), cached. */
@@ -201,6 +209,40 @@ function context(view, params, signal) {
     refreshModels,
     showBanner,
   };
+}
+
+/** Write the current input into `view`'s address (a drawing is compressed first). */
+async function recordInput(view, params, signal) {
+  const input = state.input;
+  if (!input || !INPUT_VIEWS.has(view.name)) return;
+  const code = await encodeInput(input, state.inputSource);
+  if (state.input !== input) return; // another input came meanwhile
+  state.inputCode = code;
+  if (signal.aborted || params.get("input") === code) return;
+  if (code.length > MAX_ADDRESS_INPUT) params.delete("input");
+  else params.set("input", code);
+  history.replaceState(null, "", hashFor(view.name, params));
+}
+
+/** Make the input the address names (a copied link) the current one, unless it already is. */
+async function adoptAddressInput(params) {
+  const code = params.get("input");
+  if (!code || code === state.inputCode) return;
+  const {input, source} = await decodeInput(code);
+  const dataset = input.sample && state.datasets.find((d) => d.name === input.sample.dataset);
+  if (input.sample && !dataset) {
+    throw new Error(`the link's input is a sample of ${input.sample.dataset}, which this explorer does not offer`);
+  }
+  if (dataset && input.sample.index >= dataset.count) {
+    throw new Error(`the link's input is ${dataset.name} sample ${input.sample.index}; this explorer offers 0 to ${dataset.count - 1}`);
+  }
+  state.input = input;
+  state.inputSource = source;
+  state.inputCode = code;
+  if (dataset) {
+    state.dataset = dataset.name;
+    fillDatasetPicker();
+  }
 }
 
 /** Whether `view` suits `model` (any view when no model is loaded). */
@@ -248,9 +290,12 @@ async function route() {
   // Each render gets a fresh container: a slow, superseded render writes into a detached node.
   const root = h("div", {class: `view view-${view.name}`});
   elements.main.replaceChildren(root);
+  controller.signal.addEventListener("abort", offerSaving(root, () => `${view.name}-${modelId || "explorer"}`));
   document.title = `${view.title} · convscope`;
   try {
     await selectModel(modelId);
+    await adoptAddressInput(params).catch(showBanner);
+    await recordInput(view, params, controller.signal);
     for (const link of elements.nav.querySelectorAll("a")) {
       link.hidden = !offers(state.description, VIEWS.find((v) => v.name === link.dataset.view));
     }

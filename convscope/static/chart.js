@@ -7,7 +7,7 @@ const MARGIN = {left: 44, right: 12, top: 12, bottom: 30};
 
 /**
  * A chart with a title; call update(series) with [{name, colour, points: [[x, y], ..],
- * dots: bool}] to redraw. The y range is [yMin, yMax] when given, else the data's.
+ * dots: bool, dash: [on, off] or absent}] to redraw. The y range is [yMin, yMax] when given, else the data's.
  */
 export function lineChart(title, {width = 560, height = 210, xLabel = "epoch", yMin, yMax} = {}) {
   const {canvas, context} = crispCanvas(width, height, {role: "img", "aria-label": title});
@@ -38,9 +38,11 @@ export function lineChart(title, {width = 560, height = 210, xLabel = "epoch", y
           context.fill();
         }
       } else {
+        context.setLineDash(s.dash ?? []); // e.g. [6, 4]: dashed
         context.beginPath();
         s.points.forEach(([x, y], i) => (i ? context.lineTo(px(x), py(y)) : context.moveTo(px(x), py(y))));
         context.stroke();
+        context.setLineDash([]);
       }
     }
     key.replaceChildren(

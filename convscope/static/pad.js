@@ -73,6 +73,15 @@ export function drawingPad({size = 280, brush = 22, onDraw, label = PAD_LABEL}) 
       return drawn.data.some((v) => v > 0) ? drawn : null;
     },
     scaled: (side) => boxScaled(context.getImageData(0, 0, size, size), side),
+    /** Paint grey `pixels` ({width, height, depth: 1, data}, e.g. a drawing reopened from a
+     * link) over the whole pad. */
+    show(pixels) {
+      const small = h("canvas", {width: pixels.width, height: pixels.height});
+      const image = small.getContext("2d").createImageData(pixels.width, pixels.height);
+      pixels.data.forEach((v, i) => image.data.set([v, v, v, 255], 4 * i));
+      small.getContext("2d").putImageData(image, 0, 0);
+      context.drawImage(small, 0, 0, size, size);
+    },
   };
 }
 

@@ -12,7 +12,7 @@ from convscope.evaluate import input_size
 
 BOX_NAMES = ["box x", "box y", "box w", "box h"]  # the box channels' names (x, y, w, h)
 Split = tuple[Dataset, Dataset, Dataset | None]
-GENERAL_VIEWS = ("network", "convolution", "maps", "weights", "train")
+GENERAL_VIEWS = ("network", "convolution", "maps", "weights", "train", "runs")
 """The explorer views (``static/app.js``) that suit a model of any task."""
 
 

@@ -5,6 +5,7 @@
 
 import {h, errorBox, grouped, notice, percent, selectField, setChildren} from "../dom.js";
 import {inkOn, rgb} from "../draw.js";
+import {csvButton} from "../widgets/save-figure.js";
 
 const COMPARISONS = [
   ["mnist", "ordinary", "MNIST ordinary"],
@@ -217,6 +218,7 @@ function chapterSection(summaries, comparison, live, model, mode, ctx) {
       alt: (e) => `${summary.dataset} ${e.split} image ${e.split_index}`,
       missing,
       filename: `${summary.name}.json`,
+      cellParam: "chaptercell",
     }),
   );
 }
@@ -365,11 +367,12 @@ function confusedList(confused, classes, actuals, onPick) {
  * `image(entry, scale)` gives an entry's picture URL (null: the images are not served, said by
  * `missing`); `alt(entry)` its description.
  */
-function matrixSection(result, mode, ctx, {image, alt, missing, filename}) {
+function matrixSection(result, mode, ctx, {image, alt, missing, filename, cellParam = "cell"}) {
   const pictures = mode === "samples" && Boolean(image); // top samples in the cells
   const actuals = result.confusion.map((row) => row.reduce((a, b) => a + b, 0));
   const confused = mostConfused(result.confusion);
-  let pinned = confused.length ? {a: confused[0].a, p: confused[0].p} : {a: 0, p: 0};
+  let pinned = pinnedCell(ctx.params.get(cellParam), result.classes.length) ??
+    (confused.length ? {a: confused[0].a, p: confused[0].p} : {a: 0, p: 0});
   const side = h("aside", {class: "cm-side", "aria-live": "polite"});
 
   function showCell({a, p}) {
@@ -379,6 +382,7 @@ function matrixSection(result, mode, ctx, {image, alt, missing, filename}) {
   }
   function pin(cell) {
     pinned = cell;
+    ctx.setParams({[cellParam]: `${cell.a}.${cell.p}`});
     showCell(pinned);
   }
 
@@ -415,8 +419,28 @@ function matrixSection(result, mode, ctx, {image, alt, missing, filename}) {
       "p",
       {},
       h("a", {class: "button", href: URL.createObjectURL(blob), download: filename}, "Save as JSON"),
+      " ",
+      csvButton(() => confusionRows(result), filename.replace(/\.json$/, ".csv")),
     ),
   );
+}
+
+/** The cell "a.p" of the address, when it is one of an n-class matrix's. */
+function pinnedCell(text, n) {
+  const [a, p] = (text ?? "").split(".").map(Number);
+  const valid = (v) => Number.isInteger(v) && v >= 0 && v < n;
+  return valid(a) && valid(p) ? {a, p} : null;
+}
+
+/** The matrix as CSV rows: counts by actual (rows) and predicted class (columns), each row's
+ * recall, each column's precision and the accuracy. */
+export function confusionRows(result) {
+  const {classes, confusion, recall, precision} = result;
+  return [
+    ["actual \\ predicted", ...classes, "recall"],
+    ...confusion.map((row, a) => [classes[a], ...row, recall[a] ?? ""]),
+    ["precision", ...precision.map((v) => v ?? ""), result.accuracy],
+  ];
 }
 
 function scoreBox(value, label) {

@@ -6,6 +6,7 @@ import {h, notice, percent, selectField, setChildren} from "../dom.js";
 import {crispCanvas, dims, extent, fmt, grey, item, layerTitle, legend, rgb, tensorCanvas, volumeText} from "../draw.js";
 import {inputChooser, inputRange} from "../input.js";
 import {clamp} from "../util.js";
+import {mapsComparison} from "../widgets/compare.js";
 import {layerOutput} from "../widgets/layer-output.js";
 
 const TILE = 96;
@@ -216,8 +217,9 @@ function zoomed(model, activations, layer, c, weights, normalise) {
   ];
 }
 
-/** One button per map of `layer` (its filter beside it when the filters are images). */
-function mapTiles(model, layer, out, weights, normalise, onZoom) {
+/** One button per map of `layer` (its filter beside it when the filters are images); hovering
+ * one enlarges it (`onZoom(c)`), a click pins it (`onPin(c)`, kept in the address). */
+function mapTiles(model, layer, out, weights, normalise, onZoom, onPin = onZoom) {
   const {depth, height, width} = dims(out.output);
   const filtersAreImages = weights && model.layers[layer.index - 1].type === "input";
   const range = (c) => (normalise === "layer" ? {min: out.min, max: out.max} : extent(item(out.output, c).data));
@@ -239,6 +241,7 @@ function mapTiles(model, layer, out, weights, normalise, onZoom) {
         "aria-label": `${layer.label} - ${c}`,
         onmouseenter: () => onZoom(c),
         onfocus: () => onZoom(c),
+        onclick: () => onPin(c),
       },
       h("span", {class: "tile-images"}, filter, map),
       h("span", {class: "tile-caption"}, String(c)),
@@ -277,10 +280,15 @@ export function mapsPanel(ctx) {
   const firstConv = model.layers.find((l) => l.type === "conv");
   let index = clamp(Number(ctx.params.get("layer") ?? firstConv?.index ?? 0), 0, model.layers.length - 1);
   let normalise = ctx.params.get("norm") === "map" ? "map" : "layer";
+  let channel = Math.max(0, Number.parseInt(ctx.params.get("channel") ?? "0", 10) || 0); // pinned map
   let activations = null;
   let source = null; // (layers) => the activations of those layers
   const weightCache = new Map();
-  const list = layerList(model, select);
+  const list = layerList(model, (i) => {
+    channel = 0;
+    ctx.setParams({channel: null});
+    select(i);
+  });
   const detail = h("section", {class: "maps-detail", "aria-live": "polite"});
   const zoom = h("aside", {class: "zoom"});
 
@@ -318,6 +326,7 @@ export function mapsPanel(ctx) {
     const weights = layer.type === "conv" ? (await weightsOf(layer)).weights : null;
     if (ticket !== shows) return;
     const filtersAreImages = weights && model.layers[index - 1].type === "input";
+    let pinned = Math.min(channel, dims(out.output).depth - 1);
     const showZoom = (c) => zoom.replaceChildren(...zoomed(model, activations, layer, c, weights, normalise));
     setChildren(
       detail,
@@ -330,9 +339,17 @@ export function mapsPanel(ctx) {
       weights && !filtersAreImages
         ? notice("Each filter spans all input maps; hover a map to see its filter slice by slice.")
         : null,
-      h("div", {class: "map-grid"}, mapTiles(model, layer, out, weights, normalise, showZoom)),
+      h(
+        "div",
+        {class: "map-grid", onmouseleave: () => showZoom(pinned)},
+        mapTiles(model, layer, out, weights, normalise, showZoom, (c) => {
+          channel = pinned = c;
+          ctx.setParams({channel: c || null});
+          showZoom(c);
+        }),
+      ),
     );
-    showZoom(0);
+    showZoom(pinned);
   }
 
   return {
@@ -346,6 +363,7 @@ export function mapsPanel(ctx) {
 
 export async function render(root, ctx) {
   const panel = mapsPanel(ctx);
+  const compare = mapsComparison(ctx, mapsPanel, panel);
   root.append(
     h(
       "header",
@@ -358,8 +376,11 @@ export async function render(root, ctx) {
           "pooling layers show which cell won each window.",
       ),
     ),
-    inputChooser(ctx, () => panel.update((layers) => ctx.activations(ctx.input, layers))).element,
-    panel.element,
+    inputChooser(ctx, () => {
+      panel.update((layers) => ctx.activations(ctx.input, layers));
+      compare.update();
+    }).element,
+    compare.element,
   );
   panel.update((layers) => ctx.activations(ctx.input, layers));
 }

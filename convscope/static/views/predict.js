@@ -6,6 +6,7 @@ import {h, errorBox, percent, throttle} from "../dom.js";
 import {barChart, layerTitle, tensorCanvas} from "../draw.js";
 import {inputRange, sampleInput, uploadLayers, uploader} from "../input.js";
 import {drawingPad} from "../pad.js";
+import {predictionComparison} from "../widgets/compare.js";
 import {layerOutput} from "../widgets/layer-output.js";
 
 const WHILE_DRAWING_MS = 150;
@@ -54,6 +55,7 @@ export async function render(root, ctx) {
   const {shown, asked} = shownLayers(model);
   const layers = layerRows(model, shown);
   const message = h("div");
+  const compare = predictionComparison(ctx);
 
   function show(activations) {
     const best = activations.prediction;
@@ -90,6 +92,7 @@ export async function render(root, ctx) {
           : await ctx.api.activations(model.id, input, {layers: asked});
       message.replaceChildren();
       show(activations);
+      compare.update(input, activations);
       if (mode === "drawing") ctx.setInput(input, {activations, source: "your drawing"});
     } catch (error) {
       message.replaceChildren(errorBox(error));
@@ -111,6 +114,7 @@ export async function render(root, ctx) {
       ctx.setInput(input, {activations, source});
       message.replaceChildren();
       show(activations);
+      compare.update(input, activations);
     },
     onError: (error) => message.replaceChildren(errorBox(error)),
     layers: asked,
@@ -163,8 +167,9 @@ export async function render(root, ctx) {
         seen,
         message,
       ),
-      h("div", {}, h("div", {class: "card"}, probabilities), layers.element),
+      h("div", {}, compare.pair(h("div", {class: "card"}, probabilities)), layers.element),
     ),
   );
+  if (ctx.input?.pixels?.depth === 1 && ctx.inputSource === "your drawing") pad.show(ctx.input.pixels);
   if (ctx.input) evaluate(ctx.input, "cached");
 }
