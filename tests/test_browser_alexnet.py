@@ -98,3 +98,9 @@ def test_vgg16_predict_asks_only_for_its_small_layers(page):
     assert "224x224x64" not in section
     assert page.locator(".prediction").inner_text().startswith("Prediction:")
     assert asked and all("layers" in a["url"] or '"layers"' in a["body"] for a in asked), asked
+
+
+def test_out_of_the_box_the_explorer_opens_on_a_trained_model_not_an_architecture(page):
+    page.goto("/")
+    page.wait_for_function("() => location.hash.includes('model=')")
+    assert "model=mnist-convnetjs" in page.evaluate("location.hash")

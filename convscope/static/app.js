@@ -259,10 +259,13 @@ function notOffered(view, model) {
   );
 }
 
+/** convscope's own models: trained bundled ones, untrained architectures, the chapter's snapshots. */
+const SHIPPED_KINDS = new Set(["bundled", "untrained", "chapter"]);
+
 /** Your own runs first; else the chapter's MNIST convnet (the one its convolution demo shows). */
 function defaultModelId() {
   const pick =
-    state.models.find((m) => m.kind !== "bundled") ??
+    state.models.find((m) => !SHIPPED_KINDS.has(m.kind)) ??
     state.models.find((m) => m.dataset === "mnist" && m.family === "convnet") ??
     state.models[0];
   return pick?.id ?? "";
