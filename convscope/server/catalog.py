@@ -219,7 +219,7 @@ def checked_entry(path: Path, kind: str, registry: set[str], unique_id,
     run = load_run(path, trust_code)
     ref = run.model_info.get("ref", "")
     name = ref if ref in registry else None
-    title = name if kind == "bundled" and name else path.name
+    title = name if kind == "bundled" and name else (saved_title(path) or path.name)
     base = slug(path.name) if kind == "bundled" else "run-" + slug(path.name)
     entry = entry_from_run(run, "", kind, title, name)
     if entry.module_input is not None:
@@ -229,6 +229,19 @@ def checked_entry(path: Path, kind: str, registry: set[str], unique_id,
         check_weights(path / MODEL, entry.spec)
     entry.id = unique_id(base)
     return entry
+
+
+TITLE_FILE = "title.txt"  # a run's name in the explorer, when renamed there or trained live
+MAX_TITLE = 80
+
+
+def saved_title(run_dir: Path) -> str | None:
+    """The name a run directory keeps in :data:`TITLE_FILE`, if any and readable."""
+    try:
+        text = (run_dir / TITLE_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return " ".join(text.split())[:MAX_TITLE] or None
 
 
 def slug(text: str) -> str:
@@ -308,7 +321,8 @@ class Catalog:
         with self._lock:
             entry = self._entries.get(entry_id)
         if entry is None:
-            raise ApiError(404, f"unknown model {entry_id!r}; GET /api/models lists the models")
+            raise ApiError(404, f"unknown model {entry_id!r}; choose one the explorer lists "
+                                "(it may have been deleted)")
         return entry
 
     def model(self, entry_id: str) -> torch.nn.Module:

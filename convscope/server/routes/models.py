@@ -161,7 +161,7 @@ def confusion_router(explorer: Explorer) -> APIRouter:
         if not get_task(entry.task).classifies:
             raise ApiError(400, f"model {model_id!r} is a {entry.task} model: a confusion "
                                 "matrix needs one predicted class per image; see its "
-                                "predictions with POST /api/models/{id}/predict")
+                                "predictions in its other views")
         sample_set = explorer.samples.get(entry.dataset)
         result = evaluated(entry)
         ev = result.evaluation
