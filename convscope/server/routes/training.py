@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from ..encode import dumps
 from ..errors import ApiError
 from ..live import DEPTH, Job, TrainRequest
-from ..live_runs import delete, missing_data, rename
+from ..live_runs import delete, missing_data, own_run, rename
 from .state import Explorer
 
 POLL_SECONDS = 0.1
@@ -35,8 +35,11 @@ def training_router(explorer: Explorer) -> APIRouter:
 
     @router.get("/api/train")
     def training_jobs() -> dict:
-        """Every job since the explorer started (a reloaded page finds the running one)."""
-        return {"jobs": [job.summary() for job in jobs.list()]}
+        """Every job since the explorer started (a reloaded page finds the running one) and the
+        runs trained in the explorer, now and before (``runs``: their model summaries)."""
+        runs = [entry.summary() for entry in explorer.catalog.entries()
+                if own_run(entry, jobs.live_dir)]
+        return {"jobs": [job.summary() for job in jobs.list()], "runs": runs}
 
     @router.get("/api/train/data/{dataset}")
     def training_data(dataset: str) -> dict:
