@@ -102,7 +102,12 @@ export function tensorCanvas(tensor, {scale = 1, channel = null, min, max, ...at
   const {height, width, size} = dims(tensor);
   const shown = channel === null ? tensor.data : tensor.data.subarray(channel * size, (channel + 1) * size);
   const range = min === undefined ? extent(shown) : {min, max};
-  const canvas = pixelCanvas(width, height, scale, attrs);
+  // Every drawn tensor has an accessible name: the caller's, else its title, size and range.
+  const what = tensor.shape.length === 3 && tensor.shape[0] === 3 && channel === null ? "colour image" : "grey map";
+  const label =
+    attrs["aria-label"] ??
+    `${attrs.title ? `${attrs.title}: ` : ""}${width}x${height} ${what}, values ${fmt(range.min)} to ${fmt(range.max)}`;
+  const canvas = pixelCanvas(width, height, scale, {role: "img", ...attrs, "aria-label": label});
   return paintTensor(canvas, tensor, {...range, channel});
 }
 

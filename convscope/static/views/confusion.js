@@ -126,9 +126,24 @@ export async function render(root, ctx) {
         image: (e, scale) => ctx.api.sampleUrl(result.dataset, e.index, scale),
         alt: (e) => `sample ${e.index}`,
         filename: `${result.dataset}-confusion.json`,
+        scope: scopeText(result, ctx.models.find((m) => m.id === model.id)),
       }),
     ),
     chapterSection(await summaries, comparison, result, model, mode, ctx),
+  );
+}
+
+/** Which images the live matrix scored, and how that differs from the model's test accuracy
+ * (the strip's number), so that the two never seem to contradict each other. */
+export function scopeText(result, summary) {
+  const scored =
+    `This matrix scored the ${result.source}: ${grouped(result.correct)} of ${grouped(result.total)} ` +
+    `correct, ${percent(result.accuracy)}.`;
+  if (summary?.test_accuracy == null || !summary.accuracy_source) return scored;
+  if (Math.abs(summary.test_accuracy - result.accuracy) < 5e-4) return scored;
+  return (
+    `${scored} Its test accuracy in the strip, ${percent(summary.test_accuracy)}, is on the ` +
+    `${summary.accuracy_source}; the images served here are ${result.source.startsWith("bundled") ? "only a sample" : "another set"}.`
   );
 }
 
@@ -239,6 +254,7 @@ function comparisonStrip(chapter, model, ctx) {
         },
         h("span", {}, c.label),
         h("strong", {}, accuracy(c.model)),
+        c.model?.test_accuracy == null ? null : h("span", {class: "small"}, " test"),
       ),
     ),
   );
@@ -365,7 +381,7 @@ function confusedList(confused, classes, actuals, onPick) {
  * `image(entry, scale)` gives an entry's picture URL (null: the images are not served, said by
  * `missing`); `alt(entry)` its description.
  */
-function matrixSection(result, mode, ctx, {image, alt, missing, filename}) {
+function matrixSection(result, mode, ctx, {image, alt, missing, filename, scope}) {
   const pictures = mode === "samples" && Boolean(image); // top samples in the cells
   const actuals = result.confusion.map((row) => row.reduce((a, b) => a + b, 0));
   const confused = mostConfused(result.confusion);
@@ -400,6 +416,7 @@ function matrixSection(result, mode, ctx, {image, alt, missing, filename}) {
       h(
         "div",
         {class: "cm-wrap"},
+        scope ? h("p", {class: "cm-scope"}, scope) : null,
         grid,
         h(
           "p",
