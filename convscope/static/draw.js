@@ -55,8 +55,24 @@ export function signedColour(v, maxAbs) {
   return end.map((c) => Math.round(255 + (c - 255) * t));
 }
 
-/** Black or white text, whichever reads better on an [r, g, b] background. */
-export const inkOn = ([r, g, b]) => (0.299 * r + 0.587 * g + 0.114 * b > 140 ? "#111" : "#fff");
+/** WCAG relative luminance of an [r, g, b] colour (0-255 channels). */
+export function luminance([r, g, b]) {
+  const linear = (c) => (c / 255 <= 0.04045 ? c / 255 / 12.92 : ((c / 255 + 0.055) / 1.055) ** 2.4);
+  return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+}
+
+/** WCAG contrast ratio of two [r, g, b] colours (1 to 21). */
+export function contrast(one, other) {
+  const [a, b] = [luminance(one), luminance(other)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}
+
+/** `colour` at `alpha` over `under` (default white), as an opaque [r, g, b]. */
+export const blend = (colour, alpha, under = [255, 255, 255]) =>
+  colour.map((c, i) => Math.round(under[i] + (c - under[i]) * alpha));
+
+/** Black or white text, whichever has the higher WCAG contrast on an [r, g, b] background. */
+export const inkOn = (colour) => (contrast(colour, [17, 17, 17]) >= contrast(colour, [255, 255, 255]) ? "#111" : "#fff");
 
 export const rgb = ([r, g, b], alpha = 1) => `rgba(${r}, ${g}, ${b}, ${alpha})`;
 

@@ -4,7 +4,7 @@
 // holds them, the chapter's original results: the stored ConvNetJS summary of that comparison.
 
 import {h, errorBox, grouped, notice, percent, selectField, setChildren} from "../dom.js";
-import {inkOn, rgb} from "../draw.js";
+import {blend, inkOn, rgb} from "../draw.js";
 
 const COMPARISONS = [
   ["mnist", "ordinary", "MNIST ordinary"],
@@ -12,8 +12,11 @@ const COMPARISONS = [
   ["cifar10", "ordinary", "CIFAR ordinary"],
   ["cifar10", "convnet", "CIFAR convnet"],
 ];
-const GREEN = [22, 163, 74];
-const RED = [220, 38, 38];
+// A colour-blind-safe pair (blue and orange, told apart with any colour vision), and a
+// diverging scale between them through a light middle, for recall, precision and accuracy.
+const RIGHT = [33, 102, 172]; // correct: the diagonal
+const WRONG = [230, 97, 1]; // confused: off the diagonal
+const MIDDLE = [247, 247, 247];
 
 /**
  * The chapter's net for a comparison: a bundled model of that dataset and family, preferably the
@@ -27,8 +30,9 @@ function chapterModel(models, dataset, family) {
   return candidates.find((m) => m.registry === name) ?? candidates[0] ?? null;
 }
 
-/** Red (0) to green (1), the chapter's colour for recall, precision and accuracy. */
-const score = (v) => RED.map((r, i) => Math.round(r + (GREEN[i] - r) * v));
+/** Orange (0) through light grey (0.5) to blue (1): recall, precision and accuracy. */
+export const score = (v) =>
+  v < 0.5 ? blend(WRONG, 1 - 2 * v, MIDDLE) : blend(RIGHT, 2 * v - 1, MIDDLE);
 
 export function cellCaption(classes, a, p) {
   return a === p
@@ -297,9 +301,10 @@ function matrixCell(result, {a, p}, {pictures, image, actual, onHover, onPick}) 
   const count = result.confusion[a][p];
   const alpha = actual ? count / actual : 0;
   const top = result.cells[a][p][0];
-  const colour = a === p ? GREEN : RED;
+  const colour = a === p ? RIGHT : WRONG;
   const content = pictures ? (top ? h("img", {src: image(top, 1), alt: "", class: "pixelated"}) : "") : String(count);
-  const background = pictures ? rgb(colour, top ? top.confidence : 0) : rgb(colour, alpha);
+  const shade = blend(colour, pictures ? (top ? top.confidence : 0) : alpha); // opaque, for the ink
+  const background = rgb(shade);
   return h(
     "button",
     {
@@ -307,7 +312,7 @@ function matrixCell(result, {a, p}, {pictures, image, actual, onHover, onPick}) 
       class: "cm-cell",
       "data-a": a,
       "data-p": p,
-      style: {background, color: alpha > 0.55 && !pictures ? "#fff" : "#111"},
+      style: {background, color: inkOn(shade)},
       "aria-label": `${cellCaption(result.classes, a, p)}: ${count}`,
       onmouseenter: () => onHover({a, p}),
       onfocus: () => onHover({a, p}),
@@ -347,7 +352,21 @@ function matrixGrid(result, actuals, {pictures, image, onHover, onPick, onLeave}
     h("span", {}),
     h("div", {class: "cm-accuracy"}, h("span", {}, "accuracy"), scoreBox(result.accuracy, "accuracy")),
   );
+  grid.addEventListener("keydown", (event) => moveFocus(event, cells, classes.length));
   return {grid, cells};
+}
+
+const STEPS = {ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0]};
+
+/** Arrow keys move the focus (and so the side panel) from cell to cell; Enter pins it. */
+function moveFocus(event, cells, n) {
+  const step = STEPS[event.key];
+  const from = event.target.closest?.(".cm-cell");
+  if (!step || !from) return;
+  event.preventDefault();
+  const a = Math.min(n - 1, Math.max(0, Number(from.dataset.a) + step[0]));
+  const p = Math.min(n - 1, Math.max(0, Number(from.dataset.p) + step[1]));
+  cells[a * n + p].focus();
 }
 
 /** The most confused pairs, each a button that pins its cell. */
@@ -421,8 +440,13 @@ function matrixSection(result, mode, ctx, {image, alt, missing, filename, scope}
         h(
           "p",
           {class: "muted small"},
-          `${grouped(result.correct)} of ${grouped(result.total)} correct. Cells are coloured by the ` +
-            "share of their row (the actual class); hover or click a cell to see its images.",
+          `${grouped(result.correct)} of ${grouped(result.total)} correct. ` +
+            (pictures
+              ? "Each cell shows its most confident image on a tint as deep as that image's " +
+                "confidence (blue: correct, orange: confused)"
+              : "Cells are tinted by their share of the row, the actual class (blue: correct, " +
+                "orange: confused)") +
+            "; hover or click a cell, or move with the arrow keys, to see its images.",
         ),
       ),
       side,
