@@ -185,3 +185,223 @@ def test_offline_train_says_what_is_missing_before_start(browser, offline):
         assert "could not be downloaded" in error.inner_text()
         assert "\n" not in error.inner_text().strip()
         assert "Waiting for the first snapshot" not in page.locator("main").inner_text()
+
+
+# ---- layouts, colour and access, stale state ------------------------------------------------
+
+# WCAG AA from the rendered colours: every visible element with its own text, its computed text
+# colour over the background it really shows on (ancestors' backgrounds blended), needs 4.5:1
+# (3:1 for large text); inactive (disabled) controls are exempt, as WCAG says.
+CONTRAST_FAILURES = """() => {
+  const parse = (s) => {
+    const m = s.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const v = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+    return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1];
+  };
+  const lin = (c) => (c / 255 <= 0.04045 ? c / 255 / 12.92 : ((c / 255 + 0.055) / 1.055) ** 2.4);
+  const lum = ([r, g, b]) => 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+  const over = (top, under) => top.slice(0, 3).map((c, i) => c * top[3] + under[i] * (1 - top[3]));
+  function background(el) {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const bg = parse(getComputedStyle(e).backgroundColor);
+      if (bg && bg[3] > 0) {
+        layers.push(bg);
+        if (bg[3] >= 1) break;
+      }
+    }
+    return layers.reverse().reduce((under, layer) => over(layer, under), [255, 255, 255]);
+  }
+  const failures = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (!el.checkVisibility() || ["SCRIPT", "STYLE", "OPTION"].includes(el.tagName)) continue;
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    if (el.closest("[disabled]")) continue;
+    const style = getComputedStyle(el);
+    const bg = background(el);
+    const [a, b] = [lum(over(parse(style.color), bg)), lum(bg)].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (Number(style.fontWeight) >= 700 && size >= 18.66);
+    if (ratio < (large ? 3 : 4.5)) {
+      failures.push(`"${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}:1 ` +
+                    `(${style.color} on rgb(${bg.map(Math.round)}))`);
+    }
+  }
+  return failures;
+}"""
+
+IN_VIEW = """(el) => {
+  const r = el.getBoundingClientRect();
+  return r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth;
+}"""
+
+
+@pytest.fixture
+def bundled(browser, offline) -> Iterator[object]:
+    """A page on the explorer as a fresh machine serves it (bundled models and samples)."""
+    with watched_page(browser, offline) as tab:
+        yield tab
+
+
+@pytest.mark.parametrize("view", ["confusion?model=mnist-convnetjs",
+                                  "confusion?model=cifar10-convnetjs&show=samples",
+                                  "network?model=mnist-convnetjs", "train",
+                                  "predict?model=mnist-convnetjs",
+                                  "convolution?model=mnist-convnetjs",
+                                  "scenes?model=mnist-unet", "audio?model=fsdd-convnet"])
+def test_rendered_colours_meet_wcag_aa(bundled, view):
+    bundled.goto("/#/" + view)
+    ready = {"confusion": ".cm-cell", "network": ".layer-preview canvas", "train": ".live-runs h3",
+             "predict": ".probabilities .bar-value", "convolution": ".conv-equation *",
+             "scenes": ".maps-layout .map-tile", "audio": ".maps-layout .map-tile"}
+    bundled.locator(ready[view.split("?")[0]]).first.wait_for()
+    assert bundled.evaluate(CONTRAST_FAILURES) == []
+
+
+def test_arrow_keys_move_between_confusion_cells(bundled):
+    bundled.goto("/#/confusion?model=mnist-convnetjs")
+    live = bundled.locator(".cm-live")
+    live.locator('.cm-cell[data-a="0"][data-p="0"]').focus()
+    bundled.keyboard.press("ArrowRight")
+    bundled.keyboard.press("ArrowDown")
+    bundled.keyboard.press("ArrowDown")
+    focused = bundled.evaluate("() => [document.activeElement.dataset.a, "
+                               "document.activeElement.dataset.p]")
+    assert focused == ["2", "1"]
+    assert live.locator(".cm-side h3").inner_text() == "2 misclassified as 1"
+    bundled.keyboard.press("ArrowLeft")
+    bundled.keyboard.press("ArrowLeft")  # stops at the edge
+    assert live.locator(".cm-side h3").inner_text() == "2 misclassified as 0"
+    for _ in range(3):
+        bundled.keyboard.press("ArrowUp")
+    assert live.locator(".cm-side h3").inner_text() == "0 correctly classified as 0"
+
+
+def test_the_matrix_says_which_images_it_scored(bundled):
+    bundled.goto("/#/confusion?model=cifar10-convnetjs")
+    scope = bundled.locator(".cm-scope")
+    scope.wait_for()
+    text = scope.inner_text()
+    assert "bundled sample (300 images)" in text and "of 300 correct" in text
+    strip = bundled.locator(".comparison-item[aria-pressed=true] strong").inner_text()
+    assert f"test accuracy in the strip, {strip}" in text and "10,000" in text
+
+
+def test_canvases_have_accessible_names(bundled):
+    for view, ready in (("predict?model=mnist-convnetjs", ".predict-layers canvas"),
+                        ("weights?model=mnist-convnetjs", "main canvas"),
+                        ("network?model=mnist-convnetjs", ".layer-preview canvas")):
+        bundled.goto("/#/" + view)
+        bundled.locator(ready).first.wait_for()
+        unnamed = bundled.evaluate("""() => [...document.querySelectorAll('main canvas')]
+            .filter(c => !(c.getAttribute('aria-label') || c.title)).length""")
+        assert unnamed == 0, view
+        assert bundled.locator("main canvas").count() > 3
+
+
+def test_mask_colours_are_distinct(bundled):
+    bundled.goto("/#/scenes?model=mnist-unet")
+    palette = bundled.evaluate("async () => (await import('/static/views/scenes.js')).PALETTE")
+
+    def lab(rgb):
+        def linear(c):
+            c /= 255
+            return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+        r, g, b = map(linear, rgb)
+        x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+        y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+        z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+        f = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in (x, y, z)]
+        return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+    colours = [lab(c) for c in palette]
+    closest = min(np.linalg.norm(np.subtract(colours[i], colours[j]))
+                  for i in range(10) for j in range(i + 1, 10))
+    assert closest > 25  # CIE76 distance: 5 and 7 were about 11 apart
+
+
+def test_loss_ticks_are_round_and_uncertain_outputs_are_flagged(bundled):
+    bundled.goto("/#/train")
+    ticks = bundled.evaluate("""async () => {
+        const {niceTicks} = await import('/static/chart.js');
+        return [niceTicks(0, 2.31).ticks, niceTicks(0.58, 1.7).ticks, niceTicks(0, 0.58).ticks];
+    }""")
+    assert ticks == [[0, 0.5, 1, 1.5, 2, 2.5], [0.5, 1, 1.5, 2], [0, 0.2, 0.4, 0.6]]
+    hints = bundled.evaluate("""async () => {
+        const {outOfDistributionHint} = await import('/static/ood.js');
+        const tone = [0.02, 0.03, 0.05, 0.04, 0.06, 0.05, 0.1, 0.05, 0.55, 0.05];
+        const seven = [0, 0, 0, 0, 0, 0, 0, 0.99, 0.01, 0];
+        return [outOfDistributionHint(tone, 'sound')?.textContent ?? null,
+                outOfDistributionHint(seven)];
+    }""")
+    assert "55%" in hints[0] and "unlike anything" in hints[0] and hints[1] is None
+
+
+def in_view(locator) -> bool:
+    return locator.evaluate(IN_VIEW)
+
+
+@pytest.mark.parametrize("size", [(800, 800), (1024, 768)])
+def test_layouts_keep_the_feedback_in_view(bundled, size):
+    bundled.set_viewport_size({"width": size[0], "height": size[1]})
+    bundled.goto("/#/convolution?model=mnist-convnetjs")
+    source, target = bundled.locator(".conv-input"), bundled.locator(".conv-map")
+    bundled.locator(".conv-equation *").first.wait_for()
+    source.scroll_into_view_if_needed()
+    assert in_view(source) and in_view(target)  # the input and its map together
+    figures = bundled.locator(".conv-grids figure.grid")
+    tops = [figures.nth(i).bounding_box()["y"] for i in range(figures.count())]
+    assert len(tops) == 3 and max(tops) - min(tops) < 2  # patch x filter = products, one line
+    for view in ("maps?model=mnist-convnetjs", "scenes?model=mnist-unet",
+                 "audio?model=fsdd-convnet"):
+        bundled.goto("/#/" + view)
+        tile = bundled.locator(".maps-layout .map-tile").nth(3)
+        tile.scroll_into_view_if_needed()
+        tile.hover()
+        frame = bundled.locator(".maps-layout .zoom-frame")
+        assert in_view(frame) and in_view(tile), view  # the zoom beside the tile hovered
+    bundled.goto("/#/network?model=cifar10-convnetjs")
+    strip = bundled.locator(".network-scroll")
+    strip.locator("svg").wait_for()
+    overflows = strip.evaluate("s => s.scrollWidth > s.clientWidth + 2")
+    cue = bundled.locator(".scroll-cue")
+    assert cue.is_visible() == overflows
+    if overflows:
+        assert "More layers to the right" in cue.inner_text()
+        strip.evaluate("s => s.scrollTo(s.scrollWidth, 0)")
+        bundled.wait_for_function("() => document.querySelector('.scroll-cue')"
+                                  ".innerText.includes('Earlier layers')")
+
+
+INKED = """c => [...c.getContext('2d').getImageData(0, 0, c.width, c.height).data]
+    .some((v, i) => i % 4 === 0 && v > 0)"""
+
+
+def test_no_stale_state_after_an_upload(browser, offline, tmp_path):
+    from PIL import Image
+
+    with watched_page(browser, offline, expected="400") as page:
+        page.goto("/#/predict?model=mnist-convnetjs")
+        page.locator(".probabilities .bar-value").first.wait_for()
+        pad = page.locator("canvas.pad")
+        box = pad.bounding_box()
+        page.mouse.move(box["x"] + 80, box["y"] + 60)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 160, box["y"] + 200, steps=8)
+        page.mouse.up()
+        assert pad.evaluate(INKED)
+        picture = tmp_path / "digit.png"
+        Image.new("L", (28, 28), 255).save(picture)
+        page.locator("input[type=file]").first.set_input_files(str(picture))
+        page.wait_for_function(f"() => !({INKED})(document.querySelector('canvas.pad'))")
+        page.goto("/#/audio?model=fsdd-convnet")
+        page.locator(".audio-figures canvas").first.wait_for()
+        broken = tmp_path / "broken.wav"
+        broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+        page.locator("input[type=file]").set_input_files(str(broken))
+        page.locator(".audio-message .error").wait_for()
+        assert page.locator(".audio-figures canvas").count() == 0  # the old clip is gone
+        assert "No prediction" in page.locator(".probabilities").inner_text()
+        assert "/api/" not in page.locator(".audio-message").inner_text()

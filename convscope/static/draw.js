@@ -71,8 +71,9 @@ export function contrast(one, other) {
 export const blend = (colour, alpha, under = [255, 255, 255]) =>
   colour.map((c, i) => Math.round(under[i] + (c - under[i]) * alpha));
 
-/** Black or white text, whichever has the higher WCAG contrast on an [r, g, b] background. */
-export const inkOn = (colour) => (contrast(colour, [17, 17, 17]) >= contrast(colour, [255, 255, 255]) ? "#111" : "#fff");
+/** Black or white text, whichever has the higher WCAG contrast on an [r, g, b] background
+ * (at least 4.58:1 on any colour: pure black and white are needed for that). */
+export const inkOn = (colour) => (contrast(colour, [0, 0, 0]) >= contrast(colour, [255, 255, 255]) ? "#000" : "#fff");
 
 export const rgb = ([r, g, b], alpha = 1) => `rgba(${r}, ${g}, ${b}, ${alpha})`;
 
