@@ -232,9 +232,11 @@ CONTRAST_FAILURES = """() => {
   return failures;
 }"""
 
+# Wholly visible: inside the window and below the sticky top bar.
 IN_VIEW = """(el) => {
   const r = el.getBoundingClientRect();
-  return r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth;
+  const below = document.querySelector('.topbar').getBoundingClientRect().bottom;
+  return r.top >= below && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth;
 }"""
 
 
@@ -405,3 +407,26 @@ def test_no_stale_state_after_an_upload(browser, offline, tmp_path):
         assert page.locator(".audio-figures canvas").count() == 0  # the old clip is gone
         assert "No prediction" in page.locator(".probabilities").inner_text()
         assert "/api/" not in page.locator(".audio-message").inner_text()
+
+
+# The widest option of each picker in the top bar, measured in the picker's own font, against
+# the room the picker gives its text (its width less padding and the arrow).
+CUT_LABELS = """() => {
+  const context = document.createElement('canvas').getContext('2d');
+  return [...document.querySelectorAll('.pickers select')].flatMap((select) => {
+    const style = getComputedStyle(select);
+    context.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    const room = select.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 20;
+    return [...select.options].filter((o) => context.measureText(o.text).width > room)
+      .map((o) => `${select.id}: ${o.text}`);
+  });
+}"""
+
+
+@pytest.mark.parametrize("width", [800, 1280])
+def test_picker_labels_are_not_cut(bundled, width):
+    bundled.set_viewport_size({"width": width, "height": 800})
+    bundled.goto("/#/scenes?model=mnist-unet")
+    bundled.locator(".maps-layout .map-tile").first.wait_for()
+    assert bundled.locator("#dataset-picker option", has_text="scenes").count() >= 1
+    assert bundled.evaluate(CUT_LABELS) == []
