@@ -66,7 +66,7 @@ export async function render(root, ctx) {
         `Prediction: ${activations.classes[best]} `,
         h("span", {class: "muted"}, `(${percent(activations.probabilities[best])})`),
       ),
-      outOfDistributionHint(activations.probabilities),
+      outOfDistributionHint(activations.probabilities) ?? "",
       barChart(activations.probabilities, activations.classes, {
         format: (v) => percent(v),
         caption: "class probabilities",
