@@ -252,12 +252,15 @@ def bundled(browser, offline) -> Iterator[object]:
                                   "network?model=mnist-convnetjs", "train",
                                   "predict?model=mnist-convnetjs",
                                   "convolution?model=mnist-convnetjs",
-                                  "scenes?model=mnist-unet", "audio?model=fsdd-convnet"])
+                                  "scenes?model=mnist-unet", "audio?model=fsdd-convnet",
+                                  "maps?model=cifar10-convnetjs",
+                                  "weights?model=mnist-convnetjs"])
 def test_rendered_colours_meet_wcag_aa(bundled, view):
     bundled.goto("/#/" + view)
     ready = {"confusion": ".cm-cell", "network": ".layer-preview canvas", "train": ".live-runs h3",
              "predict": ".probabilities .bar-value", "convolution": ".conv-equation *",
-             "scenes": ".maps-layout .map-tile", "audio": ".maps-layout .map-tile"}
+             "scenes": ".maps-layout .map-tile", "audio": ".maps-layout .map-tile",
+             "maps": ".maps-layout .map-tile", "weights": "main canvas"}
     bundled.locator(ready[view.split("?")[0]]).first.wait_for()
     assert bundled.evaluate(CONTRAST_FAILURES) == []
 
@@ -398,6 +401,10 @@ def test_no_stale_state_after_an_upload(browser, offline, tmp_path):
         Image.new("L", (28, 28), 255).save(picture)
         page.locator("input[type=file]").first.set_input_files(str(picture))
         page.wait_for_function(f"() => !({INKED})(document.querySelector('canvas.pad'))")
+        page.goto("/#/predict?model=cifar10-convnetjs")  # its pictures are not MNIST's digits
+        page.locator(".probabilities .bar-value").first.wait_for()
+        header = page.locator(".view-header").inner_text()
+        assert "MNIST" not in header and "scaled to the network's input" in header
         page.goto("/#/audio?model=fsdd-convnet")
         page.locator(".audio-figures canvas").first.wait_for()
         broken = tmp_path / "broken.wav"
@@ -416,7 +423,8 @@ CUT_LABELS = """() => {
   return [...document.querySelectorAll('.pickers select')].flatMap((select) => {
     const style = getComputedStyle(select);
     context.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
-    const room = select.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 20;
+    const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+    const room = select.clientWidth - padding - 20;
     return [...select.options].filter((o) => context.measureText(o.text).width > room)
       .map((o) => `${select.id}: ${o.text}`);
   });

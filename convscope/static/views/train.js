@@ -20,6 +20,7 @@ const session = {
   job: null,
   modelId: null,
   description: null,
+  describing: null, // the model id whose description is being fetched
   running: false,
   progress: [],
   epochs: [],
@@ -60,6 +61,7 @@ function handle(message, ctx) {
       break;
     }
     case "snapshot":
+      describe(ctx);
       session.snapshot = {
         filters: decodeOrNull(message.filters),
         activations: message.activations.map((a) => ({index: a.index, output: decodeOrNull(a.output)})),
@@ -83,6 +85,21 @@ function handle(message, ctx) {
       return;
   }
   session.listener?.(message.type);
+}
+
+/** Fetch the live model's description once its first snapshot shows it exists (a job that
+ * fails at once leaves the catalog before: its error is what to show, not a missing model). */
+function describe(ctx) {
+  if (session.description || session.describing === session.modelId) return;
+  const modelId = (session.describing = session.modelId);
+  ctx.api
+    .model(modelId)
+    .then((description) => {
+      if (session.modelId !== modelId) return;
+      session.description = description;
+      session.listener?.("snapshot");
+    })
+    .catch(() => (session.describing = null));
 }
 
 function connect(ctx) {
@@ -374,7 +391,6 @@ async function attach(ctx, jobId, update) {
   });
   if (session.running) connect(ctx);
   update();
-  session.description = await ctx.api.model(status.model_id);
 }
 
 /** Start the session's run with `body` (POST /api/train) and follow it. */
@@ -394,7 +410,6 @@ async function startRun(ctx, body, update) {
   connect(ctx);
   update();
   ctx.refreshModels().catch(ctx.showBanner);
-  session.description = await ctx.api.model(modelId);
 }
 
 /** A run's score and what it was measured on, or why it has none. */
