@@ -177,3 +177,17 @@ def test_a_stopped_run_without_test_data_shows_its_last_validation_score():
     score, source = stopped_score(NoTestSet(), "mnist", epochs)
     assert score == 0.75 and "last validation score (epoch 2)" in source
     assert stopped_score(NoTestSet(), "mnist", []) == (None, None)
+
+
+def test_a_kept_title_is_read_safely(tmp_path):
+    import os
+
+    from convscope.server.catalog import saved_title
+
+    assert saved_title(tmp_path) is None
+    (tmp_path / "title.txt").write_bytes(b"  my\trun\x1b[31m \xff" + b"x" * 10_000)
+    title = saved_title(tmp_path)
+    assert title.startswith("my run") and "\x1b" not in title and len(title) == 80
+    (tmp_path / "title.txt").unlink()
+    os.mkfifo(tmp_path / "title.txt")  # would block a reader: not read
+    assert saved_title(tmp_path) is None

@@ -236,12 +236,18 @@ MAX_TITLE = 80
 
 
 def saved_title(run_dir: Path) -> str | None:
-    """The name a run directory keeps in :data:`TITLE_FILE`, if any and readable."""
+    """The name a run directory keeps in :data:`TITLE_FILE`, if any and readable (a regular
+    file; its first few hundred bytes, whitespace collapsed, at most :data:`MAX_TITLE`)."""
+    path = run_dir / TITLE_FILE
     try:
-        text = (run_dir / TITLE_FILE).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
+        if not path.is_file():  # never a FIFO or a device that would block the catalog
+            return None
+        with path.open("rb") as file:
+            text = file.read(4 * MAX_TITLE).decode("utf-8", errors="replace")
+    except OSError:
         return None
-    return " ".join(text.split())[:MAX_TITLE] or None
+    cleaned = "".join(c for c in text if c.isprintable() or c.isspace())
+    return " ".join(cleaned.split())[:MAX_TITLE] or None
 
 
 def slug(text: str) -> str:

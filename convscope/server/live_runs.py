@@ -31,9 +31,14 @@ def run_title(label: str, dataset: str, started: datetime) -> str:
 
 
 def save_title(run_dir: Path, title: str) -> None:
-    """Keep ``title`` in ``run_dir`` so the explorer names the run so after a restart."""
-    if run_dir.is_dir():
+    """Keep ``title`` in ``run_dir`` so the explorer names the run so after a restart (a run
+    that cannot be written keeps its name until then: logged, never an error)."""
+    if not run_dir.is_dir():
+        return
+    try:
         write_text_atomic(run_dir / TITLE_FILE, title + "\n")
+    except ConvscopeError as exc:
+        log.warning("cannot keep the name of %s: %s", run_dir, exc)
 
 
 def checked_title(title: str) -> str:
@@ -60,10 +65,7 @@ def rename(catalog: Catalog, entry: Entry, title: str, live_dir: Path) -> Entry:
                             "can be renamed here")
     entry.title = checked_title(title)
     if entry.path is not None:
-        try:
-            save_title(entry.path, entry.title)
-        except ConvscopeError as exc:  # the name holds until the explorer restarts
-            log.warning("cannot keep the name of %s: %s", entry.path, exc)
+        save_title(entry.path, entry.title)
     return entry
 
 

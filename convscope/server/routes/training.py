@@ -54,6 +54,9 @@ def training_router(explorer: Explorer) -> APIRouter:
     def rename_run(model_id: str, body: Rename) -> dict:
         entry = rename(explorer.catalog, explorer.catalog.get(model_id), body.title,
                        jobs.live_dir)
+        for job in jobs.list():  # a job's messages name it by its model's new name too
+            if job.model_id == model_id:
+                job.title = entry.title
         return entry.summary()
 
     @router.delete("/api/models/{model_id}")
