@@ -438,3 +438,21 @@ def test_picker_labels_are_not_cut(bundled, width):
     bundled.locator(".maps-layout .map-tile").first.wait_for()
     assert bundled.locator("#dataset-picker option", has_text="scenes").count() >= 1
     assert bundled.evaluate(CUT_LABELS) == []
+
+
+def test_the_stored_test_matrix_agrees_with_the_strip(bundled):
+    bundled.goto("/#/confusion?model=cifar10-convnetjs")
+    bundled.locator(".cm-scope").wait_for()
+    bundled.locator("label.field", has_text="Matrix of").locator("select").select_option("stored")
+    bundled.wait_for_function("() => document.querySelector('.cm-scope')?.innerText"
+                              ".includes('stored when the run was scored')")
+    strip = bundled.locator(".comparison-item[aria-pressed=true] strong").inner_text()
+    scope = bundled.locator(".cm-scope").inner_text()
+    assert "of 10,000 correct" in scope and f"correct, {strip}" in scope
+    accuracy = bundled.locator(".cm-accuracy .cm-score").inner_text()
+    assert accuracy == f"{round(float(strip[:-1]))}%"  # the matrix's own box: the same number
+    cells = bundled.locator(".cm-live .cm-cell")
+    assert cells.count() == 100
+    total = sum(int(t) for t in cells.all_inner_texts())
+    assert total == 10_000
+    assert bundled.evaluate(CONTRAST_FAILURES) == []

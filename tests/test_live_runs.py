@@ -191,3 +191,15 @@ def test_a_kept_title_is_read_safely(tmp_path):
     (tmp_path / "title.txt").unlink()
     os.mkfifo(tmp_path / "title.txt")  # would block a reader: not read
     assert saved_title(tmp_path) is None
+
+
+def test_a_stored_test_matrix_is_checked_and_rescored():
+    from convscope.server.catalog import stored_matrix
+
+    matrix = stored_matrix([[3, 1], [0, 4]], 2)
+    assert matrix["total"] == 8 and matrix["correct"] == 7 and matrix["accuracy"] == 7 / 8
+    assert matrix["recall"] == [0.75, 1.0] and matrix["precision"] == [1.0, 0.8]
+    assert stored_matrix([[0, 0], [0, 0]], 2)["recall"] == [None, None]
+    for bad in (None, [[1, 2]], [[1, -1], [0, 1]], [[1, 2.5], [0, 1]], [[1, True], [0, 1]],
+                "[[1]]", [[1, 2], [3]]):
+        assert stored_matrix(bad, 2) is None

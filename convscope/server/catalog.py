@@ -60,6 +60,7 @@ class Entry:
     precision: str = "auto"  # and arithmetic (convscope.device.scoring_precision)
     module_input: Volume | None = None  # a Python module's input volume (its spec is empty)
     untrained: bool = False  # a registered architecture shown with seeded random weights
+    stored_test: dict | None = None  # the test confusion its run measured (stored_matrix)
 
     @cached_property
     def layers(self) -> list[Layer]:
@@ -189,12 +190,31 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
         if run.config.tta != "none":
             source += f" with {run.config.tta} test-time augmentation"
     metric = test.get(get_task(task).metric)
+    classes = list(run.data_info.get("classes") or [])
     return Entry(entry_id, title, kind, dataset_name(run.config.data, task),
                  list(run.data_info.get("classes") or []), spec or [], run.path,
                  test.get("accuracy"), source, registry, task=task,
                  metric_value=metric if isinstance(metric, int | float) else None,
                  tta=run.config.tta, precision=scoring_precision(run.config.precision),
-                 module_input=None if spec is not None else _input_volume(run))
+                 module_input=None if spec is not None else _input_volume(run),
+                 stored_test=stored_matrix(test.get("confusion"), len(classes)))
+
+
+def stored_matrix(matrix, n: int) -> dict | None:
+    """A run's stored test confusion (``results.json``) as the confusion endpoint gives one,
+    its scores recomputed from the counts; None unless it is an n x n table of counts."""
+    if not (n and isinstance(matrix, list) and len(matrix) == n and all(
+            isinstance(row, list) and len(row) == n
+            and all(type(v) is int and v >= 0 for v in row) for row in matrix)):
+        return None
+    total = sum(map(sum, matrix))
+    correct = sum(matrix[i][i] for i in range(n))
+    rows = [sum(row) for row in matrix]
+    columns = [sum(row[j] for row in matrix) for j in range(n)]
+    return {"confusion": matrix, "total": total, "correct": correct,
+            "accuracy": correct / total if total else None,
+            "recall": [matrix[i][i] / rows[i] if rows[i] else None for i in range(n)],
+            "precision": [matrix[j][j] / columns[j] if columns[j] else None for j in range(n)]}
 
 
 MAX_MODULE_INPUT_SIDE = 4096  # pixels on a side of a Python module's input

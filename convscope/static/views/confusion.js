@@ -122,19 +122,61 @@ export async function render(root, ctx) {
   status.classList.add("source");
   const family = ctx.models.find((m) => m.id === model.id)?.family;
   const comparison = COMPARISONS.find(([d, f]) => d === model.dataset && f === family)?.[2];
+  const stored = ctx.params.get("of") === "stored" && result.stored;
   root.append(
+    result.stored ? matrixChoice(result, Boolean(stored), model, mode, ctx) : "",
     h(
       "section",
       {class: "cm-live"},
-      matrixSection(result, mode, ctx, {
-        image: (e, scale) => ctx.api.sampleUrl(result.dataset, e.index, scale),
-        alt: (e) => `sample ${e.index}`,
-        filename: `${result.dataset}-confusion.json`,
-        scope: scopeText(result, ctx.models.find((m) => m.id === model.id)),
-      }),
+      stored
+        ? storedSection(result)
+        : matrixSection(result, mode, ctx, {
+            image: (e, scale) => ctx.api.sampleUrl(result.dataset, e.index, scale),
+            alt: (e) => `sample ${e.index}`,
+            filename: `${result.dataset}-confusion.json`,
+            scope: scopeText(result, ctx.models.find((m) => m.id === model.id)),
+          }),
     ),
     chapterSection(await summaries, comparison, result, model, mode, ctx),
   );
+}
+
+/** Which matrix to show when only a sample of the test set is served: the sample's, computed
+ * here, or the whole test set's, stored by the run when it was scored. */
+function matrixChoice(result, stored, model, mode, ctx) {
+  return h(
+    "div",
+    {class: "toolbar"},
+    selectField(
+      "Matrix of",
+      [
+        ["served", `the ${result.source}, computed here (with images)`],
+        ["stored", `the ${result.stored.source} (counts only)`],
+      ],
+      stored ? "stored" : "served",
+      (v) => ctx.navigate("confusion", {model: model.id, show: mode, ...(v === "stored" ? {of: v} : {})}),
+    ),
+  );
+}
+
+/** The run's stored test matrix: counts and scores, no images (they are not served here). */
+function storedSection(result) {
+  const stored = {
+    ...result.stored,
+    classes: result.classes,
+    cells: result.stored.confusion.map((row) => row.map(() => [])),
+  };
+  return matrixSection(stored, "numbers", null, {
+    image: null,
+    alt: () => "",
+    missing: "",
+    filename: `${result.dataset}-test-confusion.json`,
+    scope:
+      `This matrix is the one stored when the run was scored, on the ${result.stored.source}: ` +
+      `${grouped(stored.correct)} of ${grouped(stored.total)} correct, ${percent(stored.accuracy)}, ` +
+      "the test accuracy in the strip. Its images are not served here: choose the served " +
+      "sample above to see the images behind each cell.",
+  });
 }
 
 /** Which images the live matrix scored, and how that differs from the model's test accuracy
@@ -275,7 +317,11 @@ function cellImages(result, {a, p}, {image, alt, missing}) {
       {class: "muted small"},
       count
         ? `${grouped(count)} image${count === 1 ? "" : "s"}` +
-            (list.length < count ? `, the ${list.length} most confident shown` : ", most confident first")
+            (list.length < count
+              ? list.length
+                ? `, the ${list.length} most confident shown`
+                : " (not served here)"
+              : ", most confident first")
         : "no images",
     ),
     image || !list.length ? null : h("p", {class: "notice small"}, missing),
