@@ -416,11 +416,11 @@ def test_no_stale_state_after_an_upload(browser, offline, tmp_path):
         assert "/api/" not in page.locator(".audio-message").inner_text()
 
 
-# The widest option of each picker in the top bar, measured in the picker's own font, against
+# The widest option of each picker (the top bar's and the view's), measured in the picker's own font, against
 # the room the picker gives its text (its width less padding and the arrow).
 CUT_LABELS = """() => {
   const context = document.createElement('canvas').getContext('2d');
-  return [...document.querySelectorAll('.pickers select')].flatMap((select) => {
+  return [...document.querySelectorAll('select')].flatMap((select) => {
     const style = getComputedStyle(select);
     context.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
     const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
