@@ -416,7 +416,7 @@ def test_no_stale_state_after_an_upload(browser, offline, tmp_path):
         assert "/api/" not in page.locator(".audio-message").inner_text()
 
 
-# The widest option of each picker (the top bar's and the view's), measured in the picker's own font, against
+# The widest option of each picker (the top bar's and the view's), measured in its own font, against
 # the room the picker gives its text (its width less padding and the arrow).
 CUT_LABELS = """() => {
   const context = document.createElement('canvas').getContext('2d');
