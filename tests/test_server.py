@@ -695,8 +695,10 @@ def test_stopping_live_training(client: TestClient):
         assert socket.receive_json()["type"] in ("progress", "snapshot")
         assert client.post(f"/api/train/{job}/stop").json() == {"stopped": True}
         done = until_end(socket)[-1]
-    assert done == {"type": "done", "model_id": model_id, "test_accuracy": None,
-                    "stopped": True}
+    assert {k: done[k] for k in ("type", "model_id", "stopped")} == \
+        {"type": "done", "model_id": model_id, "stopped": True}
+    assert 0 <= done["test_accuracy"] <= 1  # scored on the test set when stopped
+    assert "evaluated when stopped" in done["score_source"]
     assert client.get(f"/api/train/{job}").json()["state"] == "stopped"
     weights = client.get(f"/api/models/{model_id}/layers/1/weights").json()
     assert weights["weights"]["shape"] == [10, 1, 28, 28]

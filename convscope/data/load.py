@@ -89,6 +89,18 @@ def _locate(folder: Path, name: str) -> Path | None:
     return None
 
 
+def missing_files(
+    name: str, split: str = "train", data_dir: str | os.PathLike[str] | None = None
+) -> tuple[Path, list[str]] | None:
+    """Where catalogued dataset ``name``'s ``split`` files go and which of them are not there
+    yet (nothing is read or downloaded); None for a dataset without downloadable files."""
+    entry = DATASETS.get(name)
+    if entry is None or entry.source is None:
+        return None
+    folder = resolve_data_dir(data_dir) / entry.source.folder
+    return folder, [n for n in entry.source.splits[split] if _locate(folder, n) is None]
+
+
 def load_known(
     spec: DatasetSpec, split: str, data_dir: Path, download: bool, base_url: str | None
 ) -> Dataset:

@@ -60,6 +60,7 @@ class Entry:
     precision: str = "auto"  # and arithmetic (convscope.device.scoring_precision)
     module_input: Volume | None = None  # a Python module's input volume (its spec is empty)
     untrained: bool = False  # a registered architecture shown with seeded random weights
+    stored_test: dict | None = None  # the test confusion its run measured (stored_matrix)
 
     @cached_property
     def layers(self) -> list[Layer]:
@@ -189,12 +190,31 @@ def entry_from_run(run: Run, entry_id: str, kind: str, title: str,
         if run.config.tta != "none":
             source += f" with {run.config.tta} test-time augmentation"
     metric = test.get(get_task(task).metric)
+    classes = list(run.data_info.get("classes") or [])
     return Entry(entry_id, title, kind, dataset_name(run.config.data, task),
                  list(run.data_info.get("classes") or []), spec or [], run.path,
                  test.get("accuracy"), source, registry, task=task,
                  metric_value=metric if isinstance(metric, int | float) else None,
                  tta=run.config.tta, precision=scoring_precision(run.config.precision),
-                 module_input=None if spec is not None else _input_volume(run))
+                 module_input=None if spec is not None else _input_volume(run),
+                 stored_test=stored_matrix(test.get("confusion"), len(classes)))
+
+
+def stored_matrix(matrix, n: int) -> dict | None:
+    """A run's stored test confusion (``results.json``) as the confusion endpoint gives one,
+    its scores recomputed from the counts; None unless it is an n x n table of counts."""
+    if not (n and isinstance(matrix, list) and len(matrix) == n and all(
+            isinstance(row, list) and len(row) == n
+            and all(type(v) is int and v >= 0 for v in row) for row in matrix)):
+        return None
+    total = sum(map(sum, matrix))
+    correct = sum(matrix[i][i] for i in range(n))
+    rows = [sum(row) for row in matrix]
+    columns = [sum(row[j] for row in matrix) for j in range(n)]
+    return {"confusion": matrix, "total": total, "correct": correct,
+            "accuracy": correct / total if total else None,
+            "recall": [matrix[i][i] / rows[i] if rows[i] else None for i in range(n)],
+            "precision": [matrix[j][j] / columns[j] if columns[j] else None for j in range(n)]}
 
 
 MAX_MODULE_INPUT_SIDE = 4096  # pixels on a side of a Python module's input
@@ -219,7 +239,7 @@ def checked_entry(path: Path, kind: str, registry: set[str], unique_id,
     run = load_run(path, trust_code)
     ref = run.model_info.get("ref", "")
     name = ref if ref in registry else None
-    title = name if kind == "bundled" and name else path.name
+    title = name if kind == "bundled" and name else (saved_title(path) or path.name)
     base = slug(path.name) if kind == "bundled" else "run-" + slug(path.name)
     entry = entry_from_run(run, "", kind, title, name)
     if entry.module_input is not None:
@@ -229,6 +249,25 @@ def checked_entry(path: Path, kind: str, registry: set[str], unique_id,
         check_weights(path / MODEL, entry.spec)
     entry.id = unique_id(base)
     return entry
+
+
+TITLE_FILE = "title.txt"  # a run's name in the explorer, when renamed there or trained live
+MAX_TITLE = 80
+
+
+def saved_title(run_dir: Path) -> str | None:
+    """The name a run directory keeps in :data:`TITLE_FILE`, if any and readable (a regular
+    file; its first few hundred bytes, whitespace collapsed, at most :data:`MAX_TITLE`)."""
+    path = run_dir / TITLE_FILE
+    try:
+        if not path.is_file():  # never a FIFO or a device that would block the catalog
+            return None
+        with path.open("rb") as file:
+            text = file.read(4 * MAX_TITLE).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    cleaned = "".join(c for c in text if c.isprintable() or c.isspace())
+    return " ".join(cleaned.split())[:MAX_TITLE] or None
 
 
 def slug(text: str) -> str:
@@ -319,7 +358,8 @@ class Catalog:
         with self._lock:
             entry = self._entries.get(entry_id)
         if entry is None:
-            raise ApiError(404, f"unknown model {entry_id!r}; GET /api/models lists the models")
+            raise ApiError(404, f"unknown model {entry_id!r}; choose one the explorer lists "
+                                "(it may have been deleted)")
         return entry
 
     def model(self, entry_id: str) -> torch.nn.Module:

@@ -12,6 +12,7 @@ import copy
 import secrets
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,6 +24,7 @@ from ..callbacks import Callback
 from ..config import OPTIMIZERS, TrainConfig
 from ..data import DATASETS
 from ..data.catalog import image_set_for_depth
+from ..data.download import DownloadUnavailable
 from ..device import scoring_precision
 from ..errors import ConvscopeError
 from ..model import SpecNet, build_model
@@ -35,6 +37,7 @@ from .catalog import Catalog, Entry, slug
 from .encode import tensor_json
 from .errors import ApiError, log
 from .inputs import fit_to_volume
+from .live_runs import missing_data, run_title, save_title, spec_label, stopped_score
 from .samples import Samples
 
 DEPTH = DATASETS.view(lambda d: d.depth if d.kind == "images" else None)  # live-trainable
@@ -69,6 +72,7 @@ MAX_PARAMS = 10_000_000
 MAX_ACTIVATION_BYTES = 2 * 1024**3  # cifar10-94 at its batch size 1024 needs about 1.4 GiB
 BYTES_PER_VALUE = 4  # float32
 MAX_INPUT_SIDE = 64
+MAX_HISTORY = 1000  # progress messages kept for a page that attaches late (halved when full)
 
 
 class TrainRequest(BaseModel):
@@ -96,11 +100,13 @@ class TrainRequest(BaseModel):
 class Job:
     """One training run and the messages it has produced, numbered in order."""
 
-    def __init__(self, job_id: str, model_id: str, run_dir: Path) -> None:
-        self.id, self.model_id, self.run_dir = job_id, model_id, run_dir
+    def __init__(self, job_id: str, model_id: str, run_dir: Path, title: str = "") -> None:
+        self.id, self.model_id, self.run_dir, self.title = job_id, model_id, run_dir, title
+        self.started = time.time()
         self.state = "running"  # -> "stopping" -> "done" | "stopped" | "error"
         self.error: str | None = None
         self.test_accuracy: float | None = None
+        self.score_source: str | None = None  # what test_accuracy was measured on
         self.stop_requested = threading.Event()
         self.snapshot_taken = threading.Event()  # a reader has the latest snapshot
         self.paced = False  # snapshots every ``snapshot_every`` examples, each delivered
@@ -109,6 +115,7 @@ class Job:
         self._seq = 0
         self._events: list[tuple[int, dict]] = []
         self._latest: dict[str, tuple[int, dict]] = {}
+        self._history: list[dict] = []  # progress messages, thinned to at most MAX_HISTORY
 
     @property
     def finished(self) -> bool:
@@ -122,6 +129,10 @@ class Job:
                 self._events.append((self._seq, message))
             else:  # progress, snapshot: only the latest is kept
                 self._latest[message["type"]] = (self._seq, message)
+            if message["type"] == "progress":
+                self._history.append(message)
+                if len(self._history) > MAX_HISTORY:
+                    self._history = self._history[::2]
 
     def end(self, state: str, message: dict) -> None:
         """Publish the last message (done or error) and enter ``state``, together."""
@@ -148,12 +159,20 @@ class Job:
                 self.snapshot_taken.set()
             return [message for _, message in sorted(fresh, key=lambda m: m[0])], self._seq
 
+    def summary(self) -> dict:
+        """What a list of jobs shows: ids, name, state, start time (seconds since the epoch)."""
+        return {"job": self.id, "model_id": self.model_id, "title": self.title,
+                "state": self.state, "started": self.started}
+
     def status(self) -> dict:
+        """The summary, the latest progress, every epoch, the progress so far (``history``,
+        thinned: a page attaching late draws the curves from it), the score and the error."""
         with self._lock:
             progress = self._latest.get("progress", (0, None))[1]
             epochs = [m for _, m in self._events if m["type"] == "epoch"]
-        return {"job": self.id, "model_id": self.model_id, "state": self.state,
-                "progress": progress, "epochs": epochs, "test_accuracy": self.test_accuracy,
+            history = list(self._history)
+        return {**self.summary(), "progress": progress, "epochs": epochs, "history": history,
+                "test_accuracy": self.test_accuracy, "score_source": self.score_source,
                 "error": self.error}
 
 
@@ -174,6 +193,15 @@ class Jobs:
             raise ApiError(404, f"unknown training job {job_id!r}")
         return job
 
+    def list(self) -> list[Job]:
+        """Every job since the explorer started, oldest first."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def running_model(self, model_id: str) -> bool:
+        """Whether the live model ``model_id`` is still training."""
+        return any(job.model_id == model_id and not job.finished for job in self.list())
+
     def start(self, request: TrainRequest) -> Job:
         """Check the request, add the live model to the catalog and start training it."""
         if request.model is not None:
@@ -187,7 +215,7 @@ class Jobs:
             spec, name, dataset = registered.spec, request.model, registered.dataset
             recipe = registered.recipe
         else:
-            spec, name, dataset, recipe = request.spec, "spec", None, {}
+            spec, name, dataset, recipe = request.spec, spec_label(request.spec), None, {}
         layers = resolve(spec)  # sizes from the spec alone: nothing is built until they fit
         dataset = (request.dataset or dataset or image_set_for_depth(layers[0].out_volume.depth)
                    or next(iter(DEPTH)))  # whose depth check then names the fix
@@ -197,13 +225,15 @@ class Jobs:
         settings = {k: v for k, v in request.model_dump().items()
                     if k in ("epochs", "batch_size", "lr", "optimizer") and v is not None}
         with self._lock:
-            if any(not job.finished for job in self._jobs.values()):
-                raise ApiError(409, "a training job is already running; stop it first "
-                                    "(POST /api/train/{job}/stop)")
+            running = next((job for job in self._jobs.values() if not job.finished), None)
+            if running is not None:
+                raise ApiError(409, f"{running.title} is already running: follow it or stop "
+                                    "it on the Train page before starting another")
             job_id = secrets.token_hex(4)
-            job = Job(job_id, f"live-{job_id}", self.live_dir / f"{slug(name)}-{job_id}")
+            job = Job(job_id, f"live-{job_id}", self.live_dir / f"{slug(name)}-{job_id}",
+                      run_title(name, dataset, datetime.now()))
             self._jobs[job_id] = job
-        self.catalog.add(Entry(job.model_id, f"{name} on {dataset} (live)", "live", dataset,
+        self.catalog.add(Entry(job.model_id, job.title, "live", dataset,
                                list(DATASETS[dataset].classes), net.spec,
                                registry=request.model, model=net.eval(),
                                tta=recipe.get("tta", "none"),
@@ -252,21 +282,39 @@ class Jobs:
                         data_dir=self.data_dir, **settings)
             test = (run.results or {}).get("test")
             entry.path = run.path
-            if test is not None:
-                entry.test_accuracy = job.test_accuracy = test["accuracy"]
-                entry.accuracy_source = f"{dataset} test set ({test['total']:,} images)"
-            feed.snapshot(run.model)
             stopped = run.results is None
+            if test is not None:
+                job.test_accuracy = test["accuracy"]
+                job.score_source = f"{dataset} test set ({test['total']:,} images)"
+            elif stopped:
+                job.test_accuracy, job.score_source = stopped_score(run, dataset,
+                                                                    job.status()["epochs"])
+            entry.test_accuracy, entry.accuracy_source = job.test_accuracy, job.score_source
+            save_title(run.path, entry.title)
+            feed.snapshot(run.model)
             job.end("stopped" if stopped else "done",
                     {"type": "done", "model_id": job.model_id,
-                     "test_accuracy": job.test_accuracy, "stopped": stopped})
+                     "test_accuracy": job.test_accuracy, "score_source": job.score_source,
+                     "stopped": stopped})
         except Exception as exc:  # reported to the page; the server carries on
             if not isinstance(exc, ConvscopeError):
                 log.exception("training job %s failed", job.id)
-            job.error = str(exc) if isinstance(exc, ConvscopeError) else \
-                f"{type(exc).__name__}: {exc}"
+            job.error = _one_line(exc, dataset, self.data_dir)
             self.catalog.remove(job.model_id)
             job.end("error", {"type": "error", "error": job.error})
+
+
+def _one_line(exc: Exception, dataset: str, data_dir: str | None) -> str:
+    """A failed job's error in one line: a failed download says which files are missing and
+    how to get them."""
+    if isinstance(exc.__cause__, DownloadUnavailable):
+        reason = str(exc.__cause__).split("; ")[0].rpartition(": ")[2][:80]
+        missing = missing_data(dataset, data_dir, failure=reason or "no connection")
+        if missing is not None:
+            return missing
+    if isinstance(exc, ConvscopeError):
+        return " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {exc}"
 
 
 class LiveFeed(Callback):

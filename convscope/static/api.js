@@ -23,8 +23,7 @@ async function request(path, {method = "GET", json, form, signal} = {}) {
   } catch (error) {
     if (error.name === "AbortError") throw error;
     throw new ApiError(
-      `cannot reach the convscope server for ${path} (${error.message}); ` +
-        "is `convscope serve` still running?",
+      `cannot reach the convscope server (${error.message}); is \`convscope serve\` still running?`,
       0,
     );
   }
@@ -37,11 +36,11 @@ async function request(path, {method = "GET", json, form, signal} = {}) {
   }
   if (!response.ok) {
     throw new ApiError(
-      body?.error ?? `${method} ${path} failed: ${response.status} ${response.statusText}`,
+      body?.error ?? `the convscope server answered ${response.status} ${response.statusText}`,
       response.status,
     );
   }
-  if (body === null) throw new ApiError(`${method} ${path} answered without JSON`, response.status);
+  if (body === null) throw new ApiError("the convscope server answered without JSON", response.status);
   return body;
 }
 
@@ -156,6 +155,11 @@ export const api = {
   runCurves: (id, options) => request(`/api/runs/${enc(id)}/curves`, options),
 
   startTraining: (body) => post("/api/train", body),
+  trainingJobs: () => request("/api/train"),
+  trainingStatus: (job) => request(`/api/train/${enc(job)}`),
+  trainingData: (dataset) => request(`/api/train/data/${enc(dataset)}`),
+  renameModel: (id, title) => request(`/api/models/${enc(id)}`, {method: "PATCH", json: {title}}),
+  deleteModel: (id) => request(`/api/models/${enc(id)}`, {method: "DELETE"}),
   stopTraining: (job) => post(`/api/train/${enc(job)}/stop`, {}),
   trainingSocket: (job) => {
     const scheme = location.protocol === "https:" ? "wss" : "ws";

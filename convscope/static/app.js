@@ -343,6 +343,11 @@ async function start() {
   });
   window.addEventListener("hashchange", route);
   window.addEventListener("unhandledrejection", (event) => showBanner(event.reason));
+  // Sticky panels (a zoom, a layer list) stay below the top bar, however many rows it wraps to.
+  const topbar = document.querySelector(".topbar");
+  new ResizeObserver(() =>
+    document.documentElement.style.setProperty("--topbar", `${topbar.offsetHeight}px`),
+  ).observe(topbar);
   try {
     const [models, datasets] = await Promise.all([api.models(), api.datasets()]);
     state.models = models.models;

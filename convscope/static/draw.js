@@ -55,8 +55,25 @@ export function signedColour(v, maxAbs) {
   return end.map((c) => Math.round(255 + (c - 255) * t));
 }
 
-/** Black or white text, whichever reads better on an [r, g, b] background. */
-export const inkOn = ([r, g, b]) => (0.299 * r + 0.587 * g + 0.114 * b > 140 ? "#111" : "#fff");
+/** WCAG relative luminance of an [r, g, b] colour (0-255 channels). */
+export function luminance([r, g, b]) {
+  const linear = (c) => (c / 255 <= 0.04045 ? c / 255 / 12.92 : ((c / 255 + 0.055) / 1.055) ** 2.4);
+  return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+}
+
+/** WCAG contrast ratio of two [r, g, b] colours (1 to 21). */
+export function contrast(one, other) {
+  const [a, b] = [luminance(one), luminance(other)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}
+
+/** `colour` at `alpha` over `under` (default white), as an opaque [r, g, b]. */
+export const blend = (colour, alpha, under = [255, 255, 255]) =>
+  colour.map((c, i) => Math.round(under[i] + (c - under[i]) * alpha));
+
+/** Black or white text, whichever has the higher WCAG contrast on an [r, g, b] background
+ * (at least 4.58:1 on any colour: pure black and white are needed for that). */
+export const inkOn = (colour) => (contrast(colour, [0, 0, 0]) >= contrast(colour, [255, 255, 255]) ? "#000" : "#fff");
 
 export const rgb = ([r, g, b], alpha = 1) => `rgba(${r}, ${g}, ${b}, ${alpha})`;
 
@@ -102,7 +119,12 @@ export function tensorCanvas(tensor, {scale = 1, channel = null, min, max, ...at
   const {height, width, size} = dims(tensor);
   const shown = channel === null ? tensor.data : tensor.data.subarray(channel * size, (channel + 1) * size);
   const range = min === undefined ? extent(shown) : {min, max};
-  const canvas = pixelCanvas(width, height, scale, attrs);
+  // Every drawn tensor has an accessible name: the caller's, else its title, size and range.
+  const what = tensor.shape.length === 3 && tensor.shape[0] === 3 && channel === null ? "colour image" : "grey map";
+  const label =
+    attrs["aria-label"] ??
+    `${attrs.title ? `${attrs.title}: ` : ""}${width}x${height} ${what}, values ${fmt(range.min)} to ${fmt(range.max)}`;
+  const canvas = pixelCanvas(width, height, scale, {role: "img", ...attrs, "aria-label": label});
   return paintTensor(canvas, tensor, {...range, channel});
 }
 

@@ -161,7 +161,7 @@ def confusion_router(explorer: Explorer) -> APIRouter:
         if not get_task(entry.task).classifies:
             raise ApiError(400, f"model {model_id!r} is a {entry.task} model: a confusion "
                                 "matrix needs one predicted class per image; see its "
-                                "predictions with POST /api/models/{id}/predict")
+                                "predictions in its other views")
         sample_set = explorer.samples.get(entry.dataset)
         result = evaluated(entry)
         ev = result.evaluation
@@ -170,6 +170,9 @@ def confusion_router(explorer: Explorer) -> APIRouter:
                 "correct": ev.correct, "total": ev.total, "recall": ev.recall,
                 "precision": ev.precision,
                 "cells": [[[{"index": i, "confidence": c} for i, c in cell[:per_cell]]
-                           for cell in row] for row in result.cells]}
+                           for cell in row] for row in result.cells],
+                # the run's own test matrix, when only a sample of the test set is served here
+                "stored": {**entry.stored_test, "source": entry.accuracy_source}
+                if entry.stored_test is not None and sample_set.source == "bundled" else None}
 
     return router

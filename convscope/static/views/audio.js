@@ -6,6 +6,7 @@ import {latestOnly} from "../api.js";
 import {h, errorBox, notice, percent, setChildren, stepButton} from "../dom.js";
 import {barChart, crispCanvas, dims, tensorCanvas} from "../draw.js";
 import {inputRange, pixelsFromImage} from "../input.js";
+import {outOfDistributionHint} from "../ood.js";
 import {clamp} from "../util.js";
 import {microphoneProblem, recordWav} from "../wav.js";
 import {mapsPanel} from "./maps.js";
@@ -86,6 +87,7 @@ function verdictOf(result) {
       `Prediction: ${result.classes[best]} `,
       h("span", {class: "muted"}, `(${percent(result.probabilities[best])})`),
     ),
+    outOfDistributionHint(result.probabilities, "sound"),
     label === undefined ? null : h("p", {class: "small"}, `spoken: ${label} ${right ? "✓" : "✗"}`),
     barChart(result.probabilities, result.classes, {
       format: (v) => percent(v),
@@ -148,7 +150,18 @@ export async function render(root, ctx) {
     setChildren(verdict, verdictOf(result));
     status.textContent = source;
     ctx.setInput({pixels: pixelsFromImage(result.image)}, {activations: result, source});
+    panel.element.hidden = false;
     panel.update(result);
+  }
+
+  /** After a failed clip nothing of the previous one stays on screen. */
+  function forget(source) {
+    views.replaceChildren();
+    verdict.replaceChildren(h("p", {class: "muted"}, "No prediction: the clip could not be read."));
+    status.textContent = `${source} (not read)`;
+    panel.element.hidden = true;
+    player.removeAttribute("src");
+    player.load();
   }
 
   const analyse = latestOnly(async (load, source) => {
@@ -157,7 +170,9 @@ export async function render(root, ctx) {
       message.replaceChildren();
       show(result, source);
     } catch (error) {
-      if (error.name !== "AbortError") message.replaceChildren(errorBox(error));
+      if (error.name === "AbortError") return;
+      message.replaceChildren(errorBox(error));
+      forget(source);
     }
   });
 

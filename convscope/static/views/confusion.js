@@ -4,7 +4,7 @@
 // holds them, the chapter's original results: the stored ConvNetJS summary of that comparison.
 
 import {h, errorBox, grouped, notice, percent, selectField, setChildren} from "../dom.js";
-import {inkOn, rgb} from "../draw.js";
+import {blend, inkOn, rgb} from "../draw.js";
 import {csvButton} from "../widgets/save-figure.js";
 
 const COMPARISONS = [
@@ -13,8 +13,11 @@ const COMPARISONS = [
   ["cifar10", "ordinary", "CIFAR ordinary"],
   ["cifar10", "convnet", "CIFAR convnet"],
 ];
-const GREEN = [22, 163, 74];
-const RED = [220, 38, 38];
+// A colour-blind-safe pair (blue and orange, told apart with any colour vision), and a
+// diverging scale between them through a light middle, for recall, precision and accuracy.
+const RIGHT = [33, 102, 172]; // correct: the diagonal
+const WRONG = [230, 97, 1]; // confused: off the diagonal
+const MIDDLE = [247, 247, 247];
 
 /**
  * The chapter's net for a comparison: a bundled model of that dataset and family, preferably the
@@ -28,8 +31,9 @@ function chapterModel(models, dataset, family) {
   return candidates.find((m) => m.registry === name) ?? candidates[0] ?? null;
 }
 
-/** Red (0) to green (1), the chapter's colour for recall, precision and accuracy. */
-const score = (v) => RED.map((r, i) => Math.round(r + (GREEN[i] - r) * v));
+/** Orange (0) through light grey (0.5) to blue (1): recall, precision and accuracy. */
+export const score = (v) =>
+  v < 0.5 ? blend(WRONG, 1 - 2 * v, MIDDLE) : blend(RIGHT, 2 * v - 1, MIDDLE);
 
 export function cellCaption(classes, a, p) {
   return a === p
@@ -119,17 +123,74 @@ export async function render(root, ctx) {
   status.classList.add("source");
   const family = ctx.models.find((m) => m.id === model.id)?.family;
   const comparison = COMPARISONS.find(([d, f]) => d === model.dataset && f === family)?.[2];
+  const stored = ctx.params.get("of") === "stored" && result.stored;
   root.append(
+    result.stored ? matrixChoice(result, Boolean(stored), model, mode, ctx) : "",
     h(
       "section",
       {class: "cm-live"},
-      matrixSection(result, mode, ctx, {
-        image: (e, scale) => ctx.api.sampleUrl(result.dataset, e.index, scale),
-        alt: (e) => `sample ${e.index}`,
-        filename: `${result.dataset}-confusion.json`,
-      }),
+      stored
+        ? storedSection(result, ctx)
+        : matrixSection(result, mode, ctx, {
+            image: (e, scale) => ctx.api.sampleUrl(result.dataset, e.index, scale),
+            alt: (e) => `sample ${e.index}`,
+            filename: `${result.dataset}-confusion.json`,
+            scope: scopeText(result, ctx.models.find((m) => m.id === model.id)),
+          }),
     ),
     chapterSection(await summaries, comparison, result, model, mode, ctx),
+  );
+}
+
+/** Which matrix to show when only a sample of the test set is served: the sample's, computed
+ * here, or the whole test set's, stored by the run when it was scored. */
+function matrixChoice(result, stored, model, mode, ctx) {
+  return h(
+    "div",
+    {class: "toolbar"},
+    selectField(
+      "Matrix of",
+      [
+        ["served", `the ${result.source}, computed here (with images)`],
+        ["stored", `the ${result.stored.source} (counts only)`],
+      ],
+      stored ? "stored" : "served",
+      (v) => ctx.navigate("confusion", {model: model.id, show: mode, ...(v === "stored" ? {of: v} : {})}),
+    ),
+  );
+}
+
+/** The run's stored test matrix: counts and scores, no images (they are not served here). */
+function storedSection(result, ctx) {
+  const stored = {
+    ...result.stored,
+    classes: result.classes,
+    cells: result.stored.confusion.map((row) => row.map(() => [])),
+  };
+  return matrixSection(stored, "numbers", ctx, {
+    image: null,
+    alt: () => "",
+    missing: "",
+    filename: `${result.dataset}-test-confusion.json`,
+    scope:
+      `This matrix is the one stored when the run was scored, on the ${result.stored.source}: ` +
+      `${grouped(stored.correct)} of ${grouped(stored.total)} correct, ${percent(stored.accuracy)}, ` +
+      "the test accuracy in the strip. Its images are not served here: choose the served " +
+      "sample above to see the images behind each cell.",
+  });
+}
+
+/** Which images the live matrix scored, and how that differs from the model's test accuracy
+ * (the strip's number), so that the two never seem to contradict each other. */
+export function scopeText(result, summary) {
+  const scored =
+    `This matrix scored the ${result.source}: ${grouped(result.correct)} of ${grouped(result.total)} ` +
+    `correct, ${percent(result.accuracy)}.`;
+  if (summary?.test_accuracy == null || !summary.accuracy_source) return scored;
+  if (Math.abs(summary.test_accuracy - result.accuracy) < 5e-4) return scored;
+  return (
+    `${scored} Its test accuracy in the strip, ${percent(summary.test_accuracy)}, is on the ` +
+    `${summary.accuracy_source}; the images served here are ${result.source.startsWith("bundled") ? "only a sample" : "another set"}.`
   );
 }
 
@@ -241,6 +302,7 @@ function comparisonStrip(chapter, model, ctx) {
         },
         h("span", {}, c.label),
         h("strong", {}, accuracy(c.model)),
+        c.model?.test_accuracy == null ? null : h("span", {class: "small"}, " test"),
       ),
     ),
   );
@@ -257,7 +319,11 @@ function cellImages(result, {a, p}, {image, alt, missing}) {
       {class: "muted small"},
       count
         ? `${grouped(count)} image${count === 1 ? "" : "s"}` +
-            (list.length < count ? `, the ${list.length} most confident shown` : ", most confident first")
+            (list.length < count
+              ? list.length
+                ? `, the ${list.length} most confident shown`
+                : " (not served here)"
+              : ", most confident first")
         : "no images",
     ),
     image || !list.length ? null : h("p", {class: "notice small"}, missing),
@@ -283,9 +349,10 @@ function matrixCell(result, {a, p}, {pictures, image, actual, onHover, onPick}) 
   const count = result.confusion[a][p];
   const alpha = actual ? count / actual : 0;
   const top = result.cells[a][p][0];
-  const colour = a === p ? GREEN : RED;
+  const colour = a === p ? RIGHT : WRONG;
   const content = pictures ? (top ? h("img", {src: image(top, 1), alt: "", class: "pixelated"}) : "") : String(count);
-  const background = pictures ? rgb(colour, top ? top.confidence : 0) : rgb(colour, alpha);
+  const shade = blend(colour, pictures ? (top ? top.confidence : 0) : alpha); // opaque, for the ink
+  const background = rgb(shade);
   return h(
     "button",
     {
@@ -293,7 +360,7 @@ function matrixCell(result, {a, p}, {pictures, image, actual, onHover, onPick}) 
       class: "cm-cell",
       "data-a": a,
       "data-p": p,
-      style: {background, color: alpha > 0.55 && !pictures ? "#fff" : "#111"},
+      style: {background, color: inkOn(shade)},
       "aria-label": `${cellCaption(result.classes, a, p)}: ${count}`,
       onmouseenter: () => onHover({a, p}),
       onfocus: () => onHover({a, p}),
@@ -333,7 +400,21 @@ function matrixGrid(result, actuals, {pictures, image, onHover, onPick, onLeave}
     h("span", {}),
     h("div", {class: "cm-accuracy"}, h("span", {}, "accuracy"), scoreBox(result.accuracy, "accuracy")),
   );
+  grid.addEventListener("keydown", (event) => moveFocus(event, cells, classes.length));
   return {grid, cells};
+}
+
+const STEPS = {ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0]};
+
+/** Arrow keys move the focus (and so the side panel) from cell to cell; Enter pins it. */
+function moveFocus(event, cells, n) {
+  const step = STEPS[event.key];
+  const from = event.target.closest?.(".cm-cell");
+  if (!step || !from) return;
+  event.preventDefault();
+  const a = Math.min(n - 1, Math.max(0, Number(from.dataset.a) + step[0]));
+  const p = Math.min(n - 1, Math.max(0, Number(from.dataset.p) + step[1]));
+  cells[a * n + p].focus();
 }
 
 /** The most confused pairs, each a button that pins its cell. */
@@ -367,7 +448,7 @@ function confusedList(confused, classes, actuals, onPick) {
  * `image(entry, scale)` gives an entry's picture URL (null: the images are not served, said by
  * `missing`); `alt(entry)` its description.
  */
-function matrixSection(result, mode, ctx, {image, alt, missing, filename, cellParam = "cell"}) {
+function matrixSection(result, mode, ctx, {image, alt, missing, filename, scope, cellParam = "cell"}) {
   const pictures = mode === "samples" && Boolean(image); // top samples in the cells
   const actuals = result.confusion.map((row) => row.reduce((a, b) => a + b, 0));
   const confused = mostConfused(result.confusion);
@@ -404,12 +485,18 @@ function matrixSection(result, mode, ctx, {image, alt, missing, filename, cellPa
       h(
         "div",
         {class: "cm-wrap"},
+        scope ? h("p", {class: "cm-scope"}, scope) : null,
         grid,
         h(
           "p",
           {class: "muted small"},
-          `${grouped(result.correct)} of ${grouped(result.total)} correct. Cells are coloured by the ` +
-            "share of their row (the actual class); hover or click a cell to see its images.",
+          `${grouped(result.correct)} of ${grouped(result.total)} correct. ` +
+            (pictures
+              ? "Each cell shows its most confident image on a tint as deep as that image's " +
+                "confidence (blue: correct, orange: confused)"
+              : "Cells are tinted by their share of the row, the actual class (blue: correct, " +
+                "orange: confused)") +
+            "; hover or click a cell, or move with the arrow keys, to see its images.",
         ),
       ),
       side,

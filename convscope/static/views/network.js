@@ -293,7 +293,21 @@ export function render(root, ctx) {
   const entry = ctx.models.find((m) => m.id === model.id);
   const firstConv = model.layers.find((l) => l.type === "conv");
   let selected = Number(ctx.params.get("layer") ?? firstConv?.index ?? 1);
-  const holder = h("div", {class: "network-scroll"});
+  const holder = h("div", {class: "network-scroll", tabindex: 0, "aria-label": "layer volumes (scrolls sideways)"});
+  const cue = h("p", {class: "scroll-cue", hidden: true, "aria-live": "polite"});
+  /** Shade the edges with more layers beyond them and say which way to scroll. */
+  function showCue() {
+    const hiddenRight = holder.scrollWidth - holder.clientWidth - holder.scrollLeft > 2;
+    const hiddenLeft = holder.scrollLeft > 2;
+    holder.classList.toggle("more-right", hiddenRight);
+    holder.classList.toggle("more-left", hiddenLeft);
+    cue.hidden = !hiddenRight && !hiddenLeft;
+    cue.textContent = hiddenRight
+      ? "More layers to the right: scroll the strip sideways (or Shift + wheel) →"
+      : "← Earlier layers to the left: scroll the strip back";
+  }
+  holder.addEventListener("scroll", showCue, {passive: true});
+  window.addEventListener("resize", showCue, {signal: ctx.signal});
   const detailHolder = h("div");
   const tableHolder = h("div");
   let labelOf = ctx.params.get("names") === "viewer" ? viewerName : layerLabel;
@@ -303,6 +317,7 @@ export function render(root, ctx) {
     ctx.setParams({layer: index});
     const drawn = diagram(model.layers, holder.clientWidth - 14, selected, select, labelOf);
     holder.replaceChildren(withBranches(drawn, model.branches, {mid: MID}));
+    requestAnimationFrame(showCue);
     detailHolder.replaceChildren(details(ctx, model.layers[index]));
   }
 
@@ -341,6 +356,7 @@ export function render(root, ctx) {
     ...(model.graph_note ? [h("p", {class: "muted small"}, `Branches: ${model.graph_note}.`)] : []),
     ...untrainedNote(model),
     h("label", {class: "naming-toggle"}, naming, " ConvnetViewer names (CONV_0, LOCAL_RESPONSE_NORM_0, MAX_POOL_0, FC_0)"),
+    cue,
     holder,
     detailHolder,
     h("h3", {}, "Layers"),

@@ -5,6 +5,7 @@ import {latestOnly} from "../api.js";
 import {h, errorBox, percent, throttle} from "../dom.js";
 import {barChart, layerTitle, tensorCanvas} from "../draw.js";
 import {inputRange, sampleInput, uploadLayers, uploader} from "../input.js";
+import {outOfDistributionHint} from "../ood.js";
 import {drawingPad} from "../pad.js";
 import {predictionComparison} from "../widgets/compare.js";
 import {layerOutput} from "../widgets/layer-output.js";
@@ -67,6 +68,7 @@ export async function render(root, ctx) {
         `Prediction: ${activations.classes[best]} `,
         h("span", {class: "muted"}, `(${percent(activations.probabilities[best])})`),
       ),
+      outOfDistributionHint(activations.probabilities) ?? "",
       barChart(activations.probabilities, activations.classes, {
         format: (v) => percent(v),
         caption: "class probabilities",
@@ -111,6 +113,7 @@ export async function render(root, ctx) {
 
   const upload = uploader(ctx, {
     onInput: (input, {activations, source}) => {
+      pad.clear(); // the upload is the input now, not the old drawing
       ctx.setInput(input, {activations, source});
       message.replaceChildren();
       show(activations);
@@ -121,6 +124,8 @@ export async function render(root, ctx) {
   });
 
   const dataset = ctx.datasets.find((d) => d.name === ctx.dataset);
+  // How a drawing is prepared is the model's own dataset's (a CIFAR model's is not MNIST's).
+  const own = ctx.datasets.find((d) => d.name === model.dataset);
   root.append(
     h(
       "header",
@@ -130,7 +135,7 @@ export async function render(root, ctx) {
         "p",
         {class: "muted"},
         `Draw a ${model.dataset === "mnist" ? "digit" : "shape"} in the black square; ` +
-          (dataset?.centre === "mnist"
+          (own?.centre === "mnist"
             ? "the drawing (and an uploaded photo) is centred and scaled like MNIST's digits " +
               "before the network sees it."
             : "the drawing is scaled to the network's input."),
@@ -155,6 +160,7 @@ export async function render(root, ctx) {
                   type: "button",
                   onclick: () => {
                     const input = sampleInput(dataset.name, Math.floor(Math.random() * dataset.count));
+                    pad.clear();
                     ctx.setInput(input);
                     evaluate(input, "cached");
                   },

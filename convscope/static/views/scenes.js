@@ -24,7 +24,7 @@ export const PALETTE = [
   [245, 130, 48],
   [145, 30, 180],
   [70, 240, 240],
-  [240, 50, 230],
+  [250, 190, 212], // pink: the magenta it replaces was close to 5's purple
   [170, 110, 40],
   [128, 128, 0],
 ];
@@ -262,9 +262,11 @@ function detectionsSide(prediction, kept, truth, settings) {
     h(
       "p",
       {class: "muted small"},
-      `score ≥ ${settings.threshold.toFixed(2)}; ${prediction.detections.length} boxes ` +
+      `score ≥ ${settings.threshold.toFixed(2)}; ${prediction.detections.length} box${prediction.detections.length === 1 ? "" : "es"} ` +
         `≥ ${prediction.min_score} after non-maximum suppression` +
-        (truth?.objects ? `; the scene holds ${truth.objects.length} digits` : ""),
+        (truth?.objects
+          ? `; the scene holds ${truth.objects.length} digit${truth.objects.length === 1 ? "" : "s"}`
+          : ""),
     ),
     kept.length
       ? h(

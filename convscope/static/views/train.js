@@ -1,6 +1,8 @@
 // Train a network from the page and watch it learn: loss and accuracy curves, the first
 // layer's filters and the activation maps of a fixed input, live over a WebSocket. A run keeps
 // going (and keeps its curves) while you look at other views; when done it joins the model list.
+// A reloaded page (or a second tab) finds the running job and follows it; the runs trained here
+// are listed with their scores, to rename or delete.
 
 import {decodeTensor} from "../api.js";
 import {lineChart} from "../chart.js";
@@ -11,12 +13,14 @@ import {layerOutput} from "../widgets/layer-output.js";
 const MAX_FILTERS = 32;
 const MAX_MAPS = 12;
 const decodeOrNull = (tensor) => (tensor ? decodeTensor(tensor) : null);
+const isRunning = (job) => job.state === "running" || job.state === "stopping";
 
 /** The training run of this page, kept across views so its curves survive navigation. */
 const session = {
   job: null,
   modelId: null,
   description: null,
+  describing: null, // the model id whose description is being fetched
   running: false,
   progress: [],
   epochs: [],
@@ -45,14 +49,19 @@ function defaultSpec({sx: side, depth}, classes) {
 
 function handle(message, ctx) {
   switch (message.type) {
-    case "progress":
-      session.progress.push(message);
+    case "progress": {
+      const last = session.progress.at(-1); // a page attaching late has it from the history
+      if (!last || last.epoch !== message.epoch || last.step !== message.step) {
+        session.progress.push(message);
+      }
       session.status =
         `epoch ${message.epoch + 1} of ${message.epochs} · ` +
         `step ${message.step} of ${message.steps_per_epoch} · ` +
         `${Math.round(message.examples_per_s).toLocaleString("en-US")} images/s`;
       break;
+    }
     case "snapshot":
+      describe(ctx);
       session.snapshot = {
         filters: decodeOrNull(message.filters),
         activations: message.activations.map((a) => ({index: a.index, output: decodeOrNull(a.output)})),
@@ -76,6 +85,21 @@ function handle(message, ctx) {
       return;
   }
   session.listener?.(message.type);
+}
+
+/** Fetch the live model's description once its first snapshot shows it exists (a job that
+ * fails at once leaves the catalog before: its error is what to show, not a missing model). */
+function describe(ctx) {
+  if (session.description || session.describing === session.modelId) return;
+  const modelId = (session.describing = session.modelId);
+  ctx.api
+    .model(modelId)
+    .then((description) => {
+      if (session.modelId !== modelId) return;
+      session.description = description;
+      session.listener?.("snapshot");
+    })
+    .catch(() => (session.describing = null));
 }
 
 function connect(ctx) {
@@ -263,7 +287,7 @@ function filtersPanel() {
           h(
             "p",
             {class: "muted"},
-            session.job ? "Waiting for the first snapshot…" : "Start a run to see its filters learn.",
+            session.running ? "Waiting for the first snapshot…" : "Start a run to see its filters learn.",
           ),
         );
         return;
@@ -329,7 +353,10 @@ function showStatus(status) {
     outcome?.error ? errorBox(outcome.error) : null,
     outcome && !outcome.error
       ? [
-          outcome.test_accuracy == null ? "" : ` Test accuracy ${percent(outcome.test_accuracy)}. `,
+          outcome.test_accuracy == null
+            ? " Not scored (it stopped before its first validation). "
+            : ` Test accuracy ${percent(outcome.test_accuracy)}` +
+              `${outcome.score_source ? ` (${outcome.score_source})` : ""}. `,
           h(
             "a",
             {href: `#/network?model=${encodeURIComponent(outcome.model_id)}`},
@@ -339,6 +366,31 @@ function showStatus(status) {
         ]
       : null,
   );
+}
+
+/** Follow job `jobId` (running on the server, started by this page or another): its curves so
+ * far from its history, then its messages. */
+async function attach(ctx, jobId, update) {
+  const status = await ctx.api.trainingStatus(jobId);
+  Object.assign(session, {
+    job: status.job,
+    modelId: status.model_id,
+    description: null,
+    running: isRunning(status),
+    progress: status.history ?? [],
+    epochs: [],
+    snapshot: null,
+    status: {stopping: "stopping…", running: `Following ${status.title}…`, done: "Finished."}[
+      status.state
+    ] ?? (status.state === "stopped" ? "Stopped: the weights so far are kept." : ""),
+    outcome: isRunning(status)
+      ? null
+      : status.error
+        ? {error: status.error}
+        : {model_id: status.model_id, test_accuracy: status.test_accuracy, score_source: status.score_source},
+  });
+  if (session.running) connect(ctx);
+  update();
 }
 
 /** Start the session's run with `body` (POST /api/train) and follow it. */
@@ -358,7 +410,78 @@ async function startRun(ctx, body, update) {
   connect(ctx);
   update();
   ctx.refreshModels().catch(ctx.showBanner);
-  session.description = await ctx.api.model(modelId);
+}
+
+/** A run's score and what it was measured on, or why it has none. */
+function scoreText(run, running) {
+  if (run.test_accuracy != null) return `${percent(run.test_accuracy)} · ${run.accuracy_source}`;
+  return running ? "training…" : "not scored (stopped before its first validation)";
+}
+
+/** The runs trained in the explorer (now and before), each with its score, to open, rename
+ * or delete. `refresh()` reloads the list. */
+function runsPanel(ctx) {
+  const element = h("section", {class: "card live-runs", "aria-label": "runs trained here"});
+  let listing = {jobs: [], runs: []};
+  async function act(work) {
+    try {
+      await work();
+      await ctx.refreshModels();
+    } catch (error) {
+      element.append(errorBox(error));
+      return;
+    }
+    await refresh();
+  }
+  function renameForm(run, row) {
+    const input = h("input", {type: "text", value: run.title, maxlength: 80, "aria-label": "new name"});
+    const save = () => act(() => ctx.api.renameModel(run.id, input.value));
+    input.addEventListener("keydown", (e) => e.key === "Enter" && save());
+    row.replaceChildren(
+      input,
+      h("button", {type: "button", onclick: save}, "Save"),
+      h("button", {type: "button", onclick: refresh}, "Cancel"),
+    );
+    input.focus();
+  }
+  function row(run) {
+    const running = listing.jobs.some((j) => j.model_id === run.id && isRunning(j));
+    const item = h("li", {class: "run-row"});
+    const remove = h("button", {type: "button", disabled: running}, "Delete");
+    remove.addEventListener("click", () => {
+      if (remove.dataset.armed) return act(() => ctx.api.deleteModel(run.id));
+      remove.dataset.armed = "yes";
+      remove.textContent = "Delete for good?";
+    });
+    item.append(
+      h("a", {class: "run-name", href: `#/network?model=${encodeURIComponent(run.id)}`}, run.title),
+      h("span", {class: "run-score"}, scoreText(run, running)),
+      h("span", {class: "run-actions"},
+        h("button", {type: "button", onclick: () => renameForm(run, item)}, "Rename"), remove),
+    );
+    return item;
+  }
+  async function refresh() {
+    listing = await ctx.api.trainingJobs();
+    element.replaceChildren(
+      h("h3", {}, "Runs trained here"),
+      listing.runs.length
+        ? h("ul", {class: "run-list"}, [...listing.runs].reverse().map(row))
+        : h("p", {class: "muted"}, "None yet: each run you start here is listed with its score."),
+    );
+    return listing;
+  }
+  return {element, refresh};
+}
+
+/** What a Start refused because `job` runs says, with buttons to follow or stop that job. */
+function busyNotice(job, follow, stop) {
+  return notice(
+    `${job.title} is already training; one run at a time. `,
+    h("button", {type: "button", onclick: follow}, "Follow it"),
+    " ",
+    h("button", {type: "button", onclick: stop}, "Stop it"),
+  );
 }
 
 /** The view's title, and why the model shown cannot be trained here. */
@@ -407,7 +530,19 @@ export async function render(root, ctx) {
   const classesOf = (name) => ctx.datasets.find((d) => d.name === name)?.classes.length ?? 10;
   const inputOf = (name) => images.find((d) => d.name === name)?.input ?? ctx.model?.input;
   const specFor = (name) => defaultSpec(inputOf(name), classesOf(name));
-  const options = trainOptions(datasets, dataset, (name) => network.suggest(specFor(name)));
+  const dataNote = h("div", {class: "data-note", "aria-live": "polite"});
+  async function checkData(name) {
+    try {
+      const {missing} = await ctx.api.trainingData(name);
+      dataNote.replaceChildren(...(missing ? [notice(missing)] : []));
+    } catch {
+      dataNote.replaceChildren();
+    }
+  }
+  const options = trainOptions(datasets, dataset, (name) => {
+    network.suggest(specFor(name));
+    checkData(name);
+  });
   // A registry model trains on its own dataset: select it.
   const network = networkChoice(
     registry,
@@ -426,13 +561,35 @@ export async function render(root, ctx) {
   const charts = curves();
   const filters = filtersPanel();
   const maps = liveMaps();
+  const runs = runsPanel(ctx);
+
+  async function follow(jobId) {
+    formError.replaceChildren();
+    try {
+      await attach(ctx, jobId, update);
+    } catch (error) {
+      formError.replaceChildren(errorBox(error));
+    }
+  }
 
   async function start() {
     formError.replaceChildren();
     try {
       await startRun(ctx, {...options.value(), ...network.value()}, update);
+      runs.refresh().catch(ctx.showBanner);
     } catch (error) {
-      formError.replaceChildren(errorBox(error));
+      const busy = error.status === 409 && (await runs.refresh()).jobs.find(isRunning);
+      if (!busy) return formError.replaceChildren(errorBox(error));
+      formError.replaceChildren(
+        busyNotice(
+          busy,
+          () => follow(busy.job),
+          async () => {
+            await ctx.api.stopTraining(busy.job).catch(() => null);
+            await follow(busy.job);
+          },
+        ),
+      );
     }
   }
 
@@ -451,10 +608,11 @@ export async function render(root, ctx) {
     stopButton.disabled = !session.running;
     showStatus(status);
     if (!kind || kind === "progress" || kind === "epoch") charts.update();
-    if (!kind || kind === "snapshot") {
+    if (kind !== "progress" && kind !== "epoch") {
       filters.update(session.snapshot);
       maps.update(session.snapshot, session.description);
     }
+    if (kind === "done" || kind === "error") runs.refresh().catch(ctx.showBanner);
   }
 
   root.append(
@@ -470,17 +628,28 @@ export async function render(root, ctx) {
           {class: "card train-form", onsubmit: (e) => e.preventDefault()},
           network.element,
           options.element,
+          dataNote,
           h("div", {class: "actions"}, startButton, stopButton),
           formError,
           status,
         ),
         filters.element,
+        runs.element,
       ),
       h("div", {class: "train-charts"}, charts.loss.element, charts.accuracy.element, maps.element),
     ),
   );
   session.listener = update;
   update();
+  checkData(options.value().dataset);
+  // A reloaded page, or a second tab, follows the job the server is running.
+  runs
+    .refresh()
+    .then(({jobs}) => {
+      const running = jobs.find(isRunning);
+      if (running && !(session.running && session.job === running.job)) follow(running.job);
+    })
+    .catch(ctx.showBanner);
   return () => {
     session.listener = null;
   };
