@@ -157,7 +157,7 @@ def test_live_runs_are_renamed_and_deleted(page, server):
     assert "%" in row.locator(".run-score").inner_text()  # its test score
     row.get_by_role("button", name="Rename").click()
     page.get_by_label("new name").fill("my first softmax")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     page.locator(".live-runs .run-name", has_text="my first softmax").wait_for()
     picker = page.locator("#model-picker option", has_text="my first softmax")
     assert picker.count() == 1
