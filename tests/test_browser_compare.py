@@ -209,7 +209,8 @@ def test_the_matrix_saves_as_csv_and_figures_as_png(page):
         "e => getComputedStyle(e).backgroundColor"))[:3]]
     where = cell.bounding_box()
     x, y = (2 * (where["x"] - box["x"] + 8 + 3), 2 * (where["y"] - box["y"] + 8 + 3))
-    assert max(abs(a - b) for a, b in zip(pixels.getpixel((int(x), int(y))), shown, strict=True)) <= 3
+    painted = pixels.getpixel((int(x), int(y)))
+    assert max(abs(a - b) for a, b in zip(painted, shown, strict=True)) <= 3
     assert len(set(shown)) > 1  # a colour, not white or grey
 
     page.goto("/#/network?model=mnist-convnetjs")  # an SVG figure
