@@ -107,7 +107,7 @@ def read_picture(file: Path) -> np.ndarray:
     """A PNG or JPEG file as uint8 RGB (H, W, 3)."""
     try:
         with Image.open(file) as picture:
-            return np.asarray(picture.convert("RGB"))
+            return np.array(picture.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise SourceError(f"{file}: not a readable PNG or JPEG ({exc}); remove it from the "
                           "folder") from None
