@@ -15,6 +15,7 @@ export const DEFAULT_FEATURES = "cifar10-94"; // the bundled feature network
 const IN_FLIGHT = 2; // frames on their way at once (the next is grabbed while one is computed)
 const SEND_SIDE = 4; // frames travel at up to 4x the input's side; the server makes the last fit
 const TOP = 5;
+const PICTURE_FPS = 30; // a still picture is sent again at this rate, so its streams go on
 
 const spatial = (layer) => layer.out_volume.sx * layer.out_volume.sy > 1;
 
@@ -208,6 +209,7 @@ export async function render(root, ctx) {
   let done = 0;
   let times = [];
   let closed = false;
+  let lastSent = {media: null, stamp: null};
   const source = sourcePanel(say);
   const maps = mapsPanel(model, () => sendSettings());
   const streams = streamPanel(model, () => sendSettings());
@@ -217,9 +219,19 @@ export async function render(root, ctx) {
     if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({layers: maps.layers(), ...streams.wanted()}));
   }
 
+  /** Whether `media` shows something not sent yet: a video's next frame, a picture at most
+   * PICTURE_FPS times a second (its stream goes on). */
+  function fresh(media) {
+    const now = performance.now();
+    const stamp = media instanceof HTMLVideoElement ? media.currentTime : Math.floor(now / (1000 / PICTURE_FPS));
+    if (media === lastSent.media && stamp === lastSent.stamp) return false;
+    lastSent = {media, stamp};
+    return true;
+  }
+
   function pump() {
     const media = source.media();
-    while (!closed && media && socket?.readyState === WebSocket.OPEN && inFlight < IN_FLIGHT) {
+    while (!closed && media && socket?.readyState === WebSocket.OPEN && inFlight < IN_FLIGHT && fresh(media)) {
       const width = media.videoWidth ?? media.naturalWidth;
       const height = media.videoHeight ?? media.naturalHeight;
       if (!width || !height) return;
@@ -273,7 +285,7 @@ export async function render(root, ctx) {
     streams.toggle();
   }
 
-  const timer = setInterval(pump, 50);
+  const timer = setInterval(pump, 10);
   document.addEventListener("keydown", onKey);
   const features = ctx.models.find((m) => m.id === DEFAULT_FEATURES);
   root.append(
