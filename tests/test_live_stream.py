@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from convscope.augment import to_input
@@ -289,3 +290,26 @@ def test_streams_reach_osc_and_sketches(client) -> None:
     np.testing.assert_allclose(sent["values"], expected, rtol=1e-5, atol=1e-6)
     assert got[0][0] == "/live/f"
     np.testing.assert_allclose(got[0][1], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_an_fp16_bundle_gives_the_runs_features(tmp_path: Path) -> None:
+    """scripts/make_bundle.py --add-run --fp16's copy: float16 weights, loaded into the float32
+    network, whose features stay within float16's precision of the trained run's."""
+    import importlib.util
+
+    from safetensors.torch import load_file
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "make_bundle.py"
+    spec = importlib.util.spec_from_file_location("make_bundle", script)
+    make_bundle = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_bundle)
+    trained = open_run(MODEL).path
+    make_bundle.bundle_run(trained, tmp_path / "half", half=True)
+    weights = load_file(str(tmp_path / "half" / "model.safetensors"))
+    assert {tensor.dtype for tensor in weights.values()} == {torch.float16}
+    frames = np.random.default_rng(4).integers(0, 256, (2, 48, 48, 3), dtype=np.uint8)
+    full = FeatureExtractor.open(trained, "blocks.9")(frames)
+    half = FeatureExtractor.open(tmp_path / "half", "blocks.9")
+    assert next(half.model.parameters()).dtype == torch.float32
+    np.testing.assert_allclose(half(frames), full, rtol=2e-2, atol=2e-2)
+    assert not np.array_equal(half(frames), full)  # (the weights were rounded)
