@@ -433,9 +433,9 @@ def _add_stream(sub) -> None:
                        "(to Wekinator and other creative tools), without a browser")
     p.add_argument("--source", required=True, metavar="CAMERA|VIDEO|FOLDER", help="a camera "
                    "index (0), a video file or a folder of PNG/JPEG pictures")
-    p.add_argument("--model", default="cifar10-94", help="a run directory, a bundled model "
-                   "or file.py:factory with --trust-code (default cifar10-94, "
-                   "convscope.live.DEFAULT_MODEL: a 32x32 view of each frame)")
+    p.add_argument("--model", help="a run directory, a bundled model or file.py:factory with "
+                   "--trust-code (default cifar10-94 where it is bundled, else "
+                   "cifar10-ordinary: a 32x32 view of each frame)")
     p.add_argument("--layer", default="probs", help="probs (the class probabilities, default), "
                    "or a layer's index or name (`convscope summary` lists them): its "
                    "activations, flattened")

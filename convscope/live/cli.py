@@ -7,7 +7,7 @@ import sys
 
 from ..errors import ConvscopeError
 from ..layer_kinds import Volume
-from .features import FeatureExtractor
+from .features import FeatureExtractor, default_model
 from .osc import OscSender, OscTarget, check_value_count
 from .stream import open_source, run_stream
 
@@ -34,8 +34,9 @@ def stream_command(args: argparse.Namespace) -> None:
     check_value_count(extractor.size, f"layer {extractor.layer_name}")
     frames = open_source(args.source)
     with OscSender(target) as sender:
-        print(f"streaming {extractor.layer_name} of {args.model} ({extractor.size} float32 "
-              f"values a frame; the network sees a {extractor.volume} view of each frame) to "
+        model = args.model or default_model()
+        print(f"streaming {extractor.layer_name} of {model} ({extractor.size} float32 values"
+              f" a frame; the network sees a {extractor.volume} view of each frame) to "
               f"{target}; Ctrl-C stops", file=sys.stderr)
         count = run_stream(frames, extractor, sender.send_floats, args.frames, args.fps)
         failed = (f"; {sender.failures} could not be sent ({sender.last_error})"
