@@ -41,6 +41,7 @@ class OscListener:
         dispatcher.set_default_handler(lambda address, *args: self.messages.append((address,
                                                                                     args)))
         self.server = ThreadingOSCUDPServer(("127.0.0.1", 0), dispatcher)
+        self.server.max_packet_size = 65535  # (socketserver reads 8192 bytes by default)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -313,3 +314,76 @@ def test_an_fp16_bundle_gives_the_runs_features(tmp_path: Path) -> None:
     assert next(half.model.parameters()).dtype == torch.float32
     np.testing.assert_allclose(half(frames), full, rtol=2e-2, atol=2e-2)
     assert not np.array_equal(half(frames), full)  # (the weights were rounded)
+
+
+MODULE_CODE = """
+import torch
+from torch import nn
+
+
+def make():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(4 * 20 * 20, 5))
+"""
+
+
+def _module_file(tmp_path: Path) -> str:
+    (tmp_path / "net.py").write_text(MODULE_CODE)
+    return f"{tmp_path / 'net.py'}:make"
+
+
+def _module_direct(ref: str, frames: list[np.ndarray], layer: int) -> list[np.ndarray]:
+    from convscope.layer_kinds import Volume
+    from convscope.user_module import load_user_module
+
+    module = load_user_module(ref).eval()
+    return [activations(module, to_input(fit_any(frame, Volume(40, 40, 3))))[layer]
+            .flatten().numpy() for frame in frames]
+
+
+def test_stream_a_python_module_with_trust_code(tmp_path: Path, capsys) -> None:
+    """A user's own nn.Module (file.py:factory, e.g. a pretrained net) streams its layers."""
+    ref = _module_file(tmp_path)
+    frames = write_video(tmp_path / "clip.avi", 3)
+    with OscListener() as osc:
+        code = main(["stream", "--source", str(tmp_path / "clip.avi"), "--model", ref,
+                     "--trust-code", "--input", "40x40x3", "--layer", "2",
+                     "--osc", f"127.0.0.1:{osc.port}"])
+        err = capsys.readouterr().err
+        got = osc.wait_for(3)
+    assert code == 0, err
+    assert len(got) == 3
+    for (_, args), values in zip(got, _module_direct(ref, frames, 2), strict=True):
+        assert len(args) == 4 * 40 * 40  # the ReLU's output
+        np.testing.assert_allclose(args, values, rtol=1e-5, atol=1e-6)
+
+
+def test_serve_a_python_module_in_the_live_view(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from convscope.errors import ConvscopeError
+    from convscope.layer_kinds import Volume
+    from convscope.server.app import create_app
+    from convscope.server.frames import decode_result, encode_frame
+
+    ref = _module_file(tmp_path)
+    with pytest.raises(ConvscopeError, match="--trust-code"):
+        create_app(modules=[ref])
+    app = create_app(modules=[ref], trust_code=True, module_input=Volume(40, 40, 3))
+    frame = np.random.default_rng(5).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
+        found = [m for m in test_client.get("/api/models").json()["models"]
+                 if m["id"].startswith("module-")]
+        assert [m["title"] for m in found] == ["net.py:make"]
+        assert "live" in found[0]["task_info"]["views"]
+        with test_client.websocket_connect(f"ws://127.0.0.1/api/models/{found[0]['id']}/live") \
+                as ws:
+            assert ws.receive_json()["input"]["sx"] == 40
+            ws.send_text(json.dumps({"layers": [1, 5]}))
+            ws.receive_json()
+            ws.send_bytes(encode_frame(frame))
+            header, layers = decode_result(ws.receive_bytes())
+    np.testing.assert_allclose(layers[5].flatten(), _module_direct(ref, [frame], 5)[0],
+                               rtol=1e-5, atol=1e-6)
+    assert len(header["probabilities"]) == 5 and abs(sum(header["probabilities"]) - 1) < 1e-5
