@@ -240,7 +240,7 @@ def test_live_socket_answers_the_layers_shown(client) -> None:
 
 
 def test_garbage_frames_get_a_message_and_the_socket_stays(client) -> None:
-    from convscope.server.frames import FRAME_HEADER, decode_result, encode_frame
+    from convscope.server.frames import FRAME_HEADER, MAX_FRAME_BYTES, decode_result, encode_frame
 
     good = encode_frame(np.zeros((40, 40, 3), np.uint8))
     with client.websocket_connect(LIVE) as ws:
@@ -249,12 +249,14 @@ def test_garbage_frames_get_a_message_and_the_socket_stays(client) -> None:
                                   (b"XXXX" + good[4:], "not a frame"),
                                   (good[:-5], "needs 4,812 bytes"),
                                   (FRAME_HEADER.pack(b"CSF1", 5000, 2, 3), "px a side"),
-                                  (FRAME_HEADER.pack(b"CSF1", 2, 2, 2) + bytes(8), "channels")]:
+                                  (FRAME_HEADER.pack(b"CSF1", 2, 2, 2) + bytes(8), "channels"),
+                                  (bytes(MAX_FRAME_BYTES + 1), "at most 4,194,316 are")]:
             ws.send_bytes(garbage)
             answer = ws.receive_json()
             assert answer["type"] == "error" and expected in answer["error"], answer
         for text, expected in [("{", "must be JSON"), ('{"layers": [99]}', "layer indices"),
-                               ('{"stream": {"on": true, "target": "x"}}', "host:port")]:
+                               ('{"stream": {"on": true, "target": "x"}}', "host:port"),
+                               ('{"layers": [' + "1," * 40_000 + "1]}", "at most 65,536")]:
             ws.send_text(text)
             assert expected in ws.receive_json()["error"]
         ws.send_bytes(good)
