@@ -280,7 +280,8 @@ export async function render(root, ctx) {
   }
 
   function onKey(event) {
-    if (event.code !== "Space" || event.target.closest?.("input, select, textarea, button")) return;
+    // (a focused button would be pressed again by the space bar: here it toggles sending)
+    if (event.code !== "Space" || event.target.closest?.("input, select, textarea")) return;
     event.preventDefault();
     streams.toggle();
   }
