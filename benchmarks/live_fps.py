@@ -130,7 +130,8 @@ def main() -> None:
         f"Measured by `{command_line()}` on {machine()}. A 320x240 {CAMERA_FPS} frames/s fake "
         "camera (a generated .y4m); each frame is cropped and reduced in the page, sent over the "
         "Live view's WebSocket, the shown layers (the first conv layer's maps and every fc "
-        "layer) computed on one torch thread and drawn. Frames/s: results drawn during "
+        "layer) computed on one torch thread and drawn. Each camera frame is sent once, so "
+        f"{CAMERA_FPS} is the ceiling. Frames/s: results drawn during "
         f"{args.seconds:g} s after {args.warmup:g} s of warm-up. **This is a shared 2-core "
         "machine** (other jobs were running): the figures are noisy and a lower bound; the "
         "goal is 15 frames/s.", "",

@@ -78,6 +78,14 @@ function sourcePanel(onMessage) {
     }
   }
 
+  let presented = 0; // video frames shown so far (each is sent once)
+  const counting = "requestVideoFrameCallback" in video;
+  const onFrame = (_, meta) => {
+    presented = meta.presentedFrames;
+    video.requestVideoFrameCallback(onFrame);
+  };
+  if (counting) video.requestVideoFrameCallback(onFrame);
+
   function show(element) {
     video.hidden = element !== video;
     picture.hidden = element !== picture;
@@ -99,7 +107,9 @@ function sourcePanel(onMessage) {
   );
   const ready = () =>
     current === video ? (video.videoWidth > 0 && video.readyState >= 2 ? video : null) : current;
-  return {element, view: h("div", {class: "live-view"}, video, picture), media: ready, stop, camera};
+  /** Which frame `media` shows: a new stamp for each new video frame. */
+  const stamp = (media) => (media === video && counting ? presented : media.currentTime);
+  return {element, view: h("div", {class: "live-view"}, video, picture), media: ready, stamp, stop, camera};
 }
 
 /** What to stream: a layer or the probabilities, over OSC to host:port/address; on/off. */
@@ -223,7 +233,7 @@ export async function render(root, ctx) {
    * PICTURE_FPS times a second (its stream goes on). */
   function fresh(media) {
     const now = performance.now();
-    const stamp = media instanceof HTMLVideoElement ? media.currentTime : Math.floor(now / (1000 / PICTURE_FPS));
+    const stamp = media instanceof HTMLVideoElement ? source.stamp(media) : Math.floor(now / (1000 / PICTURE_FPS));
     if (media === lastSent.media && stamp === lastSent.stamp) return false;
     lastSent = {media, stamp};
     return true;
