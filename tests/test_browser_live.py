@@ -155,3 +155,24 @@ def test_a_picture_streams_like_a_camera(browser, base_url: str, tmp_path: Path)
 
     image = decode_frame(sent)
     assert image.shape[1] == image.shape[2] <= 128  # cropped square, reduced in the page
+
+
+def test_a_video_file_plays_through_the_network(browser, base_url: str, tmp_path: Path) -> None:
+    import cv2
+
+    path = tmp_path / "clip.webm"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 10, (160, 120))
+    if not writer.isOpened():
+        pytest.skip("this OpenCV cannot write WebM (VP8)")
+    for i in range(20):
+        frame = np.full((120, 160, 3), 20, np.uint8)
+        frame[30:90, 8 * i:8 * i + 40] = (30, 200, 240)
+        writer.write(frame)
+    writer.release()
+    with watched_page(browser, base_url, timeout_ms=30_000) as page:
+        frames = sent_frames(page)
+        page.goto(f"/#/live?model={MODEL}")
+        page.locator("input[type=file][accept='video/*']").set_input_files(str(path))
+        page.wait_for_function(f"{FRAMES} >= 5")
+        sent = list(frames)
+    assert len(set(sent)) >= 3  # the video's frames, not one frame again
