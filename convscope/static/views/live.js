@@ -12,6 +12,7 @@ import {layerOutput} from "../widgets/layer-output.js";
 import {tileGrid} from "../widgets/tile-grid.js";
 
 export const DEFAULT_FEATURES = "cifar10-94"; // the bundled feature network
+const FALLBACK_FEATURES = "cifar10-ordinary"; // where it is not bundled (convscope.live.default_model)
 const IN_FLIGHT = 2; // frames on their way at once (the next is grabbed while one is computed)
 const SEND_SIDE = 4; // frames travel at up to 4x the input's side; the server makes the last fit
 const TOP = 5;
@@ -298,15 +299,15 @@ export async function render(root, ctx) {
 
   const timer = setInterval(pump, 10);
   document.addEventListener("keydown", onKey);
-  const features = ctx.models.find((m) => m.id === DEFAULT_FEATURES);
+  const features = ctx.models.find((m) => m.id === DEFAULT_FEATURES) ?? ctx.models.find((m) => m.id === FALLBACK_FEATURES);
   root.append(
     h("header", {class: "view-header"},
       h("h2", {}, "Live"),
       h("p", {class: "muted"},
         `${model.title} sees a ${volumeText(volume)} view of each frame: its centre, cropped to the input's shape ` +
           `and scaled down to ${volume.sx}x${volume.sy} pixels. `,
-        model.id !== DEFAULT_FEATURES && features
-          ? h("a", {href: `#/live?model=${DEFAULT_FEATURES}`}, `Use ${DEFAULT_FEATURES}, the default feature network`)
+        features && model.id !== features.id
+          ? h("a", {href: `#/live?model=${features.id}`}, `Use ${features.id}, the default feature network`)
           : null),
     ),
     h("div", {class: "live-layout"},
