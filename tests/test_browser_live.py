@@ -117,7 +117,9 @@ def test_page_streams_over_osc_with_the_space_bar(browser, base_url: str) -> Non
         page.wait_for_function("document.querySelector('.live-stream-status')"
                                ".textContent.includes('sent')")
         page.keyboard.press("Space")
-        time.sleep(0.5)
+        page.wait_for_function("document.querySelector('.live-stream-status')"
+                               ".textContent.startsWith('not sending')")  # (after every frame)
+        time.sleep(0.3)  # (the last datagrams on their way)
         stopped = len(osc.messages)
         time.sleep(0.5)
         assert len(osc.messages) == stopped  # the space bar stopped it
