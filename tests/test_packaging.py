@@ -202,5 +202,5 @@ def test_the_sdist_holds_licence_notice_docs_and_constraints(dist: Path):
     with tarfile.open(next(dist.glob(f"convscope-{__version__}.tar.gz"))) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     for path in ("LICENSE", "NOTICE", "constraints.txt", "docs/pypi.md", "docs/python.md",
-                 "pyproject.toml", "convscope/bundled/samples/fsdd"):
+                 "examples/chapter.ipynb", "pyproject.toml", "convscope/bundled/samples/fsdd"):
         assert path in names, path
