@@ -6,7 +6,9 @@ scores."""
 from __future__ import annotations
 
 import io
+import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("matplotlib")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "chapter.ipynb"
+KERNEL = "convscope-test"
 VOLUMES = ("28x28x1 -> 24x24x8 -> 24x24x8 -> 12x12x8 -> 8x8x16 -> 8x8x16 -> 4x4x16 -> 1x1x10 "
            "-> 1x1x10")
 
@@ -28,9 +31,16 @@ def _execute(folder: Path, data: Path, monkeypatch: pytest.MonkeyPatch):
     $CONVSCOPE_DATA; the kernel inherits this process's environment."""
     monkeypatch.setenv("CONVSCOPE_DATA", str(data))
     monkeypatch.setenv("CONVSCOPE_CACHE", str(folder / "cache"))
+    # A kernel of this interpreter, whatever "python3" kernel the machine has installed.
+    spec = folder / "jupyter" / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": KERNEL, "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(folder / "jupyter"))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     assert not any(cell.get("outputs") for cell in notebook.cells)  # committed without outputs
-    nbclient.NotebookClient(notebook, timeout=240, kernel_name="python3",
+    nbclient.NotebookClient(notebook, timeout=240, kernel_name=KERNEL,
                             resources={"metadata": {"path": str(folder)}}).execute()
     return notebook
 

@@ -5,6 +5,7 @@ makes a wheel and an sdist holding LICENSE and NOTICE."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -145,8 +146,7 @@ print(json.dumps({"accuracy": run.results["test"]["accuracy"], "codes": codes}))
 
 
 def test_the_core_trains_evaluates_predicts_without_any_extra(tmp_path: Path):
-    env = {"CONVSCOPE_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin",
-           "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "CONVSCOPE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", CORE_ONLY, json.dumps(BLOCKED), str(tmp_path),
                            str(ROOT / "tests")], capture_output=True, text=True, env=env,
                           timeout=300)
