@@ -2,10 +2,12 @@
 # CI step: build the sdist and wheel (python -m build), install the wheel CORE ONLY into a fresh
 # venv (torch through constraints.txt, so this machine's CPU build), and use it as a new user
 # would, outside the source tree: --version, train 1 epoch on a generated image folder, eval,
-# predict, and check that the commands needing an extra name it in one line.
+# predict, check that the commands needing an extra name it in one line; then add [serve,plot]:
+# the explorer answers and a figure draws.
 # Usage: bash scripts/wheel_smoke.sh [PYTHON]   (PYTHON runs `build`; default .venv/bin/python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 BUILD_PY=${1:-.venv/bin/python}
 NEW_PY=$(command -v python3.11 || command -v python3)
 START=$SECONDS
@@ -87,4 +89,31 @@ expect_extra() {  # expect_extra EXTRA COMMAND...: exit 2 and one line naming co
 }
 expect_extra serve "$BIN/convscope" serve --no-browser --port 0
 expect_extra onnx "$BIN/convscope" export run --format onnx
+step "pip install the wheel with [serve,plot]: the explorer answers, figures draw"
+"$BIN/python" -m pip install --quiet -c "$ROOT/constraints.txt" "$WHEEL[serve,plot]" \
+    >pip-extras.log 2>&1 || { cat pip-extras.log >&2; fail "pip install [serve,plot]"; }
+"$BIN/convscope" serve run --no-browser --port 0 >serve.log 2>&1 &
+SERVER=$!
+for _ in $(seq 120); do
+    grep -q "^convscope explorer: http" serve.log && break
+    kill -0 "$SERVER" 2>/dev/null || break
+    sleep 0.5
+done
+URL=$(sed -n 's/^convscope explorer: //p' serve.log)
+ANSWER=0
+"$BIN/python" - "$URL" <<'PYEOF' || ANSWER=$?
+import json, sys, urllib.request
+
+url = sys.argv[1]
+assert b"<html" in urllib.request.urlopen(url, timeout=30).read().lower()
+models = json.load(urllib.request.urlopen(url + "api/models", timeout=30))["models"]
+assert "run-run" in [m["id"] for m in models], [m["id"] for m in models]
+PYEOF
+kill "$SERVER" 2>/dev/null || true
+wait "$SERVER" 2>/dev/null || true
+[ "$ANSWER" = 0 ] && [ -n "$URL" ] || { cat serve.log >&2; fail "convscope serve did not answer"; }
+"$BIN/python" -c "
+from convscope import load_run, plot
+plot.save(plot.confusion(load_run('run')), 'confusion.png')" || fail "convscope.plot"
+[ -s confusion.png ] || fail "no confusion.png"
 step "passed: $(basename "$WHEEL")"
