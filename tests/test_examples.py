@@ -19,6 +19,7 @@ from PIL import Image
 nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("matplotlib")
+pytest.importorskip("ipykernel")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "chapter.ipynb"
 KERNEL = "convscope-test"
