@@ -276,6 +276,9 @@ def _cmd_scenes(args: argparse.Namespace) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
+    from .extras import require_extra
+
+    require_extra("serve", feature="convscope serve")
     from .server.serve import serve
 
     serve([Path(r) for r in args.run], Path(args.runs) if args.runs else None, args.data_dir,

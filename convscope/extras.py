@@ -42,6 +42,16 @@ EXTRAS: dict[str, Extra] = {extra.name: extra for extra in (
     Extra("osc", "OSC streams and camera capture (convscope stream)", ("pythonosc", "cv2")),
 )}
 
+# The pip name of a module whose import name differs from it (pyproject.toml's extras use these).
+PACKAGE_OF = {"pythonosc": "python-osc", "cv2": "opencv-python-headless",
+              "multipart": "python-multipart"}
+
+
+def package_of(module: str) -> str:
+    """The name ``pip install`` knows the package of ``module`` (``cv2.x``) by."""
+    top = module.split(".")[0]
+    return PACKAGE_OF.get(top, top)
+
 
 def missing(extra: str) -> list[str]:
     """The modules of ``extra`` that cannot be imported here (empty when it is installed)."""
@@ -59,5 +69,12 @@ def require(module: str, extra: str, feature: str | None = None) -> ModuleType:
         return importlib.import_module(module)
     except ImportError:
         entry = EXTRAS[extra]
-        raise MissingExtra(f"{feature or entry.purpose} needs the {module.split('.')[0]} package, "
+        raise MissingExtra(f"{feature or entry.purpose} needs the {package_of(module)} package, "
                            f"which is not installed: {entry.install}") from None
+
+
+def require_extra(extra: str, feature: str | None = None) -> None:
+    """Check that every package of ``extra`` is installed, before a feature that needs them all
+    (the web explorer) imports any; else the one line of :func:`require` for the first one."""
+    for module in missing(extra)[:1]:
+        require(module, extra, feature)

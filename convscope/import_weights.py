@@ -24,6 +24,7 @@ from convscope.checkpoint import save_model
 from convscope.config import TrainConfig
 from convscope.data import DATASETS
 from convscope.errors import RunError
+from convscope.extras import require
 from convscope.layer_kinds import layer_label
 from convscope.model import SpecNet
 from convscope.runs import MODEL, RESULTS, Run, load_run
@@ -53,8 +54,8 @@ def read_safetensors(path: Path) -> list[tuple[str, torch.Tensor]]:
 
 def read_onnx(path: Path) -> list[tuple[str, torch.Tensor]]:
     """The initializers of an ONNX model, in the order its graph's nodes first use them."""
-    import onnx
-    from onnx import numpy_helper
+    onnx = require("onnx", "onnx", feature="importing ONNX weights")
+    numpy_helper = require("onnx.numpy_helper", "onnx", feature="importing ONNX weights")
 
     try:
         graph = onnx.load(str(path), load_external_data=False).graph

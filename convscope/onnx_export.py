@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ._io import atomic_write
+from .extras import require
 
 OPSET = 17
 
@@ -58,7 +59,7 @@ def run_metadata(run) -> dict[str, str]:
 
 
 def _with_metadata(path: Path, metadata: dict[str, str]) -> None:
-    import onnx
+    onnx = require("onnx", "onnx", feature="ONNX export")
 
     graph = onnx.load(str(path))
     for key, value in metadata.items():
@@ -73,6 +74,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike,
     """Write ``model`` (in eval mode, float32, on the CPU) to ``path`` as ONNX; ``input_shape``
     is (depth, height, width); ``metadata``: the file's ``metadata_props`` (see
     :func:`run_metadata`). Returns the path."""
+    require("onnx", "onnx", feature="ONNX export")  # before any work: one line if it is missing
     model = copy.deepcopy(model).float().cpu().eval()
     with_probabilities = getattr(model, "num_classes", None) is not None
     names = ["logits", "probabilities"] if with_probabilities else ["logits"]

@@ -29,6 +29,7 @@ import torch
 from ._io import atomic_write
 from .callbacks import Callback
 from .errors import ConvscopeError
+from .extras import require
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -39,17 +40,13 @@ if TYPE_CHECKING:
     from .session import TrainingSession
 
 CURVES, CONFUSION = "curves.png", "confusion.png"  # what a finished run gets
-INSTALL = 'pip install "convscope[plot]"'
 
 
 @functools.cache
 def _figure_class():
     """matplotlib's Figure, with a PNG display for notebooks; one line naming the extra when
     matplotlib is missing."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ConvscopeError(f"plotting needs matplotlib: {INSTALL}") from None
+    Figure = require("matplotlib.figure", "plot", feature="plotting").Figure
 
     class ShownFigure(Figure):
         def _repr_png_(self) -> bytes:

@@ -50,7 +50,8 @@ def test_without_matplotlib_a_figure_is_one_line_naming_the_extra(without_matplo
     ev = Evaluation(["a", "b"], [[1, 0], [0, 1]], [], [])
     with pytest.raises(ConvscopeError) as error:
         plot.confusion(ev)
-    assert str(error.value) == 'plotting needs matplotlib: pip install "convscope[plot]"'
+    assert str(error.value) == ('plotting needs the matplotlib package, which is not installed: '
+                                'pip install "convscope[plot]"')
 
 
 def test_without_matplotlib_a_run_trains_and_has_no_figures(without_matplotlib, tmp_path: Path,
