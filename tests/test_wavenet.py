@@ -212,18 +212,18 @@ def test_short_real_training_lowers_test_nll_below_uniform():
                     codes, _ = clip_codes(samples, rate)
                     mel = spectrogram_image(samples, rate).numpy()[0]
                     start = 16 * 128
-                    rows.append(pack(codes[start:start + 1024], mel[:, 16:25], digit, 0))
-                    targets.append(codes[start:start + 1024])
+                    rows.append(pack(codes[start:start + 512], mel[:, 16:21], digit, 0))
+                    targets.append(codes[start:start + 512])
         x = torch.from_numpy(np.stack(rows)).float().div(255).sub(0.5)[:, None, None, :]
         return x, torch.from_numpy(np.stack(targets)).long()
 
-    train_x, train_codes = windows(range(5, 9))  # official training takes
-    test_x, test_codes = windows(range(0, 2))  # official test takes
+    train_x, train_codes = windows(range(5, 8))  # official training takes
+    test_x, test_codes = windows(range(0, 1))  # official test takes
     torch.manual_seed(0)
-    net = WaveNet(samples=1024, mels=32, frames=9, channels=16, skip=16, head=32, cond=8,
-                  dilations=[1, 2, 4, 8, 16, 32], speakers=["george"])
-    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
-    for step in range(60):
+    net = WaveNet(samples=512, mels=32, frames=5, channels=12, skip=12, head=16, cond=8,
+                  dilations=[1, 2, 4, 8, 16], speakers=["george"])
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for step in range(25):
         batch = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(step))[:16]
         loss = torch.nn.functional.cross_entropy(net(train_x[batch]).squeeze(2),
                                                  train_codes[batch])
@@ -233,4 +233,5 @@ def test_short_real_training_lowers_test_nll_below_uniform():
     net.eval()
     with torch.no_grad():
         nll = float(torch.nn.functional.cross_entropy(net(test_x).squeeze(2), test_codes))
+    print(f"test NLL after 25 steps: {nll:.3f} nats (uniform {math.log(256):.3f})")
     assert nll < 0.75 * math.log(256), nll  # uniform: ln 256 = 5.55 nats

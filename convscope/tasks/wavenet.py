@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from convscope.config import TrainConfig
 from convscope.data import Dataset
 from convscope.errors import ConvscopeError
-from convscope.tasks.base import Split, Task, model_outputs
+from convscope.tasks.base import GENERAL_VIEWS, Split, Task, model_outputs
 
 UNIFORM_NLL = math.log(256)
 
@@ -29,8 +29,7 @@ class WaveNetTask(Task):
     default_data = "fsdd"
     metric = "nll"
     metric_label = "test NLL (nats per sample)"
-    views = ("network", "train", "wavenet")
-    home_view = "wavenet"
+    views = GENERAL_VIEWS
     eval_batch_size = 8  # a clip's logits are 256 x 8064 floats
 
     def load_data(self, config: TrainConfig) -> Split:
@@ -61,9 +60,10 @@ class WaveNetTask(Task):
                                  "bytes; the wavenet task trains with --augment none")
 
     def check_output(self, output: torch.Tensor, dataset: Dataset) -> None:
-        samples = dataset.targets.get("codes")
-        if samples is None or output.ndim != 4 or output.shape[1] != 256 \
-                or output.shape[2:] != (1, samples.shape[1]):
+        codes = dataset.targets.get("codes")
+        wanted = None if codes is None else codes.shape[1]
+        if output.ndim != 4 or output.shape[1:3] != (256, 1) \
+                or wanted is not None and output.shape[3] != wanted:
             raise ConvscopeError(f"the wavenet task needs a wavenet model (256 mu-law scores "
                                  f"per sample, e.g. fsdd-wavenet); this one outputs shape "
                                  f"{tuple(output.shape)}")
