@@ -137,6 +137,9 @@ def test_train_resume_and_generate(fsdd_dir: Path, tmp_path: Path, capsys):
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     assert "val_nll" in json.loads(lines[-1])
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    assert "negative log-likelihood on 12 clips" in capsys.readouterr().out
 
     out = tmp_path / "said.wav"
     assert main(["generate", str(run), "--digit", "1", "--speaker", "bob", "--seconds", "0.05",
