@@ -6,8 +6,8 @@ layer keeps a queue of its last ``dilation`` inputs (the past half of its kernel
 conv), the constant biases of the residual and skip convs are folded into the conditioning
 and the starting skip sum, and sigmoid(b) = (1 + tanh(b / 2)) / 2 lets one tanh serve the gate.
 :func:`naive_codes` runs the full network over everything generated so far for every sample.
-Both draw sample ``t`` from the softmax of the logits with the same uniform number ``u[t]``,
-so with the same seed they give the same codes.
+Both draw sample ``t`` as the argmax of the logits plus the same Gumbel noise ``noise[t]``
+(:func:`gumbel_noise`), so with the same seed they give the same codes.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from convscope.wavenet.codec import SILENCE
 from convscope.wavenet.model import WaveNet
 
 
-def draw(logits: np.ndarray, u: float) -> int:
-    """The code whose softmax probability interval holds ``u`` (inverse-CDF sampling)."""
-    p = np.exp(logits - logits.max())
-    cdf = np.cumsum(p)
-    return min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), len(cdf) - 1)
+def gumbel_noise(seed: int, steps: int, classes: int = 256) -> np.ndarray:
+    """(steps, classes) Gumbel noise: ``argmax(logits + noise[t])`` draws sample t from the
+    softmax of the logits (the Gumbel-max trick)."""
+    u = np.random.default_rng(seed).random((steps, classes))
+    return -np.log(-np.log(np.clip(u, 1e-300, None)))
 
 
 @torch.no_grad()
@@ -74,19 +74,19 @@ class FastWaveNet:
         self.head1 = (array(net.head1.weight)[:, :, 0, 0].astype(dtype), array(net.head1.bias))
         self.head2 = (array(net.head2.weight)[:, :, 0, 0].astype(dtype), array(net.head2.bias))
 
-    def generate(self, cond: torch.Tensor, uniforms: np.ndarray,
-                 on_sample=None) -> np.ndarray:
-        """uint8 codes of ``len(uniforms)`` samples under ``cond`` (G, samples) from
-        :func:`conditioning`; ``on_sample(t, code)`` is told each one."""
+    def generate(self, cond: torch.Tensor, noise: np.ndarray, on_sample=None) -> np.ndarray:
+        """uint8 codes of ``len(noise)`` samples under ``cond`` (G, samples) from
+        :func:`conditioning`, drawn with ``noise`` (:func:`gumbel_noise`); ``on_sample(t,
+        code)`` is told each one."""
         c, dtype = self.c, self.dtype
-        steps = len(uniforms)
+        steps = len(noise)
         rows = [(cond.numpy()[2 * c * i:2 * c * (i + 1)] * self.half[:, None]
                  + self.shift[i][:, None]).T.astype(dtype) for i in range(len(self.dilations))]
         queues = [[pad] * d for pad, d in zip(self.padding, self.dilations, strict=True)]
         layers = list(zip(self.past, self.now, self.out, rows, queues, self.dilations,
                           strict=True))
         (w1, b1), (w2, b2) = self.head1, self.head2
-        b1, b2 = b1.astype(dtype), b2.astype(dtype)
+        b1, noise = b1.astype(dtype), (noise + b2).astype(dtype)  # the output bias folded in
         codes = np.empty(steps, np.uint8)
         previous = SILENCE
         for t in range(steps):
@@ -98,19 +98,19 @@ class FastWaveNet:
                 th = np.tanh(past @ before + now @ x + row[t])
                 state = state + out @ (th[:c] * (th[c:] + 1.0))
             hidden = w1 @ np.maximum(state[c:], 0.0) + b1
-            previous = codes[t] = draw(w2 @ np.maximum(hidden, 0.0) + b2, uniforms[t])
+            previous = codes[t] = (w2 @ np.maximum(hidden, 0.0) + noise[t]).argmax()
             if on_sample is not None:
                 on_sample(t, previous)
         return codes
 
 
 @torch.no_grad()
-def naive_codes(net: WaveNet, cond: torch.Tensor, uniforms: np.ndarray) -> np.ndarray:
+def naive_codes(net: WaveNet, cond: torch.Tensor, noise: np.ndarray) -> np.ndarray:
     """The same draws as :meth:`FastWaveNet.generate`, each from a full forward pass over
     everything generated so far (float64): the reference the queues must equal."""
     net = net.double().eval()
-    codes = torch.full((1, len(uniforms)), SILENCE, dtype=torch.long)
-    for t in range(len(uniforms)):
+    codes = torch.full((1, len(noise)), SILENCE, dtype=torch.long)
+    for t in range(len(noise)):
         logits = net.run(codes[:, :t + 1], cond[None, :, None, :t + 1])[0, :, 0, t]
-        codes[0, t] = draw(logits.numpy(), uniforms[t])
+        codes[0, t] = int(np.argmax(logits.numpy() + noise[t]))
     return codes[0].numpy().astype(np.uint8)

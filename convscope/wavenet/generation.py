@@ -14,7 +14,7 @@ from convscope._io import atomic_write
 from convscope.audio import CLIP_SAMPLES, MAX_SECONDS, SAMPLE_RATE, read_wav, spectrogram_image
 from convscope.errors import ConvscopeError, DataError
 from convscope.wavenet.codec import NO_SPEAKER, mu_law_decode
-from convscope.wavenet.fast import FastWaveNet, conditioning
+from convscope.wavenet.fast import FastWaveNet, conditioning, gumbel_noise
 from convscope.wavenet.model import WaveNet
 
 SPEECH_SECONDS = (0.1, 3.0)  # what a recording of one spoken digit may last
@@ -82,8 +82,7 @@ def generate(run, digit: int, speaker: str | None = None, from_wav: str | Path |
     index = NO_SPEAKER if speaker is None else net.speakers.index(speaker)
     cond = conditioning(net, digit, min(index, len(net.speakers)), mel,
                         CLIP_SAMPLES if mel is not None else samples)[:, :samples]
-    uniforms = np.random.default_rng(seed).random(samples)
-    codes = FastWaveNet(net).generate(cond, uniforms, on_sample)
+    codes = FastWaveNet(net).generate(cond, gumbel_noise(seed, samples), on_sample)
     return GeneratedClip(mu_law_decode(codes), codes)
 
 
