@@ -389,6 +389,31 @@ def _add_predict(sub) -> None:
     p.set_defaults(func=_cmd_predict)
 
 
+def _cmd_generate(args: argparse.Namespace) -> None:
+    from .wavenet.generation import generate
+
+    clip = generate(args.run, args.digit, args.speaker, args.from_wav, args.seconds, args.seed)
+    clip.write(args.out)
+    what = f"resynthesised from {args.from_wav}" if args.from_wav else f"digit {args.digit}"
+    print(f"wrote {args.out}: {len(clip.samples) / clip.rate:.3f} s at {clip.rate} Hz ({what})")
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="say a digit with a WaveNet run (or resynthesise a "
+                       "recording from its spectrogram)")
+    p.add_argument("run", help="a WaveNet run directory (convscope train --task wavenet) or "
+                   "bundled model name")
+    p.add_argument("--digit", type=int, required=True, help="the digit to say (0-9)")
+    p.add_argument("--speaker", help="whose voice (one of the model's speakers; default: any)")
+    p.add_argument("--from-wav", metavar="FILE", help="a WAV of one spoken digit to "
+                   "resynthesise from its log-mel spectrogram (a vocoder)")
+    p.add_argument("--seconds", type=float, metavar="T", help="how long (default 1.008, one "
+                   "clip; with --from-wav at most that)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+    p.add_argument("--out", required=True, metavar="FILE.wav", help="the WAV file to write")
+    p.set_defaults(func=_cmd_generate)
+
+
 def _cmd_cache(args: argparse.Namespace) -> None:
     from .data.cache import cache_info_text, clear_cache, human_size
 
@@ -604,6 +629,7 @@ def build_parser(recipe: tuple[str, dict] | None = None) -> argparse.ArgumentPar
     p.set_defaults(func=_cmd_summary)
 
     _add_train(sub, recipe)
+    _add_generate(sub)
 
     p = sub.add_parser("eval", help="evaluate a run: accuracy, recall, precision, confusion")
     p.add_argument("run", help="run directory or bundled model name")

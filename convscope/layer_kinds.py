@@ -470,6 +470,73 @@ CONCAT = LayerKind(
     {"from": non_negative()},
     label=lambda p: f"concat + layer {p['from']}", example={"from": 0})
 
+
+# ---- WaveNet: one layer for the whole dilated stack (convscope.wavenet.model computes it) ----
+
+WAVENET_HEADER = 4  # digit, speaker (255: none), has-mel flag, reserved
+MU_LAW_CLASSES = 256
+
+
+def wavenet_packed_length(p: Params) -> int:
+    """Values of the packed clip a wavenet layer reads: the header, the mu-law codes of
+    ``samples`` samples, then the ``mels`` x ``frames`` log-mel image (convscope.wavenet)."""
+    return WAVENET_HEADER + p["samples"] + p["mels"] * p["frames"]
+
+
+def _wavenet_out(p: Params, vin: Volume) -> Volume:
+    if vin.numel != wavenet_packed_length(p):
+        raise SpecError(f"a wavenet layer reads a packed clip of {wavenet_packed_length(p)} "
+                        f"values (4 + samples + mels x frames); its input volume {vin} holds "
+                        f"{vin.numel}")
+    return Volume(p["samples"], 1, MU_LAW_CLASSES)
+
+
+def _wavenet_sizes(p: Params) -> tuple[int, int, int, int, int, int]:
+    """(layers, residual, skip, head, conditioning channels, gate width x layers)."""
+    layers, c = len(p["dilations"]), p["channels"]
+    return layers, c, p["skip"], p["head"], p["cond"], layers * 2 * c
+
+
+def _wavenet_params(p: Params, _vin: Volume) -> int:
+    layers, c, skip, head, cond, gates = _wavenet_sizes(p)
+    embeddings = MU_LAW_CLASSES * c + (p["digits"] + len(p["speakers"]) + 1) * gates
+    mel = p["mels"] * cond * 3 + cond + cond * gates + gates
+    stack = layers * (2 * c * c * 2 + 2 * c + c * (c + skip) + c + skip)
+    return embeddings + mel + stack + skip * head + head + head * MU_LAW_CLASSES + MU_LAW_CLASSES
+
+
+def _wavenet_macs(p: Params, _vin: Volume, _out: Volume) -> int:
+    layers, c, skip, head, cond, gates = _wavenet_sizes(p)
+    mel = p["frames"] * (p["mels"] * 3 * cond + cond * gates)
+    per_sample = layers * (2 * c * c * 2 + c * (c + skip)) + skip * head + head * MU_LAW_CLASSES
+    return mel + p["samples"] * per_sample
+
+
+def _dilations_ok(v: object) -> bool:
+    return isinstance(v, list) and 0 < len(v) <= 64 and all(_int_at_least(1)(d) for d in v)
+
+
+def _names_ok(v: object) -> bool:
+    return isinstance(v, list) and len(v) <= 1000 and all(
+        isinstance(s, str) and 0 < len(s) <= 64 for s in v) and len(set(v)) == len(v)
+
+
+WAVENET = LayerKind(
+    "wavenet",
+    # causal dilated convolutions (kernel 2) with gated tanh x sigmoid units, residual and skip
+    # connections, a 256-way mu-law output per sample; global conditioning on the digit and
+    # speaker (``speakers``: their names), local conditioning on the log-mel image
+    {"samples": positive(), "mels": positive(), "frames": positive(), "channels": positive(),
+     "skip": positive(), "head": positive(), "cond": positive(),
+     "dilations": Field("a list of 1 to 64 positive integers", _dilations_ok),
+     "digits": positive(10),
+     "speakers": Field("a list of distinct names (at most 64 characters each)", _names_ok, [])},
+    out=_wavenet_out, num_params=_wavenet_params, macs=_wavenet_macs,
+    label=lambda p: f"wavenet {len(p['dilations'])} layers x{p['channels']} "
+                    f"(receptive field {1 + sum(p['dilations'])})",
+    example={"samples": 220, "mels": 4, "frames": 8, "channels": 4, "skip": 5, "head": 6,
+             "cond": 3, "dilations": [1, 2, 4], "speakers": ["a", "b"]})
+
 for _kind in (INPUT, CONV, POOL, GLOBAL_POOL, FC, *ACTIVATION_KINDS, BATCHNORM, DROPOUT, SOFTMAX,
-              RESIDUAL, UPSAMPLE, CONCAT, LRN):
+              RESIDUAL, UPSAMPLE, CONCAT, LRN, WAVENET):
     register_layer_kind(_kind)

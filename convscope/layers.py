@@ -246,3 +246,10 @@ class LocalResponseNorm(nn.Module):
 
 
 register_module("lrn", lambda layer: LocalResponseNorm(**layer.params))
+
+
+@module_for("wavenet")
+def _wavenet(layer: Layer) -> nn.Module:
+    from convscope.wavenet.model import WaveNet  # the stack lives with its generation code
+
+    return WaveNet(**layer.params)

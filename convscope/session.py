@@ -184,7 +184,8 @@ class TrainingSession:
     def _val_loss(self) -> float:
         """The training loss on the validation set (no augmentation, eval mode)."""
         total, val_set = 0.0, self.val_set
-        for start, output in model_outputs(self.module, val_set.images):
+        for start, output in model_outputs(self.module, val_set.images,
+                                           self.task.eval_batch_size):
             end = start + len(output)
             targets = {"labels": val_set.labels[start:end],
                        **{key: value[start:end] for key, value in val_set.targets.items()}}

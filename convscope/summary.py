@@ -30,12 +30,15 @@ def summarize(layers: list[Layer]) -> str:
         add(layer, str(layer.index), "")
     rows.append(["", "total", "", f"{sum(la.num_params for la in layers):,}",
                  f"{sum(la.macs for la in layers):,}"])
-    return _table(["#", "layer", "output", "params", "mult-adds"], rows, "lllrr") + "\n" + _note()
+    return _table(["#", "layer", "output", "params", "mult-adds"], rows, "lllrr") + "\n" + _note(
+        {la.type for la in layers})
 
 
-def _note() -> str:
-    """Which layer kinds count multiply-adds, e.g. 'mult-adds: per example, conv and fc only'."""
-    counting = [kind.name for kind in layer_kinds() if kind.macs is not None]
+def _note(present: set[str]) -> str:
+    """Which layer kinds count multiply-adds, e.g. 'mult-adds: per example, conv and fc only'
+    (conv, fc and any other counting kind ``present`` in the network)."""
+    counting = [kind.name for kind in layer_kinds() if kind.macs is not None
+                and (kind.name in ("conv", "fc") or kind.name in present)]
     listed = f"{', '.join(counting[:-1])} and {counting[-1]}" if counting[1:] else counting[0]
     return (f"mult-adds: per example, {listed} only (pooling, activations, normalisation "
             "count 0)")

@@ -360,6 +360,27 @@ register_model(ModelEntry(
 ))
 
 
+# ---- WaveNet: spoken digits generated one mu-law sample at a time (convscope.wavenet) -------
+
+FSDD_SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
+# trained on 4,096-sample windows (33 frames of the 32-mel image): the middle of each clip
+WAVENET_LAYER = {"type": "wavenet", "samples": 4096, "mels": 32, "frames": 33,
+                 "channels": 24, "skip": 48, "head": 48, "cond": 32,
+                 "dilations": [2**i for i in range(10)], "speakers": FSDD_SPEAKERS}
+
+register_model(ModelEntry(
+    name="fsdd-wavenet",
+    description="A WaveNet for spoken digits (FSDD, 8 kHz): 10 causal dilated conv layers "
+                "(dilations 1-512, receptive field 1,024 samples), gated tanh x sigmoid, "
+                "residual and skip connections, 256-way mu-law output, conditioned on the "
+                "digit, the speaker and the log-mel spectrogram (a vocoder).",
+    dataset="fsdd",
+    spec=[{"type": "input", "sx": 4 + 4096 + 32 * 33, "sy": 1, "depth": 1}, WAVENET_LAYER],
+    recipe={"task": "wavenet", "epochs": 3, "batch_size": 8, "optimizer": "adam", "lr": 2e-3,
+            "schedule": "cosine", "augment": "none", "val_fraction": 0.05, "figures": False},
+))
+
+
 # ---- the chapter's famous architectures: untrained, for their volumes and counts ------------
 
 register_model(ModelEntry(

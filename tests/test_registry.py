@@ -27,6 +27,7 @@ def test_all_models_registered():
                      "cifar10-mlp", "mnist-convnetjs", "cifar10-convnetjs", "lenet5",
                      "mnist-fast", "mnist-sprint", "mnist-995", "cifar10-fast", "cifar10-sprint",
                      "cifar10-94", "mnist-localizer", "mnist-yolo", "mnist-unet", "fsdd-convnet",
+                     "fsdd-wavenet",
                      "lenet5-32", "alexnet", "vgg16"]
 
 

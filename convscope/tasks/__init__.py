@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 _TASKS: Registry[Task | str] = Registry("task", ConvscopeError)
 for _name, _where in (("classify", "classify:CLASSIFY"), ("localize", "localize:LOCALIZE"),
                       ("detect", "detect:DETECT"), ("segment", "segment:SEGMENT"),
-                      ("audio", "classify:AUDIO")):
+                      ("audio", "classify:AUDIO"), ("wavenet", "wavenet:WAVENET")):
     _TASKS.add(_name, _where)
 
 

@@ -37,6 +37,7 @@ class Task:
     scenes: bool = False  # learns on generated MNIST scenes of kind ``name`` (convscope.scenes)
     views: tuple[str, ...] = GENERAL_VIEWS  # the explorer views that suit its models
     home_view: str = "network"  # the one that suits them best (where the others point)
+    eval_batch_size: int = 500  # examples per forward pass when scoring
 
     def load_data(self, config: TrainConfig) -> Split:
         """(train, validation, test or None) for ``config``."""

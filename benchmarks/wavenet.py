@@ -1,0 +1,160 @@
+"""WaveNet (`convscope train --task wavenet`): generation speed and quality judged by
+convscope's own spoken-digit classifier.
+
+- Speed: samples per second of the cached ("fast WaveNet") generation of one clip, wall clock
+  and per CPU second of this process (the machine may be shared: both are reported, with the
+  cores other processes kept busy meanwhile).
+- Vocoder: FSDD's official test recordings resynthesised from their log-mel spectrograms
+  (conditioned also on their digit and speaker); the judge's accuracy on the originals and on
+  the resynthesised audio, and the mean absolute difference of their log-mel images in dB.
+- Label-conditioned: ``--per-digit`` clips per digit generated from the digit alone (no
+  spectrogram, no speaker); the share the judge hears as the requested digit.
+
+    python benchmarks/wavenet.py --run RUN [--judge fsdd-convnet] [--clips 300]
+        [--per-digit 20] [--data-dir DIR] [--write-doc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _report import command_line, machine, watched, write_section
+
+from convscope.audio import (
+    FRAMES,
+    N_MELS,
+    SAMPLE_RATE,
+    TOP_DB,
+    is_silent,
+    read_wav,
+    spectrogram_images,
+)
+from convscope.data.fsdd import FOLDER, TEST_TAKES, recordings
+from convscope.data.paths import resolve_data_dir
+from convscope.runs import open_run
+from convscope.tasks import get_task
+from convscope.wavenet.generation import generate, wavenet_of
+
+
+def speed(run, seconds: float) -> dict:
+    """Wall and CPU samples/s of generating ``seconds`` of one digit."""
+    cpu = time.process_time()
+    clip, load = watched(lambda: generate(run, 3, seconds=seconds, seed=0))
+    cpu = time.process_time() - cpu
+    n = len(clip.samples)
+    return {"samples": n, "wall_s": load["wall_s"], "cpu_s": cpu,
+            "samples_per_s": n / load["wall_s"], "samples_per_cpu_s": n / cpu,
+            "others_cpu": load["others_cpu"], "load_avg": load["load_avg"]}
+
+
+def judge(judge_run, clips: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, torch.Tensor]:
+    """The judge's predicted digits (-1: a silent clip, no digit heard) and the log-mel images
+    (zeros for a silent clip) of ``(samples, rate)`` clips."""
+    heard = np.full(len(clips), -1)
+    images = torch.zeros((len(clips), 1, N_MELS, FRAMES), dtype=torch.uint8)
+    sounding = [i for i, (samples, _) in enumerate(clips) if not is_silent(samples)]
+    if sounding:
+        images[sounding] = spectrogram_images([clips[i] for i in sounding])
+        probabilities = get_task("audio").predict(judge_run.model, images[sounding])
+        heard[sounding] = probabilities.argmax(1).numpy()
+    return heard, images
+
+
+def test_recordings(data_dir: str | None, count: int) -> list[tuple]:
+    """``count`` official test recordings spread over digits, speakers and takes."""
+    found = [r for r in recordings(resolve_data_dir(data_dir) / FOLDER) if r[3] < TEST_TAKES]
+    found.sort(key=lambda r: (r[3], r[1], r[2]))  # take 0 of everyone first, then take 1...
+    return found[:count]
+
+
+def vocoder(run, judge_run, chosen: list[tuple]) -> dict:
+    originals, resynthesised, digits = [], [], []
+    speakers = wavenet_of(run).speakers
+    for i, (path, digit, speaker, _take) in enumerate(chosen):
+        samples, rate = read_wav(path)
+        originals.append((samples, rate))
+        clip = generate(run, digit, speaker if speaker in speakers else None, from_wav=path,
+                        seed=i)
+        resynthesised.append((clip.samples, SAMPLE_RATE))
+        digits.append(digit)
+        print(f"  vocoded {i + 1}/{len(chosen)}: {path.name}", flush=True)
+    truth = np.array(digits)
+    said, images = judge(judge_run, originals)
+    heard, again = judge(judge_run, resynthesised)
+    distance = (images.float() - again.float()).abs().mean() * TOP_DB / 255.0
+    return {"clips": len(chosen), "accuracy_originals": float((said == truth).mean()),
+            "accuracy_resynthesised": float((heard == truth).mean()),
+            "logmel_distance_db": float(distance)}
+
+
+def label_conditioned(run, judge_run, per_digit: int) -> dict:
+    clips, truth = [], []
+    for digit in range(10):
+        for seed in range(per_digit):
+            clips.append((generate(run, digit, seed=seed).samples, SAMPLE_RATE))
+            truth.append(digit)
+        print(f"  generated digit {digit}", flush=True)
+    heard, _ = judge(judge_run, clips)
+    truth = np.array(truth)
+    per = [float((heard[truth == d] == d).mean()) for d in range(10)]
+    return {"per_digit": per_digit, "accuracy": float((heard == truth).mean()),
+            "accuracy_per_digit": per}
+
+
+def report(result: dict) -> str:
+    s, v, g = result["speed"], result["vocoder"], result["label"]
+    others = f"{s['others_cpu']:.1f}" if s["others_cpu"] is not None else "?"
+    return "\n".join([
+        "## WaveNet: generation speed and quality", "",
+        f"Run `{result['run']}` ({result['trained']}), judged by `{result['judge']}`. "
+        f"Machine: {result['machine']}. Command: `{result['command']}`.", "",
+        "| measure | value | goal |", "|---|---|---|",
+        f"| cached generation, one clip of {s['samples']} samples | {s['samples_per_s']:,.0f} "
+        f"samples/s wall, {s['samples_per_cpu_s']:,.0f} per CPU second (other processes kept "
+        f"{others} cores busy; load {s['load_avg']:.1f}) | >= 8,000 |",
+        f"| vocoder: judge's accuracy, {v['clips']} test recordings | originals "
+        f"{100 * v['accuracy_originals']:.1f}%, resynthesised "
+        f"{100 * v['accuracy_resynthesised']:.1f}% | >= 95% of the originals' |",
+        f"| vocoder: log-mel distance (mean absolute, dB) | {v['logmel_distance_db']:.1f} | |",
+        f"| label-conditioned: {g['per_digit']} clips per digit heard as the digit | "
+        f"{100 * g['accuracy']:.1f}% (per digit: "
+        f"{', '.join(f'{100 * a:.0f}' for a in g['accuracy_per_digit'])}) | >= 50% |",
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, help="a WaveNet run directory")
+    parser.add_argument("--judge", default="fsdd-convnet", help="a spoken-digit classifier "
+                        "run or bundled model (default: the bundled fsdd-convnet)")
+    parser.add_argument("--clips", type=int, default=300, help="test recordings to vocode")
+    parser.add_argument("--per-digit", type=int, default=20)
+    parser.add_argument("--speed-seconds", type=float, default=1.008)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--write-doc", action="store_true")
+    args = parser.parse_args()
+    run, judge_run = open_run(args.run), open_run(args.judge)
+    metrics = run.path / "metrics.jsonl"
+    epochs = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+    stopped = "stopped early" if not (run.path / "results.json").exists() else "finished"
+    result = {"run": str(args.run), "judge": args.judge, "machine": machine(),
+              "command": command_line(),
+              "trained": f"{epochs} of {run.config.epochs} epochs, {stopped}",
+              "speed": speed(run, args.speed_seconds)}
+    print(json.dumps(result["speed"]), flush=True)
+    result["vocoder"] = vocoder(run, judge_run, test_recordings(args.data_dir, args.clips))
+    print(json.dumps(result["vocoder"]), flush=True)
+    result["label"] = label_conditioned(run, judge_run, args.per_digit)
+    print(report(result))
+    if args.write_doc:
+        write_section("wavenet", report(result))
+    Path(__file__).with_suffix(".jsonl").open("a").write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""WaveNet on spoken digits: the model (:mod:`.model`, the ``wavenet`` layer kind), mu-law
+and the packed clip (:mod:`.codec`), FSDD as packed clips (:mod:`.data`), fast generation
+with per-layer queues (:mod:`.fast`) and the user-level :func:`generate` (:mod:`.generation`).
+The training task is :mod:`convscope.tasks.wavenet`."""
+
+from __future__ import annotations
+
+
+def __getattr__(name: str):
+    if name in ("generate", "GeneratedClip", "write_wav"):
+        from convscope.wavenet import generation as module
+
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,100 @@
+"""Generate spoken digits with a trained WaveNet run: from its labels, or resynthesised from
+a recording's log-mel spectrogram (a vocoder). ``convscope generate`` is this module's
+:func:`generate` and :func:`write_wav`."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from convscope._io import atomic_write
+from convscope.audio import CLIP_SAMPLES, MAX_SECONDS, SAMPLE_RATE, read_wav, spectrogram_image
+from convscope.errors import ConvscopeError, DataError
+from convscope.wavenet.codec import NO_SPEAKER, mu_law_decode
+from convscope.wavenet.fast import FastWaveNet, conditioning, gumbel_noise
+from convscope.wavenet.model import WaveNet
+
+SPEECH_SECONDS = (0.1, 3.0)  # what a recording of one spoken digit may last
+DEFAULT_SECONDS = CLIP_SAMPLES / SAMPLE_RATE  # one clip: 1.008 s
+
+
+@dataclass
+class GeneratedClip:
+    """``samples`` float32 at ``rate`` Hz, and the mu-law ``codes`` they decode from."""
+
+    samples: np.ndarray
+    codes: np.ndarray
+    rate: int = SAMPLE_RATE
+
+    def write(self, path: str | Path) -> Path:
+        """Write a 16-bit PCM WAV (atomically); returns the path."""
+        return write_wav(path, self.samples, self.rate)
+
+
+def wavenet_of(run) -> WaveNet:
+    """The WaveNet inside a run's network; ConvscopeError naming the fix when it has none."""
+    found = [m for m in run.model.modules() if isinstance(m, WaveNet)]
+    if not found:
+        raise ConvscopeError(f"{run.path} is not a WaveNet run (its model is "
+                             f"{run.config.model}, task {run.config.task}); train one with "
+                             f"`convscope train --task wavenet`")
+    return found[0]
+
+
+def speech_clip(path: str | Path) -> tuple[np.ndarray, int]:
+    """A WAV of one spoken digit: DataError unless it lasts SPEECH_SECONDS."""
+    samples, rate = read_wav(path)
+    seconds, (low, high) = len(samples) / rate, SPEECH_SECONDS
+    if not low <= seconds <= high:
+        raise DataError(f"{path}: {seconds:.2f} s is not the length of a spoken digit "
+                        f"({low:g}-{high:g} s); trim it to the one word")
+    return samples, rate
+
+
+def generate(run, digit: int, speaker: str | None = None, from_wav: str | Path | None = None,
+             seconds: float | None = None, seed: int = 0, on_sample=None) -> GeneratedClip:
+    """Generate ``seconds`` of audio (default one clip, 1.008 s) with a WaveNet ``run`` (a
+    :class:`~convscope.runs.Run`, a run directory or a bundled model's name): digit
+    ``digit`` said by ``speaker`` (None: any), or, with ``from_wav``, that recording
+    resynthesised from its log-mel spectrogram. Same seed, same clip."""
+    from convscope.runs import Run, open_run
+
+    run = run if isinstance(run, Run) else open_run(run)
+    net = wavenet_of(run)
+    if not isinstance(digit, int) or not 0 <= digit < net.digits:
+        raise ConvscopeError(f"digit {digit!r} is not one this model says; use 0-{net.digits - 1}")
+    if speaker is not None and speaker not in net.speakers:
+        raise ConvscopeError(f"unknown speaker {speaker!r}; this model knows: "
+                             f"{', '.join(net.speakers) or 'none'} (or leave --speaker out)")
+    longest = DEFAULT_SECONDS if from_wav is not None else MAX_SECONDS
+    seconds = DEFAULT_SECONDS if seconds is None else seconds
+    if not 0 < seconds <= longest:
+        why = "a recording's spectrogram covers one clip" if from_wav else "the longest allowed"
+        raise ConvscopeError(f"--seconds must be above 0 and at most {longest:g} ({why}), "
+                             f"got {seconds:g}")
+    mel = None
+    if from_wav is not None:
+        mel = spectrogram_image(*speech_clip(from_wav)).numpy()[0]  # (mels, frames)
+    samples = max(1, round(seconds * SAMPLE_RATE))
+    index = NO_SPEAKER if speaker is None else net.speakers.index(speaker)
+    cond = conditioning(net, digit, min(index, len(net.speakers)), mel,
+                        CLIP_SAMPLES if mel is not None else samples)[:, :samples]
+    codes = FastWaveNet(net).generate(cond, gumbel_noise(seed, samples), on_sample)
+    return GeneratedClip(mu_law_decode(codes), codes)
+
+
+def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
+    """A mono 16-bit PCM WAV of float samples in [-1, 1], written atomically."""
+    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    header = (b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVEfmt "
+              + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+              + b"data" + struct.pack("<I", len(pcm)))
+    path = Path(path)
+    atomic_write(path, lambda tmp: tmp.write_bytes(header + pcm))
+    return path
+
+
+__all__ = ["GeneratedClip", "generate", "write_wav"]

@@ -1,0 +1,111 @@
+"""The ``wavenet`` layer's torch module: a stack of causal dilated convolutions.
+
+Output sample ``t`` is the 256-way mu-law distribution of sample ``t`` given the samples
+before it (the input is shifted right by one inside), the digit, the speaker and the log-mel
+image (upsampled to the samples by linear interpolation between frame centres). Each layer:
+``z = dilated_conv(x) + conditioning``, ``g = tanh(z_a) * sigmoid(z_b)``, then a 1x1 conv
+splits into a residual (added to ``x``) and a skip (summed over the layers); the head is
+relu, 1x1, relu, 1x1 to 256 logits. All convolutions are ``Conv2d`` over (N, C, 1, time).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convscope.augment import BYTE_SCALE, INPUT_OFFSET
+from convscope.layer_kinds import MU_LAW_CLASSES, WAVENET_HEADER
+from convscope.wavenet.codec import NO_SPEAKER, SILENCE
+
+
+def receptive_field(dilations: list[int]) -> int:
+    """How many past samples one output depends on: 1 (the shift) + the sum of the
+    dilations (each kernel-2 layer reaches ``dilation`` further back)."""
+    return 1 + sum(dilations)
+
+
+class WaveNet(nn.Module):
+    """See the module docstring; ``mel_dropout``: while training, the share of clips whose
+    spectrogram is withheld (so the model also generates from its labels alone)."""
+
+    def __init__(self, samples: int, mels: int, frames: int, channels: int, skip: int,
+                 head: int, cond: int, dilations: list[int], digits: int = 10,
+                 speakers: list[str] | tuple[str, ...] = (), mel_dropout: float = 0.3,
+                 speaker_dropout: float = 0.1) -> None:
+        super().__init__()
+        self.samples, self.mels, self.frames = samples, mels, frames
+        self.channels, self.dilations = channels, list(dilations)
+        self.digits, self.speakers = digits, list(speakers)
+        self.mel_dropout, self.speaker_dropout = mel_dropout, speaker_dropout
+        gates = len(dilations) * 2 * channels
+        self.embed = nn.Embedding(MU_LAW_CLASSES, channels)
+        self.digit = nn.Embedding(digits, gates)
+        self.speaker = nn.Embedding(len(self.speakers) + 1, gates)  # the last: none given
+        self.mel_in = nn.Conv2d(mels, cond, (1, 3), padding=(0, 1))
+        self.mel_out = nn.Conv2d(cond, gates, 1)
+        self.gate = nn.ModuleList(nn.Conv2d(channels, 2 * channels, (1, 2), dilation=(1, d))
+                                  for d in dilations)
+        self.out = nn.ModuleList(nn.Conv2d(channels, channels + skip, 1) for _ in dilations)
+        self.head1 = nn.Conv2d(skip, head, 1)
+        self.head2 = nn.Conv2d(head, MU_LAW_CLASSES, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        return receptive_field(self.dilations)
+
+    def unpack(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(codes (N, S) int64, digit (N,), speaker (N,), has_mel (N,) bool, mel (N, M, 1, F)
+        float in [-0.5, 0.5]) of the model input ``x`` (convscope's byte / 255 - 0.5)."""
+        flat = x.reshape(x.shape[0], -1).float()
+        data = ((flat - INPUT_OFFSET) * BYTE_SCALE).round().clamp(0, 255).long()
+        h, s = WAVENET_HEADER, self.samples
+        digit = data[:, 0].clamp(max=self.digits - 1)
+        speaker = data[:, 1]
+        speaker = torch.where(speaker < len(self.speakers), speaker, len(self.speakers))
+        mel = flat[:, h + s:].reshape(-1, self.mels, 1, self.frames)
+        return data[:, h:h + s], digit, speaker, data[:, 2] > 0, mel
+
+    def conditioning(self, digit: torch.Tensor, speaker: torch.Tensor, has_mel: torch.Tensor,
+                     mel: torch.Tensor, samples: int) -> torch.Tensor:
+        """(N, layers * 2C, 1, samples): what every layer adds to its gates at each sample."""
+        if self.training:  # withhold some labels and spectrograms (seeded like dropout)
+            n = digit.shape[0]
+            keep_mel = torch.rand(n, device=digit.device) >= self.mel_dropout
+            has_mel = has_mel & keep_mel
+            drop = torch.rand(n, device=digit.device) < self.speaker_dropout
+            speaker = torch.where(drop, len(self.speakers), speaker)
+        local = self.mel_out(torch.tanh(self.mel_in(mel)))  # (N, G, 1, F)
+        local = F.interpolate(local.squeeze(2), size=samples + 1, mode="linear",
+                              align_corners=True)[..., :samples]  # frame f at f * hop
+        local = local * has_mel.to(local.dtype)[:, None, None]
+        glob = self.digit(digit) + self.speaker(speaker)
+        return (local + glob[:, :, None]).unsqueeze(2)
+
+    def forward(self, x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
+        """Logits (N, 256, 1, S); ``keep``: a list that receives each layer's gated output
+        (N, C, S) (the explorer's activations over time)."""
+        codes, digit, speaker, has_mel, mel = self.unpack(x)
+        cond = self.conditioning(digit, speaker, has_mel, mel, codes.shape[1])
+        return self.run(codes, cond, keep)
+
+    def run(self, codes: torch.Tensor, cond: torch.Tensor, keep: list | None = None):
+        """Logits for ``codes`` (N, S) under the conditioning ``cond`` (N, G, 1, S)."""
+        previous = F.pad(codes, (1, -1), value=SILENCE)  # sample t sees samples < t
+        x = self.embed(previous).transpose(1, 2).unsqueeze(2).to(cond.dtype)
+        skips, c = 0, self.channels
+        layers = zip(self.gate, self.out, self.dilations, cond.split(2 * c, 1), strict=True)
+        for gate, out, d, layer_cond in layers:  # (split, not slices: one backward copy)
+            a, b = (gate(F.pad(x, (d, 0))) + layer_cond).chunk(2, 1)
+            g = torch.tanh(a) * torch.sigmoid(b)
+            if keep is not None:
+                keep.append(g.squeeze(2).detach())
+            residual, skip = out(g).split([c, out.out_channels - c], 1)
+            x = x + residual
+            skips = skips + skip
+        return self.head2(F.relu(self.head1(F.relu(skips))))
+
+
+def speaker_index(speakers: list[str], name: str | None) -> int:
+    """The packed speaker byte for ``name`` (NO_SPEAKER for None)."""
+    return NO_SPEAKER if name is None else speakers.index(name)

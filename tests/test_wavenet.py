@@ -1,0 +1,240 @@
+"""WaveNet: causality, receptive field, mu-law, cached = naive generation, the task in the one
+trainer, `convscope generate` and its errors, and a short real-data training run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_clip
+
+from convscope.audio import read_wav
+from convscope.cli import main
+from convscope.wavenet.codec import mu_law_decode, mu_law_encode, pack
+from convscope.wavenet.data import WINDOW_FRAMES, WINDOW_SAMPLES
+from convscope.wavenet.fast import FastWaveNet, conditioning, gumbel_noise, naive_codes
+from convscope.wavenet.model import WaveNet, receptive_field
+
+SPEAKERS = ["alice", "bob"]
+
+
+def tiny(dilations=(1, 2, 4), samples=64, frames=3, seed=0) -> WaveNet:
+    torch.manual_seed(seed)
+    net = WaveNet(samples=samples, mels=4, frames=frames, channels=4, skip=5, head=6, cond=3,
+                  dilations=list(dilations), speakers=SPEAKERS).eval()
+    for p in net.parameters():  # large weights: every dependency shows
+        torch.nn.init.normal_(p, std=0.7)
+    return net
+
+
+def packed(codes: np.ndarray, frames: int = 3, digit: int = 2, speaker: int = 1) -> torch.Tensor:
+    mel = np.arange(4 * frames, dtype=np.uint8).reshape(4, frames) * 20
+    row = pack(codes, mel, digit, speaker)
+    return torch.from_numpy(row).float().div(255).sub(0.5)[None, None, None, :]
+
+
+def test_mu_law_round_trip():
+    codes = np.arange(256, dtype=np.uint8)
+    assert (mu_law_encode(mu_law_decode(codes)) == codes).all()
+    x = np.linspace(-1, 1, 2001)
+    back = mu_law_decode(mu_law_encode(x))
+    step = np.abs(np.diff(mu_law_decode(codes))).max()
+    assert np.abs(back - x).max() <= step / 2 + 1e-6
+    assert mu_law_encode(np.zeros(1))[0] == 128 and abs(mu_law_decode([128])[0]) < 1e-2
+    quiet = np.abs(x) < 0.01  # mu-law: fine steps near silence
+    assert np.abs(back - x)[quiet].max() < 3e-4
+
+
+def test_no_output_depends_on_a_future_input():
+    net, rng = tiny(), np.random.default_rng(0)
+    codes = rng.integers(0, 256, 64).astype(np.uint8)
+    with torch.no_grad():
+        before = net(packed(codes))
+        for t0 in (0, 17, 40, 63):
+            changed = codes.copy()
+            changed[t0:] = 255 - changed[t0:]
+            after = net(packed(changed))
+            torch.testing.assert_close(after[..., :t0 + 1], before[..., :t0 + 1],
+                                       rtol=0, atol=0)
+            if t0 < 63:  # and the next output does see sample t0
+                assert not torch.equal(after[..., t0 + 1], before[..., t0 + 1])
+
+
+@pytest.mark.parametrize("dilations", [(1, 2, 4), (1, 2, 4, 8, 1, 2)])
+def test_receptive_field_formula_matches_the_measured_dependency(dilations):
+    net, rng, t = tiny(dilations), np.random.default_rng(1), 50
+    codes = rng.integers(0, 256, 64).astype(np.uint8)
+    variants = [codes]  # the codes, then each position changed in turn (one batch)
+    for s in range(64):
+        changed = codes.copy()
+        changed[s] = 255 - changed[s] if changed[s] != 127 else 0
+        variants.append(changed)
+    with torch.no_grad():
+        out = net(torch.cat([packed(v) for v in variants]))[:, :, 0, t]
+    seen = [s for s in range(64) if not torch.equal(out[s + 1], out[0])]  # rows of one batch
+    field = receptive_field(list(dilations))
+    assert field == 1 + sum(dilations) == net.receptive_field
+    assert seen == list(range(t - field, t))
+
+
+@pytest.mark.parametrize("with_mel", [True, False])
+def test_cached_generation_equals_naive_generation(with_mel):
+    net = tiny((1, 2, 4, 8))
+    mel = np.random.default_rng(2).integers(0, 256, (4, 5)).astype(np.uint8) if with_mel \
+        else None
+    cond = conditioning(net, 3, 0 if with_mel else 2, mel, 120)
+    noise = gumbel_noise(7, 120)
+    fast = FastWaveNet(net, np.float64).generate(cond, noise)
+    assert (fast == naive_codes(net, cond, noise)).all()
+    assert len(np.unique(fast)) > 10  # a real sampled signal, not a constant
+    other = FastWaveNet(net, np.float64).generate(cond, gumbel_noise(8, 120))
+    assert (other != fast).any()
+    single = FastWaveNet(net).generate(cond, noise)  # float32, as generation runs
+    assert (single[:50] == fast[:50]).mean() > 0.9
+
+
+# ---- the task in the one trainer, on a small synthetic FSDD folder --------------------------
+
+
+@pytest.fixture
+def fsdd_dir(tmp_path: Path, data_cache: Path) -> Path:
+    folder = tmp_path / "data" / "fsdd" / "recordings"
+    folder.mkdir(parents=True)
+    t = np.arange(2400) / 8000
+    for digit in range(3):
+        for s, speaker in enumerate(SPEAKERS):
+            for take in (0, 1, 5, 6, 7):
+                tone = 0.3 * np.sin(2 * np.pi * (300 + 500 * digit + 40 * s + take) * t)
+                write_clip(folder / f"{digit}_{speaker}_{take}.wav", tone * np.hanning(2400))
+    return tmp_path / "data"
+
+
+def _tiny_spec(path: Path) -> Path:
+    layer = {"type": "wavenet", "samples": WINDOW_SAMPLES, "mels": 32, "frames": WINDOW_FRAMES,
+             "channels": 4, "skip": 4, "head": 8, "cond": 2, "dilations": [1, 2],
+             "speakers": SPEAKERS}
+    path.write_text(json.dumps([{"type": "input", "sx": 4 + WINDOW_SAMPLES + 32 * WINDOW_FRAMES,
+                                 "sy": 1, "depth": 1}, layer]))
+    return path
+
+
+def test_train_resume_and_generate(fsdd_dir: Path, tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    spec = _tiny_spec(tmp_path / "tiny.json")
+    assert main(["train", "--task", "wavenet", "--model", str(spec), "--data", "fsdd",
+                 "--data-dir", str(fsdd_dir), "--epochs", "1", "--batch-size", "4",
+                 "--lr", "0.01", "--out", str(run), "--no-figures"]) == 0
+    for name in ("config.yaml", "metrics.jsonl", "model.safetensors", "results.json"):
+        assert (run / name).is_file(), name
+    results = json.loads((run / "results.json").read_text())
+    assert results["test"]["clips"] == 12 and 0 < results["test"]["nll"] < 6
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    assert "val_nll" in json.loads(lines[-1])
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    assert "negative log-likelihood on 12 clips" in capsys.readouterr().out
+
+    out = tmp_path / "said.wav"
+    assert main(["generate", str(run), "--digit", "1", "--speaker", "bob", "--seconds", "0.05",
+                 "--out", str(out)]) == 0
+    samples, rate = read_wav(out)
+    assert rate == 8000 and len(samples) == 400 and np.abs(samples).max() > 0
+    again = tmp_path / "again.wav"
+    main(["generate", str(run), "--digit", "1", "--speaker", "bob", "--seconds", "0.05",
+          "--out", str(again)])
+    assert again.read_bytes() == out.read_bytes()  # same seed, same clip
+    wav = fsdd_dir / "fsdd" / "recordings" / "2_alice_0.wav"
+    assert main(["generate", str(run), "--digit", "2", "--from-wav", str(wav), "--seconds",
+                 "0.02", "--out", str(tmp_path / "vocoded.wav")]) == 0
+    assert len(read_wav(tmp_path / "vocoded.wav")[0]) == 160
+    capsys.readouterr()
+
+    short, long = tmp_path / "short.wav", tmp_path / "long.wav"
+    write_clip(short, np.full(400, 0.2))
+    write_clip(long, 0.2 * np.sin(np.arange(40000) / 5.0))
+    for argv, expected in (
+        (["--digit", "1", "--from-wav", str(short)], "0.05 s is not the length of a spoken"),
+        (["--digit", "1", "--from-wav", str(long)], "5.00 s is not the length of a spoken"),
+        (["--digit", "1", "--speaker", "carol"], "unknown speaker 'carol'; this model knows: "
+                                                 "alice, bob"),
+        (["--digit", "12"], "digit 12 is not one this model says; use 0-9"),
+        (["--digit", "1", "--seconds", "60"], "--seconds must be above 0 and at most 10"),
+    ):
+        assert main(["generate", str(run), *argv, "--out", str(tmp_path / "x.wav")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and expected in err and err.count("\n") == 1, err
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_a_run_that_is_not_a_wavenet(fake_data, tmp_path: Path, capsys):
+    root, _ = fake_data
+    run = tmp_path / "classifier"
+    assert main(["train", "--model", "mnist-templates", "--data", "mnist", "--data-dir",
+                 str(root), "--epochs", "1", "--out", str(run), "--no-figures"]) == 0
+    capsys.readouterr()
+    assert main(["generate", str(run), "--digit", "1", "--out", str(tmp_path / "x.wav")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a WaveNet run (its model is mnist-templates, task classify); train one " \
+           "with `convscope train --task wavenet`" in err and err.count("\n") == 1
+
+
+def test_the_task_refuses_other_data_and_augmentation(fsdd_dir: Path, tmp_path: Path, capsys):
+    spec = str(_tiny_spec(tmp_path / "tiny.json"))
+    for extra, expected in ((["--data", "mnist"], "use --data fsdd, not 'mnist'"),
+                            (["--data", "fsdd", "--augment", "shift"], "--augment none")):
+        assert main(["train", "--task", "wavenet", "--model", spec, "--data-dir",
+                     str(fsdd_dir), *extra, "--out", str(tmp_path / "r")]) == 2
+        assert expected in capsys.readouterr().err
+
+
+# ---- real data: a short training run learns (FSDD in $CONVSCOPE_DATA) ------------------------
+
+
+@pytest.mark.realdata
+def test_short_real_training_lowers_test_nll_below_uniform():
+    from convscope.wavenet.data import clip_codes
+
+    root = Path(os.environ.get("CONVSCOPE_DATA", "/nonexistent")) / "fsdd" / "recordings"
+    if not root.is_dir():
+        pytest.skip("CONVSCOPE_DATA has no fsdd/recordings")
+    from convscope.audio import spectrogram_image
+
+    def windows(takes, speakers=("george", "jackson", "theo")):
+        rows, targets = [], []
+        for digit in range(10):
+            for speaker in speakers:
+                for take in takes:
+                    samples, rate = read_wav(root / f"{digit}_{speaker}_{take}.wav")
+                    codes, _ = clip_codes(samples, rate)
+                    mel = spectrogram_image(samples, rate).numpy()[0]
+                    start = 16 * 128
+                    rows.append(pack(codes[start:start + 512], mel[:, 16:21], digit, 0))
+                    targets.append(codes[start:start + 512])
+        x = torch.from_numpy(np.stack(rows)).float().div(255).sub(0.5)[:, None, None, :]
+        return x, torch.from_numpy(np.stack(targets)).long()
+
+    train_x, train_codes = windows(range(5, 8))  # official training takes
+    test_x, test_codes = windows(range(0, 1))  # official test takes
+    torch.manual_seed(0)
+    net = WaveNet(samples=512, mels=32, frames=5, channels=12, skip=12, head=16, cond=8,
+                  dilations=[1, 2, 4, 8, 16], speakers=["george"])
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for step in range(25):
+        batch = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(step))[:16]
+        loss = torch.nn.functional.cross_entropy(net(train_x[batch]).squeeze(2),
+                                                 train_codes[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    net.eval()
+    with torch.no_grad():
+        nll = float(torch.nn.functional.cross_entropy(net(test_x).squeeze(2), test_codes))
+    print(f"test NLL after 25 steps: {nll:.3f} nats (uniform {math.log(256):.3f})")
+    assert nll < 0.75 * math.log(256), nll  # uniform: ln 256 = 5.55 nats
