@@ -252,6 +252,35 @@ def activations(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return [(out[0] if single else out).float().cpu() for out in outputs]
 
 
+def node_outputs(model: nn.Module, x: torch.Tensor, indices: list[int]
+                 ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    """The outputs of only the nodes ``indices`` (:func:`network_graph`) for the batch ``x``
+    (N, D, H, W), each (N, depth, sy, sx) as its volume, and what the model returns, all as
+    float32 CPU tensors: one forward pass hooking only those nodes' modules (the live view's
+    and the feature streams' per-frame work)."""
+    x = x.to(model_device(model))
+    nodes = network_graph(model, volume_of(x.shape)).nodes
+    for index in indices:
+        if not 0 <= index < len(nodes):
+            raise LayerNotFound(f"layer {index} does not exist: this network has layers "
+                                f"0..{len(nodes) - 1}")
+    modules = {i: model.get_submodule(nodes[i].name) for i in indices
+               if nodes[i].name not in (INPUT, OUTPUT)}
+    seen, returned = _capture(model, list(modules.values()), x)
+    found = {}
+    for index in indices:
+        if nodes[index].name == INPUT:
+            found[index] = x
+        elif nodes[index].name == OUTPUT:
+            found[index] = returned
+        elif modules[index] in seen:
+            found[index] = seen[modules[index]][1]
+        else:
+            raise ProbeError(f"module {nodes[index].name} was not called for this input")
+    return ({i: _as_volume(t).float().cpu() for i, t in found.items()},
+            returned.float().cpu())
+
+
 def _node(model: nn.Module, index: int, volume: Volume | None = None) -> Node:
     nodes = network_graph(model, volume).nodes
     if not 0 <= index < len(nodes):

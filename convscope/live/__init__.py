@@ -1,0 +1,12 @@
+"""The creative tools (ml4a-ofx's ConvnetViewer and ConvnetOSC): per-frame features of any layer
+(:mod:`convscope.live.features`), OSC out (:mod:`convscope.live.osc`) and the headless stream of
+``convscope stream`` (:mod:`convscope.live.stream`).
+
+Importing this package needs only the core; python-osc and OpenCV (``pip install
+"convscope[osc]"``) are imported when a stream or a sender starts."""
+
+from .features import DEFAULT_MODEL, PROBS, FeatureError, FeatureExtractor
+from .osc import CLASSIFICATION, OUTPUTS, WEKINATOR_INPUTS, OscError, OscSender, OscTarget
+
+__all__ = ["CLASSIFICATION", "DEFAULT_MODEL", "OUTPUTS", "PROBS", "WEKINATOR_INPUTS",
+           "FeatureError", "FeatureExtractor", "OscError", "OscSender", "OscTarget"]
