@@ -63,7 +63,9 @@ def validation_split(count: int, labels=None, share: float = VALIDATION,
 
 
 class _Standardise:
-    """Per-feature mean and scale of the training examples (GRT's input scaling)."""
+    """Per-feature mean and scale of the training examples (GRT's input scaling), the scale
+    floored at the features' mean spread, so that nearly constant features (a ReLU unit that
+    rarely fires) are not blown up into noise."""
 
     def __init__(self, mean: np.ndarray, scale: np.ndarray) -> None:
         self.mean, self.scale = mean.astype(np.float32), scale.astype(np.float32)
@@ -71,7 +73,7 @@ class _Standardise:
     @classmethod
     def of(cls, x: np.ndarray) -> _Standardise:
         scale = x.std(axis=0)
-        return cls(x.mean(axis=0), np.where(scale > 1e-6, scale, 1.0))
+        return cls(x.mean(axis=0), np.maximum(scale, max(float(scale.mean()), 1e-6)))
 
     def __call__(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy((x - self.mean) / self.scale)
@@ -187,16 +189,18 @@ class LogisticRegression:
 
 class SliderMLP:
     """One continuous output in [0, 1]: features -> ``hidden`` tanh units -> one value
-    (clamped to [0, 1]), trained with Adam (learning rate ``lr``) for ``epochs`` epochs of
-    mini-batches of 32, as ml4a's MLP per slider (hidden 10, 100 epochs by default)."""
+    (clamped to [0, 1]), trained with AdamW (learning rate ``lr``, weight decay ``decay``) for
+    ``epochs`` epochs of mini-batches of 32, as ml4a's MLP per slider (hidden 10, 100 epochs by
+    default)."""
 
     kind = "mlp"
 
     def __init__(self, hidden: int = 10, epochs: int = 100, lr: float = 0.01,
-                 seed: int = 0) -> None:
+                 decay: float = 0.1, seed: int = 0) -> None:
         if hidden < 1 or epochs < 1:
             raise LearnerError(f"hidden and epochs must be at least 1 (got {hidden}, {epochs})")
-        self.hidden, self.epochs, self.lr, self.seed = hidden, epochs, lr, seed
+        self.hidden, self.epochs, self.lr, self.decay = hidden, epochs, lr, decay
+        self.seed = seed
         self.scaling: _Standardise | None = None
         self.net = self._net(1)
 
@@ -212,7 +216,8 @@ class SliderMLP:
         generator = torch.Generator().manual_seed(self.seed)
         torch.manual_seed(self.seed)
         self.net = self._net(x.shape[1])
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        optimizer = torch.optim.AdamW(self.net.parameters(), lr=self.lr,
+                                      weight_decay=self.decay)
         for _ in range(self.epochs):
             for batch in torch.randperm(len(x), generator=generator).split(32):
                 optimizer.zero_grad()
@@ -227,7 +232,7 @@ class SliderMLP:
 
     def settings(self) -> dict:
         return {"learner": self.kind, "hidden": self.hidden, "epochs": self.epochs,
-                "lr": self.lr, "seed": self.seed}
+                "lr": self.lr, "decay": self.decay, "seed": self.seed}
 
     def arrays(self) -> dict[str, np.ndarray]:
         state = {k: v.numpy() for k, v in self.net.state_dict().items()}
@@ -270,8 +275,8 @@ def learner_from(settings: dict, arrays: dict[str, np.ndarray]):
                 .restore(settings, arrays)
         if name == "mlp":
             return SliderMLP(int(settings["hidden"]), int(settings["epochs"]),
-                             float(settings["lr"]), int(settings["seed"])).restore(settings,
-                                                                                   arrays)
+                             float(settings["lr"]), float(settings["decay"]),
+                             int(settings["seed"])).restore(settings, arrays)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise LearnerError(f"the saved head is incomplete or damaged ({exc!r})") from None
     raise LearnerError(f"the saved head names an unknown learner {name!r}")

@@ -1,0 +1,117 @@
+"""Few-shot learning on the default features: how well does "train your own" (k-NN on a
+feature network's layer, as the live page's Teach panel trains it) learn images the feature
+network never trained on?
+
+The recorded set is 5, 10 or 20 official MNIST *test* digits per class (drawn at random,
+several draws); the learner is scored on all the other test digits. Features: the layer before
+the classifier of the feature network (``convscope.live.teacher.default_layer``: ml4a's
+choice), each digit fitted as a webcam frame is (a 28x28 grey picture made the network's
+32x32x3 view); baseline: the 784 raw pixels with the same learner. The learners are those of
+``convscope.live.learners`` with their defaults (k-NN: k=5 lowered to the class size, cosine
+distance; logistic regression), never tuned on these digits.
+
+    python benchmarks/few_shot.py [--model cifar10-94|RUN_DIR] [--draws 10] [--write-doc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from _report import command_line, machine, write_section
+
+from convscope.data import load_dataset
+from convscope.live.learners import KNN, LogisticRegression
+from convscope.live.teacher import default_model, open_features
+
+SHOTS = (5, 10, 20)
+
+
+def features_of(images: np.ndarray, model: str | None, layer: str | None) -> tuple:
+    """(features (N, D), source) of uint8 (N, 1, 28, 28) digits, in batches."""
+    extractor, source = open_features(model, layer)
+    pictures = images[:, 0]
+    parts = [extractor(list(pictures[i:i + 500])) for i in range(0, len(pictures), 500)]
+    return np.concatenate(parts), source
+
+
+def score(x: np.ndarray, y: np.ndarray, shots: int, draws: int, learner: str) -> list[float]:
+    """Accuracy on the rest of the digits, per draw of ``shots`` recorded digits per class."""
+    results = []
+    for draw in range(draws):
+        rng = np.random.default_rng(1000 + draw)
+        chosen = np.concatenate([rng.choice(np.flatnonzero(y == c), shots, replace=False)
+                                 for c in range(10)])
+        rest = np.setdiff1d(np.arange(len(y)), chosen)
+        model = KNN() if learner == "k-NN" else LogisticRegression()
+        model.fit(x[chosen], y[chosen], 10)
+        predicted = np.concatenate([model.proba(x[rest[i:i + 2000]]).argmax(1)
+                                    for i in range(0, len(rest), 2000)])
+        results.append(float((predicted == y[rest]).mean()))
+    return results
+
+
+def measure(model: str | None, layer: str | None, draws: int) -> tuple[list[dict], dict, float]:
+    test = load_dataset("mnist", "test")
+    images, labels = np.asarray(test.images), np.asarray(test.labels)
+    start = time.process_time()
+    features, source = features_of(images, model, layer)
+    cpu = time.process_time() - start
+    inputs = {"raw pixels (784)": images.reshape(len(images), -1).astype(np.float32),
+              f"{source['layer']} of {source['model']} ({source['size']})": features}
+    rows = []
+    for name, x in inputs.items():
+        for learner in ("k-NN", "logistic regression"):
+            row = {"features": name, "learner": learner}
+            for shots in SHOTS:
+                row[shots] = score(x, labels, shots, draws, learner)
+            rows.append(row)
+            print(row["features"], learner, {s: round(float(np.mean(row[s])), 4) for s in SHOTS},
+                  flush=True)
+    return rows, source, cpu
+
+
+def report(rows: list[dict], source: dict, draws: int, cpu: float) -> str:
+    fallback = source["model"] != "cifar10-94"
+    lines = ["## Few-shot learning on the default features (`benchmarks/few_shot.py`)", "",
+             "Train your own (the live page's Teach panel, `convscope.live.Teacher`) on images "
+             "the feature network never saw: 5, 10 or 20 official MNIST test digits per class "
+             f"as the recorded set ({draws} random draws), the learner scored on the other "
+             "test digits (about 9,800-9,950). Features: the layer before the classifier of "
+             f"`{source['model']}` (`{source['layer']}`, {source['size']} values), each digit "
+             "given as a 28x28 grey frame is (the network's 32x32x3 view of it); baseline: the "
+             "784 raw pixels. Learners with their defaults, not tuned on these digits (k-NN: "
+             "k = 5, cosine distance; logistic regression: L-BFGS on standardised inputs). "
+             "Accuracy: mean and standard deviation over the draws.", ""]
+    if fallback:
+        lines += [f"The `cifar10-94` network was not bundled when this ran: `{source['model']}` "
+                  "gave the features.", ""]
+    lines += ["| features | learner | " + " | ".join(f"{s} per class" for s in SHOTS) + " |",
+              "|---|---|" + "---|" * len(SHOTS)]
+    for r in rows:
+        lines.append(f"| {r['features']} | {r['learner']} | " + " | ".join(
+            f"{100 * np.mean(r[s]):.1f}% ± {100 * np.std(r[s]):.1f}" for s in SHOTS) + " |")
+    lines += ["", f"Command: `{command_line()}`. Machine: {machine()}. Computing the 10,000 "
+              f"digits' features took {cpu:.0f} s of CPU time (a shared machine)."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help=f"default: {default_model()}")
+    parser.add_argument("--layer", default=None, help="default: the layer before the classifier")
+    parser.add_argument("--draws", type=int, default=10)
+    parser.add_argument("--write-doc", action="store_true")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    rows, source, cpu = measure(args.model, args.layer, args.draws)
+    text = report(rows, source, args.draws, cpu)
+    print(text)
+    if args.write_doc:
+        write_section("few-shot", text)
+
+
+if __name__ == "__main__":
+    main()
