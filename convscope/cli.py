@@ -422,6 +422,42 @@ def _add_serve(sub) -> None:
     p.set_defaults(func=_cmd_serve)
 
 
+def _cmd_stream(args: argparse.Namespace) -> None:
+    from .live.cli import stream_command
+
+    stream_command(args)
+
+
+def _add_stream(sub) -> None:
+    p = sub.add_parser("stream", help="send each camera or video frame's features over OSC "
+                       "(to Wekinator and other creative tools), without a browser")
+    p.add_argument("--source", required=True, metavar="CAMERA|VIDEO|FOLDER", help="a camera "
+                   "index (0), a video file or a folder of PNG/JPEG pictures")
+    p.add_argument("--model", help="a run directory, a bundled model or file.py:factory with "
+                   "--trust-code (default cifar10-94 where it is bundled, else "
+                   "cifar10-ordinary: a 32x32 view of each frame)")
+    p.add_argument("--layer", default="probs", help="probs (the class probabilities, default), "
+                   "or a layer's index or name (`convscope summary` lists them): its "
+                   "activations, flattened")
+    p.add_argument("--osc", default="127.0.0.1:6448", metavar="HOST:PORT",
+                   help="where to send (default 127.0.0.1:6448, Wekinator's input)")
+    p.add_argument("--address", default="/wek/inputs", help="the OSC address (default "
+                   "/wek/inputs)")
+    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames (default: "
+                   "until the source ends or Ctrl-C)")
+    p.add_argument("--fps", type=float, metavar="F", help="at most F frames a second "
+                   "(default: as fast as they come)")
+    p.add_argument("--input", metavar="WxHxD", help="a file.py:factory model's input size "
+                   "(default 224x224x3)")
+    p.add_argument("--invert", choices=("auto", "on", "off"), default="auto",
+                   help="invert grey levels for light-on-dark models (MNIST): auto (default), "
+                   "on, off")
+    # (a trained head's outputs instead of the features: an option added here, sending through
+    # convscope.live.stream.run_stream's ``send``)
+    _add_trust_code(p)
+    p.set_defaults(func=_cmd_stream)
+
+
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR", help="where datasets live (default "
                         "$CONVSCOPE_DATA, else a per-user cache; missing files are downloaded)")
@@ -566,6 +602,7 @@ def build_parser(recipe: tuple[str, dict] | None = None) -> argparse.ArgumentPar
     _add_imports_and_export(sub)
     _add_scenes(sub)
     _add_predict(sub)
+    _add_stream(sub)
     _add_report(sub)
     _add_serve(sub)
     _add_cache(sub)

@@ -9,11 +9,20 @@ official image test set (the explorer makes its scenes from the MNIST sample) an
 test take 0 of every speaker and digit. Replaces convscope/bundled/.
 
     .venv/bin/python scripts/make_bundle.py --data-dir ../shared/data --jobs 2
+
+``--add-run RUN --name NAME [--fp16]`` instead bundles one finished run as it is (models too
+long to train here, such as ``cifar10-94``, the live view's default feature network), its
+weights stored as float16 with ``--fp16``, checked on the test set, and listed in the README;
+the other bundled files are kept.
+
+    .venv/bin/python scripts/make_bundle.py --add-run ../runs/cifar10-94 --name cifar10-94 \
+        --fp16 --data-dir ../shared/data
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import multiprocessing
 import shlex
 import shutil
@@ -37,6 +46,7 @@ from convscope.data.fsdd import recordings
 from convscope.registry import get_model_entry
 from convscope.runs import CONFIG, METRICS, MODEL, RESULTS
 from convscope.tasks import get_task
+from convscope.tta import with_tta
 
 MODELS = ("mnist-ordinary", "mnist-convnetjs", "cifar10-ordinary", "cifar10-convnetjs",
           "fsdd-convnet", "mnist-localizer", "mnist-yolo", "mnist-unet")
@@ -44,7 +54,8 @@ DATASETS = ("mnist", "cifar10")
 SEED = 0
 PER_CLASS = 30
 SETTINGS = {"seed": SEED, "device": "cpu"}  # on top of each model's registry recipe
-MAX_BYTES = 8 * 2**20
+MAX_BYTES = 12 * 2**20  # cifar10-94's float16 weights are 3.8 MiB of it
+ADDED_TITLE = "## Added from finished runs"  # the README's section of --add-run's models
 LICENCES = {
     "mnist": "MNIST: Yann LeCun and Corinna Cortes hold the copyright; CC BY-SA 3.0 (as stated "
              "in the Keras/TensorFlow `mnist.load_data` documentation).",
@@ -67,8 +78,9 @@ def train(name: str, out: Path, data_dir: Path) -> float:
     return time.perf_counter() - start
 
 
-def bundle_run(run_dir: Path, dest: Path) -> None:
-    """Copy a finished run to ``dest`` without its checkpoint and with ``data_dir`` unset."""
+def bundle_run(run_dir: Path, dest: Path, half: bool = False) -> None:
+    """Copy a finished run to ``dest`` without its checkpoint and with ``data_dir`` unset;
+    ``half``: its floating-point weights as float16 (loaded back into float32 modules)."""
     dest.mkdir(parents=True)
     config = yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8"))
     config["train"]["data_dir"] = None
@@ -76,12 +88,67 @@ def bundle_run(run_dir: Path, dest: Path) -> None:
     for name in (METRICS, RESULTS):
         shutil.copyfile(run_dir / name, dest / name)
     # model.safetensors records the config too: write the same weights with the relocated one.
-    save_model(dest / MODEL, convscope.load_run(run_dir).model, {"config": config["train"]})
+    model = convscope.load_run(run_dir).model
+    save_model(dest / MODEL, copy.deepcopy(model).half() if half else model,
+               {"config": config["train"]})
     (dest / MODEL).chmod(0o644)  # written as a private temp file; package data must be readable
     trained, bundled = load_file(str(run_dir / MODEL)), load_file(str(dest / MODEL))
+    trained = {k: v.half() if half and v.is_floating_point() else v for k, v in trained.items()}
     if trained.keys() != bundled.keys() or any(not torch.equal(trained[k], bundled[k])
                                                for k in trained):
         sys.exit(f"{dest / MODEL}: its weights differ from the trained run's")
+
+
+def add_run(run_dir: Path, name: str, half: bool, data_dir: str | None,
+            models_dir: Path = MODELS_DIR) -> dict:
+    """Bundle the finished run ``run_dir`` as ``models_dir/name`` (replacing one of that name)
+    and score the bundled copy on the official test set (when the data is there): its row for
+    the README. Exits if the run is unfinished or the copy scores more than 0.5 points below."""
+    if not (run_dir / RESULTS).is_file() or not (run_dir / MODEL).is_file():
+        sys.exit(f"{run_dir}: not a finished run (no {RESULTS} or {MODEL}); let it finish")
+    dest = models_dir / name
+    shutil.rmtree(dest, ignore_errors=True)
+    bundle_run(run_dir, dest, half)
+    run = convscope.load_run(dest)
+    trained = run.results["test"]
+    row = {"name": name, "config": run.config.to_dict(), "half": half,
+           "params": sum(p.numel() for p in run.model.parameters()),
+           "trained": get_task(run.config.task).headline(trained), "bundled": None,
+           "size": size_of(dest)}
+    try:
+        test = convscope.load_dataset(run.config.data, "test", data_dir)
+    except convscope.ConvscopeError as exc:
+        print(f"not scored: {exc}")
+        return row
+    scored = convscope.evaluate(with_tta(run.model, run.config.tta), test)  # as it was scored
+    row["bundled"] = f"accuracy {100 * scored.accuracy:.2f}%"
+    if scored.accuracy < trained["accuracy"] - 0.005:
+        sys.exit(f"{dest}: {100 * scored.accuracy:.2f}% from the bundle, "
+                 f"{100 * trained['accuracy']:.2f}% in {RESULTS}")
+    return row
+
+
+def added_readme(text: str, row: dict, command: str) -> str:
+    """The README with ``row``'s line in its "Added from finished runs" section."""
+    title = ADDED_TITLE
+    c = row["config"]
+    line = (f"| `{row['name']}` | {c['data']} | {row['params']:,} | {c['epochs']} epochs "
+            f"(the run's own training) | {'float16' if row['half'] else 'float32'} | "
+            f"{row['trained']} | {row['bundled'] or 'not scored here'} | "
+            f"{row['size'] / 1024:.0f} KiB | `{command}` |")
+    if title not in text:
+        text = text.rstrip() + "\n\n" + "\n".join([
+            title, "",
+            "Finished runs bundled as they are (`scripts/make_bundle.py --add-run`), "
+            "without their checkpoint; float16 weights are loaded into float32 modules. "
+            "`cifar10-94` is the live view's and `convscope stream`'s default feature "
+            "network: it sees a 32x32 view of each frame.", "",
+            "| model | data | params | training | weights | test (trained) "
+            "| test (bundled copy) | size | command |",
+            "|---|---|--:|---|---|---|---|--:|---|"]) + "\n"
+    before, after = text.split(title, 1)
+    rows = [ln for ln in after.rstrip().splitlines() if not ln.startswith(f"| `{row['name']}` |")]
+    return before + title + "\n".join(rows) + "\n" + line + "\n"
 
 
 def draw_sample(test: Dataset) -> np.ndarray:
@@ -204,7 +271,14 @@ def main() -> None:
                                            "(default: $CONVSCOPE_DATA, else the user cache)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="models trained at once, one process and one thread each")
+    parser.add_argument("--add-run", type=Path, metavar="RUN", help="bundle this finished run "
+                        "only (keeping the rest of the bundle)")
+    parser.add_argument("--name", help="the bundled name of --add-run's model")
+    parser.add_argument("--fp16", action="store_true", help="store --add-run's weights as "
+                        "float16")
     args = parser.parse_args()
+    if args.add_run is not None:
+        return add_one(args)
     data_dir = resolve_data_dir(args.data_dir)
     torch.set_num_threads(1)
 
@@ -216,9 +290,12 @@ def main() -> None:
                 strict=True))
         for name in MODELS:
             print(f"trained {name} in {walls[name]:.0f} s", flush=True)
+        added = keep_added(Path(tmp) / "kept")
         shutil.rmtree(BUNDLED, ignore_errors=True)
         for name in MODELS:
             bundle_run(Path(tmp) / name, MODELS_DIR / name)
+        for name in added["models"]:
+            shutil.move(Path(tmp) / "kept" / name, MODELS_DIR / name)
         tests = {name: convscope.load_dataset(name, "test", data_dir) for name in DATASETS}
         for name, test in tests.items():
             write_sample(test, SAMPLES_DIR / f"{name}.npz")
@@ -242,8 +319,8 @@ def main() -> None:
                          if scores_classes else None,
                          "size": size_of(path)})
         command = shlex.join([".venv/bin/python", "scripts/make_bundle.py", *sys.argv[1:]])
-        (BUNDLED / "README.md").write_text(readme(rows, command, recording_count),
-                                           encoding="utf-8")
+        (BUNDLED / "README.md").write_text(readme(rows, command, recording_count)
+                                           + added["readme"], encoding="utf-8")
         check_relocatable([str(data_dir), tmp])
 
     for r in rows:
@@ -257,6 +334,39 @@ def main() -> None:
     print(f"total {BUNDLED}: {total / 2**20:.2f} MiB")
     if total > MAX_BYTES:
         sys.exit(f"the bundle is over {MAX_BYTES / 2**20:.0f} MiB")
+
+
+def keep_added(folder: Path) -> dict:
+    """Move the models bundled by --add-run (not in MODELS) to ``folder`` before a rebuild:
+    their names, and the README's section listing them (put back after it)."""
+    folder.mkdir(parents=True)
+    names = [name for name in bundled_model_dirs() if name not in MODELS]
+    for name in names:
+        shutil.move(MODELS_DIR / name, folder / name)
+    text = (BUNDLED / "README.md").read_text(encoding="utf-8") \
+        if (BUNDLED / "README.md").is_file() else ""
+    section = "\n" + ADDED_TITLE + text.split(ADDED_TITLE, 1)[1] if ADDED_TITLE in text else ""
+    return {"models": names, "readme": section}
+
+
+def add_one(args: argparse.Namespace) -> None:
+    """``--add-run``: bundle one finished run and list it in the README."""
+    if not args.name:
+        sys.exit("--add-run needs --name (the bundled model's name)")
+    row = add_run(args.add_run, args.name, args.fp16, args.data_dir)
+    command = shlex.join([".venv/bin/python", "scripts/make_bundle.py", "--add-run",
+                          f"runs/{args.name}", "--name", args.name,
+                          *(["--fp16"] if args.fp16 else [])])
+    readme_path = BUNDLED / "README.md"
+    readme_path.write_text(added_readme(readme_path.read_text(encoding="utf-8"), row, command),
+                           encoding="utf-8")
+    check_relocatable([str(args.add_run.resolve())])
+    total = size_of(BUNDLED)
+    print(f"total {BUNDLED}: {total / 2**20:.2f} MiB")
+    if total > MAX_BYTES:
+        sys.exit(f"the bundle is over {MAX_BYTES / 2**20:.0f} MiB")
+    print(f"{args.name}: trained {row['trained']}, bundled {row['bundled']}, "
+          f"{row['size'] / 1024:.0f} KiB ({'float16' if args.fp16 else 'float32'} weights)")
 
 
 if __name__ == "__main__":

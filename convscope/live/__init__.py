@@ -5,8 +5,9 @@
 Importing this package needs only the core; python-osc and OpenCV (``pip install
 "convscope[osc]"``) are imported when a stream or a sender starts."""
 
-from .features import DEFAULT_MODEL, PROBS, FeatureError, FeatureExtractor
+from .features import DEFAULT_MODEL, PROBS, FeatureError, FeatureExtractor, default_model
 from .osc import CLASSIFICATION, OUTPUTS, WEKINATOR_INPUTS, OscError, OscSender, OscTarget
 
 __all__ = ["CLASSIFICATION", "DEFAULT_MODEL", "OUTPUTS", "PROBS", "WEKINATOR_INPUTS",
-           "FeatureError", "FeatureExtractor", "OscError", "OscSender", "OscTarget"]
+           "FeatureError", "FeatureExtractor", "OscError", "OscSender", "OscTarget",
+           "default_model"]

@@ -29,7 +29,16 @@ from ..tasks import get_task
 
 PROBS = "probs"  # the class probabilities instead of a layer
 DEFAULT_MODEL = "cifar10-94"  # the bundled feature network (a 32x32 view of each frame)
+FALLBACK_MODEL = "cifar10-ordinary"  # where cifar10-94 is not bundled (a source checkout)
 MODULE_INPUT = Volume(224, 224, 3)  # a Python module's input unless told (ImageNet's size)
+
+
+def default_model() -> str:
+    """The default feature network: :data:`DEFAULT_MODEL` where it is bundled, else
+    :data:`FALLBACK_MODEL` (also a 32x32 CIFAR-10 net)."""
+    from ..bundle import bundled_model_dirs
+
+    return DEFAULT_MODEL if DEFAULT_MODEL in bundled_model_dirs() else FALLBACK_MODEL
 
 
 class FeatureError(ConvscopeError):
@@ -63,13 +72,13 @@ class FeatureExtractor:
                    task=run.config.task, prep=preparation(run, invert))
 
     @classmethod
-    def open(cls, ref: str | Path = DEFAULT_MODEL, layer: str | int = PROBS, *,
+    def open(cls, ref: str | Path | None = None, layer: str | int = PROBS, *,
              trust_code: bool = False, volume: Volume | None = None,
              invert: str = "auto") -> FeatureExtractor:
         """A bundled model's name, a run directory, or ``file.py:factory`` (a Python module,
         e.g. a pretrained torchvision net: imported only with ``trust_code``; ``volume`` is its
-        input, 224x224x3 unless given)."""
-        text = str(ref)
+        input, 224x224x3 unless given); None: :func:`default_model`."""
+        text = str(ref) if ref is not None else default_model()
         if text.partition(":")[0].endswith(".py") and ":" in text:
             if not trust_code:
                 raise FeatureError(f"{text} is Python code: importing it runs it; allow it with "

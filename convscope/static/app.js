@@ -17,12 +17,14 @@ const VIEWS = [
   {name: "predict", title: "Predict", needsModel: true},
   {name: "scenes", title: "Scenes", needsModel: true},
   {name: "audio", title: "Audio", needsModel: true},
+  {name: "live", title: "Live", needsModel: true},
 ];
 const WHY_NOT = {
   confusion: "A confusion matrix counts one predicted class per input against its label.",
   predict: "Drawing one digit suits image classifiers.",
   scenes: "The Scenes view draws boxes and masks of localization, detection and segmentation models.",
   audio: "The Audio view plays spoken digits to spoken-digit classifiers.",
+  live: "The Live view shows camera frames to image classifiers.",
 };
 const KIND_GROUPS = [
   ["bundled", "Bundled models"],

@@ -45,7 +45,7 @@ function pixelsCanvas(pixels, scale) {
 const LIVE_MS = 500; // "live" sends about 2 frames a second
 
 /** What to tell the user when getUserMedia fails. */
-function cameraProblem(error) {
+export function cameraProblem(error) {
   switch (error.name) {
     case "NotAllowedError":
     case "SecurityError":

@@ -101,6 +101,6 @@ class Classify(Task):
 
 
 CLASSIFY = Classify("classify", "mnist-convnetjs", "mnist", "an image classifier",
-                    views=(*GENERAL_VIEWS, "confusion", "predict"))
+                    views=(*GENERAL_VIEWS, "confusion", "predict", "live"))
 AUDIO = Classify("audio", "fsdd-convnet", "fsdd", "a spoken-digit classifier",
                  views=(*GENERAL_VIEWS, "confusion", "audio"), home_view="audio")
