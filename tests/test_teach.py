@@ -82,7 +82,8 @@ def test_teacher_classes_predict_and_osc_messages(tmp_path: Path):
         return f
 
     teacher = Teacher(classes=3, model="cifar10-convnetjs")  # labels "1", "2", "3" (ml4a keys)
-    assert teacher.examples.source["layer"] == default_layer(teacher.extractor) == "blocks.9"
+    layer = default_layer(teacher.extractor.nodes).name
+    assert teacher.examples.source["layer"] == layer == "blocks.9"
     teacher.record([frame(0) for _ in range(6)], "1")
     teacher.record(np.stack([frame(2) for _ in range(6)]), "3")
     assert teacher.examples.counts() == [6, 0, 6] and teacher.examples.thumbnails.any()

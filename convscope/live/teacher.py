@@ -9,8 +9,8 @@ frames' features under output values, trains a head in seconds and predicts new 
     teacher.save("my-gestures")                             # then: convscope stream --head ...
 
 The features are those of ml4a's trainers: the layer before the classifier
-(:func:`default_layer`) of the feature network (:data:`convscope.live.DEFAULT_MODEL`, a 32x32
-view of each frame; ``cifar10-convnetjs`` where it is not bundled).
+(:func:`default_layer`) of the feature network (:func:`convscope.live.default_model`, a
+32x32 view of each frame).
 """
 
 from __future__ import annotations
@@ -19,28 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..probes import Node
 from .examples import ExampleSet, ExampleSetError, Head, Output
-from .features import DEFAULT_MODEL, FeatureExtractor
+from .features import FeatureExtractor, default_model
 from .osc import CLASSIFICATION, OUTPUTS
 
-FALLBACK_MODEL = "cifar10-convnetjs"  # the feature network where DEFAULT_MODEL is not bundled
 
-
-def default_model() -> str:
-    """The bundled feature network: :data:`DEFAULT_MODEL`, else :data:`FALLBACK_MODEL`."""
-    from ..bundle import bundled_model_dirs
-
-    return DEFAULT_MODEL if DEFAULT_MODEL in bundled_model_dirs() else FALLBACK_MODEL
-
-
-def default_layer(extractor: FeatureExtractor) -> str:
+def default_layer(nodes: list[Node]) -> Node:
     """The layer a classifier reads (ml4a's "encode up to numLayers - 1"): the last node whose
-    output is not the size of the network's output."""
-    out = extractor.nodes[-1].out_volume.numel
-    for node in reversed(extractor.nodes[1:]):
+    output is not the size of the network's output (``nodes``: a network graph's)."""
+    out = nodes[-1].out_volume.numel
+    for node in reversed(nodes[1:]):
         if node.out_volume.numel != out:
-            return node.name
-    return extractor.nodes[-1].name
+            return node
+    return nodes[-1]
 
 
 def open_features(model: str | None = None, layer: str | int | None = None,
@@ -49,7 +41,7 @@ def open_features(model: str | None = None, layer: str | int | None = None,
     its classifier), and the ``source`` an example set records for it."""
     model = str(model or default_model())
     extractor = FeatureExtractor.open(model, "probs", trust_code=trust_code)
-    chosen = default_layer(extractor) if layer is None else layer
+    chosen = default_layer(extractor.nodes).name if layer is None else layer
     extractor = FeatureExtractor(extractor.model, chosen, volume=extractor.volume,
                                  classes=extractor.classes, task=extractor.task,
                                  prep=extractor.prep)
