@@ -90,7 +90,7 @@ def test_teacher_classes_predict_and_osc_messages(tmp_path: Path):
     teacher.train()
     predicted = teacher.predict(frame(2))
     assert predicted[0]["name"] == "3" and predicted[0]["likelihoods"][2] > 0.5
-    assert osc_messages(predicted) == {"/classification": [3], "/wek/outputs": [3.0]}
+    assert osc_messages(predicted) == {"classification": [3], "outputs": [3.0]}
     teacher.save(tmp_path / "set")
     again = Teacher.load(tmp_path / "set")
     assert again.predict(frame(0))[0]["name"] == "1"
@@ -204,3 +204,68 @@ def test_saved_files_that_lie_about_their_contents(tmp_path: Path):
 def test_ease_moves_a_share_of_the_way():
     assert ease([0.0, 1.0], [1.0, 0.0], 0.2).tolist() == pytest.approx([0.2, 0.8])
     assert ease(0.3, 0.9, 1.0) == pytest.approx(0.9)
+
+
+# ---- the live page's side: the live WebSocket's teach commands ------------------------------
+
+def coloured(channel: int, seed: int) -> np.ndarray:
+    """A 64x64 RGBA frame, mostly one colour channel, with noise."""
+    frame = np.random.default_rng(seed).integers(0, 60, (64, 64, 4), dtype=np.uint8)
+    frame[..., channel] += 180
+    frame[..., 3] = 255
+    return frame
+
+
+def test_the_live_socket_records_trains_predicts_sends_and_saves(tmp_path: Path):
+    pytest.importorskip("pythonosc")
+    from fastapi.testclient import TestClient
+    from test_live_stream import OscListener
+
+    from convscope.server.app import create_app
+    from convscope.server.frames import decode_result, encode_frame
+
+    live = "ws://127.0.0.1/api/models/cifar10-convnetjs/live"
+
+    def teach(ws, **commands) -> dict:
+        ws.send_text(json.dumps({"teach": commands}))
+        answer = ws.receive_json()
+        assert answer["type"] == "teach"
+        return answer
+
+    def frame(ws, picture) -> dict:
+        ws.send_bytes(encode_frame(picture))
+        return decode_result(ws.receive_bytes())[0]
+
+    with TestClient(create_app(runs_dir=tmp_path)) as client, OscListener() as osc, \
+            client.websocket_connect(live) as ws:
+        ws.receive_json()
+        assert teach(ws, outputs={"classes": ["red", "blue"]})["counts"] == [0, 0]
+        assert "teach" not in frame(ws, coloured(0, 0))  # neither recording nor predicting
+        assert "not a name" in teach(ws, add_class="../x")["error"]
+        assert teach(ws, train={})["error"] == "the example set is empty; record some " \
+            "examples first"
+        for channel, name in ((0, "red"), (2, "blue")):
+            teach(ws, record={"class": name})
+            for seed in range(6):
+                recorded = frame(ws, coloured(channel, seed))["teach"]["recorded"]
+                assert recorded["label"] == name and recorded["thumb"].startswith("data:image/")
+            teach(ws, record=None)
+        state = teach(ws, train={"learner": "knn", "k": 3},
+                      osc={"on": True, "classification": f"127.0.0.1:{osc.port}"})
+        assert state["counts"] == [6, 6] and state["predicting"]
+        assert state["trained"][0]["value"] == 1.0
+        found = [frame(ws, coloured(c, 50 + c))["teach"]["prediction"][0]["name"]
+                 for c in (0, 2, 2)]
+        assert found == ["red", "blue", "blue"]
+        assert osc.wait_for(3) == [("/classification", (1,)), ("/classification", (2,)),
+                                   ("/classification", (2,))]
+        saved = teach(ws, save="colours")
+        assert saved["saved"] == str(tmp_path / "teach" / "colours")
+        assert teach(ws, clear=True)["count"] == 0
+        loaded = teach(ws, load="colours")
+        assert loaded["count"] == 12 and len(loaded["examples"]) == 12 and loaded["predicting"]
+        assert frame(ws, coloured(2, 99))["teach"]["prediction"][0]["name"] == "blue"
+        (tmp_path / "teach" / "colours" / "examples.safetensors").write_bytes(b"junk")
+        broken = teach(ws, load="colours")
+        assert "not a safetensors file" in broken["error"] and broken["count"] == 12  # kept
+    assert Head.load(tmp_path / "teach" / "colours").outputs[0].classes == ["red", "blue"]

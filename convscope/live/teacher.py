@@ -22,7 +22,6 @@ import numpy as np
 from ..probes import Node
 from .examples import ExampleSet, ExampleSetError, Head, Output
 from .features import FeatureExtractor, default_model
-from .osc import CLASSIFICATION, OUTPUTS
 
 
 def default_layer(nodes: list[Node]) -> Node:
@@ -128,9 +127,9 @@ def _names(classes) -> list[str]:
 
 
 def osc_messages(predictions: list[dict]) -> dict[str, list]:
-    """What ml4a sends for a prediction: ``/classification`` the first classes output's class
-    number (1-based, as its keys 1-9) and ``/wek/outputs`` one float per output (a slider's
-    value, a class output's number)."""
+    """What ml4a sends for a prediction: ``classification`` (to ``/classification``) the first
+    classes output's class number (1-based, as its keys 1-9) and ``outputs`` (to
+    ``/wek/outputs``) one float per output (a slider's value, a class output's number)."""
     numbers = [float(p["class"] + 1) if "class" in p else float(p["value"]) for p in predictions]
     classes = [int(p["class"]) + 1 for p in predictions if "class" in p]
-    return {CLASSIFICATION.address: classes[:1], OUTPUTS.address: numbers}
+    return {"classification": classes[:1], "outputs": numbers}
