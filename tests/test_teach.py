@@ -253,14 +253,15 @@ def test_the_live_socket_records_trains_predicts_sends_and_saves(tmp_path: Path)
         state = teach(ws, train={"learner": "knn", "k": 3},
                       osc={"on": True, "classification": f"127.0.0.1:{osc.port}"})
         assert state["counts"] == [6, 6] and state["predicting"]
-        assert state["trained"][0]["value"] == 1.0
+        assert state["scores"][0]["value"] == 1.0
         found = [frame(ws, coloured(c, 50 + c))["teach"]["prediction"][0]["name"]
                  for c in (0, 2, 2)]
         assert found == ["red", "blue", "blue"]
         assert osc.wait_for(3) == [("/classification", (1,)), ("/classification", (2,)),
                                    ("/classification", (2,))]
         saved = teach(ws, save="colours")
-        assert saved["saved"] == str(tmp_path / "teach" / "colours")
+        assert saved["saved_to"] == str(tmp_path / "teach" / "colours")
+        assert saved["saved"] == ["colours"]
         assert teach(ws, clear=True)["count"] == 0
         loaded = teach(ws, load="colours")
         assert loaded["count"] == 12 and len(loaded["examples"]) == 12 and loaded["predicting"]

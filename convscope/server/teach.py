@@ -103,7 +103,7 @@ class TeachState:
             self.examples.clear()
             self.thumbs, self.head, self.predicting = [], None, False
         if "train" in m:
-            done["trained"] = self._train(m["train"])
+            self._train(m["train"])
         if "predict" in m:
             self.predicting = bool(m["predict"]) and self.head is not None
         if "lerp" in m:
@@ -111,7 +111,7 @@ class TeachState:
         if "osc" in m:
             self._osc(m["osc"])
         if "save" in m:
-            done["saved"] = str(self._save(m["save"]))
+            done["saved_to"] = str(self._save(m["save"]))
         if "load" in m:
             self._load(m["load"])
         if m.get("examples") or "load" in m or "delete" in m:
@@ -155,7 +155,7 @@ class TeachState:
         self.examples.remove(index)
         del self.thumbs[index]
 
-    def _train(self, options) -> list:
+    def _train(self, options) -> None:
         options = options if isinstance(options, dict) else {}
         for o in self.examples.outputs:
             if o.kind == "classes":
@@ -171,7 +171,6 @@ class TeachState:
                                                    2000))}
         self.head = self.examples.fit()
         self.predicting, self.shown = True, None
-        return self.head.scores
 
     def _osc(self, wanted) -> None:
         if not isinstance(wanted, dict):
@@ -201,9 +200,15 @@ class TeachState:
         self.predicting, self.shown, self.recording = head is not None, None, None
 
     def _listing(self) -> list[dict]:
-        return [{"index": i, "label": _label(self.examples, row), "thumb": thumb}
-                for i, (row, thumb) in enumerate(zip(self.examples.targets, self.thumbs,
-                                                     strict=True))]
+        return [self._described(i) for i in range(len(self.examples))]
+
+    def _described(self, index: int) -> dict:
+        """Example ``index`` as the page shows it: label, class (of the classes output), thumb."""
+        row = self.examples.targets[index]
+        column = next((i for i, o in enumerate(self.examples.outputs) if o.kind == "classes"),
+                      None)
+        return {"index": index, "label": _label(self.examples, row), "thumb": self.thumbs[index],
+                "class": None if column is None else int(row[column])}
 
     def saved(self) -> list[str]:
         if not self.root.is_dir():
@@ -212,11 +217,12 @@ class TeachState:
 
     def state(self) -> dict:
         first = next((o for o in self.examples.outputs if o.kind == "classes"), None)
-        return {"outputs": [o.describe() for o in self.examples.outputs],
+        return {"features": self.source, "outputs": [o.describe() for o in self.examples.outputs],
                 "count": len(self.examples), "counts": self.examples.counts() if first else [],
                 "recording": self.recording is not None, "predicting": self.predicting,
-                "trained": self.head is not None, "lerp": self.lerp, "osc": self.osc_state(),
-                "saved": self.saved(), "folder": str(self.root)}
+                "trained": self.head is not None,
+                "scores": self.head.scores if self.head else None, "lerp": self.lerp,
+                "osc": self.osc_state(), "saved": self.saved(), "folder": str(self.root)}
 
     def osc_state(self) -> dict:
         return {"on": self.osc, **{k: str(t) for k, t in self.targets.items()},
@@ -238,8 +244,7 @@ class TeachState:
                     index = self.examples.add(vector, self.recording,
                                               fitted.permute(1, 2, 0).numpy())
                     self.thumbs.append(_thumb(fitted))
-                    out["recorded"] = {"index": index, "thumb": self.thumbs[-1],
-                                       "label": _label(self.examples, self.examples.targets[-1])}
+                    out["recorded"] = self._described(index)
                     out["count"] = len(self.examples)
                 first = next((o for o in self.examples.outputs if o.kind == "classes"), None)
                 out["counts"] = self.examples.counts() if first else []

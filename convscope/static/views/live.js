@@ -10,6 +10,7 @@ import {cameraProblem} from "../input.js";
 import {frameMessage, layerValues, readResult} from "../live-wire.js";
 import {layerOutput} from "../widgets/layer-output.js";
 import {tileGrid} from "../widgets/tile-grid.js";
+import {teachPanel} from "../widgets/teach-panel.js";
 
 export const DEFAULT_FEATURES = "cifar10-94"; // the bundled feature network
 const IN_FLIGHT = 2; // frames on their way at once (the next is grabbed while one is computed)
@@ -214,6 +215,8 @@ export async function render(root, ctx) {
   const maps = mapsPanel(model, () => sendSettings());
   const streams = streamPanel(model, () => sendSettings());
   const grab = h("canvas");
+  const open = () => socket?.readyState === WebSocket.OPEN;
+  const teach = teachPanel({send: (text) => open() && socket.send(text), sendFrame: (bytes) => open() && socket.send(bytes)});
 
   function sendSettings() {
     if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({layers: maps.layers(), ...streams.wanted()}));
@@ -231,7 +234,7 @@ export async function render(root, ctx) {
 
   function pump() {
     const media = source.media();
-    while (!closed && media && socket?.readyState === WebSocket.OPEN && inFlight < IN_FLIGHT && fresh(media)) {
+    while (!closed && !teach.busy() && media && socket?.readyState === WebSocket.OPEN && inFlight < IN_FLIGHT && fresh(media)) {
       const width = media.videoWidth ?? media.naturalWidth;
       const height = media.videoHeight ?? media.naturalHeight;
       if (!width || !height) return;
@@ -250,6 +253,7 @@ export async function render(root, ctx) {
     inFlight = Math.max(0, inFlight - 1);
     const result = readResult(data);
     maps.update(result);
+    teach.update(result.header.teach);
     streams.show(result.header.stream);
     done += 1;
     const now = performance.now();
@@ -265,7 +269,10 @@ export async function render(root, ctx) {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     socket = new WebSocket(`${scheme}://${location.host}/api/models/${encodeURIComponent(model.id)}/live`);
     socket.binaryType = "arraybuffer";
-    socket.onopen = () => sendSettings();
+    socket.onopen = () => {
+      sendSettings();
+      teach.connected();
+    };
     socket.onmessage = (event) => {
       if (typeof event.data !== "string") return received(event.data);
       const note = JSON.parse(event.data);
@@ -273,6 +280,7 @@ export async function render(root, ctx) {
         inFlight = Math.max(0, inFlight - 1);
         message.replaceChildren(errorBox(note.error));
       } else if (note.type === "settings") streams.show(note.stream);
+      else if (note.type === "teach") teach.answer(note);
     };
     socket.onclose = () => {
       if (!closed) say("The connection to the explorer closed; reload the page to reconnect.");
@@ -280,6 +288,7 @@ export async function render(root, ctx) {
   }
 
   function onKey(event) {
+    if (teach.onKey(event)) return;
     if (event.code !== "Space" || event.target.closest?.("input, select, textarea, button")) return;
     event.preventDefault();
     streams.toggle();
@@ -287,6 +296,7 @@ export async function render(root, ctx) {
 
   const timer = setInterval(pump, 10);
   document.addEventListener("keydown", onKey);
+  document.addEventListener("keyup", teach.onKey);
   const features = ctx.models.find((m) => m.id === DEFAULT_FEATURES);
   root.append(
     h("header", {class: "view-header"},
@@ -303,7 +313,8 @@ export async function render(root, ctx) {
         h("section", {class: "card"}, source.element, source.view,
           h("figure", {class: "seen"}, seen, h("figcaption", {}, `what the network sees (${volume.sx}x${volume.sy})`)),
           rate, message),
-        streams.element),
+        streams.element,
+        teach.element),
       maps.element),
   );
   connect();
@@ -311,6 +322,7 @@ export async function render(root, ctx) {
     closed = true;
     clearInterval(timer);
     document.removeEventListener("keydown", onKey);
+    document.removeEventListener("keyup", teach.onKey);
     source.stop();
     socket?.close();
   };
