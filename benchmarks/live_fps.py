@@ -9,18 +9,24 @@ waits ``--warmup`` seconds and counts the results drawn during ``--seconds``. Wr
 "live_fps" section of docs/benchmarks.md with --write-doc.
 
     python benchmarks/live_fps.py --write-doc
+    python benchmarks/live_fps.py --run runs/cifar10-94 --models run-cifar10-94 ... --write-doc
+
+``--run DIR`` offers a run too (as ``run-<name>``): the speed of a network does not depend on
+its weights, so an unfinished run measures its architecture.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _report import command_line, machine, start_server, write_section
+from _report import command_line, machine, write_section
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -47,6 +53,19 @@ def write_y4m(path: Path, frames: int = 60, width: int = 320, height: int = 240,
             luma[60:120, x:x + 60] = 235
             out.write(b"FRAME\n" + luma.tobytes() + chroma.tobytes() + chroma.tobytes())
     return Path(path)
+
+
+def start_server(data_dir: str, runs: list[str]) -> tuple[subprocess.Popen, str]:
+    """`convscope serve` of the bundled models and ``runs`` on a free port: the process and
+    the URL it printed."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "convscope", "serve", *runs, "--port", "0", "--no-browser",
+         "--data-dir", data_dir], stdout=subprocess.PIPE, text=True)
+    line = server.stdout.readline()
+    if "http://" not in line:
+        server.kill()
+        raise SystemExit(f"the server did not start: {line!r}")
+    return server, line.split()[-1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -81,11 +100,14 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--run", action="append", default=[], metavar="DIR",
+                        help="also offer this run (id run-<name>)")
+    parser.add_argument("--note", default="", help="a sentence added under the table")
     parser.add_argument("--write-doc", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         camera = write_y4m(Path(folder) / "camera.y4m")
-        server, url = start_server(folder)
+        server, url = start_server(folder, args.run)
         results = []
         try:
             with sync_playwright() as p:
@@ -116,7 +138,7 @@ def main() -> None:
         "|---|---|---|---|---|", *rows, "",
         "Server CPU ms a frame: the `convscope serve` process's CPU time (all its threads: "
         "the WebSocket, decoding, the model) over the frames counted; fairer than wall time "
-        "on a shared machine.",
+        "on a shared machine." + (f" {args.note}" if args.note else ""),
     ])
     print(body)
     if args.write_doc:

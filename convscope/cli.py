@@ -281,7 +281,16 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     serve([Path(r) for r in args.run], Path(args.runs) if args.runs else None, args.data_dir,
           args.host, args.port, open_browser=not args.no_browser,
           allow_hosts=args.allow_host, allow_origins=args.allow_origin,
-          trust_code=args.trust_code)
+          trust_code=args.trust_code, modules=args.module, module_input=_module_input(args))
+
+
+def _module_input(args: argparse.Namespace):
+    """``--module-input WxHxD`` as a Volume (None: the default)."""
+    if not args.module_input:
+        return None
+    from .live.cli import parse_volume
+
+    return parse_volume(args.module_input)
 
 
 def _cmd_import_convnetjs(args: argparse.Namespace) -> None:
@@ -418,6 +427,11 @@ def _add_serve(sub) -> None:
     p.add_argument("--allow-origin", action="append", default=[], metavar="URL",
                    help="also accept changes and WebSockets from pages at URL, e.g. "
                    "https://tools.example.org (repeatable; default: the server's own origin)")
+    p.add_argument("--module", action="append", default=[], metavar="FILE.py:FACTORY",
+                   help="also offer the nn.Module this factory returns (e.g. a pretrained "
+                   "torchvision net), without a run; needs --trust-code (repeatable)")
+    p.add_argument("--module-input", metavar="WxHxD", help="--module's input size (default "
+                   "224x224x3)")
     _add_trust_code(p)
     p.set_defaults(func=_cmd_serve)
 

@@ -130,3 +130,29 @@ def test_page_streams_over_osc_with_the_space_bar(browser, base_url: str) -> Non
         assert len(args) == 320
         values = np.array(args, np.float32)
         assert any(np.allclose(values, e, rtol=1e-5, atol=1e-6) for e in expected)
+
+
+def test_a_picture_streams_like_a_camera(browser, base_url: str, tmp_path: Path) -> None:
+    from PIL import Image
+
+    picture = np.zeros((120, 200, 3), np.uint8)
+    picture[:, 100:] = (250, 40, 40)  # the centred square crop is half black, half red
+    Image.fromarray(picture).save(tmp_path / "picture.png")
+    with watched_page(browser, base_url, timeout_ms=30_000) as page:
+        frames = sent_frames(page)
+        page.goto(f"/#/live?model={MODEL}")
+        page.locator("input[type=file][accept='image/*']").set_input_files(
+            str(tmp_path / "picture.png"))
+        page.wait_for_function(f"{FRAMES} >= 3")  # sent again and again, so streams go on
+        seen = page.evaluate("""() => {
+            const c = document.querySelector('.seen canvas');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const right = 4 * (c.width - 1);
+            return [Array.from(d.slice(0, 3)), Array.from(d.slice(right, right + 3))];
+        }""")
+        sent = frames[0]
+    assert seen[0][0] < 30 and seen[1][0] > 200  # what the network sees: black left, red right
+    from convscope.server.frames import decode_frame
+
+    image = decode_frame(sent)
+    assert image.shape[1] == image.shape[2] <= 128  # cropped square, reduced in the page

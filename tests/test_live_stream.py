@@ -41,6 +41,7 @@ class OscListener:
         dispatcher.set_default_handler(lambda address, *args: self.messages.append((address,
                                                                                     args)))
         self.server = ThreadingOSCUDPServer(("127.0.0.1", 0), dispatcher)
+        self.server.max_packet_size = 65535  # (socketserver reads 8192 bytes by default)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -239,7 +240,7 @@ def test_live_socket_answers_the_layers_shown(client) -> None:
 
 
 def test_garbage_frames_get_a_message_and_the_socket_stays(client) -> None:
-    from convscope.server.frames import FRAME_HEADER, decode_result, encode_frame
+    from convscope.server.frames import FRAME_HEADER, MAX_FRAME_BYTES, decode_result, encode_frame
 
     good = encode_frame(np.zeros((40, 40, 3), np.uint8))
     with client.websocket_connect(LIVE) as ws:
@@ -248,12 +249,14 @@ def test_garbage_frames_get_a_message_and_the_socket_stays(client) -> None:
                                   (b"XXXX" + good[4:], "not a frame"),
                                   (good[:-5], "needs 4,812 bytes"),
                                   (FRAME_HEADER.pack(b"CSF1", 5000, 2, 3), "px a side"),
-                                  (FRAME_HEADER.pack(b"CSF1", 2, 2, 2) + bytes(8), "channels")]:
+                                  (FRAME_HEADER.pack(b"CSF1", 2, 2, 2) + bytes(8), "channels"),
+                                  (bytes(MAX_FRAME_BYTES + 1), "at most 4,194,316 are")]:
             ws.send_bytes(garbage)
             answer = ws.receive_json()
             assert answer["type"] == "error" and expected in answer["error"], answer
         for text, expected in [("{", "must be JSON"), ('{"layers": [99]}', "layer indices"),
-                               ('{"stream": {"on": true, "target": "x"}}', "host:port")]:
+                               ('{"stream": {"on": true, "target": "x"}}', "host:port"),
+                               ('{"layers": [' + "1," * 40_000 + "1]}", "at most 65,536")]:
             ws.send_text(text)
             assert expected in ws.receive_json()["error"]
         ws.send_bytes(good)
@@ -313,3 +316,76 @@ def test_an_fp16_bundle_gives_the_runs_features(tmp_path: Path) -> None:
     assert next(half.model.parameters()).dtype == torch.float32
     np.testing.assert_allclose(half(frames), full, rtol=2e-2, atol=2e-2)
     assert not np.array_equal(half(frames), full)  # (the weights were rounded)
+
+
+MODULE_CODE = """
+import torch
+from torch import nn
+
+
+def make():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(4 * 20 * 20, 5))
+"""
+
+
+def _module_file(tmp_path: Path) -> str:
+    (tmp_path / "net.py").write_text(MODULE_CODE)
+    return f"{tmp_path / 'net.py'}:make"
+
+
+def _module_direct(ref: str, frames: list[np.ndarray], layer: int) -> list[np.ndarray]:
+    from convscope.layer_kinds import Volume
+    from convscope.user_module import load_user_module
+
+    module = load_user_module(ref).eval()
+    return [activations(module, to_input(fit_any(frame, Volume(40, 40, 3))))[layer]
+            .flatten().numpy() for frame in frames]
+
+
+def test_stream_a_python_module_with_trust_code(tmp_path: Path, capsys) -> None:
+    """A user's own nn.Module (file.py:factory, e.g. a pretrained net) streams its layers."""
+    ref = _module_file(tmp_path)
+    frames = write_video(tmp_path / "clip.avi", 3)
+    with OscListener() as osc:
+        code = main(["stream", "--source", str(tmp_path / "clip.avi"), "--model", ref,
+                     "--trust-code", "--input", "40x40x3", "--layer", "2",
+                     "--osc", f"127.0.0.1:{osc.port}"])
+        err = capsys.readouterr().err
+        got = osc.wait_for(3)
+    assert code == 0, err
+    assert len(got) == 3
+    for (_, args), values in zip(got, _module_direct(ref, frames, 2), strict=True):
+        assert len(args) == 4 * 40 * 40  # the ReLU's output
+        np.testing.assert_allclose(args, values, rtol=1e-5, atol=1e-6)
+
+
+def test_serve_a_python_module_in_the_live_view(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from convscope.errors import ConvscopeError
+    from convscope.layer_kinds import Volume
+    from convscope.server.app import create_app
+    from convscope.server.frames import decode_result, encode_frame
+
+    ref = _module_file(tmp_path)
+    with pytest.raises(ConvscopeError, match="--trust-code"):
+        create_app(modules=[ref])
+    app = create_app(modules=[ref], trust_code=True, module_input=Volume(40, 40, 3))
+    frame = np.random.default_rng(5).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
+        found = [m for m in test_client.get("/api/models").json()["models"]
+                 if m["id"].startswith("module-")]
+        assert [m["title"] for m in found] == ["net.py:make"]
+        assert "live" in found[0]["task_info"]["views"]
+        with test_client.websocket_connect(f"ws://127.0.0.1/api/models/{found[0]['id']}/live") \
+                as ws:
+            assert ws.receive_json()["input"]["sx"] == 40
+            ws.send_text(json.dumps({"layers": [1, 5]}))
+            ws.receive_json()
+            ws.send_bytes(encode_frame(frame))
+            header, layers = decode_result(ws.receive_bytes())
+    np.testing.assert_allclose(layers[5].flatten(), _module_direct(ref, [frame], 5)[0],
+                               rtol=1e-5, atol=1e-6)
+    assert len(header["probabilities"]) == 5 and abs(sum(header["probabilities"]) - 1) < 1e-5

@@ -17,11 +17,15 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..bundle import BUNDLED
+from ..errors import ConvscopeError
+from ..layer_kinds import Volume
+from ..live.features import MODULE_INPUT
 from .catalog import Catalog
 from .encode import StrictJSONResponse
 from .errors import install_error_handlers
 from .limits import MAX_BODY_BYTES, BodyLimit
 from .live import Jobs
+from .module_entry import module_entry
 from .origin import LOOPBACK_HOSTS, HostOriginCheck, HostOriginPolicy
 from .routes.audio import audio_router
 from .routes.datasets import chapter_router, datasets_router
@@ -40,7 +44,8 @@ ROUTERS = (models_router, audio_router, datasets_router, chapter_router, trainin
 def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir: str | None = None,
                *, bundled_dir: Path = BUNDLED, static_dir: Path = STATIC,
                allowed_hosts: Collection[str] = LOOPBACK_HOSTS,
-               allowed_origins: Collection[str] = (), trust_code: bool = False) -> FastAPI:
+               allowed_origins: Collection[str] = (), trust_code: bool = False,
+               modules: Sequence[str] = (), module_input: Volume = MODULE_INPUT) -> FastAPI:
     """The explorer for the bundled models plus the runs given and those in ``runs_dir``.
 
     Live training writes under ``<runs_dir>/live/`` (``runs/live/`` without one); datasets are
@@ -48,10 +53,17 @@ def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir
     one of ``allowed_hosts`` in their Host header; state-changing requests and WebSockets from
     a page must come from the server's own origin or one of ``allowed_origins``
     (:mod:`convscope.server.origin`). Runs of Python models are offered only with
-    ``trust_code`` (``serve --trust-code``), which imports the model code each run keeps.
+    ``trust_code`` (``serve --trust-code``), which imports the model code each run keeps;
+    ``modules`` (``file.py:factory``, needing ``trust_code``) are offered as they are, taking
+    ``module_input`` (:mod:`convscope.server.module_entry`).
     """
     policy = HostOriginPolicy(allowed_hosts, allowed_origins)
     catalog = Catalog(bundled_dir / "models", list(runs), runs_dir, trust_code)
+    for ref in modules:
+        if not trust_code:
+            raise ConvscopeError(f"--module {ref} is Python code: importing it runs it; add "
+                                 "--trust-code if you trust the file")
+        catalog.add(module_entry(ref, module_input))
     samples = Samples(data_dir, bundled_dir / "samples")
     jobs = Jobs(catalog, samples, (runs_dir or Path("runs")) / "live", data_dir)
     explorer = Explorer(catalog, samples, jobs)

@@ -26,14 +26,16 @@ def host_names(host: str, allow_hosts: Sequence[str] = ()) -> list[str]:
 
 def serve(runs: list[Path], runs_dir: Path | None, data_dir: str | None, host: str = "127.0.0.1",
           port: int = 8000, open_browser: bool = True, allow_hosts: Sequence[str] = (),
-          allow_origins: Sequence[str] = (), trust_code: bool = False) -> None:
+          allow_origins: Sequence[str] = (), trust_code: bool = False,
+          modules: Sequence[str] = (), module_input=None) -> None:
     """Serve the explorer until interrupted; only this machine can reach it unless ``host``
     says otherwise (then a warning is printed). Requests must name one of
     :func:`host_names` as their Host; pages of other origins may change nothing unless
     ``allow_origins`` names them. ``trust_code`` offers runs of Python models too, importing
     the code each keeps."""
     app = create_app(runs, runs_dir, data_dir, allowed_hosts=host_names(host, allow_hosts),
-                     allowed_origins=allow_origins, trust_code=trust_code)
+                     allowed_origins=allow_origins, trust_code=trust_code, modules=modules,
+                     **({"module_input": module_input} if module_input else {}))
     ipv6 = ":" in host
     sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
