@@ -270,3 +270,45 @@ def test_the_live_socket_records_trains_predicts_sends_and_saves(tmp_path: Path)
         broken = teach(ws, load="colours")
         assert "not a safetensors file" in broken["error"] and broken["count"] == 12  # kept
     assert Head.load(tmp_path / "teach" / "colours").outputs[0].classes == ["red", "blue"]
+
+
+def test_stream_head_sends_a_saved_heads_predictions(tmp_path: Path, capsys):
+    pytest.importorskip("pythonosc")
+    pytest.importorskip("cv2")
+    from PIL import Image
+    from test_live_stream import OscListener
+
+    from convscope.cli import main
+
+    teacher = Teacher(classes=["red", "blue"], sliders=["blueness"], model="cifar10-convnetjs")
+    for seed in range(6):
+        teacher.record(coloured(0, seed)[..., :3], {"class": "red", "blueness": 0.0})
+        teacher.record(coloured(2, seed)[..., :3], {"class": "blue", "blueness": 1.0})
+    teacher.train()
+    teacher.save(tmp_path / "both")
+    classes_only = Teacher(classes=["red", "blue"], model="cifar10-convnetjs")
+    classes_only.examples.features = teacher.examples.features
+    classes_only.examples.targets = teacher.examples.targets[:, :1]
+    classes_only.examples.thumbnails = teacher.examples.thumbnails
+    classes_only.train()
+    classes_only.save(tmp_path / "classes")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, channel in enumerate((2, 0, 2)):
+        Image.fromarray(coloured(channel, 70 + i)[..., :3]).save(folder / f"{i}.png")
+    with OscListener() as osc:
+        assert main(["stream", "--source", str(folder), "--head", str(tmp_path / "classes"),
+                     "--osc", f"127.0.0.1:{osc.port}"]) == 0
+        assert osc.wait_for(3) == [("/classification", (2,)), ("/classification", (1,)),
+                                   ("/classification", (2,))]
+    assert "the predictions of" in capsys.readouterr().err
+    with OscListener() as osc:
+        assert main(["stream", "--source", str(folder), "--head", str(tmp_path / "both"),
+                     "--osc", f"127.0.0.1:{osc.port}", "--frames", "2"]) == 0
+        got = osc.wait_for(2)
+    assert [(address, round(args[0]), len(args)) for address, args in got] == [
+        ("/wek/outputs", 2, 2), ("/wek/outputs", 1, 2)]
+    assert got[0][1][1] > 0.7 and got[1][1][1] < 0.3  # the slider's blueness
+    (tmp_path / "classes" / "head.json").write_text("[")
+    assert main(["stream", "--source", str(folder), "--head", str(tmp_path / "classes")]) == 2
+    assert "head.json: not readable JSON" in capsys.readouterr().err

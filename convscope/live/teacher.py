@@ -22,6 +22,7 @@ import numpy as np
 from ..probes import Node
 from .examples import ExampleSet, ExampleSetError, Head, Output
 from .features import FeatureExtractor, default_model
+from .osc import CLASSIFICATION, OUTPUTS, OscSender
 
 
 def default_layer(nodes: list[Node]) -> Node:
@@ -133,3 +134,32 @@ def osc_messages(predictions: list[dict]) -> dict[str, list]:
     numbers = [float(p["class"] + 1) if "class" in p else float(p["value"]) for p in predictions]
     classes = [int(p["class"]) + 1 for p in predictions if "class" in p]
     return {"classification": classes[:1], "outputs": numbers}
+
+
+def head_stream(directory, model: str | None = None, osc: str | None = None,
+                address: str | None = None, trust_code: bool = False):
+    """What ``convscope stream --head DIR`` needs: the feature extractor the saved head was
+    trained on (its model, or ``model``), the OSC target (a head with sliders: ml4a's
+    ``/wek/outputs`` on 127.0.0.1:12000, one float per output; classes only:
+    ``/classification`` on 127.0.0.1:8000, one int; ``osc``/``address`` change them) and
+    ``sending(sender)``, the function that sends one frame's prediction through an OscSender."""
+    head = Head.load(directory)
+    extractor, source = open_features(model or head.source.get("model"), head.source.get("layer"),
+                                      trust_code)
+    if source["size"] != head.size:
+        raise ExampleSetError(f"{directory} was trained on {head.size} features of "
+                              f"{head.source.get('model')}; {source['layer']} of "
+                              f"{source['model']} gives {source['size']}: give its --model")
+    floats = any(o.kind == "slider" for o in head.outputs)
+    target = (OUTPUTS if floats else CLASSIFICATION).with_(osc, address)
+
+    def sending(sender: OscSender):
+        def send(features: np.ndarray) -> None:
+            messages = osc_messages(head.predict(features))
+            if floats:
+                sender.send_floats(messages["outputs"])
+            else:
+                sender.send_ints(messages["classification"])
+        return send
+
+    return extractor, target, sending
