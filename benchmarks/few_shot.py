@@ -10,13 +10,14 @@ choice), each digit fitted as a webcam frame is (a 28x28 grey picture made the n
 ``convscope.live.learners`` with their defaults (k-NN: k=5 lowered to the class size, cosine
 distance; logistic regression), never tuned on these digits.
 
-    python benchmarks/few_shot.py [--model cifar10-94|RUN_DIR] [--draws 10] [--write-doc]
+    python benchmarks/few_shot.py [--models cifar10-94 RUN_DIR ...] [--draws 10] [--write-doc]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,14 +55,18 @@ def score(x: np.ndarray, y: np.ndarray, shots: int, draws: int, learner: str) ->
     return results
 
 
-def measure(model: str | None, layer: str | None, draws: int) -> tuple[list[dict], dict, float]:
+def measure(models: list[str | None], layer: str | None, draws: int
+            ) -> tuple[list[dict], list[dict], list[float]]:
     test = load_dataset("mnist", "test")
     images, labels = np.asarray(test.images), np.asarray(test.labels)
-    start = time.process_time()
-    features, source = features_of(images, model, layer)
-    cpu = time.process_time() - start
-    inputs = {"raw pixels (784)": images.reshape(len(images), -1).astype(np.float32),
-              f"{source['layer']} of {source['model']} ({source['size']})": features}
+    inputs = {"raw pixels (784)": images.reshape(len(images), -1).astype(np.float32)}
+    sources, cpu = [], []
+    for model in models:
+        start = time.process_time()
+        features, source = features_of(images, model, layer)
+        cpu.append(time.process_time() - start)
+        sources.append(source)
+        inputs[f"`{source['layer']}` of `{source['model']}` ({source['size']})"] = features
     rows = []
     for name, x in inputs.items():
         for learner in ("k-NN", "logistic regression"):
@@ -71,44 +76,56 @@ def measure(model: str | None, layer: str | None, draws: int) -> tuple[list[dict
             rows.append(row)
             print(row["features"], learner, {s: round(float(np.mean(row[s])), 4) for s in SHOTS},
                   flush=True)
-    return rows, source, cpu
+    return rows, sources, cpu
 
 
-def report(rows: list[dict], source: dict, draws: int, cpu: float) -> str:
-    fallback = source["model"] != "cifar10-94"
+def report(rows: list[dict], sources: list[dict], draws: int, cpu: list[float]) -> str:
+    fallback = all(source["model"] != "cifar10-94" for source in sources)
+    named = ", ".join(f"`{s['model']}` (`{s['layer']}`, {s['size']} values)" for s in sources)
     lines = ["## Few-shot learning on the default features (`benchmarks/few_shot.py`)", "",
              "Train your own (the live page's Teach panel, `convscope.live.Teacher`) on images "
              "the feature network never saw: 5, 10 or 20 official MNIST test digits per class "
              f"as the recorded set ({draws} random draws), the learner scored on the other "
              "test digits (about 9,800-9,950). Features: the layer before the classifier of "
-             f"`{source['model']}` (`{source['layer']}`, {source['size']} values), each digit "
+             f"{named}, each digit "
              "given as a 28x28 grey frame is (the network's 32x32x3 view of it); baseline: the "
              "784 raw pixels. Learners with their defaults, not tuned on these digits (k-NN: "
              "k = 5, cosine distance; logistic regression: L-BFGS on standardised inputs). "
              "Accuracy: mean and standard deviation over the draws.", ""]
+    for source in sources:
+        run = Path(source["model"])
+        if run.is_dir() and not (run / "results.json").exists():
+            epochs = len((run / "metrics.jsonl").read_text().splitlines()) \
+                if (run / "metrics.jsonl").exists() else 0
+            lines += [f"`{run}` is an unfinished run (stopped after {epochs} epochs): its "
+                      "features are those of a partly trained network.", ""]
     if fallback:
-        lines += [f"The `cifar10-94` network was not bundled when this ran: `{source['model']}` "
-                  "gave the features.", ""]
+        lines += ["The `cifar10-94` network was not bundled when this ran: the fallback "
+                  f"`{sources[0]['model']}` gave the features.", ""]
     lines += ["| features | learner | " + " | ".join(f"{s} per class" for s in SHOTS) + " |",
               "|---|---|" + "---|" * len(SHOTS)]
     for r in rows:
         lines.append(f"| {r['features']} | {r['learner']} | " + " | ".join(
             f"{100 * np.mean(r[s]):.1f}% ± {100 * np.std(r[s]):.1f}" for s in SHOTS) + " |")
     lines += ["", f"Command: `{command_line()}`. Machine: {machine()}. Computing the 10,000 "
-              f"digits' features took {cpu:.0f} s of CPU time (a shared machine)."]
+              "digits' features took " + ", ".join(
+                  f"{c:.0f} s of CPU time (`{s['model']}`)" for c, s in zip(cpu, sources,
+                                                                           strict=True))
+              + " (a shared machine)."]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help=f"default: {default_model()}")
+    parser.add_argument("--models", nargs="+", default=[None], metavar="MODEL",
+                        help=f"bundled models or run directories (default: {default_model()})")
     parser.add_argument("--layer", default=None, help="default: the layer before the classifier")
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--write-doc", action="store_true")
     args = parser.parse_args()
     torch.manual_seed(0)
-    rows, source, cpu = measure(args.model, args.layer, args.draws)
-    text = report(rows, source, args.draws, cpu)
+    rows, sources, cpu = measure(args.models, args.layer, args.draws)
+    text = report(rows, sources, args.draws, cpu)
     print(text)
     if args.write_doc:
         write_section("few-shot", text)

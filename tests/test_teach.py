@@ -312,3 +312,56 @@ def test_stream_head_sends_a_saved_heads_predictions(tmp_path: Path, capsys):
     (tmp_path / "classes" / "head.json").write_text("[")
     assert main(["stream", "--source", str(folder), "--head", str(tmp_path / "classes")]) == 2
     assert "head.json: not readable JSON" in capsys.readouterr().err
+
+
+def test_the_live_socket_sliders_and_bad_teach_commands(tmp_path: Path):
+    pytest.importorskip("pythonosc")
+    from fastapi.testclient import TestClient
+    from test_live_stream import OscListener
+
+    from convscope.server.app import create_app
+    from convscope.server.frames import decode_result, encode_frame
+
+    live = "ws://127.0.0.1/api/models/cifar10-convnetjs/live"
+    with TestClient(create_app(runs_dir=tmp_path)) as client, OscListener() as osc, \
+            client.websocket_connect(live) as ws:
+        ws.receive_json()
+
+        def teach(command) -> dict:
+            ws.send_text(json.dumps({"teach": command}))
+            return ws.receive_json()
+
+        for command, expected in [
+                ("x", "must be a JSON object"), ({"record": 3}, "record: give"),
+                ({"record": {"class": "9"}}, "has no class '9'"), ({"lerp": 5}, "lerp must be"),
+                ({"delete": 0}, "no example 0"), ({"load": "nothing"}, "no such file"),
+                ({"save": "../../etc"}, "is not a name"), ({"outputs": [1]}, "outputs: give"),
+                ({"osc": {"classification": "nowhere"}}, "is not host:port"),
+                ({"train": {"learner": "svm"}}, "learner must be one of")]:
+            answer = teach(command)
+            assert answer["type"] == "teach" and expected in answer["error"], (command, answer)
+        assert teach({"outputs": {"sliders": ["y"]}})["outputs"][0]["kind"] == "slider"
+        for level in np.linspace(0, 1, 12):
+            teach({"record": {"y": float(level)}})
+            picture = np.full((32, 32, 3), int(40 + 200 * level), np.uint8)
+            ws.send_bytes(encode_frame(picture))
+            assert decode_result(ws.receive_bytes())[0]["teach"]["recorded"]["label"] == \
+                f"y {level:.2f}"
+        teach({"record": None})
+        state = teach({"train": {"hidden": 8, "epochs": 200}, "lerp": 0.5,
+                       "osc": {"on": True, "outputs": f"127.0.0.1:{osc.port}"}})
+        assert state["scores"][0]["metric"] == "mean absolute error", state
+        values = []
+        for level in (40, 230, 230):  # dark, then bright: the shown value eases toward it
+            ws.send_bytes(encode_frame(np.full((32, 32, 3), level, np.uint8)))
+            values.append(decode_result(ws.receive_bytes())[0]["teach"]["prediction"][0])
+        got = osc.wait_for(3)
+    dark, bright = values[0]["target"], values[1]["target"]
+    assert dark < 0.3 and bright > 0.7
+    assert values[0]["value"] == pytest.approx(dark)  # the first prediction is shown as is
+    assert values[1]["value"] == pytest.approx(dark + 0.5 * (bright - dark), abs=1e-5)
+    assert values[2]["value"] == pytest.approx(values[1]["value"] + 0.5 * (
+        bright - values[1]["value"]), abs=1e-5)
+    assert [address for address, _ in got] == ["/wek/outputs"] * 3
+    assert [len(args) for _, args in got] == [1, 1, 1]
+    assert [args[0] for _, args in got] == pytest.approx([v["value"] for v in values], abs=1e-6)
