@@ -55,7 +55,8 @@ class TeachState:
     def __init__(self, entry: Entry, root: Path) -> None:
         self.entry, self.root = entry, root
         self.node = default_layer(entry.graph.nodes)
-        self.source = {"model": entry.id, "layer": self.node.name,
+        model = entry.id if entry.kind == "bundled" or entry.path is None else str(entry.path)
+        self.source = {"model": model, "layer": self.node.name,  # what stream --head opens
                        "size": self.node.out_volume.numel}
         self.examples = ExampleSet.with_classes(["1", "2"], self.source)
         self.head: Head | None = None

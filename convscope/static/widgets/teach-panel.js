@@ -93,18 +93,97 @@ function storageBox(actions) {
   };
 }
 
+/** The outputs: a row per class (or one set of thumbnails), the sliders, adding outputs;
+ * `state()` is the latest state, `idle()` whether nothing is being recorded. */
+function outputsView(actions, state, idle) {
+  let rows = [];
+  const sliders = new Map(); // name -> range input
+  const outputs = h("div", {class: "teach-outputs"});
+  const className = h("input", {type: "text", size: 10, placeholder: "class name", "aria-label": "new class name"});
+  const sliderName = h("input", {type: "text", size: 8, placeholder: "slider name", "aria-label": "new slider name"});
+
+  function addOutput(kind) {
+    const field = kind === "class" ? className : sliderName;
+    const name = field.value.trim();
+    if (!name) return;
+    field.value = "";
+    if (kind === "class") actions.send({add_class: name});
+    else {
+      const classes = state().outputs.find((o) => o.kind === "classes")?.classes ?? [];
+      actions.send({outputs: {classes, sliders: [...state().outputs.filter((o) => o.kind === "slider").map((o) => o.name), name]}});
+    }
+  }
+
+  function build(current) {
+    const classes = current.outputs.find((o) => o.kind === "classes");
+    const loose = classes ? null : {count: h("span"), thumbs: h("div", {class: "teach-thumbs", "aria-label": "examples"})};
+    rows = loose ? [loose] : classes.classes.map((name, i) => classRow(name, i, actions));
+    sliders.clear();
+    const sliderRows = current.outputs.filter((o) => o.kind === "slider").map((o) => {
+      const input = h("input", {type: "range", min: 0, max: 1, step: 0.01, value: 0.5, "aria-label": `slider ${o.name}`});
+      const shown = h("span", {class: "teach-value"}, "0.50");
+      input.addEventListener("input", () => { shown.textContent = Number(input.value).toFixed(2); });
+      sliders.set(o.name, input);
+      return h("div", {class: "teach-slider"}, h("strong", {}, o.name), input, shown);
+    });
+    const holdAll = classes ? null : h("button", {type: "button", class: "teach-record", "aria-label": "record"}, "Hold to record");
+    if (holdAll) {
+      holdAll.addEventListener("pointerdown", () => actions.record(""));
+      for (const end of ["pointerup", "pointerleave", "pointercancel"]) holdAll.addEventListener(end, () => actions.stop());
+    }
+    setChildren(outputs, loose ? null : rows.map((r) => r.element), sliderRows, holdAll, loose?.thumbs,
+      h("div", {class: "actions"},
+        classes ? [className, h("button", {type: "button", onclick: () => addOutput("class")}, "Add class")] : null,
+        sliderName, h("button", {type: "button", disabled: current.count > 0, title: "sliders are added before recording", onclick: () => addOutput("slider")}, "Add slider")));
+  }
+
+  function showExamples(examples) {
+    rows.forEach((row) => row.thumbs.replaceChildren());
+    examples.forEach(addThumb);
+  }
+
+  function addThumb(example) {
+    const row = rows[example.class ?? 0];
+    if (!row) return;
+    const img = h("img", {src: example.thumb, alt: example.label, title: `${example.label} (click: delete)`, class: "teach-thumb", "data-index": example.index,
+      onclick: () => actions.send({delete: example.index})});
+    row.thumbs.prepend(img);
+    while (row.thumbs.children.length > SHOWN_THUMBS) row.thumbs.lastChild.remove();
+  }
+
+  function showCounts(counts) {
+    rows.forEach((row, i) => { row.count.textContent = String(counts[i] ?? 0); });
+  }
+
+  function showPrediction(prediction, current) {
+    const parts = prediction.map((p) => {
+      if (p.likelihoods) {
+        const names = current.outputs.find((o) => o.name === p.output).classes;
+        return h("div", {}, h("p", {class: "teach-predicted"}, `Predicted class: ${p.name}`),
+          barChart(p.likelihoods, names, {format: (v) => percent(v, 0), caption: "class likelihoods"}));
+      }
+      const input = sliders.get(p.output);
+      if (input && idle()) {
+        input.value = String(p.value);
+        input.dispatchEvent(new Event("input"));
+      }
+      return h("p", {class: "teach-slider-value"}, `${p.output}: ${p.value.toFixed(2)} (target ${p.target.toFixed(2)})`);
+    });
+    return parts;
+  }
+
+  return {element: outputs, sliders, build, showExamples, addThumb, showCounts, showPrediction};
+}
+
 /** The panel. `io.send(json)` sends a control message, `io.sendFrame(bytes)` a frame. */
 export function teachPanel(io) {
   let state = null;
-  let rows = [];
   let holding = null; // what is being recorded (a class name, or "" for sliders only)
   let uploading = false;
-  const sliders = new Map(); // name -> range input
-  const outputs = h("div", {class: "teach-outputs"});
   const result = h("div", {class: "teach-result", "aria-live": "off"});
   const problem = h("p", {class: "teach-error", role: "alert"});
   const send = (command) => io.send(JSON.stringify({teach: command}));
-  const values = (name) => Object.fromEntries([...(name ? [["class", name]] : []), ...[...sliders].map(([n, input]) => [n, Number(input.value)])]);
+  const values = (name) => Object.fromEntries([...(name ? [["class", name]] : []), ...[...view.sliders].map(([n, input]) => [n, Number(input.value)])]);
   const actions = {
     send,
     record(name) { if (holding === null && !uploading) { holding = name; send({record: values(name)}); } },
@@ -126,88 +205,18 @@ export function teachPanel(io) {
       }
     },
   };
+  const view = outputsView(actions, () => state, () => holding === null);
   const train = trainBox(actions);
   const osc = oscBox(actions);
   const storage = storageBox(actions);
-  const className = h("input", {type: "text", size: 10, placeholder: "class name", "aria-label": "new class name"});
-  const sliderName = h("input", {type: "text", size: 8, placeholder: "slider name", "aria-label": "new slider name"});
   const lerp = h("input", {type: "number", value: 0.2, min: 0.01, max: 1, step: 0.01, "aria-label": "prediction lerp", onchange: (e) => send({lerp: Number(e.target.value)})});
   const predict = h("input", {type: "checkbox", "aria-label": "predict", onchange: (e) => send({predict: e.target.checked})});
-
-  function addOutput(kind) {
-    const field = kind === "class" ? className : sliderName;
-    const name = field.value.trim();
-    if (!name) return;
-    field.value = "";
-    if (kind === "class") send({add_class: name});
-    else {
-      const classes = state.outputs.find((o) => o.kind === "classes")?.classes ?? [];
-      send({outputs: {classes, sliders: [...state.outputs.filter((o) => o.kind === "slider").map((o) => o.name), name]}});
-    }
-  }
-
-  function build() {
-    const classes = state.outputs.find((o) => o.kind === "classes");
-    rows = (classes?.classes ?? []).map((name, i) => classRow(name, i, actions));
-    sliders.clear();
-    const sliderRows = state.outputs.filter((o) => o.kind === "slider").map((o) => {
-      const input = h("input", {type: "range", min: 0, max: 1, step: 0.01, value: 0.5, "aria-label": `slider ${o.name}`});
-      const shown = h("span", {class: "teach-value"}, "0.50");
-      input.addEventListener("input", () => { shown.textContent = Number(input.value).toFixed(2); });
-      sliders.set(o.name, input);
-      return h("div", {class: "teach-slider"}, h("strong", {}, o.name), input, shown);
-    });
-    const holdAll = classes ? null : h("button", {type: "button", class: "teach-record", "aria-label": "record"}, "Hold to record");
-    if (holdAll) {
-      holdAll.addEventListener("pointerdown", () => actions.record(""));
-      for (const end of ["pointerup", "pointerleave", "pointercancel"]) holdAll.addEventListener(end, () => actions.stop());
-    }
-    setChildren(outputs, rows.map((r) => r.element), sliderRows, holdAll,
-      h("div", {class: "actions"},
-        classes ? [className, h("button", {type: "button", onclick: () => addOutput("class")}, "Add class")] : null,
-        sliderName, h("button", {type: "button", disabled: state.count > 0, title: "sliders are added before recording", onclick: () => addOutput("slider")}, "Add slider")));
-  }
-
-  function showExamples(examples) {
-    rows.forEach((row) => row.thumbs.replaceChildren());
-    examples.forEach(addThumb);
-  }
-
-  function addThumb(example) {
-    const row = rows[example.class ?? 0];
-    if (!row) return;
-    const img = h("img", {src: example.thumb, alt: example.label, title: `${example.label} (click: delete)`, class: "teach-thumb", "data-index": example.index,
-      onclick: () => send({delete: example.index})});
-    row.thumbs.prepend(img);
-    while (row.thumbs.children.length > SHOWN_THUMBS) row.thumbs.lastChild.remove();
-  }
-
-  function showCounts(counts) {
-    rows.forEach((row, i) => { row.count.textContent = String(counts[i] ?? 0); });
-  }
-
-  function showPrediction(prediction) {
-    const parts = prediction.map((p) => {
-      if (p.likelihoods) {
-        const names = state.outputs.find((o) => o.name === p.output).classes;
-        return h("div", {}, h("p", {class: "teach-predicted"}, `Predicted class: ${p.name}`),
-          barChart(p.likelihoods, names, {format: (v) => percent(v, 0), caption: "class likelihoods"}));
-      }
-      const input = sliders.get(p.output);
-      if (input && holding === null) {
-        input.value = String(p.value);
-        input.dispatchEvent(new Event("input"));
-      }
-      return h("p", {class: "teach-slider-value"}, `${p.output}: ${p.value.toFixed(2)} (target ${p.target.toFixed(2)})`);
-    });
-    setChildren(result, parts);
-  }
 
   return {
     element: h("section", {class: "card teach"},
       h("h3", {}, "Train your own"),
       h("p", {class: "muted small teach-features"}, ""),
-      outputs,
+      view.element,
       train.element,
       h("div", {class: "actions"}, h("label", {class: "field inline"}, predict, h("span", {}, "Predict")),
         h("label", {class: "field inline"}, h("span", {}, "prediction lerp"), lerp)),
@@ -219,9 +228,9 @@ export function teachPanel(io) {
       const rebuild = !state || JSON.stringify(state.outputs) !== JSON.stringify(message.outputs);
       state = message;
       problem.textContent = message.error ?? "";
-      if (rebuild) build();
-      if (message.examples) showExamples(message.examples);
-      showCounts(message.counts);
+      if (rebuild) view.build(state);
+      if (message.examples) view.showExamples(message.examples);
+      view.showCounts(message.counts);
       predict.checked = message.predicting;
       if (!message.predicting) result.replaceChildren();
       if (message.scores) train.showScores(message.outputs, message.scores);
@@ -234,12 +243,12 @@ export function teachPanel(io) {
     /** A frame's "teach" part. */
     update(part) {
       if (!part || !state) return;
-      if (part.recorded) addThumb(part.recorded);
-      if (part.counts) showCounts(part.counts);
+      if (part.recorded) view.addThumb(part.recorded);
+      if (part.counts) view.showCounts(part.counts);
       if (part.error) problem.textContent = part.error;
       this.element.dataset.count = String(part.count);
       if (part.prediction) {
-        showPrediction(part.prediction);
+        setChildren(result, view.showPrediction(part.prediction, state));
         this.element.dataset.predicted = part.prediction.find((p) => p.name !== undefined)?.name ?? "";
       }
     },
