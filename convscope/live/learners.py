@@ -18,6 +18,9 @@ JSON, never pickled.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -29,6 +32,20 @@ CLASS_LEARNERS = ("knn", "logreg")
 
 class LearnerError(ConvscopeError):
     """Examples that cannot train a learner (too few, one class only); names the fix."""
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch with one intra-op thread in this block (then as before): these models and one
+    frame through a small network are far too little work to split, and on a busy machine
+    splitting made them 10x slower (as the explorer's model threads found,
+    ``convscope.server.compute``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _matrix(features) -> np.ndarray:
@@ -159,7 +176,8 @@ class LogisticRegression:
             value.backward()
             return value
 
-        optimizer.step(loss)
+        with one_thread():
+            optimizer.step(loss)
         self.weight = layer.weight.detach().numpy().copy()
         self.bias = layer.bias.detach().numpy().copy()
         return self
@@ -218,15 +236,16 @@ class SliderMLP:
         self.net = self._net(x.shape[1])
         optimizer = torch.optim.AdamW(self.net.parameters(), lr=self.lr,
                                       weight_decay=self.decay)
-        for _ in range(self.epochs):
-            for batch in torch.randperm(len(x), generator=generator).split(32):
-                optimizer.zero_grad()
-                torch.nn.functional.mse_loss(self.net(inputs[batch]), y[batch]).backward()
-                optimizer.step()
+        with one_thread():
+            for _ in range(self.epochs):
+                for batch in torch.randperm(len(x), generator=generator).split(32):
+                    optimizer.zero_grad()
+                    torch.nn.functional.mse_loss(self.net(inputs[batch]), y[batch]).backward()
+                    optimizer.step()
         return self
 
     def predict(self, features) -> np.ndarray:
-        with torch.no_grad():
+        with torch.no_grad(), one_thread():
             out = self.net(self.scaling(_matrix(features)))[:, 0].numpy()
         return np.clip(out, 0.0, 1.0)
 

@@ -22,6 +22,7 @@ import numpy as np
 from ..probes import Node
 from .examples import ExampleSet, ExampleSetError, Head, Output
 from .features import FeatureExtractor, default_model
+from .learners import one_thread
 from .osc import CLASSIFICATION, OUTPUTS, OscSender
 
 
@@ -87,7 +88,8 @@ class Teacher:
 
     def features(self, frames) -> np.ndarray:
         """The features of frames (uint8 H x W x 3 arrays of any size, or a list of them)."""
-        return self.extractor(frames)
+        with one_thread():
+            return self.extractor(frames)
 
     def record(self, frames, values) -> list[int]:
         """Add every frame of ``frames`` as an example with the output ``values`` (one value,
