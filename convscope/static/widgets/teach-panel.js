@@ -26,10 +26,10 @@ function classRow(name, index, actions) {
   const count = h("span", {class: "teach-count"}, "0");
   const thumbs = h("div", {class: "teach-thumbs", "aria-label": `examples of ${name}`});
   const files = h("input", {type: "file", accept: "image/*", multiple: true, hidden: true, onchange: () => actions.addPictures(files, name)});
-  const hold = h("button", {type: "button", class: "teach-record", "aria-label": `record ${name}`}, "Hold to record");
+  const hold = h("button", {type: "button", class: "teach-record", "aria-label": `record ${name}`, title: index < 9 ? `or hold the key ${index + 1}` : null}, "Hold to record");
   hold.addEventListener("pointerdown", () => actions.record(name));
   for (const end of ["pointerup", "pointerleave", "pointercancel"]) hold.addEventListener(end, () => actions.stop());
-  const key = index < 9 ? h("kbd", {title: `hold the key ${index + 1} to record`}, String(index + 1)) : null;
+  const key = index < 9 && name !== String(index + 1) ? h("kbd", {title: `hold the key ${index + 1} to record`}, String(index + 1)) : null;
   return {
     element: h("div", {class: "teach-class"},
       h("div", {class: "teach-class-head"}, key, h("strong", {}, name), count, hold,
@@ -225,7 +225,9 @@ export function teachPanel(io) {
     busy: () => uploading,
     /** A "teach" message: the state after a command. */
     answer(message) {
-      const rebuild = !state || JSON.stringify(state.outputs) !== JSON.stringify(message.outputs);
+      const shape = (m) => JSON.stringify(m.outputs.map((o) => [o.name, o.kind, o.classes]));
+      const rebuild = !state || shape(state) !== shape(message);
+      if (rebuild && state && message.count && !message.examples) send({examples: true}); // thumbnails again
       state = message;
       problem.textContent = message.error ?? "";
       if (rebuild) view.build(state);
