@@ -115,7 +115,7 @@ class TeachState:
             done["saved_to"] = str(self._save(m["save"]))
         if "load" in m:
             self._load(m["load"])
-        if m.get("examples") or "load" in m or "delete" in m:
+        if m.get("examples") or "load" in m or "delete" in m or m.get("clear"):
             done["examples"] = self._listing()
         return done
 
