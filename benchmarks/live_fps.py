@@ -102,7 +102,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--run", action="append", default=[], metavar="DIR",
                         help="also offer this run (id run-<name>)")
-    parser.add_argument("--note", default="", help="a sentence added under the table")
     parser.add_argument("--write-doc", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -130,7 +129,8 @@ def main() -> None:
         f"Measured by `{command_line()}` on {machine()}. A 320x240 {CAMERA_FPS} frames/s fake "
         "camera (a generated .y4m); each frame is cropped and reduced in the page, sent over the "
         "Live view's WebSocket, the shown layers (the first conv layer's maps and every fc "
-        "layer) computed on one torch thread and drawn. Frames/s: results drawn during "
+        "layer) computed on one torch thread and drawn. Each camera frame is sent once, so "
+        f"{CAMERA_FPS} is the ceiling. Frames/s: results drawn during "
         f"{args.seconds:g} s after {args.warmup:g} s of warm-up. **This is a shared 2-core "
         "machine** (other jobs were running): the figures are noisy and a lower bound; the "
         "goal is 15 frames/s.", "",
@@ -138,7 +138,10 @@ def main() -> None:
         "|---|---|---|---|---|", *rows, "",
         "Server CPU ms a frame: the `convscope serve` process's CPU time (all its threads: "
         "the WebSocket, decoding, the model) over the frames counted; fairer than wall time "
-        "on a shared machine." + (f" {args.note}" if args.note else ""),
+        "on a shared machine.",
+        *(f"`run-{Path(run).name}`: the network of the run `{run}` as it is (frames/s do not "
+          "depend on its weights, so an unfinished run measures its architecture)."
+          for run in args.run),
     ])
     print(body)
     if args.write_doc:

@@ -112,13 +112,14 @@ def test_page_streams_over_osc_with_the_space_bar(browser, base_url: str) -> Non
         page.get_by_role("button", name="Webcam").click()
         page.wait_for_function(f"{FRAMES} >= 3")
         assert not osc.messages  # not sending until the space bar
-        page.locator("h2").click()
-        page.keyboard.press("Space")
+        page.keyboard.press("Space")  # (with the Webcam button focused: it is not pressed)
         got = osc.wait_for(5)
         page.wait_for_function("document.querySelector('.live-stream-status')"
                                ".textContent.includes('sent')")
         page.keyboard.press("Space")
-        time.sleep(0.5)
+        page.wait_for_function("document.querySelector('.live-stream-status')"
+                               ".textContent.startsWith('not sending')")  # (after every frame)
+        time.sleep(0.3)  # (the last datagrams on their way)
         stopped = len(osc.messages)
         time.sleep(0.5)
         assert len(osc.messages) == stopped  # the space bar stopped it
@@ -156,3 +157,24 @@ def test_a_picture_streams_like_a_camera(browser, base_url: str, tmp_path: Path)
 
     image = decode_frame(sent)
     assert image.shape[1] == image.shape[2] <= 128  # cropped square, reduced in the page
+
+
+def test_a_video_file_plays_through_the_network(browser, base_url: str, tmp_path: Path) -> None:
+    import cv2
+
+    path = tmp_path / "clip.webm"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 10, (160, 120))
+    if not writer.isOpened():
+        pytest.skip("this OpenCV cannot write WebM (VP8)")
+    for i in range(20):
+        frame = np.full((120, 160, 3), 20, np.uint8)
+        frame[30:90, 8 * i:8 * i + 40] = (30, 200, 240)
+        writer.write(frame)
+    writer.release()
+    with watched_page(browser, base_url, timeout_ms=30_000) as page:
+        frames = sent_frames(page)
+        page.goto(f"/#/live?model={MODEL}")
+        page.locator("input[type=file][accept='video/*']").set_input_files(str(path))
+        page.wait_for_function(f"{FRAMES} >= 5")
+        sent = list(frames)
+    assert len(set(sent)) >= 3  # the video's frames, not one frame again

@@ -18,13 +18,16 @@ from PIL import Image
 
 from convscope.augment import to_input
 from convscope.cli import main
+from convscope.extras import available
 from convscope.live import FeatureExtractor, OscError, OscSender, OscTarget
 from convscope.predict import fit_any, preparation
 from convscope.probes import activations
 from convscope.runs import open_run
 
-cv2 = pytest.importorskip("cv2")
-pytest.importorskip("pythonosc")
+# convscope stream and OSC need the [osc] extra (OpenCV, python-osc); the sockets need [serve]
+needs_osc = pytest.mark.skipif(not available("osc"), reason='needs pip install "convscope[osc]"')
+needs_serve = pytest.mark.skipif(not available("serve"),
+                                 reason='needs pip install "convscope[serve]"')
 
 MODEL = "cifar10-convnetjs"  # bundled: 32x32x3 input, layers 0..11
 
@@ -63,6 +66,8 @@ class OscListener:
 
 def write_video(path: Path, frames: int = 5) -> list[np.ndarray]:
     """A small MJPG video of a moving square; returns its frames as OpenCV decodes them (RGB)."""
+    import cv2
+
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
     assert writer.isOpened()
     for i in range(frames):
@@ -97,6 +102,7 @@ def stream(capsys, *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+@needs_osc
 def test_stream_video_sends_a_layers_activations(tmp_path: Path, capsys) -> None:
     frames = write_video(tmp_path / "clip.avi", 5)
     with OscListener() as osc:
@@ -115,6 +121,7 @@ def test_stream_video_sends_a_layers_activations(tmp_path: Path, capsys) -> None
         np.testing.assert_allclose(np.array(args, np.float32), values, rtol=1e-5, atol=1e-6)
 
 
+@needs_osc
 def test_stream_image_folder_sends_probabilities_in_order(tmp_path: Path, capsys) -> None:
     folder = tmp_path / "pictures"
     folder.mkdir()
@@ -145,6 +152,7 @@ def test_feature_extractor_matches_direct_activations() -> None:
     assert FeatureExtractor.open(MODEL).size == 10
 
 
+@needs_osc
 def test_no_camera_is_one_line(capsys) -> None:
     code, err = stream(capsys, "--source", "97")
     assert code == 2
@@ -152,6 +160,7 @@ def test_no_camera_is_one_line(capsys) -> None:
     assert len(err.strip().splitlines()) == 1
 
 
+@needs_osc
 @pytest.mark.parametrize(("args", "expected"), [
     (["--osc", "localhost"], "is not host:port"),
     (["--osc", "127.0.0.1:99999"], "out of range"),
@@ -168,6 +177,7 @@ def test_bad_options_are_one_line(tmp_path: Path, capsys, args: list[str], expec
     assert expected in err and len(err.strip().splitlines()) == 1, err
 
 
+@needs_osc
 def test_bad_sources_are_one_line(tmp_path: Path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "clip.avi").write_bytes(b"not a video at all")
@@ -186,6 +196,7 @@ def _closed_udp_port() -> int:
     return port
 
 
+@needs_osc
 def test_a_closed_port_does_not_stop_the_stream(tmp_path: Path, capsys) -> None:
     write_video(tmp_path / "clip.avi", 3)
     code, err = stream(capsys, "--source", str(tmp_path / "clip.avi"),
@@ -194,6 +205,7 @@ def test_a_closed_port_does_not_stop_the_stream(tmp_path: Path, capsys) -> None:
     assert "from 3 frames" in err
 
 
+@needs_osc
 def test_a_send_that_fails_is_counted_not_raised() -> None:
     with OscSender(OscTarget("127.0.0.1", _closed_udp_port(), "/big")) as sender:
         assert not sender.send_floats(np.zeros(20_000))  # over one UDP datagram
@@ -220,6 +232,7 @@ def client():
 LIVE = f"ws://127.0.0.1/api/models/{MODEL}/live"
 
 
+@needs_serve
 def test_live_socket_answers_the_layers_shown(client) -> None:
     from convscope.server.frames import decode_result, encode_frame
 
@@ -239,6 +252,7 @@ def test_live_socket_answers_the_layers_shown(client) -> None:
                                rtol=1e-5, atol=1e-7)
 
 
+@needs_serve
 def test_garbage_frames_get_a_message_and_the_socket_stays(client) -> None:
     from convscope.server.frames import FRAME_HEADER, MAX_FRAME_BYTES, decode_result, encode_frame
 
@@ -264,6 +278,7 @@ def test_garbage_frames_get_a_message_and_the_socket_stays(client) -> None:
         assert header["seq"] == 1  # nothing was lost: the next frame is answered
 
 
+@needs_serve
 def test_live_socket_refuses_another_origin(client) -> None:
     from starlette.websockets import WebSocketDisconnect
 
@@ -273,6 +288,8 @@ def test_live_socket_refuses_another_origin(client) -> None:
     assert refused.value.code == 1008
 
 
+@needs_osc
+@needs_serve
 def test_streams_reach_osc_and_sketches(client) -> None:
     from convscope.server.frames import encode_frame
 
@@ -344,6 +361,7 @@ def _module_direct(ref: str, frames: list[np.ndarray], layer: int) -> list[np.nd
             .flatten().numpy() for frame in frames]
 
 
+@needs_osc
 def test_stream_a_python_module_with_trust_code(tmp_path: Path, capsys) -> None:
     """A user's own nn.Module (file.py:factory, e.g. a pretrained net) streams its layers."""
     ref = _module_file(tmp_path)
@@ -361,6 +379,7 @@ def test_stream_a_python_module_with_trust_code(tmp_path: Path, capsys) -> None:
         np.testing.assert_allclose(args, values, rtol=1e-5, atol=1e-6)
 
 
+@needs_serve
 def test_serve_a_python_module_in_the_live_view(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 

@@ -13,6 +13,7 @@ import {tileGrid} from "../widgets/tile-grid.js";
 import {teachPanel} from "../widgets/teach-panel.js";
 
 export const DEFAULT_FEATURES = "cifar10-94"; // the bundled feature network
+const FALLBACK_FEATURES = "cifar10-ordinary"; // where it is not bundled (convscope.live.default_model)
 const IN_FLIGHT = 2; // frames on their way at once (the next is grabbed while one is computed)
 const SEND_SIDE = 4; // frames travel at up to 4x the input's side; the server makes the last fit
 const TOP = 5;
@@ -79,6 +80,14 @@ function sourcePanel(onMessage) {
     }
   }
 
+  let presented = 0; // video frames shown so far (each is sent once)
+  const counting = "requestVideoFrameCallback" in video;
+  const onFrame = (_, meta) => {
+    presented = meta.presentedFrames;
+    video.requestVideoFrameCallback(onFrame);
+  };
+  if (counting) video.requestVideoFrameCallback(onFrame);
+
   function show(element) {
     video.hidden = element !== video;
     picture.hidden = element !== picture;
@@ -100,7 +109,9 @@ function sourcePanel(onMessage) {
   );
   const ready = () =>
     current === video ? (video.videoWidth > 0 && video.readyState >= 2 ? video : null) : current;
-  return {element, view: h("div", {class: "live-view"}, video, picture), media: ready, stop, camera};
+  /** Which frame `media` shows: a new stamp for each new video frame. */
+  const stamp = (media) => (media === video && counting ? presented : media.currentTime);
+  return {element, view: h("div", {class: "live-view"}, video, picture), media: ready, stamp, stop, camera};
 }
 
 /** What to stream: a layer or the probabilities, over OSC to host:port/address; on/off. */
@@ -226,7 +237,7 @@ export async function render(root, ctx) {
    * PICTURE_FPS times a second (its stream goes on). */
   function fresh(media) {
     const now = performance.now();
-    const stamp = media instanceof HTMLVideoElement ? media.currentTime : Math.floor(now / (1000 / PICTURE_FPS));
+    const stamp = media instanceof HTMLVideoElement ? source.stamp(media) : Math.floor(now / (1000 / PICTURE_FPS));
     if (media === lastSent.media && stamp === lastSent.stamp) return false;
     lastSent = {media, stamp};
     return true;
@@ -289,7 +300,8 @@ export async function render(root, ctx) {
 
   function onKey(event) {
     if (teach.onKey(event)) return;
-    if (event.code !== "Space" || event.target.closest?.("input, select, textarea, button")) return;
+    // (a focused button would be pressed again by the space bar: here it toggles sending)
+    if (event.code !== "Space" || event.target.closest?.("input, select, textarea")) return;
     event.preventDefault();
     streams.toggle();
   }
@@ -297,15 +309,15 @@ export async function render(root, ctx) {
   const timer = setInterval(pump, 10);
   document.addEventListener("keydown", onKey);
   document.addEventListener("keyup", teach.onKey);
-  const features = ctx.models.find((m) => m.id === DEFAULT_FEATURES);
+  const features = ctx.models.find((m) => m.id === DEFAULT_FEATURES) ?? ctx.models.find((m) => m.id === FALLBACK_FEATURES);
   root.append(
     h("header", {class: "view-header"},
       h("h2", {}, "Live"),
       h("p", {class: "muted"},
         `${model.title} sees a ${volumeText(volume)} view of each frame: its centre, cropped to the input's shape ` +
           `and scaled down to ${volume.sx}x${volume.sy} pixels. `,
-        model.id !== DEFAULT_FEATURES && features
-          ? h("a", {href: `#/live?model=${DEFAULT_FEATURES}`}, `Use ${DEFAULT_FEATURES}, the default feature network`)
+        features && model.id !== features.id
+          ? h("a", {href: `#/live?model=${features.id}`}, `Use ${features.id}, the default feature network`)
           : null),
     ),
     h("div", {class: "live-layout"},
