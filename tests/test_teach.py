@@ -37,7 +37,7 @@ def test_classifiers_learn_separable_features(learner):
 
 def test_knn_likelihoods_are_shares_of_the_k_votes():
     x = np.array([[1, 0], [1, 0.1], [1, -0.1], [0, 1], [0.1, 1]], np.float32)
-    knn = KNN(k=3).fit(x, [0, 0, 0, 1, 1], 2)
+    knn = KNN(k=3, scale=False).fit(x, [0, 0, 0, 1, 1], 2)
     assert knn.used_k == 2  # lowered to the smallest class: class 1 has two examples
     assert knn.proba([[1, 0.05]]).round(2).tolist() == [[1.0, 0.0]]
     assert knn.proba([[0.7, 0.7]]).argmax() in (0, 1)  # a tie goes to the nearest
@@ -196,6 +196,9 @@ def test_saved_files_that_lie_about_their_contents(tmp_path: Path):
     (directory / "head.json").write_text(json.dumps(head))
     with pytest.raises(ExampleSetError, match="saved head is damaged"):
         Head.load(directory)
+    head["outputs"][0]["trained"]["used_k"] = 1
+    (directory / "head.json").write_text(json.dumps(head))
+    assert Head.load(directory).learners[0].scaling is not None  # k-NN's scaling comes back
     (directory / "head.safetensors").write_bytes(b"junk")
     with pytest.raises(ExampleSetError, match="head.safetensors: not a safetensors file"):
         Head.load(directory)

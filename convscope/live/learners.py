@@ -2,8 +2,8 @@
 models fitted in seconds on a few hundred feature vectors, torch and numpy only.
 
 - :class:`KNN` (the default for classes, as ml4a's GRT KNN): likelihoods are the share of the
-  k nearest examples (cosine distance) voting for each class; k is lowered to the smallest
-  class's count so that a class with one example can still win.
+  k nearest examples (cosine distance on standardised features) voting for each class; k is
+  lowered to the smallest class's count so that a class with one example can still win.
 - :class:`LogisticRegression` (the option for classes): softmax regression on standardised
   features, L-BFGS with a little weight decay.
 - :class:`SliderMLP` (one per continuous output in [0, 1], as ml4a's MLP per output): one
@@ -97,28 +97,34 @@ class _Standardise:
 
 
 class KNN:
-    """k nearest neighbours by cosine distance; ``proba`` gives each class's share of votes."""
+    """k nearest neighbours by cosine distance, on standardised features unless ``scale`` is
+    False; ``proba`` gives each class's share of the k votes."""
 
     kind = "knn"
 
-    def __init__(self, k: int = 5) -> None:
+    def __init__(self, k: int = 5, scale: bool = True) -> None:
         if k < 1:
             raise LearnerError(f"k must be at least 1 (got {k})")
-        self.k = k
+        self.k, self.scale = k, scale
         self.used_k = k
+        self.scaling: _Standardise | None = None
         self.examples = np.zeros((0, 0), np.float32)
         self.labels = np.zeros(0, np.int64)
         self.classes = 0
+
+    def _inputs(self, x: np.ndarray) -> np.ndarray:
+        return _unit(self.scaling(x).numpy() if self.scaling is not None else x)
 
     def fit(self, features, labels, classes: int) -> KNN:
         x, y = _matrix(features), np.asarray(labels, dtype=np.int64)
         counts = np.bincount(y, minlength=classes)
         self.used_k = int(min(self.k, counts[counts > 0].min()))
-        self.examples, self.labels, self.classes = _unit(x), y, classes
+        self.scaling = _Standardise.of(x) if self.scale else None
+        self.examples, self.labels, self.classes = self._inputs(x), y, classes
         return self
 
     def proba(self, features) -> np.ndarray:
-        x = _unit(_matrix(features))
+        x = self._inputs(_matrix(features))
         similarity = x @ self.examples.T
         nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :self.used_k]
         votes = np.zeros((len(x), self.classes), np.float32)
@@ -128,18 +134,24 @@ class KNN:
         return votes / votes.sum(axis=1, keepdims=True)
 
     def settings(self) -> dict:
-        return {"learner": self.kind, "k": self.k, "used_k": self.used_k, "classes": self.classes}
+        return {"learner": self.kind, "k": self.k, "scale": self.scale, "used_k": self.used_k,
+                "classes": self.classes}
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"examples": self.examples, "labels": self.labels}
+        scaling = {"mean": self.scaling.mean, "spread": self.scaling.scale} if self.scaling \
+            else {}
+        return {"examples": self.examples, "labels": self.labels, **scaling}
 
     def restore(self, settings: dict, arrays: dict[str, np.ndarray]) -> KNN:
         self.used_k, self.classes = int(settings["used_k"]), int(settings["classes"])
         self.examples = arrays["examples"].astype(np.float32)
         self.labels = arrays["labels"].astype(np.int64)
+        self.scaling = _Standardise(arrays["mean"], arrays["spread"]) if self.scale else None
         _check_restored(len(self.examples) == len(self.labels) and len(self.labels) > 0
                         and 0 <= self.labels.min() and self.labels.max() < self.classes
-                        and self.used_k >= 1)
+                        and self.used_k >= 1 and (self.scaling is None or (
+                            self.scaling.mean.shape == self.scaling.scale.shape
+                            == self.examples.shape[1:])))
         return self
 
 
@@ -274,7 +286,8 @@ def _check_restored(ok: bool) -> None:
 
 
 def class_learner(name: str = "knn", **options) -> KNN | LogisticRegression:
-    """A classifier by name: ``"knn"`` (option ``k``) or ``"logreg"`` (``decay``, ``steps``)."""
+    """A classifier by name: ``"knn"`` (options ``k``, ``scale``) or ``"logreg"`` (``decay``,
+    ``steps``)."""
     if name == "knn":
         return KNN(**options)
     if name == "logreg":
@@ -288,7 +301,7 @@ def learner_from(settings: dict, arrays: dict[str, np.ndarray]):
     try:
         name = settings["learner"]
         if name == "knn":
-            return KNN(int(settings["k"])).restore(settings, arrays)
+            return KNN(int(settings["k"]), bool(settings["scale"])).restore(settings, arrays)
         if name == "logreg":
             return LogisticRegression(float(settings["decay"]), int(settings["steps"])) \
                 .restore(settings, arrays)
