@@ -10,6 +10,7 @@ import {frameMessage} from "../live-wire.js";
 
 const SHOWN_THUMBS = 12; // the latest examples shown per class
 const PICTURE_SIDE = 256; // an added picture travels at most this big (the server fits it)
+const PICTURE_TYPES = "image/png,image/jpeg,image/gif,image/webp,image/bmp"; // what createImageBitmap reads
 
 /** A picture file as a frame message (reduced to PICTURE_SIDE a side). */
 async function pictureFrame(file) {
@@ -25,7 +26,7 @@ async function pictureFrame(file) {
 function classRow(name, index, actions) {
   const count = h("span", {class: "teach-count"}, "0");
   const thumbs = h("div", {class: "teach-thumbs", "aria-label": `examples of ${name}`});
-  const files = h("input", {type: "file", accept: "image/*", multiple: true, hidden: true, onchange: () => actions.addPictures(files, name)});
+  const files = h("input", {type: "file", accept: PICTURE_TYPES, multiple: true, hidden: true, "aria-label": `pictures of ${name}`, onchange: () => actions.addPictures(files, name)});
   const hold = h("button", {type: "button", class: "teach-record", "aria-label": `record ${name}`, title: index < 9 ? `or hold the key ${index + 1}` : null}, "Hold to record");
   hold.addEventListener("pointerdown", () => actions.record(name));
   for (const end of ["pointerup", "pointerleave", "pointercancel"]) hold.addEventListener(end, () => actions.stop());
