@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,11 +52,11 @@ def live(page) -> None:
     page.wait_for_function(f"{COUNT} >= 0")
 
 
-def hold(page, button, seconds: float = 1.0) -> None:
-    button.hover()
-    page.mouse.down()
-    time.sleep(seconds)
-    page.mouse.up()
+def hold(page, button, until: str) -> None:
+    """Press ``button`` (a pointer held down on it) until ``until`` is true in the page."""
+    button.dispatch_event("pointerdown", {"pointerId": 1})
+    page.wait_for_function(until)
+    button.dispatch_event("pointerup", {"pointerId": 1})
 
 
 def pictures(folder: Path, colour: tuple[int, int, int], count: int) -> list[str]:
@@ -83,8 +82,7 @@ def test_record_two_cameras_train_predict_osc_save_and_load(cameras, tmp_path: P
         first.wait_for_function(f"{COUNT} >= 8")
         first.keyboard.up("1")
         live(second)
-        hold(second, second.get_by_role("button", name="record 2"))
-        second.wait_for_function(f"{COUNT} >= 16")
+        hold(second, second.get_by_role("button", name="record 2"), f"{COUNT} >= 16")
         recorded = int(second.evaluate(COUNT))
         second.locator(".teach-class").nth(1).locator("input[type=file]").set_input_files(
             pictures(tmp_path, (20, 30, 200), 3))  # three uploaded pictures of class 2

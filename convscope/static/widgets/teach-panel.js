@@ -22,14 +22,27 @@ async function pictureFrame(file) {
   return frameMessage(context.getImageData(0, 0, canvas.width, canvas.height));
 }
 
+/** `button` starts recording while pressed; the pointer is captured, so that a hand moving off
+ * the button does not stop it (release, or a cancelled pointer, does). */
+function holdToRecord(button, start, stop) {
+  button.addEventListener("pointerdown", (event) => {
+    try {
+      button.setPointerCapture(event.pointerId);
+    } catch {
+      // (a pointer the browser does not track: recording goes on without the capture)
+    }
+    start();
+  });
+  for (const end of ["pointerup", "pointercancel", "lostpointercapture"]) button.addEventListener(end, stop);
+}
+
 /** One class's row: name, count, hold-to-record button, add pictures, latest thumbnails. */
 function classRow(name, index, actions) {
   const count = h("span", {class: "teach-count"}, "0");
   const thumbs = h("div", {class: "teach-thumbs", "aria-label": `examples of ${name}`});
   const files = h("input", {type: "file", accept: PICTURE_TYPES, multiple: true, hidden: true, "aria-label": `pictures of ${name}`, onchange: () => actions.addPictures(files, name)});
   const hold = h("button", {type: "button", class: "teach-record", "aria-label": `record ${name}`, title: index < 9 ? `or hold the key ${index + 1}` : null}, "Hold to record");
-  hold.addEventListener("pointerdown", () => actions.record(name));
-  for (const end of ["pointerup", "pointerleave", "pointercancel"]) hold.addEventListener(end, () => actions.stop());
+  holdToRecord(hold, () => actions.record(name), actions.stop);
   const key = index < 9 && name !== String(index + 1) ? h("kbd", {title: `hold the key ${index + 1} to record`}, String(index + 1)) : null;
   return {
     element: h("div", {class: "teach-class"},
@@ -129,8 +142,7 @@ function outputsView(actions, state, idle) {
     });
     const holdAll = classes ? null : h("button", {type: "button", class: "teach-record", "aria-label": "record"}, "Hold to record");
     if (holdAll) {
-      holdAll.addEventListener("pointerdown", () => actions.record(""));
-      for (const end of ["pointerup", "pointerleave", "pointercancel"]) holdAll.addEventListener(end, () => actions.stop());
+      holdToRecord(holdAll, () => actions.record(""), actions.stop);
     }
     setChildren(outputs, loose ? null : rows.map((r) => r.element), sliderRows, holdAll, loose?.thumbs,
       h("div", {class: "actions"},
