@@ -252,6 +252,9 @@ def test_the_live_socket_records_trains_predicts_sends_and_saves(tmp_path: Path)
             for seed in range(6):
                 recorded = frame(ws, coloured(channel, seed))["teach"]["recorded"]
                 assert recorded["label"] == name and recorded["thumb"].startswith("data:image/")
+                with client.websocket_connect(live) as other:  # another page: not recording
+                    other.receive_json()
+                    assert "teach" not in frame(other, coloured(1, seed))
             teach(ws, record=None)
         state = teach(ws, train={"learner": "knn", "k": 3},
                       osc={"on": True, "classification": f"127.0.0.1:{osc.port}"})

@@ -60,7 +60,7 @@ class TeachState:
                        "size": self.node.out_volume.numel}
         self.examples = ExampleSet.with_classes(["1", "2"], self.source)
         self.head: Head | None = None
-        self.recording: list | None = None
+        self.recording: dict[int, list] = {}  # each page (its socket) records its own frames
         self.predicting, self.lerp = False, 0.2
         self.shown: np.ndarray | None = None
         self.osc = False
@@ -70,34 +70,41 @@ class TeachState:
         self.thumbs: list[str] = []
 
     # --- control messages ---
-    def control(self, message) -> dict:
-        """Apply one ``teach`` control message (a dict of commands); the state afterwards, with
-        ``error`` (one line) when a command could not be done."""
+    def control(self, message, owner: int = 0) -> dict:
+        """Apply one ``teach`` control message (a dict of commands) of the page ``owner``; the
+        state afterwards, with ``error`` (one line) when a command could not be done."""
         if not isinstance(message, dict):
-            return {"type": "teach", **self.state(), "error": "teach settings must be a JSON "
+            return {"type": "teach", **self.state(owner), "error": "teach settings must be a JSON "
                     "object of commands (docs/live.md, Train your own)"}
         with self.lock:
             try:
-                done = self._apply(message)
+                done = self._apply(message, owner)
             except ApiError as exc:
                 done = {"error": exc.message}
             except ConvscopeError as exc:
                 done = {"error": str(exc)}
-            return {"type": "teach", **self.state(), **done}
+            return {"type": "teach", **self.state(owner), **done}
 
-    @property
-    def active(self) -> bool:
-        """Whether frames need this state (recording or predicting)."""
-        return self.recording is not None or self.predicting
+    def active(self, owner: int = 0) -> bool:
+        """Whether the frames of page ``owner`` need this state (recording or predicting)."""
+        return owner in self.recording or self.predicting
 
-    def _apply(self, m: dict) -> dict:
+    def release(self, owner: int) -> None:
+        """Page ``owner`` is gone: its recording stops."""
+        with self.lock:
+            self.recording.pop(owner, None)
+
+    def _apply(self, m: dict, owner: int) -> dict:
         done: dict = {}
         if "outputs" in m:
             self._outputs(m["outputs"])
         if "add_class" in m:
             self._add_class(m["add_class"])
         if "record" in m:
-            self.recording = None if m["record"] is None else self._values(m["record"])
+            if m["record"] is None:
+                self.recording.pop(owner, None)
+            else:
+                self.recording[owner] = self._values(m["record"])
         if "delete" in m:
             self._delete(m["delete"])
         if m.get("clear"):
@@ -198,7 +205,7 @@ class TeachState:
                                 f"{self.node.name} gives {self.source['size']}: open that model")
         self.examples, self.head = examples, head
         self.thumbs = [_thumb(torch.from_numpy(t).permute(2, 0, 1)) for t in examples.thumbnails]
-        self.predicting, self.shown, self.recording = head is not None, None, None
+        self.predicting, self.shown, self.recording = head is not None, None, {}
 
     def _listing(self) -> list[dict]:
         return [self._described(i) for i in range(len(self.examples))]
@@ -216,11 +223,11 @@ class TeachState:
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / "examples.json").is_file())
 
-    def state(self) -> dict:
+    def state(self, owner: int = 0) -> dict:
         first = next((o for o in self.examples.outputs if o.kind == "classes"), None)
         return {"features": self.source, "outputs": [o.describe() for o in self.examples.outputs],
                 "count": len(self.examples), "counts": self.examples.counts() if first else [],
-                "recording": self.recording is not None, "predicting": self.predicting,
+                "recording": owner in self.recording, "predicting": self.predicting,
                 "trained": self.head is not None,
                 "scores": self.head.scores if self.head else None, "lerp": self.lerp,
                 "osc": self.osc_state(), "saved": self.saved(), "folder": str(self.root)}
@@ -231,18 +238,18 @@ class TeachState:
                 "failures": sum(s.failures for s in self.senders.values())}
 
     # --- frames ---
-    def frame(self, features: torch.Tensor, fitted: torch.Tensor) -> dict:
-        """One frame's features (the layer's output) and fitted picture: record it and/or
-        predict; what the page shows of it."""
+    def frame(self, features: torch.Tensor, fitted: torch.Tensor, owner: int = 0) -> dict:
+        """One frame of page ``owner``: its features (the layer's output) and fitted picture;
+        record it and/or predict; what the page shows of it."""
         with self.lock:
             vector = features.flatten().float().numpy()
             out: dict = {"count": len(self.examples)}
-            if self.recording is not None:
+            if owner in self.recording:
                 if len(self.examples) >= MAX_EXAMPLES:
-                    self.recording = None
+                    self.recording.pop(owner)
                     out["error"] = f"at most {MAX_EXAMPLES} examples; recording stopped"
                 else:
-                    index = self.examples.add(vector, self.recording,
+                    index = self.examples.add(vector, self.recording[owner],
                                               fitted.permute(1, 2, 0).numpy())
                     self.thumbs.append(_thumb(fitted))
                     out["recorded"] = self._described(index)

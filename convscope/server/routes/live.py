@@ -89,7 +89,7 @@ class LiveSession:
         if "stream" in settings:
             self.set_stream(settings["stream"])
         if "teach" in settings and self.teach is not None:
-            return self.teach.control(settings["teach"])
+            return self.teach.control(settings["teach"], id(self))
         return {"type": "settings", "layers": self.layers, "stream": self.stream_state()}
 
     def set_stream(self, wanted) -> None:
@@ -130,7 +130,7 @@ class LiveSession:
         wanted = set(self.layers)
         if stream is not None and stream.layer is not None:
             wanted.add(stream.layer)
-        teach = self.teach if self.teach and self.teach.active else None
+        teach = self.teach if self.teach and self.teach.active(id(self)) else None
         if teach is not None:
             wanted.add(teach.node.index)
         found, returned = node_outputs(self.model, to_input(fitted)[None], sorted(wanted))
@@ -148,7 +148,7 @@ class LiveSession:
                   "prediction": None if probs is None else int(probs.argmax()),
                   "stream": self.stream_state()}
         if teach is not None:
-            header["teach"] = teach.frame(found[teach.node.index][0], fitted)
+            header["teach"] = teach.frame(found[teach.node.index][0], fitted, id(self))
         shown = {i: found[i][0] for i in self.layers}
         return encode_result(header, shown), values
 
@@ -184,6 +184,7 @@ def live_router(explorer: Explorer) -> APIRouter:
             pass
         finally:
             session.close()
+            session.teach.release(id(session))  # (its examples stay)
 
     @router.websocket("/api/live/features")
     async def live_features(socket: WebSocket) -> None:
