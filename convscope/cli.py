@@ -481,10 +481,11 @@ def _add_stream(sub) -> None:
     p.add_argument("--layer", default="probs", help="probs (the class probabilities, default), "
                    "or a layer's index or name (`convscope summary` lists them): its "
                    "activations, flattened")
-    p.add_argument("--osc", default="127.0.0.1:6448", metavar="HOST:PORT",
-                   help="where to send (default 127.0.0.1:6448, Wekinator's input)")
-    p.add_argument("--address", default="/wek/inputs", help="the OSC address (default "
-                   "/wek/inputs)")
+    p.add_argument("--osc", metavar="HOST:PORT",
+                   help="where to send (default 127.0.0.1:6448, Wekinator's input; with --head "
+                   "127.0.0.1:8000 for classes, 127.0.0.1:12000 for sliders)")
+    p.add_argument("--address", help="the OSC address (default /wek/inputs; with --head "
+                   "/classification for classes, /wek/outputs for sliders)")
     p.add_argument("--frames", type=int, metavar="N", help="stop after N frames (default: "
                    "until the source ends or Ctrl-C)")
     p.add_argument("--fps", type=float, metavar="F", help="at most F frames a second "
@@ -494,8 +495,10 @@ def _add_stream(sub) -> None:
     p.add_argument("--invert", choices=("auto", "on", "off"), default="auto",
                    help="invert grey levels for light-on-dark models (MNIST): auto (default), "
                    "on, off")
-    # (a trained head's outputs instead of the features: an option added here, sending through
-    # convscope.live.stream.run_stream's ``send``)
+    p.add_argument("--head", metavar="DIR", help="send the predictions of a head trained on "
+                   "the Live page or with convscope.live.Teacher (a saved set's folder): one "
+                   "int to /classification, or one float per output to /wek/outputs; "
+                   "its model and layer unless --model is given")
     _add_trust_code(p)
     p.set_defaults(func=_cmd_stream)
 

@@ -8,8 +8,9 @@ import sys
 from ..errors import ConvscopeError
 from ..layer_kinds import Volume
 from .features import FeatureExtractor, default_model
-from .osc import OscSender, OscTarget, check_value_count
+from .osc import WEKINATOR_INPUTS, OscSender, check_value_count
 from .stream import open_source, run_stream
+from .teacher import head_stream
 
 
 def parse_volume(text: str) -> Volume:
@@ -27,18 +28,25 @@ def stream_command(args: argparse.Namespace) -> None:
         raise ConvscopeError(f"--frames must be at least 1, got {args.frames}")
     if args.fps is not None and not args.fps > 0:
         raise ConvscopeError(f"--fps must be above 0, got {args.fps}")
-    target = OscTarget.parse(args.osc, args.address)
-    volume = parse_volume(args.input) if args.input else None
-    extractor = FeatureExtractor.open(args.model, args.layer, trust_code=args.trust_code,
-                                      volume=volume, invert=args.invert)
-    check_value_count(extractor.size, f"layer {extractor.layer_name}")
+    if args.head:  # a trained head's outputs (convscope.live.teacher) instead of features
+        extractor, target, sending = head_stream(args.head, args.model, args.osc, args.address,
+                                                 args.trust_code)
+    else:
+        target = WEKINATOR_INPUTS.with_(args.osc, args.address)
+        volume = parse_volume(args.input) if args.input else None
+        extractor = FeatureExtractor.open(args.model, args.layer, trust_code=args.trust_code,
+                                          volume=volume, invert=args.invert)
+        check_value_count(extractor.size, f"layer {extractor.layer_name}")
     frames = open_source(args.source)
     with OscSender(target) as sender:
         model = args.model or default_model()
-        print(f"streaming {extractor.layer_name} of {model} ({extractor.size} float32 values"
-              f" a frame; the network sees a {extractor.volume} view of each frame) to "
+        what = (f"the predictions of {args.head} (on {extractor.layer_name} of {model}; "
+                if args.head else f"{extractor.layer_name} of {model} ({extractor.size} float32 "
+                "values a frame; ")
+        print(f"streaming {what}the network sees a {extractor.volume} view of each frame) to "
               f"{target}; Ctrl-C stops", file=sys.stderr)
-        count = run_stream(frames, extractor, sender.send_floats, args.frames, args.fps)
+        send = sending(sender) if args.head else sender.send_floats
+        count = run_stream(frames, extractor, send, args.frames, args.fps)
         failed = (f"; {sender.failures} could not be sent ({sender.last_error})"
                   if sender.failures else "")
         rate = count.frames / count.seconds if count.seconds else 0.0

@@ -26,6 +26,7 @@ from ..encode import dumps
 from ..errors import ApiError
 from ..frames import decode_frame, encode_result
 from ..inputs import fit_prepared, upload_preparation
+from ..teach import TeachState, TeachStore
 from .state import Explorer
 
 MAX_CONTROL_BYTES = 64 * 1024
@@ -70,6 +71,7 @@ class LiveSession:
     invert: str = "auto"
     stream: StreamSettings | None = None
     frames: int = 0
+    teach: TeachState | None = None  # train your own (server/teach.py)
 
     def control(self, settings: dict) -> dict:
         """Apply a control message; the settings now in force."""
@@ -86,6 +88,8 @@ class LiveSession:
             self.invert = str(settings["invert"])
         if "stream" in settings:
             self.set_stream(settings["stream"])
+        if "teach" in settings and self.teach is not None:
+            return self.teach.control(settings["teach"], id(self))
         return {"type": "settings", "layers": self.layers, "stream": self.stream_state()}
 
     def set_stream(self, wanted) -> None:
@@ -126,6 +130,9 @@ class LiveSession:
         wanted = set(self.layers)
         if stream is not None and stream.layer is not None:
             wanted.add(stream.layer)
+        teach = self.teach if self.teach and self.teach.active(id(self)) else None
+        if teach is not None:
+            wanted.add(teach.node.index)
         found, returned = node_outputs(self.model, to_input(fitted)[None], sorted(wanted))
         task = get_task(self.entry.task)
         probs = task.class_probabilities(self.model, returned[0], self.entry.classes)
@@ -140,6 +147,8 @@ class LiveSession:
                   "probabilities": [] if probs is None else probs.tolist(),
                   "prediction": None if probs is None else int(probs.argmax()),
                   "stream": self.stream_state()}
+        if teach is not None:
+            header["teach"] = teach.frame(found[teach.node.index][0], fitted, id(self))
         shown = {i: found[i][0] for i in self.layers}
         return encode_result(header, shown), values
 
@@ -153,6 +162,7 @@ def live_router(explorer: Explorer) -> APIRouter:
     """The live view's frames socket and the sketches' features socket."""
     router = APIRouter()
     hub = FeatureHub()
+    teach = TeachStore(explorer.jobs.live_dir.parent / "teach")
 
     @router.websocket("/api/models/{model_id}/live")
     async def live_frames(socket: WebSocket, model_id: str) -> None:
@@ -164,7 +174,7 @@ def live_router(explorer: Explorer) -> APIRouter:
             await socket.send_text(dumps({"type": "error", "error": exc.message}))
             await socket.close(code=1008)
             return
-        session = LiveSession(entry, model)
+        session = LiveSession(entry, model, teach=teach.state(entry))
         await socket.send_text(dumps({"type": "ready", "model": model_id,
                                       "input": entry.describe()["input"]}))
         try:
@@ -174,6 +184,7 @@ def live_router(explorer: Explorer) -> APIRouter:
             pass
         finally:
             session.close()
+            session.teach.release(id(session))  # (its examples stay)
 
     @router.websocket("/api/live/features")
     async def live_features(socket: WebSocket) -> None:
@@ -214,7 +225,7 @@ async def _answer(socket: WebSocket, session: LiveSession, message: dict, hub: F
                                 "view); frames are binary") from None
         if not isinstance(settings, dict):
             raise ApiError(400, "settings must be a JSON object")
-        await socket.send_text(dumps(session.control(settings)))
+        await socket.send_text(dumps(await run_model(session.control, settings)))
     except ApiError as exc:
         await socket.send_text(dumps({"type": "error", "error": exc.message}))
     except ConvscopeError as exc:  # a garbage frame, a bad layer or OSC target: one line

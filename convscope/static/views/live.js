@@ -10,6 +10,7 @@ import {cameraProblem} from "../input.js";
 import {frameMessage, layerValues, readResult} from "../live-wire.js";
 import {layerOutput} from "../widgets/layer-output.js";
 import {tileGrid} from "../widgets/tile-grid.js";
+import {teachPanel} from "../widgets/teach-panel.js";
 
 export const DEFAULT_FEATURES = "cifar10-94"; // the bundled feature network
 const FALLBACK_FEATURES = "cifar10-ordinary"; // where it is not bundled (convscope.live.default_model)
@@ -225,6 +226,8 @@ export async function render(root, ctx) {
   const maps = mapsPanel(model, () => sendSettings());
   const streams = streamPanel(model, () => sendSettings());
   const grab = h("canvas");
+  const open = () => socket?.readyState === WebSocket.OPEN;
+  const teach = teachPanel({send: (text) => open() && socket.send(text), sendFrame: (bytes) => open() && socket.send(bytes)});
 
   function sendSettings() {
     if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({layers: maps.layers(), ...streams.wanted()}));
@@ -242,7 +245,7 @@ export async function render(root, ctx) {
 
   function pump() {
     const media = source.media();
-    while (!closed && media && socket?.readyState === WebSocket.OPEN && inFlight < IN_FLIGHT && fresh(media)) {
+    while (!closed && !teach.busy() && media && socket?.readyState === WebSocket.OPEN && inFlight < IN_FLIGHT && fresh(media)) {
       const width = media.videoWidth ?? media.naturalWidth;
       const height = media.videoHeight ?? media.naturalHeight;
       if (!width || !height) return;
@@ -261,6 +264,7 @@ export async function render(root, ctx) {
     inFlight = Math.max(0, inFlight - 1);
     const result = readResult(data);
     maps.update(result);
+    teach.update(result.header.teach);
     streams.show(result.header.stream);
     done += 1;
     const now = performance.now();
@@ -276,7 +280,10 @@ export async function render(root, ctx) {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     socket = new WebSocket(`${scheme}://${location.host}/api/models/${encodeURIComponent(model.id)}/live`);
     socket.binaryType = "arraybuffer";
-    socket.onopen = () => sendSettings();
+    socket.onopen = () => {
+      sendSettings();
+      teach.connected();
+    };
     socket.onmessage = (event) => {
       if (typeof event.data !== "string") return received(event.data);
       const note = JSON.parse(event.data);
@@ -284,6 +291,7 @@ export async function render(root, ctx) {
         inFlight = Math.max(0, inFlight - 1);
         message.replaceChildren(errorBox(note.error));
       } else if (note.type === "settings") streams.show(note.stream);
+      else if (note.type === "teach") teach.answer(note);
     };
     socket.onclose = () => {
       if (!closed) say("The connection to the explorer closed; reload the page to reconnect.");
@@ -291,6 +299,7 @@ export async function render(root, ctx) {
   }
 
   function onKey(event) {
+    if (teach.onKey(event)) return;
     // (a focused button would be pressed again by the space bar: here it toggles sending)
     if (event.code !== "Space" || event.target.closest?.("input, select, textarea")) return;
     event.preventDefault();
@@ -299,6 +308,7 @@ export async function render(root, ctx) {
 
   const timer = setInterval(pump, 10);
   document.addEventListener("keydown", onKey);
+  document.addEventListener("keyup", teach.onKey);
   const features = ctx.models.find((m) => m.id === DEFAULT_FEATURES) ?? ctx.models.find((m) => m.id === FALLBACK_FEATURES);
   root.append(
     h("header", {class: "view-header"},
@@ -315,7 +325,8 @@ export async function render(root, ctx) {
         h("section", {class: "card"}, source.element, source.view,
           h("figure", {class: "seen"}, seen, h("figcaption", {}, `what the network sees (${volume.sx}x${volume.sy})`)),
           rate, message),
-        streams.element),
+        streams.element,
+        teach.element),
       maps.element),
   );
   connect();
@@ -323,6 +334,7 @@ export async function render(root, ctx) {
     closed = true;
     clearInterval(timer);
     document.removeEventListener("keydown", onKey);
+    document.removeEventListener("keyup", teach.onKey);
     source.stop();
     socket?.close();
   };
