@@ -29,7 +29,7 @@ from ..tasks import get_task
 
 PROBS = "probs"  # the class probabilities instead of a layer
 DEFAULT_MODEL = "cifar10-94"  # the bundled feature network (a 32x32 view of each frame)
-FALLBACK_MODEL = "cifar10-ordinary"  # where cifar10-94 is not bundled (a source checkout)
+FALLBACK_MODEL = "cifar10-convnetjs"  # where cifar10-94 is not bundled: the best bundled one
 MODULE_INPUT = Volume(224, 224, 3)  # a Python module's input unless told (ImageNet's size)
 
 

@@ -13,7 +13,7 @@ import {tileGrid} from "../widgets/tile-grid.js";
 import {teachPanel} from "../widgets/teach-panel.js";
 
 export const DEFAULT_FEATURES = "cifar10-94"; // the bundled feature network
-const FALLBACK_FEATURES = "cifar10-ordinary"; // where it is not bundled (convscope.live.default_model)
+const FALLBACK_FEATURES = "cifar10-convnetjs"; // where it is not bundled (convscope.live.default_model)
 const IN_FLIGHT = 2; // frames on their way at once (the next is grabbed while one is computed)
 const SEND_SIDE = 4; // frames travel at up to 4x the input's side; the server makes the last fit
 const TOP = 5;
