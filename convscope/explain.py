@@ -91,13 +91,14 @@ def default_layer(model: nn.Module, volume) -> Node:
 
 
 def resolve_layer(model: nn.Module, volume, layer: int | str | None) -> Node:
-    """The node named by ``layer``: its index, its dotted name, or None for
-    :func:`default_layer`."""
+    """The node named by ``layer``: its index (a number is read as one), else its dotted
+    name, or None for :func:`default_layer`."""
     if layer is None:
         return default_layer(model, volume)
     layers = map_layers(model, volume)
     text = str(layer).strip()
-    found = [n for n in layers if (text.isdigit() and n.index == int(text)) or n.name == text]
+    found = [n for n in layers if text.isdigit() and n.index == int(text)]  # an index first
+    found = found or [n for n in layers if n.name == text]
     if not found:
         choices = ", ".join(f"{n.index} ({n.type})" for n in layers) or "none"
         raise ExplainError(f"layer {text} has no maps to explain with: choose one of {choices}")
@@ -174,10 +175,10 @@ def saliency(model: nn.Module, x: torch.Tensor, target: int, samples: int = SMOO
     if not 1 <= samples <= MAX_SMOOTH_SAMPLES or noise < 0:
         raise ExplainError(f"SmoothGrad needs 1..{MAX_SMOOTH_SAMPLES} samples and noise >= 0, "
                            f"got {samples} and {noise}")
-    x = x.float().cpu()
+    x = x.cpu() if x.is_floating_point() else x.float().cpu()
     sigma = noise * float(x.max() - x.min())
     generator = torch.Generator().manual_seed(seed)
-    noisy = x[None] + sigma * torch.randn(samples, *x.shape, generator=generator)
+    noisy = x[None] + sigma * torch.randn(samples, *x.shape, generator=generator, dtype=x.dtype)
     restore = _eval(model)
     try:
         with torch.enable_grad():
@@ -185,7 +186,7 @@ def saliency(model: nn.Module, x: torch.Tensor, target: int, samples: int = SMOO
             (grads,) = torch.autograd.grad(class_scores(model, inputs)[:, target].sum(), inputs)
     finally:
         restore()
-    return grads.detach().float().abs().mean(0).amax(0).cpu()
+    return grads.detach().float().abs().amax(1).mean(0).cpu()  # the mean of the copies' maps
 
 
 def occlusion_window(height: int, width: int) -> tuple[int, int]:
