@@ -204,6 +204,16 @@ def _starts(size: int, window: int, stride: int) -> list[int]:
     return starts
 
 
+def forward_passes(method: str, samples: int, height: int, width: int) -> int:
+    """What a map of ``method`` costs, in forward passes (a backward pass counted as two)."""
+    if method == "saliency":
+        return 3 * samples
+    if method == "occlusion":
+        side, stride = occlusion_window(height, width)
+        return 1 + len(_starts(height, side, stride)) * len(_starts(width, side, stride))
+    return 3
+
+
 @torch.no_grad()
 def occlusion(model: nn.Module, x: torch.Tensor, target: int, window: int | None = None,
               stride: int | None = None) -> torch.Tensor:

@@ -25,6 +25,7 @@ from .live import Jobs
 from .origin import LOOPBACK_HOSTS, HostOriginCheck, HostOriginPolicy
 from .routes.audio import audio_router
 from .routes.datasets import chapter_router, datasets_router
+from .routes.explain import explain_router
 from .routes.models import models_router
 from .routes.state import Explorer
 from .routes.training import training_router
@@ -32,7 +33,8 @@ from .samples import Samples
 
 PACKAGE = Path(__file__).resolve().parent.parent
 STATIC = PACKAGE / "static"
-ROUTERS = (models_router, audio_router, datasets_router, chapter_router, training_router)
+ROUTERS = (models_router, audio_router, datasets_router, chapter_router, training_router,
+           explain_router)
 
 
 def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir: str | None = None,
