@@ -81,13 +81,13 @@ def map_layers(model: nn.Module, volume) -> list[Node]:
 
 
 def default_layer(model: nn.Module, volume) -> Node:
-    """Grad-CAM's usual choice: the last conv layer (else the last node with maps)."""
+    """Grad-CAM's usual choice: the network's final feature maps (the last node with maps,
+    after the last conv layer's pooling, normalisation and activation)."""
     layers = map_layers(model, volume)
     if not layers:
         raise ExplainError("the network has no layer with maps (all are 1x1): Grad-CAM needs "
                            "one; use --method saliency or occlusion")
-    convs = [n for n in layers if n.type == "conv"]
-    return (convs or layers)[-1]
+    return layers[-1]
 
 
 def resolve_layer(model: nn.Module, volume, layer: int | str | None) -> Node:
@@ -256,7 +256,7 @@ def explain(model: nn.Module, x: torch.Tensor, method: str = "gradcam",
             classes: list[str] | None = None, samples: int = SMOOTH_SAMPLES) -> Explanation:
     """A map of ``method`` for ``x`` (D, H, W) and class ``target`` (name or index; None: the
     predicted one among the first ``len(classes)`` outputs); ``layer`` (index or dotted name;
-    None: the last conv layer) for Grad-CAM; ``samples``: SmoothGrad's noisy copies."""
+    None: :func:`default_layer`) for Grad-CAM; ``samples``: SmoothGrad's noisy copies."""
     if method not in METHODS:
         raise ExplainError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     _check_input(x)

@@ -74,7 +74,7 @@ def test_gradcam_on_a_smaller_layer_is_resized_to_the_input():
     torch.testing.assert_close(found.map, expected, rtol=1e-4, atol=1e-6)
 
 
-def test_gradcam_on_a_specnet_defaults_to_its_last_conv_layer():
+def test_gradcam_on_a_specnet_defaults_to_its_final_feature_maps():
     net = build_model([{"type": "input", "sx": 10, "sy": 10, "depth": 1},
                        {"type": "conv", "sx": 3, "filters": 4, "pad": 1},
                        {"type": "relu"}, {"type": "pool", "sx": 2},
@@ -82,10 +82,10 @@ def test_gradcam_on_a_specnet_defaults_to_its_last_conv_layer():
                        {"type": "fc", "num_neurons": 3}, {"type": "softmax", "num_classes": 3}])
     x = torch.randn(1, 10, 10)
     found = explain(net, x, "gradcam", classes=["a", "b", "c"])
-    assert found.layer == 4  # the last conv
+    assert found.layer == 5  # the last conv's ReLU
     assert found.target == int(net(x[None])[0].argmax())  # the predicted class by default
-    tail = nn.Sequential(*net.blocks[5:8])  # relu, fc, the softmax's fc (not the softmax)
-    small = cam_by_hand(lambda v: net.forward_all(v)[4], lambda a: tail(a).flatten(1), x,
+    tail = nn.Sequential(*net.blocks[6:8])  # fc, the softmax's fc (not the softmax)
+    small = cam_by_hand(lambda v: net.forward_all(v)[5], lambda a: tail(a).flatten(1), x,
                         found.target)
     expected = F.interpolate(small[None, None], size=(10, 10), mode="bilinear",
                              align_corners=False)[0, 0]

@@ -145,6 +145,12 @@ export const api = {
     };
   },
 
+  /** A map over the input of why the model scores a class (docs/api.md, "explain"). */
+  explain: async (id, body, options) => {
+    const found = await post(`/api/models/${enc(id)}/explain`, body, options);
+    return {...found, map: decodeTensor(found.map)};
+  },
+
   confusion: (id, samples = 64, options) =>
     request(`/api/models/${enc(id)}/confusion?samples=${samples}`, options),
   chapterSummaries: (samples = 64, options) => request(`/api/chapter/summaries?samples=${samples}`, options),

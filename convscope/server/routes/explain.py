@@ -5,18 +5,21 @@ most (:mod:`convscope.top_images`)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Literal
 
-from fastapi import APIRouter, Response
+import torch
+from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from ...augment import to_input
 from ...explain import MAX_SMOOTH_SAMPLES, SMOOTH_SAMPLES, explain, forward_passes, map_layers
 from ...module_graph import volume_of
 from ...probes import network_graph
+from ...top_images import TopImages, channel_tops, fitted, top_images
 from ..catalog import Entry
 from ..compute import run_model
-from ..encode import StrictJSONResponse, tensor_json
+from ..encode import StrictJSONResponse, tensor_json, uint8_json
 from ..errors import ApiError
 from ..inputs import InputRef, resolve_input
 from .state import Explorer
@@ -24,6 +27,7 @@ from .state import Explorer
 EXPLAINED_TASKS = ("classify", "localize")
 MAX_EXPLAIN_MACS = 20e9  # multiply-adds one request may cost (an occlusion map of AlexNet: no)
 SERVER_SMOOTH_SAMPLES = 32
+MAX_TOP_IMAGES_MACS = 5e11  # one pass over the test images (AlexNet on 300 images: 2e11)
 
 
 class ExplainRequest(InputRef):
@@ -69,5 +73,50 @@ def explain_router(explorer: Explorer) -> APIRouter:
     async def model_explain(model_id: str, body: ExplainRequest) -> Response:
         entry = catalog.get(model_id)
         return await run_model(lambda: StrictJSONResponse(explain_json(explorer, entry, body)))
+
+    router.include_router(top_images_router(explorer))
+    return router
+
+
+def top_images_router(explorer: Explorer) -> APIRouter:
+    """A conv channel's most exciting test images, computed once per model's weights (kept
+    in memory and on disk: :func:`convscope.top_images.top_images`)."""
+    router = APIRouter()
+    computed: dict[str, tuple[torch.nn.Module, TopImages]] = {}
+    lock = threading.Lock()
+
+    def found_for(entry: Entry, images: torch.Tensor) -> TopImages:
+        net = explorer.catalog.model(entry.id)
+        with lock:  # one computation at a time
+            kept = computed.get(entry.id)
+            if kept is None or kept[0] is not net:
+                macs = sum(n.macs for n in network_graph(net, entry.input_volume).nodes)
+                if macs * len(images) > MAX_TOP_IMAGES_MACS:
+                    raise ApiError(400, f"top images of this model would cost "
+                                        f"{macs * len(images) / 1e9:,.0f} billion multiply-adds "
+                                        f"over {len(images):,} test images, more than the "
+                                        f"explorer's {MAX_TOP_IMAGES_MACS / 1e9:,.0f}; compute "
+                                        "them in Python with convscope.top_images")
+                kept = computed[entry.id] = (net, top_images(net, images, entry.input_volume))
+        return kept[1]
+
+    def payload(entry: Entry, layer: int, channel: int) -> dict:
+        sample_set = explorer.samples.get(entry.dataset)
+        images = sample_set.dataset.images
+        found = found_for(entry, images)
+        tops = channel_tops(explorer.catalog.model(entry.id), found, entry.input_volume, layer,
+                            channel)
+        for top in tops:
+            top["image"] = uint8_json(fitted(images[top["index"]:top["index"] + 1],
+                                             entry.input_volume)[0])
+        return {"layer": layer, "channel": channel, "channels": len(found.values[layer]),
+                "dataset": entry.dataset, "source": sample_set.description,
+                "layers": sorted(found.values), "images": tops}
+
+    @router.get("/api/models/{model_id}/layers/{layer}/top-images")
+    async def model_top_images(model_id: str, layer: int,
+                               channel: int = Query(0, ge=0)) -> Response:
+        entry = explorer.catalog.get(model_id)
+        return await run_model(lambda: StrictJSONResponse(payload(entry, layer, channel)))
 
     return router

@@ -6,6 +6,7 @@ import {h, errorBox, percent, throttle} from "../dom.js";
 import {barChart, layerTitle, tensorCanvas} from "../draw.js";
 import {inputRange, sampleInput, uploadLayers, uploader} from "../input.js";
 import {drawingPad} from "../pad.js";
+import {EXPLAINED_TASKS, explainPanel} from "../widgets/explain.js";
 import {layerOutput} from "../widgets/layer-output.js";
 
 const WHILE_DRAWING_MS = 150;
@@ -54,6 +55,7 @@ export async function render(root, ctx) {
   const {shown, asked} = shownLayers(model);
   const layers = layerRows(model, shown);
   const message = h("div");
+  const why = EXPLAINED_TASKS.includes(model.task) ? explainPanel(ctx, model) : null;
 
   function show(activations) {
     const best = activations.prediction;
@@ -79,6 +81,7 @@ export async function render(root, ctx) {
       }),
     );
     layers.update(activations);
+    why?.update(activations);
   }
 
   /** mode: "cached" (a sample), "preview" (mid-stroke, not kept) or "drawing" (a finished stroke, kept). */
@@ -163,7 +166,7 @@ export async function render(root, ctx) {
         seen,
         message,
       ),
-      h("div", {}, h("div", {class: "card"}, probabilities), layers.element),
+      h("div", {}, h("div", {class: "card"}, probabilities), why?.element, layers.element),
     ),
   );
   if (ctx.input) evaluate(ctx.input, "cached");
