@@ -236,3 +236,184 @@ def test_cli_bad_files_and_models(digit_png, tmp_path, capsys):
         assert main(["explain", model, str(digit_png), "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and match in err and "\n" not in err
+
+
+# ---- top images per filter (issue 20, point 14) ----
+
+FIELD_SPEC = [{"type": "input", "sx": 13, "sy": 11, "depth": 2},
+              {"type": "conv", "sx": 3, "filters": 3, "pad": 1},
+              {"type": "conv", "sx": 5, "filters": 3, "stride": 2, "pad": 2},
+              {"type": "conv", "sx": 3, "filters": 2}]
+
+
+def gradient_support(net, x: torch.Tensor, layer: int, channel: int, px: int, py: int):
+    """The bounding box (x, y, w, h) of the input pixels that output (px, py) depends on."""
+    x = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(net.forward_all(x[None])[layer][0, channel, py, px], x)
+    rows, cols = torch.nonzero(grad.abs().sum(0) > 0, as_tuple=True)
+    return [int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1),
+            int(rows.max() - rows.min() + 1)]
+
+
+@pytest.mark.parametrize(("layer", "px", "py"), [(1, 0, 0), (2, 3, 2), (3, 0, 0), (3, 2, 1),
+                                                 (3, 3, 2)])
+def test_a_patch_is_what_the_position_depends_on(layer, px, py):
+    torch.manual_seed(1)
+    net = build_model(FIELD_SPEC)
+    from convscope.probes import network_graph
+    from convscope.top_images import patch_box, receptive_field
+
+    nodes = network_graph(net).nodes
+    x = torch.randn(2, 11, 13)
+    assert patch_box(receptive_field(nodes, layer), px, py, 13, 11) == \
+        gradient_support(net, x, layer, 0, px, py)
+
+
+def brute_force_tops(net, images: torch.Tensor, layer: int, k: int):
+    """Per channel, the k images with the largest maximum of the channel's map (by sorting
+    every image's maxima), and where each maximum is."""
+    from convscope.probes import activations
+
+    maps = activations(net, to_input(images))[layer]  # (N, C, H, W)
+    flat = maps.flatten(2)
+    best, where = flat.max(2)
+    values = best.tolist()
+    tops = [sorted(range(len(values)), key=lambda i, c=c: (-values[i][c], i))[:k]
+            for c in range(best.shape[1])]
+    width = maps.shape[-1]
+    return torch.tensor(tops), [[(int(where[i, c]) % width, int(where[i, c]) // width)
+                                 for i in row] for c, row in enumerate(tops)]
+
+
+def test_top_images_are_the_most_exciting_by_brute_force(tmp_path, monkeypatch):
+    from convscope import top_images as tops_module
+
+    monkeypatch.setattr(tops_module, "BATCH", 7)  # several batches merged
+    torch.manual_seed(2)
+    net = build_model([{"type": "input", "sx": 12, "sy": 12, "depth": 1},
+                       {"type": "conv", "sx": 3, "filters": 4, "pad": 1}, {"type": "relu"},
+                       {"type": "pool", "sx": 2}, {"type": "conv", "sx": 3, "filters": 3},
+                       {"type": "softmax", "num_classes": 10}])
+    images = torch.randint(0, 256, (30, 1, 12, 12), dtype=torch.uint8)
+    volume = volume_of((1, 1, 12, 12))
+    found = tops_module.top_images(net, images, volume, k=5, cache=tmp_path)
+    assert sorted(found.values) == [1, 4]
+    for layer in (1, 4):
+        expected, positions = brute_force_tops(net, images, layer, 5)
+        assert found.indices[layer].tolist() == expected.tolist()
+        assert [[tuple(p) for p in row] for row in found.positions[layer].tolist()] == positions
+        listed = tops_module.channel_tops(net, found, volume, layer, 2)
+        assert [t["index"] for t in listed] == expected[2].tolist()
+    # computed once: the second call reads the cache (atomically written, no temp file left)
+    assert [p.name for p in tmp_path.iterdir()] == [next(tmp_path.iterdir()).name]
+    monkeypatch.setattr(tops_module, "compute_top_images", lambda *a, **k: 1 / 0)
+    again = tops_module.top_images(net, images, volume, k=5, cache=tmp_path)
+    assert again.indices[4].tolist() == found.indices[4].tolist()
+    with torch.no_grad():  # other weights: another key, computed again
+        net.blocks[1].weight.mul_(-1)
+    with pytest.raises(ZeroDivisionError):
+        tops_module.top_images(net, images, volume, k=5, cache=tmp_path)
+
+
+def test_a_damaged_cache_file_is_computed_again(tmp_path):
+    from convscope import top_images as tops_module
+
+    net = tiny_net()
+    images = torch.randint(0, 256, (6, 2, 8, 8), dtype=torch.uint8)
+    volume = volume_of((1, 2, 8, 8))
+    first = tops_module.top_images(net, images, volume, k=2, cache=tmp_path)
+    (path,) = tmp_path.iterdir()
+    path.write_bytes(b"not an archive")
+    again = tops_module.top_images(net, images, volume, k=2, cache=tmp_path)
+    assert again.indices[3].tolist() == first.indices[3].tolist()
+    with pytest.raises(Exception, match="channel 9 does not exist") as caught:
+        tops_module.channel_tops(net, again, volume, 3, 9)
+    assert "\n" not in str(caught.value)
+
+
+# ---- the API ----
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from fastapi.testclient import TestClient
+
+    from convscope.server import create_app
+
+    root = tmp_path_factory.mktemp("explain-api")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVSCOPE_CACHE", str(root / "cache"))
+        empty = root / "data"
+        empty.mkdir()
+        yield TestClient(create_app(data_dir=str(empty)))
+
+
+def decode(tensor: dict) -> torch.Tensor:
+    import base64
+
+    data = np.frombuffer(base64.b64decode(tensor["data"]), dtype="<f4" if
+                         tensor["dtype"] == "float32" else np.uint8)
+    return torch.from_numpy(data.reshape(tensor["shape"]).copy())
+
+
+def test_the_explain_route_gives_the_map_of_the_fitted_input(client):
+    if bundled_sample("mnist") is None:
+        pytest.skip("no bundled MNIST sample")
+    sample = {"sample": {"dataset": "mnist", "index": 5}}
+    activations = client.post(f"/api/models/{MODEL}/activations", json=sample).json()
+    image = decode(activations["image"]).to(torch.uint8)
+    for body in ({"method": "gradcam", "layer": 4, "class": 2}, {"method": "occlusion"},
+                 {"method": "saliency", "samples": 3}):
+        found = client.post(f"/api/models/{MODEL}/explain", json={**sample, **body})
+        assert found.status_code == 200, found.text
+        answer = found.json()
+        expected = explain(open_run(MODEL).model, to_input(image), body["method"],
+                           body.get("class"), body.get("layer"), answer["classes"],
+                           body.get("samples", 16))
+        torch.testing.assert_close(decode(answer["map"]), expected.map, rtol=1e-5, atol=1e-6)
+        assert answer["class"] == expected.target and answer["layer"] == expected.layer
+        assert [entry["index"] for entry in answer["layers"]] == [1, 2, 3, 4, 5, 6]
+    pixels = {"pixels": {"width": 24, "height": 24, "depth": 1,
+                         "data": image.flatten().tolist()}}  # the fitted bytes, sent back
+    again = client.post(f"/api/models/{MODEL}/explain", json={**pixels, "class": 2,
+                                                             "layer": 4}).json()
+    torch.testing.assert_close(decode(again["map"]), decode(client.post(
+        f"/api/models/{MODEL}/explain", json={**sample, "class": 2, "layer": 4}).json()["map"]))
+
+
+@pytest.mark.parametrize(("model", "body", "status", "match"), [
+    (MODEL, {"layer": 8}, 400, "layer 8 has no maps"),
+    (MODEL, {"class": 10}, 400, "class '10' does not exist"),
+    (MODEL, {"method": "lime"}, 400, "method"),
+    (MODEL, {"samples": 500}, 400, "samples"),
+    ("mnist-unet", {}, 400, "segment model"),
+    ("no-such-model", {}, 404, "no-such-model"),
+])
+def test_the_explain_route_refuses_clearly(client, model, body, status, match):
+    if bundled_sample("mnist") is None:
+        pytest.skip("no bundled MNIST sample")
+    found = client.post(f"/api/models/{model}/explain",
+                        json={"sample": {"dataset": "mnist", "index": 0}, **body})
+    assert found.status_code == status
+    assert match in found.json()["error"] and "\n" not in found.json()["error"]
+
+
+def test_the_top_images_route(client):
+    sample = bundled_sample("mnist")
+    if sample is None:
+        pytest.skip("no bundled MNIST sample")
+    answer = client.get(f"/api/models/{MODEL}/layers/4/top-images?channel=3").json()
+    assert answer["layers"] == [1, 4] and answer["channels"] == 16
+    run = open_run(MODEL)
+    from convscope.top_images import compute_top_images
+
+    volume = input_volume(run)
+    expected = compute_top_images(run.model, sample.images, volume)
+    assert [t["index"] for t in answer["images"]] == expected.indices[4][3].tolist()
+    first = answer["images"][0]
+    assert decode(first["image"]).shape == (1, 24, 24)  # the fitted input the patch is in
+    x, y, w, h = first["box"]
+    assert 0 <= x and x + w <= 24 and 0 <= y and y + h <= 24 and w * h > 0
+    for url, status, match in [("layers/2/top-images", 404, "not a conv layer"),
+                               ("layers/4/top-images?channel=16", 400, "channels 0..15")]:
+        refused = client.get(f"/api/models/{MODEL}/{url}")
+        assert refused.status_code == status and match in refused.json()["error"]
