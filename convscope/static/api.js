@@ -151,6 +151,12 @@ export const api = {
     return {...found, map: decodeTensor(found.map)};
   },
 
+  /** The test images that excite channel `channel` of conv layer `layer` most, each fitted. */
+  topImages: async (id, layer, channel, options) => {
+    const found = await request(`/api/models/${enc(id)}/layers/${layer}/top-images?channel=${channel}`, options);
+    return {...found, images: found.images.map((top) => ({...top, image: decodeTensor(top.image)}))};
+  },
+
   confusion: (id, samples = 64, options) =>
     request(`/api/models/${enc(id)}/confusion?samples=${samples}`, options),
   chapterSummaries: (samples = 64, options) => request(`/api/chapter/summaries?samples=${samples}`, options),

@@ -7,6 +7,7 @@ import {crispCanvas, dims, extent, fmt, grey, item, layerTitle, legend, rgb, ten
 import {inputChooser, inputRange} from "../input.js";
 import {clamp} from "../util.js";
 import {layerOutput} from "../widgets/layer-output.js";
+import {topImagesPanel} from "../widgets/top-images.js";
 
 const TILE = 96;
 const ZOOM = 208;
@@ -318,7 +319,11 @@ export function mapsPanel(ctx) {
     const weights = layer.type === "conv" ? (await weightsOf(layer)).weights : null;
     if (ticket !== shows) return;
     const filtersAreImages = weights && model.layers[index - 1].type === "input";
-    const showZoom = (c) => zoom.replaceChildren(...zoomed(model, activations, layer, c, weights, normalise));
+    const showZoom = (c) =>
+      zoom.replaceChildren(
+        ...zoomed(model, activations, layer, c, weights, normalise),
+        ...(layer.type === "conv" ? [topImagesPanel(model, layer, c)] : []),
+      );
     setChildren(
       detail,
       heading,
