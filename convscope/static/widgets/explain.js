@@ -82,15 +82,18 @@ function rampLegend() {
  * explains the input those activations were computed for (their fitted `image`).
  */
 export function explainPanel(ctx, model) {
-  const state = {method: "gradcam", layer: "", target: "", image: null};
+  // Grad-CAM needs a layer with maps (an ordinary, fully connected net has none)
+  const hasMaps = model.layers.some((l) => l.index > 0 && l.out_volume.sx * l.out_volume.sy > 1);
+  const methods = hasMaps ? METHODS : METHODS.slice(1);
+  const state = {method: methods[0][0], layer: "", target: "", image: null};
   const figure = h("figure", {class: "explain-figure"});
   const caption = h("p", {class: "muted explain-caption", "aria-live": "polite"});
-  const layerHolder = h("span");
+  const layerHolder = h("span", {hidden: !hasMaps});
   const message = h("div");
   const classes = model.classes ?? [];
 
   const rerun = () => state.image && run(state.image);
-  const methodField = selectField("Method", METHODS, state.method, (v) => {
+  const methodField = selectField("Method", methods, state.method, (v) => {
     state.method = v;
     layerHolder.hidden = v !== "gradcam";
     rerun();
