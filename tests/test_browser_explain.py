@@ -96,14 +96,15 @@ def test_the_map_over_the_input_follows_its_choosers_and_a_drawing(page):
     page.locator("select[data-explain=method]").select_option("saliency")
     overlay_where(page, method="saliency")
 
-    before = page.locator(OVERLAY).get_attribute("aria-label")
+    before = page.locator(OVERLAY).evaluate("c => c.toDataURL()")
+    page.evaluate("() => window.scrollTo(0, 0)")  # the pad in view (the screenshot scrolled)
     pad = page.locator("canvas.pad").bounding_box()
     page.mouse.move(pad["x"] + 60, pad["y"] + 40)
     page.mouse.down()
     page.mouse.move(pad["x"] + 80, pad["y"] + 240, steps=6)  # a "1" on the left
     page.mouse.up()
-    page.wait_for_function("([s, b]) => document.querySelector(s)?.getAttribute('aria-label') "
-                           "!== b", arg=[OVERLAY, before])
+    page.wait_for_function("([s, b]) => document.querySelector(s)?.toDataURL() !== b",
+                           arg=[OVERLAY, before], timeout=30_000)  # the drawing's map
 
 
 def test_a_conv_channel_shows_its_top_images_and_patches(page):
@@ -124,5 +125,5 @@ def test_a_conv_channel_shows_its_top_images_and_patches(page):
 
     page.locator(".map-tile").nth(5).hover()  # another map: its top images come by themselves
     page.locator('.top-image-grid[data-channel="5"] .top-image-card').first.wait_for()
-    page.locator(".top-image-grid").evaluate("e => e.scrollIntoView({block: 'end'})")
+    page.locator(".top-images").evaluate("e => e.scrollIntoView({block: 'center'})")
     screenshot(page, "top-images")

@@ -6,7 +6,7 @@ import {api} from "../api.js";
 import {h, errorBox} from "../dom.js";
 import {fmt, tensorCanvas} from "../draw.js";
 
-const SHOWN = 72; // CSS px of each image's longer side
+const SHOWN = 48; // CSS px of each image's longer side (two pairs side by side beside a map)
 const opened = new Set(); // models whose top images the user asked for: shown on every map after
 
 /** The uint8 image [D, H, W] cut to the box (x, y, w, h). */
