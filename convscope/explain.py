@@ -31,6 +31,7 @@ from .module_graph import volume_of
 from .probes import INPUT, OUTPUT, Node, ProbeError, network_graph
 
 METHODS = ("gradcam", "saliency", "occlusion")
+EXPLAINED_TASKS = ("classify", "localize")  # tasks with one score per class
 SMOOTH_SAMPLES = 16  # SmoothGrad's noisy copies
 SMOOTH_NOISE = 0.15  # their noise's standard deviation, as a fraction of the input's range
 MAX_SMOOTH_SAMPLES = 256

@@ -16,7 +16,7 @@ from PIL import Image
 from ._io import atomic_write
 from .augment import to_input
 from .errors import ConvscopeError, ImageError
-from .explain import Explanation, explain
+from .explain import EXPLAINED_TASKS, Explanation, explain
 from .predict import fit_any, image_files, input_volume, preparation
 from .tasks import get_task
 
@@ -27,7 +27,6 @@ OVERLAY_SIDE = 224  # an overlay's shorter side is at least this (whole multiple
 # a colour-blind-safe ramp (dark blue, teal, yellow), interpolated between these stops
 RAMP = np.array([[13, 8, 135], [33, 145, 140], [94, 201, 98], [253, 231, 37]], np.float64)
 MAX_ALPHA = 0.7  # the map's weight over the input where it is strongest
-EXPLAINED_TASKS = ("classify", "localize")
 
 
 def normalised(found: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -13,7 +13,14 @@ from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from ...augment import to_input
-from ...explain import MAX_SMOOTH_SAMPLES, SMOOTH_SAMPLES, explain, forward_passes, map_layers
+from ...explain import (
+    EXPLAINED_TASKS,
+    MAX_SMOOTH_SAMPLES,
+    SMOOTH_SAMPLES,
+    explain,
+    forward_passes,
+    map_layers,
+)
 from ...module_graph import volume_of
 from ...probes import network_graph
 from ...top_images import TopImages, channel_tops, fitted, top_images
@@ -24,7 +31,6 @@ from ..errors import ApiError
 from ..inputs import InputRef, resolve_input
 from .state import Explorer
 
-EXPLAINED_TASKS = ("classify", "localize")
 MAX_EXPLAIN_MACS = 20e9  # multiply-adds one request may cost (an occlusion map of AlexNet: no)
 SERVER_SMOOTH_SAMPLES = 32
 MAX_TOP_IMAGES_MACS = 5e11  # one pass over the test images (AlexNet on 300 images: 2e11)
