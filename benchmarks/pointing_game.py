@@ -44,7 +44,7 @@ NOTE = ("Grad-CAM misses the 90 % goal on both networks: it reads the final feat
         "on mnist-localizer (16 px cells, and a fully connected head that weighs each position "
         "differently, which Grad-CAM's per-channel mean gradient ignores) and 8x8 on the plain "
         "classifier (8 px cells), so after the bilinear resize its maximum sits near a cell's "
-        "centre, which misses small digits; an earlier layer can be chosen (`--layer`). "
+        "centre, which can miss small digits; an earlier layer can be chosen (`--layer`). "
         "Occlusion, probing at 4 px steps, points best on both.")  # true of the numbers above
 
 

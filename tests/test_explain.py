@@ -417,3 +417,18 @@ def test_the_top_images_route(client):
                                ("layers/4/top-images?channel=16", 400, "channels 0..15")]:
         refused = client.get(f"/api/models/{MODEL}/{url}")
         assert refused.status_code == status and match in refused.json()["error"]
+
+
+def test_the_pointing_game_counts_a_pixel_inside_a_box():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import pointing_game
+
+    box = torch.tensor([10.0, 20.0, 5.0, 8.0])  # x, y, w, h
+    assert pointing_game.inside((20, 10), box) and pointing_game.inside((27, 14), box)
+    assert not pointing_game.inside((28, 14), box) and not pointing_game.inside((20, 15), box)
+    net = build_model(pointing_game.PLAIN_SPEC)
+    layer = resolve_layer(net, volume_of((1, 1, 64, 64)), None)
+    assert layer.type == "relu" and layer.out_volume.sx == 8  # its final feature maps
