@@ -414,6 +414,40 @@ def _add_generate(sub) -> None:
     p.set_defaults(func=_cmd_generate)
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .explain_files import explain_files
+    from .runs import open_run
+
+    run = open_run(args.model, trust_code=args.trust_code)
+    return 1 if explain_files(run, args.files, args.method, args.layer, args.target, args.out,
+                              args.invert, args.samples) else 0
+
+
+def _add_explain(sub) -> None:
+    p = sub.add_parser("explain", help="why a classifier answers as it does: Grad-CAM, "
+                       "saliency or occlusion maps of your pictures", description="For each "
+                       "picture (fitted as predict fits it) writes OUT/<name>.<method>.png (the "
+                       "map over the input) and OUT/<name>.<method>.npy (the raw map, float32 at "
+                       "the input's resolution). See docs/explain.md.")
+    p.add_argument("model", metavar="MODEL_OR_RUN",
+                   help="a run directory or a bundled model's name (e.g. mnist-convnetjs)")
+    p.add_argument("files", nargs="+", metavar="IMAGE_OR_FOLDER", help="PNG or JPEG files, or "
+                   "folders (searched recursively)")
+    p.add_argument("--method", choices=("gradcam", "saliency", "occlusion"), default="gradcam",
+                   help="gradcam (default), saliency (SmoothGrad) or occlusion")
+    p.add_argument("--layer", metavar="L", help="Grad-CAM's layer: its index (convscope "
+                   "summary) or module name (default: the last conv layer)")
+    p.add_argument("--class", dest="target", metavar="C", help="the class to explain, by name "
+                   "or index (default: the predicted class)")
+    p.add_argument("--samples", type=int, metavar="N", help="SmoothGrad's noisy copies "
+                   "(default 16; 1: the plain gradient)")
+    p.add_argument("--out", required=True, metavar="DIR", help="where the PNG and .npy files go")
+    p.add_argument("--invert", choices=("auto", "on", "off"), default="auto",
+                   help="invert the pictures' grey levels, as for predict")
+    _add_trust_code(p)
+    p.set_defaults(func=_cmd_explain)
+
+
 def _cmd_cache(args: argparse.Namespace) -> None:
     from .data.cache import cache_info_text, clear_cache, human_size
 
@@ -649,6 +683,7 @@ def build_parser(recipe: tuple[str, dict] | None = None) -> argparse.ArgumentPar
     _add_scenes(sub)
     _add_predict(sub)
     _add_stream(sub)
+    _add_explain(sub)
     _add_report(sub)
     _add_serve(sub)
     _add_cache(sub)

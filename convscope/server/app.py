@@ -29,6 +29,7 @@ from .module_entry import module_entry
 from .origin import LOOPBACK_HOSTS, HostOriginCheck, HostOriginPolicy
 from .routes.audio import audio_router
 from .routes.datasets import chapter_router, datasets_router
+from .routes.explain import explain_router
 from .routes.live import live_router
 from .routes.models import models_router
 from .routes.runs import runs_router
@@ -39,7 +40,7 @@ from .samples import Samples
 PACKAGE = Path(__file__).resolve().parent.parent
 STATIC = PACKAGE / "static"
 ROUTERS = (models_router, audio_router, datasets_router, chapter_router, training_router,
-           runs_router, live_router)
+           runs_router, live_router, explain_router)
 
 
 def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir: str | None = None,

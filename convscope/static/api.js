@@ -144,6 +144,18 @@ export const api = {
     };
   },
 
+  /** A map over the input of why the model scores a class (docs/api.md, "explain"). */
+  explain: async (id, body, options) => {
+    const found = await post(`/api/models/${enc(id)}/explain`, body, options);
+    return {...found, map: decodeTensor(found.map)};
+  },
+
+  /** The test images that excite channel `channel` of conv layer `layer` most, each fitted. */
+  topImages: async (id, layer, channel, options) => {
+    const found = await request(`/api/models/${enc(id)}/layers/${layer}/top-images?channel=${channel}`, options);
+    return {...found, images: found.images.map((top) => ({...top, image: decodeTensor(top.image)}))};
+  },
+
   confusion: (id, samples = 64, options) =>
     request(`/api/models/${enc(id)}/confusion?samples=${samples}`, options),
   chapterSummaries: (samples = 64, options) => request(`/api/chapter/summaries?samples=${samples}`, options),

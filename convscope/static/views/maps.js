@@ -8,6 +8,7 @@ import {inputChooser, inputRange} from "../input.js";
 import {clamp} from "../util.js";
 import {mapsComparison} from "../widgets/compare.js";
 import {layerOutput} from "../widgets/layer-output.js";
+import {topImagesPanel} from "../widgets/top-images.js";
 
 const TILE = 96;
 const ZOOM = 208;
@@ -327,7 +328,11 @@ export function mapsPanel(ctx) {
     if (ticket !== shows) return;
     const filtersAreImages = weights && model.layers[index - 1].type === "input";
     let pinned = Math.min(channel, dims(out.output).depth - 1);
-    const showZoom = (c) => zoom.replaceChildren(...zoomed(model, activations, layer, c, weights, normalise));
+    const showZoom = (c) =>
+      zoom.replaceChildren(
+        ...zoomed(model, activations, layer, c, weights, normalise),
+        ...(layer.type === "conv" ? [topImagesPanel(model, layer, c)] : []),
+      );
     setChildren(
       detail,
       heading,

@@ -8,6 +8,7 @@ import {inputRange, sampleInput, uploadLayers, uploader} from "../input.js";
 import {outOfDistributionHint} from "../ood.js";
 import {drawingPad} from "../pad.js";
 import {predictionComparison} from "../widgets/compare.js";
+import {EXPLAINED_TASKS, explainPanel} from "../widgets/explain.js";
 import {layerOutput} from "../widgets/layer-output.js";
 
 const WHILE_DRAWING_MS = 150;
@@ -57,6 +58,7 @@ export async function render(root, ctx) {
   const layers = layerRows(model, shown);
   const message = h("div");
   const compare = predictionComparison(ctx);
+  const why = EXPLAINED_TASKS.includes(model.task) ? explainPanel(ctx, model) : null;
 
   function show(activations) {
     const best = activations.prediction;
@@ -83,6 +85,7 @@ export async function render(root, ctx) {
       }),
     );
     layers.update(activations);
+    why?.update(activations);
   }
 
   /** mode: "cached" (a sample), "preview" (mid-stroke, not kept) or "drawing" (a finished stroke, kept). */
@@ -173,7 +176,7 @@ export async function render(root, ctx) {
         seen,
         message,
       ),
-      h("div", {}, compare.pair(h("div", {class: "card"}, probabilities)), layers.element),
+      h("div", {}, compare.pair(h("div", {class: "card"}, probabilities)), why?.element, layers.element),
     ),
   );
   if (ctx.input?.pixels?.depth === 1 && ctx.inputSource === "your drawing") pad.show(ctx.input.pixels);
