@@ -28,7 +28,7 @@ from torch import nn
 
 from .device import model_device
 from .module_graph import volume_of
-from .probes import INPUT, OUTPUT, Node, ProbeError, network_graph
+from .probes import INPUT, OUTPUT, Node, ProbeError, first_tensor, network_graph
 
 METHODS = ("gradcam", "saliency", "occlusion")
 EXPLAINED_TASKS = ("classify", "localize")  # tasks with one score per class
@@ -55,18 +55,10 @@ class Explanation:
     score: float
 
 
-def _first_tensor(value) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, list | tuple):
-        return next((v for v in value if isinstance(v, torch.Tensor)), None)
-    return None
-
-
 def class_scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The model's outputs for the batch ``x`` flattened to (N, outputs): a class's score is
     one column (a SpecNet's logits, without its trailing softmax)."""
-    out = _first_tensor(model(x))
+    out = first_tensor(model(x))
     if out is None:
         raise ExplainError(f"{type(model).__name__} returned no tensor; a map needs one score "
                            "per class")
@@ -143,7 +135,7 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: int, layer: Node) -> torc
     caller, seen = threading.get_ident(), []
 
     def hook(_module: nn.Module, _args: tuple, output) -> None:
-        out = _first_tensor(output)
+        out = first_tensor(output)
         if threading.get_ident() == caller and not seen and out is not None:
             seen.append(out)
 

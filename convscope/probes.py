@@ -176,7 +176,8 @@ def _weighted(module: nn.Module) -> bool:
     return isinstance(module, nn.Conv1d | nn.Conv2d | nn.Linear)
 
 
-def _first_tensor(value) -> torch.Tensor | None:
+def first_tensor(value) -> torch.Tensor | None:
+    """A module's output as one tensor: itself, or the first tensor of a tuple or list."""
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, list | tuple):
@@ -195,9 +196,9 @@ def _capture(model: nn.Module, modules: list[nn.Module], x: torch.Tensor
     caller = threading.get_ident()  # the explorer runs a model in two threads at once
 
     def hook(module: nn.Module, args: tuple, output) -> None:
-        out = _first_tensor(output)
+        out = first_tensor(output)
         if threading.get_ident() == caller and module not in seen and out is not None:
-            seen[module] = (_first_tensor(args), out)
+            seen[module] = (first_tensor(args), out)
 
     handles = [module.register_forward_hook(hook) for module in dict.fromkeys(modules)]
     was_training = model.training
@@ -210,7 +211,7 @@ def _capture(model: nn.Module, modules: list[nn.Module], x: torch.Tensor
             handle.remove()
         if was_training:
             model.train()
-    returned = _first_tensor(returned)
+    returned = first_tensor(returned)
     if returned is None:
         raise ProbeError(f"{type(model).__name__} returned no tensor; the explorer shows models "
                          "that return one")

@@ -198,3 +198,13 @@ def digits(tmp_path: Path, data_cache: Path) -> Path:
             path = root / "mnist" / f"{prefix}-{kind}-{dims}-ubyte.gz"
             path.write_bytes(gzip.compress(idx_bytes(array), compresslevel=1))
     return root
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (tests/served.py's launch); a module that needs
+    other flags (a fake camera) defines its own."""
+    from served import chromium
+
+    with chromium() as launched:
+        yield launched

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import idx_bytes
-from served import CHROMIUM, chromium, served, watched_page
+from served import CHROMIUM, served, watched_page
 
 import convscope
 from convscope.bundle import BUNDLED, bundled_model_dirs
@@ -102,12 +102,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         with served(create_app(runs=[run], runs_dir=tmp / "live", data_dir=str(data),
                                bundled_dir=BUNDLED)) as url:
             yield url, data
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

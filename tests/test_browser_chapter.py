@@ -10,7 +10,6 @@ and an ``ml4a/`` folder holding ConvNetJS snapshots exported from the bundled mo
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import idx_bytes
-from served import CHROMIUM, chromium, served, watched_page
+from served import CHROMIUM, served, watched_page
+from test_browser import write_mnist_from_bundle
 
 import convscope
 from convscope.bundle import BUNDLED, bundled_model_dirs
@@ -37,13 +36,7 @@ SNAPSHOTS = {"mnist_snapshot_2layers.json": "mnist-ordinary",
 
 def write_data(root: Path) -> Path:
     """MNIST-format files of the bundled digits, and the ml4a/ snapshots."""
-    with np.load(BUNDLED / "samples" / "mnist.npz", allow_pickle=False) as arrays:
-        images, labels = arrays["images"][:, 0], arrays["labels"].astype(np.uint8)
-    (root / "mnist").mkdir(parents=True)
-    for prefix in ("train", "t10k"):
-        for kind, array, dims in (("images", images, "idx3"), ("labels", labels, "idx1")):
-            path = root / "mnist" / f"{prefix}-{kind}-{dims}-ubyte.gz"
-            path.write_bytes(gzip.compress(idx_bytes(array), compresslevel=1))
+    write_mnist_from_bundle(root)
     (root / "ml4a").mkdir()
     runs = bundled_model_dirs()
     for file, name in SNAPSHOTS.items():
@@ -65,12 +58,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with served(create_app(runs_dir=tmp / "runs", data_dir=str(data),
                                bundled_dir=BUNDLED)) as url:
             yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

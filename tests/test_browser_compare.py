@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from served import CHROMIUM, chromium, served, watched_page
+from served import CHROMIUM, served, watched_page
 from test_browser import CANVAS_COLOURS, SCREENSHOTS, write_mnist_from_bundle
 
 import convscope
@@ -52,12 +52,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         with served(create_app(runs_dir=tmp / "runs", data_dir=str(data),
                                bundled_dir=BUNDLED)) as url:
             yield url, tmp / "runs"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

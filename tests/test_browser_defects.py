@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import idx_bytes
-from served import CHROMIUM, chromium, served, watched_page
+from served import CHROMIUM, served, watched_page
 
 from convscope.bundle import BUNDLED
 
@@ -68,12 +68,6 @@ def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with served(create_app(runs_dir=tmp / "runs", data_dir=str(tmp / "no-data"),
                                bundled_dir=BUNDLED)) as url:
             yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from served import CHROMIUM, chromium, served, watched_page
+from served import CHROMIUM, served, watched_page
 
 from convscope.bundle import BUNDLED, bundled_sample
 
@@ -43,12 +43,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with served(create_app(runs_dir=tmp / "runs", data_dir=str(tmp / "data"),
                                bundled_dir=BUNDLED)) as url:
             yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _task_runs import tone, wav_bytes, write_fsdd, write_task_run
-from served import CHROMIUM, chromium, served, watched_page
+from served import CHROMIUM, served, watched_page
 
 from convscope.bundle import BUNDLED
 
@@ -49,12 +49,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with served(create_app(runs_dir=tmp / "runs", data_dir=str(data),
                                bundled_dir=BUNDLED)) as url:
             yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium() as launched:  # its fake devices answer getUserMedia at once
-        yield launched
 
 
 @pytest.fixture

@@ -104,7 +104,7 @@ def test_record_two_cameras_train_predict_osc_save_and_load(cameras, tmp_path: P
         assert {address for address, _ in got} == {"/classification"}
         assert {args for _, args in got} == {(1,), (2,)}  # each page's frames, its class
         second.get_by_label("save as").fill("two-cameras")
-        second.get_by_role("button", name="Save").click()
+        second.get_by_role("button", name="Save", exact=True).click()
         second.wait_for_function("document.querySelector('.teach-where').textContent"
                                  ".includes('two-cameras')")
         total = int(second.evaluate(COUNT))

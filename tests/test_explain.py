@@ -432,3 +432,16 @@ def test_the_pointing_game_counts_a_pixel_inside_a_box():
     net = build_model(pointing_game.PLAIN_SPEC)
     layer = resolve_layer(net, volume_of((1, 1, 64, 64)), None)
     assert layer.type == "relu" and layer.out_volume.sx == 8  # its final feature maps
+
+
+def test_the_page_is_told_which_maps_the_explorer_computes(client):
+    """GET .../explain gives each method's cost; the Predict panel offers only the allowed ones,
+    so it never asks for a map it would be refused (VGG-16: none; AlexNet: not occlusion)."""
+    allowed = {}
+    for model in ("mnist-convnetjs", "alexnet", "vgg16"):
+        found = client.get(f"/api/models/{model}/explain").json()
+        allowed[model] = {m["method"] for m in found["methods"] if m["allowed"]}
+        assert all((m["macs"] <= found["limit"]) == m["allowed"] for m in found["methods"])
+    assert allowed["mnist-convnetjs"] == {"gradcam", "saliency", "occlusion"}
+    assert "gradcam" in allowed["alexnet"] and "occlusion" not in allowed["alexnet"]
+    assert allowed["vgg16"] == set()

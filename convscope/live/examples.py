@@ -231,13 +231,7 @@ class ExampleSet:
     @classmethod
     def load(cls, directory) -> ExampleSet:
         """The set saved in ``directory`` (an ExampleSetError line if it cannot be read)."""
-        directory = Path(directory)
-        meta = _read_json(directory / f"{EXAMPLES}.json", EXAMPLES)
-        path = directory / f"{EXAMPLES}.safetensors"
-        arrays = _read_arrays(path)
-        if meta.get("digest") != _digest(path):
-            raise ExampleSetError(f"{path} is not the file {EXAMPLES}.json describes (a save "
-                                  "was interrupted?); restore both files from one save")
+        meta, arrays = _read_saved(Path(directory), EXAMPLES, "restore both files from one save")
         try:
             examples = cls([_output(o) for o in meta["outputs"]], dict(meta.get("source", {})))
             _fill(examples, arrays, int(meta["count"]))
@@ -340,13 +334,7 @@ class Head:
 
     @classmethod
     def load(cls, directory) -> Head:
-        directory = Path(directory)
-        meta = _read_json(directory / f"{HEAD}.json", HEAD)
-        path = directory / f"{HEAD}.safetensors"
-        arrays = _read_arrays(path)
-        if meta.get("digest") != _digest(path):
-            raise ExampleSetError(f"{path} is not the file {HEAD}.json describes (a save was "
-                                  "interrupted?); train and save again")
+        meta, arrays = _read_saved(Path(directory), HEAD, "train and save again")
         try:
             outputs = [_output(o) for o in meta["outputs"]]
             learners = [learner_from(o["trained"], {k.split(".", 1)[1]: v for k, v in
@@ -382,6 +370,17 @@ def _digest(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     except OSError:
         return ""
+
+
+def _read_saved(directory: Path, name: str, fix: str) -> tuple[dict, dict]:
+    """``name``.json and the arrays of ``name``.safetensors, checked to be one save."""
+    meta = _read_json(directory / f"{name}.json", name)
+    path = directory / f"{name}.safetensors"
+    arrays = _read_arrays(path)
+    if meta.get("digest") != _digest(path):
+        raise ExampleSetError(f"{path} is not the file {name}.json describes (a save was "
+                              f"interrupted?); {fix}")
+    return meta, arrays
 
 
 def _read_json(path: Path, kind: str) -> dict:

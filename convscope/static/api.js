@@ -144,6 +144,9 @@ export const api = {
     };
   },
 
+  /** What each explanation method's map of this model costs, and which ones the explorer computes. */
+  explainMethods: (id, options) => request(`/api/models/${enc(id)}/explain`, options),
+
   /** A map over the input of why the model scores a class (docs/api.md, "explain"). */
   explain: async (id, body, options) => {
     const found = await post(`/api/models/${enc(id)}/explain`, body, options);

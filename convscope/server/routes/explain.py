@@ -56,8 +56,7 @@ def explain_json(explorer: Explorer, entry: Entry, body: ExplainRequest) -> dict
     image = resolve_input(body, explorer.samples, entry.input_volume, entry.dataset)
     x = to_input(image)
     volume = volume_of((1, *x.shape))
-    cost = sum(n.macs for n in network_graph(net, volume).nodes) * forward_passes(
-        body.method, body.samples, volume.sy, volume.sx)
+    cost = map_cost(net, volume, body.method, body.samples)
     if cost > MAX_EXPLAIN_MACS:
         raise ApiError(400, f"a {body.method} map of this model costs {cost / 1e9:,.0f} billion "
                             f"multiply-adds, more than the explorer's {MAX_EXPLAIN_MACS / 1e9:.0f}"
@@ -70,10 +69,34 @@ def explain_json(explorer: Explorer, entry: Entry, body: ExplainRequest) -> dict
                        for n in map_layers(net, volume)]}
 
 
+def map_cost(net: torch.nn.Module, volume, method: str, samples: int = SMOOTH_SAMPLES) -> float:
+    """The multiply-adds of one ``method`` map of ``net`` on an input of ``volume``."""
+    forward = sum(n.macs for n in network_graph(net, volume).nodes)
+    return forward * forward_passes(method, samples, volume.sy, volume.sx)
+
+
+def methods_json(explorer: Explorer, entry: Entry) -> dict:
+    """What each method's map of this model costs, and whether the explorer computes it (the
+    page offers only those, so it never asks for a map it would be refused)."""
+    if entry.task not in EXPLAINED_TASKS:
+        return {"limit": MAX_EXPLAIN_MACS, "methods": []}
+    net = explorer.catalog.model(entry.id)
+    volume = entry.input_volume
+    costs = {m: map_cost(net, volume, m) for m in ("gradcam", "saliency", "occlusion")}
+    return {"limit": MAX_EXPLAIN_MACS,
+            "methods": [{"method": m, "macs": c, "allowed": c <= MAX_EXPLAIN_MACS}
+                        for m, c in costs.items()]}
+
+
 def explain_router(explorer: Explorer) -> APIRouter:
     """Maps of why a model answers, and a channel's top images."""
     router = APIRouter()
     catalog = explorer.catalog
+
+    @router.get("/api/models/{model_id}/explain")
+    async def model_explain_methods(model_id: str) -> Response:
+        entry = catalog.get(model_id)
+        return await run_model(lambda: StrictJSONResponse(methods_json(explorer, entry)))
 
     @router.post("/api/models/{model_id}/explain")
     async def model_explain(model_id: str, body: ExplainRequest) -> Response:

@@ -84,7 +84,7 @@ function rampLegend() {
 export function explainPanel(ctx, model) {
   // Grad-CAM needs a layer with maps (an ordinary, fully connected net has none)
   const hasMaps = model.layers.some((l) => l.index > 0 && l.out_volume.sx * l.out_volume.sy > 1);
-  const methods = hasMaps ? METHODS : METHODS.slice(1);
+  let methods = hasMaps ? METHODS : METHODS.slice(1);
   const state = {method: methods[0][0], layer: "", target: "", image: null};
   const figure = h("figure", {class: "explain-figure"});
   const caption = h("p", {class: "muted explain-caption", "aria-live": "polite"});
@@ -93,11 +93,30 @@ export function explainPanel(ctx, model) {
   const classes = model.classes ?? [];
 
   const rerun = () => state.image && run(state.image);
-  const methodField = selectField("Method", methods, state.method, (v) => {
-    state.method = v;
-    layerHolder.hidden = v !== "gradcam";
-    rerun();
-  }, {"data-explain": "method"});
+  const methodHolder = h("span");
+  const showMethods = () =>
+    setChildren(methodHolder, selectField("Method", methods, state.method, (v) => {
+      state.method = v;
+      layerHolder.hidden = v !== "gradcam";
+      rerun();
+    }, {"data-explain": "method"}));
+  showMethods();
+  // only the methods the explorer computes for a model this size (a VGG-16 map costs too much)
+  const offered = api.explainMethods(model.id).then(({methods: costs, limit}) => {
+    const allowed = new Set(costs.filter((c) => c.allowed).map((c) => c.method));
+    methods = methods.filter(([m]) => allowed.has(m));
+    if (!methods.length) {
+      figure.replaceChildren();
+      message.replaceChildren(h("p", {class: "muted"},
+        `A map of this model costs more than the explorer's ${Math.round(limit / 1e9)} billion ` +
+        "multiply-adds; make one on the command line: ", h("code", {}, "convscope explain")));
+      return false;
+    }
+    if (!methods.some(([m]) => m === state.method)) state.method = methods[0][0];
+    layerHolder.hidden = state.method !== "gradcam";
+    showMethods();
+    return true;
+  });
   const classField = selectField(
     "Class",
     [["", "the predicted one"], ...classes.map((name, i) => [String(i), name])],
@@ -121,6 +140,7 @@ export function explainPanel(ctx, model) {
   }
 
   const run = latestOnly(async (image) => {
+    if (!(await offered.catch(() => true))) return;
     const body = {pixels: pixelsFromImage(image), method: state.method};
     if (state.target !== "") body.class = Number(state.target);
     if (state.method === "gradcam" && state.layer !== "") body.layer = Number(state.layer);
@@ -152,7 +172,7 @@ export function explainPanel(ctx, model) {
     "section",
     {class: "card explain-panel", "aria-label": "why this prediction"},
     h("h3", {}, "Why this prediction"),
-    h("div", {class: "explain-controls"}, methodField, layerHolder, classField),
+    h("div", {class: "explain-controls"}, methodHolder, layerHolder, classField),
     figure,
     caption,
     message,
