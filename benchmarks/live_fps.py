@@ -104,6 +104,7 @@ def main() -> None:
                         help="also offer this run (id run-<name>)")
     parser.add_argument("--write-doc", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]  # other work on the machine, before this script's own
     with tempfile.TemporaryDirectory() as folder:
         camera = write_y4m(Path(folder) / "camera.y4m")
         server, url = start_server(folder, args.run)
@@ -131,9 +132,9 @@ def main() -> None:
         "Live view's WebSocket, the shown layers (the first conv layer's maps and every fc "
         "layer) computed on one torch thread and drawn. Each camera frame is sent once, so "
         f"{CAMERA_FPS} is the ceiling. Frames/s: results drawn during "
-        f"{args.seconds:g} s after {args.warmup:g} s of warm-up. **This is a shared 2-core "
-        "machine** (other jobs were running): the figures are noisy and a lower bound; the "
-        "goal is 15 frames/s.", "",
+        f"{args.seconds:g} s after {args.warmup:g} s of warm-up. The goal is 15 frames/s. "
+        f"1-minute load average before the script started: {load_before:.1f} (on a busy "
+        "machine the figures are a lower bound).", "",
         "| model | frames/s | frames counted | server CPU ms a frame | the page's own reading |",
         "|---|---|---|---|---|", *rows, "",
         "Server CPU ms a frame: the `convscope serve` process's CPU time (all its threads: "
