@@ -51,6 +51,7 @@ def test_the_core_declares_no_optional_package_and_torch_as_a_range():
     torch = core["torch"].specifier
     assert not any(spec.operator == "==" for spec in torch)
     assert torch.contains("2.13.0") and torch.contains("2.14.1")  # a range, not one pin
+    assert not torch.contains("2.15.0")  # only releases the suite has passed on
 
 
 def test_constraints_pin_a_torch_inside_the_range_and_the_setup_uses_them():
