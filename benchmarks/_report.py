@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,11 +38,11 @@ def cpu_model(limit: bool = True) -> str:
     return text + (f", oneDNN limited to {isa}" if isa else "")
 
 
-def start_server(data_dir: str) -> tuple[subprocess.Popen, str]:
-    """`convscope serve` on a free port with ``data_dir`` as its data: the process and the URL
-    it printed."""
+def start_server(data_dir: str, runs: Sequence[str] = ()) -> tuple[subprocess.Popen, str]:
+    """`convscope serve` (of the bundled models and ``runs``) on a free port with ``data_dir``
+    as its data: the process and the URL it printed."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "convscope", "serve", "--port", "0", "--no-browser",
+        [sys.executable, "-m", "convscope", "serve", *runs, "--port", "0", "--no-browser",
          "--data-dir", data_dir], stdout=subprocess.PIPE, text=True)
     line = server.stdout.readline()
     if "http://" not in line:

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _report import command_line, machine, write_section
+from _report import command_line, machine, start_server, write_section
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -53,19 +51,6 @@ def write_y4m(path: Path, frames: int = 60, width: int = 320, height: int = 240,
             luma[60:120, x:x + 60] = 235
             out.write(b"FRAME\n" + luma.tobytes() + chroma.tobytes() + chroma.tobytes())
     return Path(path)
-
-
-def start_server(data_dir: str, runs: list[str]) -> tuple[subprocess.Popen, str]:
-    """`convscope serve` of the bundled models and ``runs`` on a free port: the process and
-    the URL it printed."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "convscope", "serve", *runs, "--port", "0", "--no-browser",
-         "--data-dir", data_dir], stdout=subprocess.PIPE, text=True)
-    line = server.stdout.readline()
-    if "http://" not in line:
-        server.kill()
-        raise SystemExit(f"the server did not start: {line!r}")
-    return server, line.split()[-1]
 
 
 def cpu_seconds(pid: int) -> float:

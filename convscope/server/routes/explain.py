@@ -56,7 +56,8 @@ def explain_json(explorer: Explorer, entry: Entry, body: ExplainRequest) -> dict
     image = resolve_input(body, explorer.samples, entry.input_volume, entry.dataset)
     x = to_input(image)
     volume = volume_of((1, *x.shape))
-    cost = map_cost(net, volume, body.method, body.samples)
+    cost = forward_macs(net, volume) * forward_passes(body.method, body.samples, volume.sy,
+                                                      volume.sx)
     if cost > MAX_EXPLAIN_MACS:
         raise ApiError(400, f"a {body.method} map of this model costs {cost / 1e9:,.0f} billion "
                             f"multiply-adds, more than the explorer's {MAX_EXPLAIN_MACS / 1e9:.0f}"
@@ -69,10 +70,9 @@ def explain_json(explorer: Explorer, entry: Entry, body: ExplainRequest) -> dict
                        for n in map_layers(net, volume)]}
 
 
-def map_cost(net: torch.nn.Module, volume, method: str, samples: int = SMOOTH_SAMPLES) -> float:
-    """The multiply-adds of one ``method`` map of ``net`` on an input of ``volume``."""
-    forward = sum(n.macs for n in network_graph(net, volume).nodes)
-    return forward * forward_passes(method, samples, volume.sy, volume.sx)
+def forward_macs(net: torch.nn.Module, volume) -> float:
+    """The multiply-adds of one forward pass of ``net`` on an input of ``volume``."""
+    return sum(n.macs for n in network_graph(net, volume).nodes)
 
 
 def methods_json(explorer: Explorer, entry: Entry) -> dict:
@@ -82,7 +82,9 @@ def methods_json(explorer: Explorer, entry: Entry) -> dict:
         return {"limit": MAX_EXPLAIN_MACS, "methods": []}
     net = explorer.catalog.model(entry.id)
     volume = entry.input_volume
-    costs = {m: map_cost(net, volume, m) for m in ("gradcam", "saliency", "occlusion")}
+    forward = forward_macs(net, volume)  # one graph walk serves the three methods
+    costs = {m: forward * forward_passes(m, SMOOTH_SAMPLES, volume.sy, volume.sx)
+             for m in ("gradcam", "saliency", "occlusion")}
     return {"limit": MAX_EXPLAIN_MACS,
             "methods": [{"method": m, "macs": c, "allowed": c <= MAX_EXPLAIN_MACS}
                         for m, c in costs.items()]}
@@ -119,7 +121,7 @@ def top_images_router(explorer: Explorer) -> APIRouter:
         with lock:  # one computation at a time
             kept = computed.get(entry.id)
             if kept is None or kept[0] is not net:
-                macs = sum(n.macs for n in network_graph(net, entry.input_volume).nodes)
+                macs = forward_macs(net, entry.input_volume)
                 if macs * len(images) > MAX_TOP_IMAGES_MACS:
                     raise ApiError(400, f"top images of this model would cost "
                                         f"{macs * len(images) / 1e9:,.0f} billion multiply-adds "
