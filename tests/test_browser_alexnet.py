@@ -98,6 +98,9 @@ def test_vgg16_predict_asks_only_for_its_small_layers(page):
     assert "224x224x64" not in section
     assert page.locator(".prediction").inner_text().startswith("Prediction:")
     assert asked and all("layers" in a["url"] or '"layers"' in a["body"] for a in asked), asked
+    # no map of VGG-16 is computed here: the panel says so, with nothing to choose
+    page.get_by_text("make one on the command line").wait_for()
+    assert page.locator(".explain-controls").is_hidden()
 
 
 def test_out_of_the_box_the_explorer_opens_on_a_trained_model_not_an_architecture(page):

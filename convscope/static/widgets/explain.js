@@ -106,6 +106,7 @@ export function explainPanel(ctx, model) {
     const allowed = new Set(costs.filter((c) => c.allowed).map((c) => c.method));
     methods = methods.filter(([m]) => allowed.has(m));
     if (!methods.length) {
+      controls.hidden = true; // nothing to choose: no map of this model is computed here
       figure.replaceChildren();
       message.replaceChildren(h("p", {class: "muted"},
         `A map of this model costs more than the explorer's ${Math.round(limit / 1e9)} billion ` +
@@ -168,11 +169,12 @@ export function explainPanel(ctx, model) {
     }
   });
 
+  const controls = h("div", {class: "explain-controls"}, methodHolder, layerHolder, classField);
   const element = h(
     "section",
     {class: "card explain-panel", "aria-label": "why this prediction"},
     h("h3", {}, "Why this prediction"),
-    h("div", {class: "explain-controls"}, methodHolder, layerHolder, classField),
+    controls,
     figure,
     caption,
     message,
