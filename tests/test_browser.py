@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,12 +138,19 @@ def wait_for_marker_change(page, selector: str, before: str) -> str:
 
 
 def test_network_view_draws_the_volumes_and_opens_a_layer(page):
-    started = time.monotonic()
+    # How fast it appears is benchmarks' business; here: the drawing is complete, a column
+    # per layer of the model's description, each with its volume, and a layer opens.
     open_view(page, "network?model=mnist-convnetjs")
     page.locator("svg.network-svg").wait_for()
-    elapsed = time.monotonic() - started
-    # The target is 1 s on localhost; the slack absorbs a busy CI machine.
-    assert elapsed < 2.0, f"the network view took {elapsed:.2f} s to appear"
+    layers = page.request.get("/api/models/mnist-convnetjs").json()["layers"]
+    columns = page.locator("svg.network-svg g.layer-col")
+    assert columns.count() == len(layers)
+    for column, layer in zip(columns.all(), layers, strict=True):
+        volume = layer["out_volume"]
+        assert column.get_attribute("data-layer") == str(layer["index"])
+        assert column.locator("text.volume").text_content() == \
+            f"{volume['sx']}x{volume['sy']}x{volume['depth']}"
+        assert column.locator("polygon, rect:not(.layer-hit)").count() > 0  # its drawing
     text = page.locator("main").inner_text()
     for label in ("24x24x1", "conv 5x5 x8 s1 p2", "24x24x8", "12x12x8", "conv 5x5 x16 s1 p2",
                   "4x4x16", "1x1x10", "208 params", "3,216 params"):
