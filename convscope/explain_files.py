@@ -17,6 +17,7 @@ from ._io import atomic_write
 from .augment import to_input
 from .errors import ConvscopeError, ImageError
 from .explain import EXPLAINED_TASKS, Explanation, explain
+from .images import picture_file_bytes
 from .predict import fit_any, image_files, input_volume, preparation
 from .tasks import get_task
 
@@ -81,7 +82,7 @@ def explain_one(run: Run, path: Path, method: str, layer: str | None, target: st
     """The map of one picture, written to ``out`` as ``<stem>.<method>.png`` (the overlay)
     and ``<stem>.<method>.npy`` (float32, the input's height x width)."""
     classes = [str(c) for c in run.data_info.get("classes") or []]
-    image = fit_any(path.read_bytes(), input_volume(run), preparation(run, invert))
+    image = fit_any(picture_file_bytes(path), input_volume(run), preparation(run, invert))
     options = {} if samples is None else {"samples": samples}
     found = explain(run.model, to_input(image), method, target, layer, classes, **options)
     written = [out / f"{path.stem}.{method}.png", out / f"{path.stem}.{method}.npy"]
@@ -101,7 +102,7 @@ def explain_files(run: Run, paths: list[str | Path], method: str, layer: str | N
     preparation(run, invert)
     files, skipped = image_files(paths)
     if skipped:
-        print(f"warning: skipped {skipped} file(s) that are not PNG or JPEG", file=sys.stderr)
+        print(f"warning: skipped {skipped} file(s) that are not pictures", file=sys.stderr)
     if not files:
         raise ConvscopeError("no PNG or JPEG files to explain")
     out, failed = Path(out), 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +28,13 @@ from .errors import ImageError
 from .photos import MNIST_SIDE, centre_digit, light_background
 from .spec import Volume
 
+# Which picture files convscope reads, by suffix: PNG and JPEG decode; the other common image
+# formats are refused by name (an error saying to convert them, never skipped as stray files).
+DECODED_FORMATS = ("PNG", "JPEG")  # Pillow's names of the formats decoded
+DECODED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe"})
+REFUSED_SUFFIXES = {".gif": "GIF", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+                    ".webp": "WebP"}  # suffix -> the format's name, as errors say it
+IMAGE_SUFFIXES = DECODED_SUFFIXES | REFUSED_SUFFIXES.keys()  # pictures; other files are not
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 20_000_000
 REDUCING_GAP = 3  # a reduced picture keeps at least 3x the volume's size for the final resize
@@ -79,6 +87,26 @@ class Preparation:
 
 
 PLAIN = Preparation()  # fitting only (inverts nothing: "auto" for data of any polarity)
+
+
+def is_picture(path: str | Path) -> bool:
+    """Whether ``path``'s suffix names a picture (decoded or refused), not a stray file."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def check_picture_name(path: str | Path) -> None:
+    """ImageError naming the format for a picture whose suffix convscope refuses (GIF...)."""
+    refused = REFUSED_SUFFIXES.get(Path(path).suffix.lower())
+    if refused is not None:
+        raise ImageError(f"{path} is a {refused} picture; convscope reads PNG and JPEG only: "
+                         "convert it to PNG")
+
+
+def picture_file_bytes(path: str | Path) -> bytes:
+    """The bytes of the picture file ``path``, refused by name first when its format is not
+    read (:func:`check_picture_name`)."""
+    check_picture_name(path)
+    return Path(path).read_bytes()
 
 
 def check_byte_size(content: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
@@ -194,7 +222,7 @@ def _grey_array(image: torch.Tensor | Image.Image) -> np.ndarray:
 def _open_picture(content: bytes) -> Image.Image:
     """The upload opened (nothing decoded yet): 400 unless PNG or JPEG, 413 for bombs."""
     try:
-        return Image.open(io.BytesIO(content), formats=("PNG", "JPEG"))
+        return Image.open(io.BytesIO(content), formats=DECODED_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageError(f"the image is too large to decode safely: {exc}",
                          status=413) from None

@@ -28,6 +28,8 @@ from .images import (
     fit_image_bytes,
     fit_picture,
     fit_prepared,
+    is_picture,
+    picture_file_bytes,
 )
 from .layer_kinds import Volume
 from .tasks import get_task
@@ -35,7 +37,6 @@ from .tasks import get_task
 if TYPE_CHECKING:
     from .runs import Run
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DEFAULT_TOP = 3
 
 
@@ -100,7 +101,7 @@ def fit_any(image, volume: Volume, prep: Preparation = PLAIN) -> torch.Tensor:
     """A path, PNG/JPEG bytes, a PIL picture, a uint8 array (H, W[, C]) or a uint8 tensor
     (C, H, W) fitted to ``volume`` as uint8 (depth, sy, sx), as the explorer fits uploads."""
     if isinstance(image, str | Path):
-        return fit_image_bytes(Path(image).read_bytes(), volume, max_bytes=None, prep=prep)
+        return fit_image_bytes(picture_file_bytes(image), volume, max_bytes=None, prep=prep)
     if isinstance(image, bytes | bytearray):
         return fit_image_bytes(bytes(image), volume, max_bytes=None, prep=prep)
     if isinstance(image, Image.Image):
@@ -123,7 +124,7 @@ def predict_one(run: Run, image, top: int = DEFAULT_TOP, source: str = "",
     classes = [str(c) for c in run.data_info.get("classes") or []]
     volume = input_volume(run)
     if isinstance(image, str | Path):
-        image = Path(image).read_bytes()  # read once: fitted, and measured for boxes
+        image = picture_file_bytes(image)  # read once: fitted, and measured for boxes
     fitted = fit_any(image, volume, preparation(run, invert))
     with torch.inference_mode():
         found = get_task(run.config.task).prediction(run.model, fitted, classes)
@@ -192,15 +193,17 @@ def _to_picture(image, volume: Volume):
 
 
 def image_files(paths: list[str | Path]) -> tuple[list[Path], int]:
-    """The files to predict on: each file as given, and the PNG and JPEG files under each
-    folder (recursively, sorted); also the number of other files skipped in those folders."""
+    """The files to predict on: each file as given, and the pictures under each folder
+    (recursively, sorted; a GIF among them is refused by name when read, see
+    :func:`convscope.images.check_picture_name`); also the number of other files skipped in
+    those folders."""
     files, skipped = [], 0
     for path in map(Path, paths):
         if not path.is_dir():
             files.append(path)
             continue
         for found in sorted(p for p in path.rglob("*") if p.is_file()):
-            if found.suffix.lower() in IMAGE_SUFFIXES:
+            if is_picture(found):
                 files.append(found)
             else:
                 skipped += 1
@@ -245,7 +248,7 @@ def predict_files(run: Run, paths: list[str | Path], top: int, how: str = "text"
     preparation(run, invert)  # a wrong ``invert`` is one error, before any file
     files, skipped = image_files(paths)
     if skipped:
-        print(f"warning: skipped {skipped} file(s) that are not PNG or JPEG", file=sys.stderr)
+        print(f"warning: skipped {skipped} file(s) that are not pictures", file=sys.stderr)
     if not files:
         raise ConvscopeError("no PNG or JPEG files to predict on")
     predictions, failed = [], 0

@@ -3,8 +3,8 @@
 A ``val/`` folder (next to ``train/``) is the validation split; without one, training holds
 out ``val_fraction`` of the training split (see :func:`convscope.data.load.train_and_val`).
 
-Files without an image suffix (see ``IMAGE_SUFFIXES``) are skipped with one warning; hidden
-files and folders (``.DS_Store``) are skipped silently."""
+Files without a picture's suffix (``convscope.images.IMAGE_SUFFIXES``) are skipped with one
+warning; hidden files and folders (``.DS_Store``) are skipped silently."""
 
 from __future__ import annotations
 
@@ -23,14 +23,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from convscope.data.cache import cached_arrays
 from convscope.data.dataset import Dataset
 from convscope.errors import DataError
+from convscope.images import DECODED_FORMATS, is_picture
 from convscope.progress import progress_bar
 
-FORMATS = ("PNG", "JPEG")
-# Files with these suffixes are read as images (an unsupported or damaged one is an error);
-# any other file (notes.txt, Thumbs.db, desktop.ini) is skipped, with one warning per folder.
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
-)
+# Files with a picture's suffix (convscope.images.IMAGE_SUFFIXES) are read as images (a GIF,
+# an unsupported or a damaged one is an error); any other file (notes.txt, Thumbs.db,
+# desktop.ini) is skipped, with one warning per folder.
 MAX_PIXELS = 40_000_000
 DEFAULT_LONG_SIDE = 256  # the default size's longer side at most (a 1600x1200 photo: 256x192)
 PROGRESS_IMAGES = 200  # decoding more images shows a progress bar at once; fewer, after 1 s
@@ -215,8 +213,8 @@ def _list_images(
             for p in class_dir.rglob("*")
             if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts)
         ) if class_dir.is_dir() else []  # fmt: skip
-        skipped += [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
-        files = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        skipped += [p for p in files if not is_picture(p)]
+        files = [p for p in files if is_picture(p)]
         if require_all and not files:
             raise DataError(f"class folder {class_dir} has no images; add some or remove it")
         items += [(p, label) for p in files]
@@ -229,7 +227,7 @@ def _warn_skipped(folder: Path, skipped: list[Path]) -> None:
     more = f" and {len(skipped) - 2} more" if len(skipped) > 2 else ""
     message = (
         f"skipped {len(skipped)} non-image file{'s' if len(skipped) != 1 else ''} in {folder} "
-        f"({named}{more}); only {', '.join(sorted(IMAGE_SUFFIXES))} files are read"
+        f"({named}{more}); only PNG and JPEG pictures are read"
     )
     if message not in _WARNED:  # once per process, though training loads train and test
         _WARNED.add(message)
@@ -252,7 +250,7 @@ def _open(path: Path) -> Image.Image:
         raise DataError(f"cannot read {path}: {exc}") from exc
     w, h = image.size
     problem = None
-    if image.format not in FORMATS:
+    if image.format not in DECODED_FORMATS:
         problem = f"is a {image.format} image; only PNG and JPEG are supported: convert it"
     elif w * h > MAX_PIXELS:
         problem = f"has {w}x{h} pixels, more than the limit of {MAX_PIXELS}; shrink it"

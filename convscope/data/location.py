@@ -23,8 +23,9 @@ import sys
 from pathlib import Path
 
 from convscope.data.catalog import DATASETS
-from convscope.data.folder import IMAGE_SUFFIXES, SPLIT_FOLDERS, Decoded, split_dirs
+from convscope.data.folder import SPLIT_FOLDERS, Decoded, split_dirs
 from convscope.errors import DataError
+from convscope.images import IMAGE_SUFFIXES
 
 
 def is_known(data: str) -> bool:

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ConvscopeError
+from ..errors import ConvscopeError, ImageError
 from ..extras import require
+from ..images import DECODED_FORMATS, check_picture_name
 from ..predict import image_files
 from .features import FeatureExtractor
 
@@ -104,10 +105,13 @@ def _folder(path: Path) -> Iterator[np.ndarray]:
 
 
 def read_picture(file: Path) -> np.ndarray:
-    """A PNG or JPEG file as uint8 RGB (H, W, 3)."""
+    """A PNG or JPEG file as uint8 RGB (H, W, 3); a GIF... is refused by name."""
     try:
-        with Image.open(file) as picture:
+        check_picture_name(file)
+        with Image.open(file, formats=DECODED_FORMATS) as picture:
             return np.array(picture.convert("RGB"))
+    except ImageError as exc:
+        raise SourceError(f"{exc}, or remove it from the folder") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise SourceError(f"{file}: not a readable PNG or JPEG ({exc}); remove it from the "
                           "folder") from None
