@@ -104,3 +104,119 @@ def test_uploads_decode_the_same_formats() -> None:
     for fmt in ("GIF", "BMP", "TIFF", "WEBP"):
         with pytest.raises(ImageError, match="not a PNG or JPEG image"):
             fit_image_bytes(encoded(fmt), Volume(4, 4, 1))
+
+
+# --- POST /api/train: the settings a running job shows, and fine-tuning ---------------------
+
+CONV = [{"type": "input", "sx": 28, "sy": 28, "depth": 1},
+        {"type": "conv", "sx": 5, "filters": 4, "stride": 2, "activation": "relu"},
+        {"type": "fc", "num_neurons": 12}, {"type": "softmax", "num_classes": 10}]
+
+
+@pytest.fixture
+def client(tmp_path, data_cache):
+    """The explorer with the bundled models and 200 MNIST training digits."""
+    pytest.importorskip("fastapi")
+    from conftest import write_mnist
+    from fastapi.testclient import TestClient
+
+    from convscope.bundle import BUNDLED
+    from convscope.server import create_app
+
+    data = write_mnist(tmp_path / "data", train=200, test=60)
+    app = create_app(runs_dir=tmp_path / "runs", data_dir=str(data), bundled_dir=BUNDLED)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def wait_until(client, job: str, states: tuple[str, ...]) -> dict:
+    import time
+
+    deadline = time.monotonic() + 60
+    while (status := client.get(f"/api/train/{job}").json())["state"] not in states:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    return status
+
+
+def test_a_running_job_says_what_it_trains(client) -> None:
+    started = client.post("/api/train", json={"spec": CONV, "epochs": 100, "batch_size": 1,
+                                              "lr": 0.01, "optimizer": "sgd"})
+    assert started.status_code == 200, started.text
+    job = started.json()["job"]
+    wait_until(client, job, ("running",))
+    listed = client.get("/api/train").json()["jobs"]
+    assert listed[0]["settings"] == {
+        "model": None, "spec": CONV, "init_from": None, "dataset": "mnist", "epochs": 100,
+        "batch_size": 1, "lr": 0.01, "optimizer": "sgd", "freeze": "none", "num_classes": None,
+        "snapshot_every": None}
+    assert client.get(f"/api/train/{job}").json()["settings"] == listed[0]["settings"]
+    client.post(f"/api/train/{job}/stop")
+    wait_until(client, job, ("stopped", "done"))
+    # a registry model left to its recipe shows the recipe's values, as they train
+    started = client.post("/api/train", json={"model": "mnist-ordinary", "epochs": 100})
+    job = started.json()["job"]
+    settings = client.get(f"/api/train/{job}").json()["settings"]
+    client.post(f"/api/train/{job}/stop")
+    from convscope.registry import get_model_entry
+
+    recipe = get_model_entry("mnist-ordinary").recipe
+    assert settings["model"] == "mnist-ordinary" and settings["spec"] is None
+    assert settings["lr"] == recipe.get("lr", 1e-3)
+    assert settings["batch_size"] == recipe.get("batch_size", 64)
+    wait_until(client, job, ("stopped", "done"))
+
+
+def test_init_from_fine_tunes_a_bundled_model_with_its_features_frozen(client, tmp_path):
+    import torch
+
+    from convscope.finetune import output_layer
+    from convscope.runs import load_run, open_run
+
+    started = client.post("/api/train", json={"init_from": MODEL, "dataset": "mnist",
+                                              "freeze": "features", "epochs": 1,
+                                              "batch_size": 32, "lr": 0.05})
+    assert started.status_code == 200, started.text
+    job = started.json()["job"]
+    status = wait_until(client, job, ("done", "error"))
+    assert status["state"] == "done", status["error"]
+    assert status["title"].startswith(f"{MODEL} fine-tuned on mnist · ")
+    assert status["settings"]["init_from"] == MODEL
+    assert status["settings"]["freeze"] == "features"
+    entry = next(m for m in client.get("/api/train").json()["runs"]
+                 if m["id"] == started.json()["model_id"])
+    assert entry["test_accuracy"] > 0.5  # the bundled features, a retrained output layer
+    source = open_run(MODEL)
+    run = load_run(next((tmp_path / "runs" / "live").glob(f"*-{job}")))
+    assert run.config.init_from.endswith(MODEL) and run.config.freeze == "features"
+    before, after = source.model.state_dict(), run.model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    output = output_layer(run.model) + "."  # only the output layer learned
+    assert changed and all(k.startswith(output) for k in changed), changed
+
+
+def test_fine_tuning_mistakes_are_the_settings_tables_one_line_errors(client) -> None:
+    from convscope.config import TrainConfig
+    from convscope.errors import ConvscopeError
+
+    def refused(body: dict) -> str:
+        answer = client.post("/api/train", json=body)
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert "\n" not in error and "Traceback" not in error
+        return error
+
+    for setting, value in (("freeze", "all"), ("num_classes", 0)):
+        with pytest.raises(ConvscopeError) as table:
+            TrainConfig(**{setting: value})
+        assert refused({"init_from": MODEL, setting: value}) == str(table.value)
+    assert refused({"init_from": MODEL, "num_classes": 5}) == (
+        "num_classes is 5 but mnist has 10 classes; leave num_classes out to size the output "
+        "layer to the data")
+    assert "is not a model this explorer serves" in refused({"init_from": "../../etc"})
+    assert "has no trained weights" in refused({"init_from": "alexnet"})
+    assert "is a localize model" in refused({"init_from": "mnist-localizer"})
+    assert "does not match" in refused({"init_from": MODEL, "spec": CONV})
+    assert "not both" in refused({"model": "mnist-ordinary", "spec": CONV})
+    assert "init_from" in refused({"epochs": 1})
+    assert client.get("/api/train").json()["jobs"] == []  # nothing started

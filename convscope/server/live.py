@@ -21,15 +21,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from ..augment import to_input
 from ..callbacks import Callback
-from ..config import OPTIMIZERS, TrainConfig
+from ..config import OPTIMIZERS
 from ..data import DATASETS
-from ..data.catalog import image_set_for_depth
 from ..data.download import DownloadUnavailable
 from ..device import scoring_precision
 from ..errors import ConvscopeError
+from ..finetune import load_source
 from ..model import SpecNet, build_model
 from ..probes import activations, layer_weights, network_graph
-from ..registry import get_model_entry, list_models
+from ..registry import list_models
 from ..spec import Layer, activation_values, resolve
 from ..tasks import get_task
 from ..trainer import train
@@ -37,7 +37,8 @@ from .catalog import Catalog, Entry, slug
 from .encode import tensor_json
 from .errors import ApiError, log
 from .inputs import fit_to_volume
-from .live_runs import missing_data, run_title, save_title, spec_label, stopped_score
+from .live_plan import plan
+from .live_runs import missing_data, run_title, save_title, stopped_score
 from .samples import Samples
 
 DEPTH = DATASETS.view(lambda d: d.depth if d.kind == "images" else None)  # live-trainable
@@ -89,19 +90,29 @@ class TrainRequest(BaseModel):
     # the chapter's L1 demo: a snapshot after every this many examples, each one delivered
     # before the next is taken (training waits up to PACE_SECONDS for a reader)
     snapshot_every: int | None = Field(None, ge=1, le=10_000)
+    # fine-tuning (convscope.finetune): a model id of GET /api/models to start from; the
+    # output layer's size and the freeze, checked by the training settings table as the CLI's
+    init_from: str | None = None
+    num_classes: int | None = None
+    freeze: str | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> TrainRequest:
-        if (self.model is None) == (self.spec is None):
-            raise ValueError("give exactly one of 'model' (a registry name) or 'spec'")
+    def _one_network(self) -> TrainRequest:
+        if self.model is not None and self.spec is not None:
+            raise ValueError("give one of 'model' (a registry name) or 'spec', not both")
+        if self.model is None and self.spec is None and self.init_from is None:
+            raise ValueError("give 'model' (a registry name), 'spec', or 'init_from' (a model "
+                             "to fine-tune)")
         return self
 
 
 class Job:
     """One training run and the messages it has produced, numbered in order."""
 
-    def __init__(self, job_id: str, model_id: str, run_dir: Path, title: str = "") -> None:
+    def __init__(self, job_id: str, model_id: str, run_dir: Path, title: str = "",
+                 settings: dict | None = None) -> None:
         self.id, self.model_id, self.run_dir, self.title = job_id, model_id, run_dir, title
+        self.settings = settings or {}  # what it trains, as the Train form shows it
         self.started = time.time()
         self.state = "running"  # -> "stopping" -> "done" | "stopped" | "error"
         self.error: str | None = None
@@ -160,9 +171,10 @@ class Job:
             return [message for _, message in sorted(fresh, key=lambda m: m[0])], self._seq
 
     def summary(self) -> dict:
-        """What a list of jobs shows: ids, name, state, start time (seconds since the epoch)."""
+        """What a list of jobs shows: ids, name, state, start time (seconds since the epoch)
+        and its ``settings`` (the network, dataset and training settings the form shows)."""
         return {"job": self.id, "model_id": self.model_id, "title": self.title,
-                "state": self.state, "started": self.started}
+                "state": self.state, "started": self.started, "settings": self.settings}
 
     def status(self) -> dict:
         """The summary, the latest progress, every epoch, the progress so far (``history``,
@@ -204,44 +216,31 @@ class Jobs:
 
     def start(self, request: TrainRequest) -> Job:
         """Check the request, add the live model to the catalog and start training it."""
-        if request.model is not None:
-            registered = get_model_entry(request.model)
-            task = registered.recipe.get("task", "classify")
-            if not live_trainable(task, registered.dataset):
-                raise ApiError(400, f"{request.model} is a {task} model for "
-                                    f"{registered.dataset}; the explorer trains image "
-                                    f"classifiers on {' or '.join(DEPTH)} only: train it with "
-                                    f"`convscope train --model {request.model}`")
-            spec, name, dataset = registered.spec, request.model, registered.dataset
-            recipe = registered.recipe
-        else:
-            spec, name, dataset, recipe = request.spec, spec_label(request.spec), None, {}
-        layers = resolve(spec)  # sizes from the spec alone: nothing is built until they fit
-        dataset = (request.dataset or dataset or image_set_for_depth(layers[0].out_volume.depth)
-                   or next(iter(DEPTH)))  # whose depth check then names the fix
-        _check_fits(layers, dataset,
-                    request.batch_size or recipe.get("batch_size") or TrainConfig.batch_size)
-        net = build_model(spec)
-        settings = {k: v for k, v in request.model_dump().items()
-                    if k in ("epochs", "batch_size", "lr", "optimizer") and v is not None}
+        planned = plan(request, self.catalog, DEPTH, live_trainable)
+        dataset, recipe = planned.dataset, planned.recipe
+        _check_fits(resolve(planned.spec), dataset, planned.config.batch_size)
+        net = build_model(planned.spec)  # sizes from the spec alone: nothing was built before
+        if planned.source is not None:  # its weights, or the CLI's one line on a mismatch
+            load_source(net, planned.source, planned.name)
         with self._lock:
             running = next((job for job in self._jobs.values() if not job.finished), None)
             if running is not None:
                 raise ApiError(409, f"{running.title} is already running: follow it or stop "
                                     "it on the Train page before starting another")
             job_id = secrets.token_hex(4)
-            job = Job(job_id, f"live-{job_id}", self.live_dir / f"{slug(name)}-{job_id}",
-                      run_title(name, dataset, datetime.now()))
+            job = Job(job_id, f"live-{job_id}", self.live_dir / f"{slug(planned.name)}-{job_id}",
+                      run_title(planned.name, dataset, datetime.now()), planned.shown)
             self._jobs[job_id] = job
         self.catalog.add(Entry(job.model_id, job.title, "live", dataset,
                                list(DATASETS[dataset].classes), net.spec,
                                registry=request.model, model=net.eval(),
                                tta=recipe.get("tta", "none"),
                                precision=scoring_precision(recipe.get("precision", "auto"))))
-        model = request.model if request.model is not None else net.spec
+        model = planned.model if not isinstance(planned.model, list) else net.spec
         job.paced = request.snapshot_every is not None
-        job.thread = threading.Thread(target=self._run,
-                                      args=(job, model, dataset, settings, request.snapshot_every),
+        job.thread = threading.Thread(target=self._run, args=(job, model, dataset,
+                                                              planned.settings,
+                                                              request.snapshot_every),
                                       name=f"convscope-train-{job_id}", daemon=True)
         job.thread.start()
         return job
@@ -269,9 +268,10 @@ class Jobs:
             return None
         return to_input(fit_to_volume(image, net.input_volume))
 
-    def _run(self, job: Job, model: str | list[dict], dataset: str, settings: dict,
+    def _run(self, job: Job, model: str | list[dict] | None, dataset: str, settings: dict,
              snapshot_every: int | None = None) -> None:
-        """Train ``model`` (a registry name or a spec) with a :class:`LiveFeed` (snapshots every
+        """Train ``model`` (a registry name, a spec, or None: the network of ``settings``'s
+        ``init_from``) with a :class:`LiveFeed` (snapshots every
         ``snapshot_every`` examples, or every second); the catalog entry ends with the trained
         weights, or goes if training fails."""
         entry = self.catalog.get(job.model_id)

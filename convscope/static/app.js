@@ -141,7 +141,19 @@ async function selectModel(id) {
 
 async function refreshModels() {
   state.models = (await api.models()).models;
-  fillModelPicker();
+  if (!state.description || state.models.some((m) => m.id === state.description.id)) {
+    fillModelPicker();
+    return;
+  }
+  // The model shown is gone (deleted): show the default one and reload the view on it.
+  state.description = null;
+  const {view, params} = parseHash();
+  const fallback = defaultModelId();
+  if (fallback) params.set("model", fallback);
+  else params.delete("model");
+  const hash = hashFor(view.name, params);
+  if (location.hash === hash) await route();
+  else location.hash = hash; // routes on the hash change
 }
 
 /** The cache key of `input`'s activations of the current model (`layers`: null for all). */
