@@ -32,7 +32,7 @@ def training_router(explorer: Explorer) -> APIRouter:
     @router.post("/api/train")
     def start_training(body: TrainRequest) -> dict:
         job = jobs.start(body)
-        return {"job": job.id, "model_id": job.model_id}
+        return {"job": job.id, "model_id": job.model_id, "settings": job.settings}
 
     @router.get("/api/train")
     def training_jobs() -> dict:

@@ -19,6 +19,7 @@ const isRunning = (job) => job.state === "running" || job.state === "stopping";
 const session = {
   job: null,
   modelId: null,
+  settings: null, // what the run trains, as the form shows it (a job's `settings`)
   description: null,
   describing: null, // the model id whose description is being fetched
   running: false,
@@ -40,11 +41,7 @@ function defaultSpec({sx: side, depth}, classes) {
     {type: "pool", sx: 3, stride: 3},
     {type: "softmax", num_classes: classes},
   ];
-  const line = (layer) =>
-    `{${Object.entries(layer)
-      .map(([k, v]) => `"${k}": ${JSON.stringify(v)}`)
-      .join(", ")}}`;
-  return `[\n${layers.map((l) => `  ${line(l)}`).join(",\n")}\n]`;
+  return specText(layers);
 }
 
 function handle(message, ctx) {
@@ -113,20 +110,30 @@ function connect(ctx) {
   });
 }
 
+/** A layer list as the text area shows it: one layer a line. */
+function specText(layers) {
+  const line = (layer) =>
+    `{${Object.entries(layer)
+      .map(([k, v]) => `"${k}": ${JSON.stringify(v)}`)
+      .join(", ")}}`;
+  return `[\n${layers.map((l) => `  ${line(l)}`).join(",\n")}\n]`;
+}
+
 /** The network to train: a layer list (JSON, `spec` at first) or a registry model (first when
- * `initial` is "registry"). `onRegistry(name)` runs when a registry model is chosen. */
+ * `initial` is "registry"), or none while a model to start from is chosen (its own network).
+ * `onRegistry(name)` runs when a registry model is chosen. */
 function networkChoice(registry, currentRegistry, spec, onRegistry, initial = "spec") {
-  const specText = h(
+  const specArea = h(
     "textarea",
-    {rows: 9, wrap: "off", spellcheck: "false", class: "spec", "aria-label": "layer list (JSON)", disabled: initial !== "spec"},
+    {rows: 9, wrap: "off", spellcheck: "false", class: "spec", "aria-label": "layer list (JSON)"},
     spec,
   );
   let specEdited = false;
-  specText.addEventListener("input", () => (specEdited = true));
-  const source = {value: initial};
+  specArea.addEventListener("input", () => (specEdited = true));
+  const source = {value: initial, from: null};
   const registryPicker = h(
     "select",
-    {"aria-label": "registry model", disabled: initial !== "registry", onchange: () => onRegistry(registryPicker.value)},
+    {"aria-label": "registry model", onchange: () => onRegistry(registryPicker.value)},
     registry.map((m) =>
       h(
         "option",
@@ -135,46 +142,120 @@ function networkChoice(registry, currentRegistry, spec, onRegistry, initial = "s
       ),
     ),
   );
-  const sourceRadio = (value, label) =>
-    h(
-      "label",
-      {class: "radio"},
-      h("input", {
-        type: "radio",
-        name: "source",
-        value,
-        checked: value === source.value,
-        onchange: () => {
-          source.value = value;
-          registryPicker.disabled = value !== "registry";
-          specText.disabled = value !== "spec";
-          if (value === "registry") onRegistry(registryPicker.value);
-        },
-      }),
-      label,
-    );
+  const radios = {};
+  const fromNote = h("p", {class: "muted small", hidden: true});
+  function choose(value) {
+    source.value = value;
+    radios[value].checked = true;
+    for (const radio of Object.values(radios)) radio.disabled = Boolean(source.from);
+    registryPicker.disabled = value !== "registry" || Boolean(source.from);
+    specArea.disabled = value !== "spec" || Boolean(source.from);
+  }
+  const sourceRadio = (value, label) => {
+    radios[value] = h("input", {
+      type: "radio",
+      name: "source",
+      value,
+      onchange: () => {
+        choose(value);
+        if (value === "registry") onRegistry(registryPicker.value);
+      },
+    });
+    return h("label", {class: "radio"}, radios[value], label);
+  };
+  const element = h(
+    "fieldset",
+    {},
+    h("legend", {}, "Network"),
+    sourceRadio("spec", "Layer list (JSON, ConvNetJS vocabulary)"),
+    specArea,
+    sourceRadio("registry", "Registry model"),
+    registryPicker,
+    fromNote,
+  );
+  choose(initial);
   return {
-    element: h(
-      "fieldset",
-      {},
-      h("legend", {}, "Network"),
-      sourceRadio("spec", "Layer list (JSON, ConvNetJS vocabulary)"),
-      specText,
-      sourceRadio("registry", "Registry model"),
-      registryPicker,
-    ),
+    element,
     /** Show `text` as the layer list unless the user has edited it. */
     suggest(text) {
-      if (!specEdited) specText.value = text;
+      if (!specEdited) specArea.value = text;
     },
-    /** {model} or {spec} for POST /api/train; throws when the layer list is not JSON. */
+    /** Train the network of the model `title` starts from (null: the choice above). */
+    startFrom(title) {
+      source.from = title;
+      fromNote.hidden = !title;
+      fromNote.textContent = title ? `Starting from ${title}: its own network trains.` : "";
+      choose(source.value);
+    },
+    /** Show a job's network ({model} or {spec}, as POST /api/train took them). */
+    show({model, spec}) {
+      if (model) {
+        if (![...registryPicker.options].some((o) => o.value === model)) {
+          registryPicker.append(h("option", {value: model}, model));
+        }
+        registryPicker.value = model;
+        choose("registry");
+      } else if (spec) {
+        specArea.value = specText(spec);
+        specEdited = true;
+        choose("spec");
+      }
+    },
+    /** {model} or {spec} for POST /api/train ({} when starting from a model); throws when the
+     * layer list is not JSON. */
     value() {
+      if (source.from) return {};
       if (source.value === "registry") return {model: registryPicker.value};
       try {
-        return {spec: JSON.parse(specText.value)};
+        return {spec: JSON.parse(specArea.value)};
       } catch (error) {
         throw new Error(`the layer list is not valid JSON: ${error.message}`);
       }
+    },
+  };
+}
+
+/** Fine-tuning: the model whose weights training starts from (a bundled model or a finished
+ * run, `models`), and what stays frozen. `onSource(model or null)` on a new choice. */
+function startFromChoice(models, onSource) {
+  const picker = h(
+    "select",
+    {"aria-label": "start from", onchange: () => onSource(chosen())},
+    h("option", {value: ""}, "nothing (fresh weights)"),
+    models.map((m) => h("option", {value: m.id}, `${m.title} (${m.dataset})`)),
+  );
+  const chosen = () => models.find((m) => m.id === picker.value) ?? null;
+  const freeze = h(
+    "select",
+    {"aria-label": "freeze"},
+    [
+      ["none", "train every layer"],
+      ["features", "only the output layer (features frozen)"],
+    ].map(([v, t]) => h("option", {value: v}, t)),
+  );
+  return {
+    element: h(
+      "div",
+      {class: "toolbar"},
+      h("label", {class: "field"}, h("span", {}, "Start from"), picker),
+      h("label", {class: "field"}, h("span", {}, "Freeze"), freeze),
+    ),
+    /** Show a job's `init_from` and `freeze`. */
+    show({init_from: from, freeze: frozen}) {
+      if (from && !models.some((m) => m.id === from)) {
+        models.push({id: from, title: from, dataset: ""});
+        picker.append(h("option", {value: from}, from));
+      }
+      picker.value = from ?? "";
+      freeze.value = frozen ?? "none";
+      onSource(chosen());
+    },
+    /** The fine-tuning part of POST /api/train's body. */
+    value() {
+      return {
+        ...(picker.value ? {init_from: picker.value} : {}),
+        ...(freeze.value !== "none" ? {freeze: freeze.value} : {}),
+      };
     },
   };
 }
@@ -218,6 +299,14 @@ function trainOptions(datasets, dataset, onDataset) {
       h("label", {class: "field"}, h("span", {}, "Optimizer"), optimizer),
     ),
     setDataset,
+    /** Show a job's dataset, epochs, batch size, learning rate and optimizer. */
+    show(settings) {
+      if (datasets.includes(settings.dataset)) setDataset(settings.dataset);
+      epochs.querySelector("input").value = settings.epochs;
+      batch.querySelector("input").value = settings.batch_size;
+      lr.value = settings.lr ?? "";
+      optimizer.value = settings.optimizer ?? "";
+    },
     /** The options part of POST /api/train's body. */
     value() {
       const body = {
@@ -375,6 +464,7 @@ async function attach(ctx, jobId, update) {
   Object.assign(session, {
     job: status.job,
     modelId: status.model_id,
+    settings: status.settings ?? null,
     description: null,
     running: isRunning(status),
     progress: status.history ?? [],
@@ -395,10 +485,11 @@ async function attach(ctx, jobId, update) {
 
 /** Start the session's run with `body` (POST /api/train) and follow it. */
 async function startRun(ctx, body, update) {
-  const {job, model_id: modelId} = await ctx.api.startTraining(body);
+  const {job, model_id: modelId, settings} = await ctx.api.startTraining(body);
   Object.assign(session, {
     job,
     modelId,
+    settings,
     description: null,
     running: true,
     progress: [],
@@ -554,6 +645,22 @@ export async function render(root, ctx) {
     },
     ctx.params.get("source") === "registry" && currentRegistry ? "registry" : "spec",
   );
+  // A bundled model or a finished run to fine-tune: its own network trains, on its dataset.
+  const sources = ctx.models.filter((m) => m.kind !== "untrained" && m.kind !== "chapter" && trainable(m));
+  const startFrom = startFromChoice(sources, (model) => {
+    network.startFrom(model?.title ?? null);
+    if (datasets.includes(model?.dataset)) options.setDataset(model.dataset);
+  });
+  // The settings of a running job are shown, not edited: disabled while it runs.
+  const settingsBox = h("fieldset", {class: "train-settings"}, network.element, startFrom.element, options.element);
+  let shownFor = null; // the job whose settings the form shows
+  function showSettings() {
+    if (!session.running || !session.settings || shownFor === session.job) return;
+    shownFor = session.job;
+    startFrom.show(session.settings);
+    options.show(session.settings);
+    network.show(session.settings);
+  }
   const formError = h("div", {"aria-live": "polite"});
   const startButton = h("button", {type: "button", class: "primary", onclick: start}, "Start");
   const stopButton = h("button", {type: "button", onclick: stop}, "Stop");
@@ -575,7 +682,7 @@ export async function render(root, ctx) {
   async function start() {
     formError.replaceChildren();
     try {
-      await startRun(ctx, {...options.value(), ...network.value()}, update);
+      await startRun(ctx, {...options.value(), ...startFrom.value(), ...network.value()}, update);
       runs.refresh().catch(ctx.showBanner);
     } catch (error) {
       const busy = error.status === 409 && (await runs.refresh()).jobs.find(isRunning);
@@ -604,6 +711,8 @@ export async function render(root, ctx) {
   }
 
   function update(kind) {
+    showSettings();
+    settingsBox.disabled = session.running;
     startButton.disabled = session.running;
     stopButton.disabled = !session.running;
     showStatus(status);
@@ -626,8 +735,7 @@ export async function render(root, ctx) {
         h(
           "form",
           {class: "card train-form", onsubmit: (e) => e.preventDefault()},
-          network.element,
-          options.element,
+          settingsBox,
           dataNote,
           h("div", {class: "actions"}, startButton, stopButton),
           formError,
