@@ -601,21 +601,10 @@ function header(shown, trainable, live) {
   ];
 }
 
-export async function render(root, ctx) {
-  // Live training trains image classifiers on the catalogue's image sets (GET /api/datasets).
-  const images = (await ctx.api.datasets()).catalogue.filter((d) => d.kind === "images");
-  const live = images.map((d) => d.name);
-  const datasets = ctx.datasets.map((d) => d.name).filter((name) => live.includes(name));
-  const trainable = (m) => m.task_info.classifies && live.includes(m.dataset);
-  // One model per registry name (the name POST /api/train takes), with the dataset it is for.
-  // Every registry model the server trains live (GET /api/registry: the chapter's templates too).
-  const offered = (await ctx.api.trainableModels()).models.map((m) => ({registry: m.name, dataset: m.dataset}));
-  const registry = [
-    ...new Map(
-      [...offered, ...ctx.models.filter((m) => m.registry && trainable(m))].map((m) => [m.registry, m]),
-    ).values(),
-  ];
-  const shown = ctx.models.find((m) => m.id === ctx.model?.id);
+/** The form's settings: the network, the model it starts from, the dataset and options, and
+ * the note on missing training data. `show(settings)` fills them from a job's settings;
+ * `value()` is POST /api/train's body. */
+function trainSettings(ctx, {images, live, datasets, registry, trainable, shown}) {
   const currentRegistry = shown?.registry;
   const dataset = live.includes(ctx.model?.dataset) ? ctx.model.dataset : (datasets[0] ?? live[0]);
   const classesOf = (name) => ctx.datasets.find((d) => d.name === name)?.classes.length ?? 10;
@@ -651,16 +640,36 @@ export async function render(root, ctx) {
     network.startFrom(model?.title ?? null);
     if (datasets.includes(model?.dataset)) options.setDataset(model.dataset);
   });
-  // The settings of a running job are shown, not edited: disabled while it runs.
-  const settingsBox = h("fieldset", {class: "train-settings"}, network.element, startFrom.element, options.element);
+  return {
+    element: h("fieldset", {class: "train-settings"}, network.element, startFrom.element, options.element),
+    dataNote,
+    checkData: () => checkData(options.value().dataset),
+    show(settings) {
+      startFrom.show(settings);
+      options.show(settings);
+      network.show(settings);
+    },
+    value: () => ({...options.value(), ...startFrom.value(), ...network.value()}),
+  };
+}
+
+export async function render(root, ctx) {
+  // Live training trains image classifiers on the catalogue's image sets (GET /api/datasets).
+  const images = (await ctx.api.datasets()).catalogue.filter((d) => d.kind === "images");
+  const live = images.map((d) => d.name);
+  const datasets = ctx.datasets.map((d) => d.name).filter((name) => live.includes(name));
+  const trainable = (m) => m.task_info.classifies && live.includes(m.dataset);
+  // One model per registry name (the name POST /api/train takes), with the dataset it is for.
+  // Every registry model the server trains live (GET /api/registry: the chapter's templates too).
+  const offered = (await ctx.api.trainableModels()).models.map((m) => ({registry: m.name, dataset: m.dataset}));
+  const registry = [
+    ...new Map(
+      [...offered, ...ctx.models.filter((m) => m.registry && trainable(m))].map((m) => [m.registry, m]),
+    ).values(),
+  ];
+  const shown = ctx.models.find((m) => m.id === ctx.model?.id);
+  const form = trainSettings(ctx, {images, live, datasets, registry, trainable, shown});
   let shownFor = null; // the job whose settings the form shows
-  function showSettings() {
-    if (!session.running || !session.settings || shownFor === session.job) return;
-    shownFor = session.job;
-    startFrom.show(session.settings);
-    options.show(session.settings);
-    network.show(session.settings);
-  }
   const formError = h("div", {"aria-live": "polite"});
   const startButton = h("button", {type: "button", class: "primary", onclick: start}, "Start");
   const stopButton = h("button", {type: "button", onclick: stop}, "Stop");
@@ -682,7 +691,7 @@ export async function render(root, ctx) {
   async function start() {
     formError.replaceChildren();
     try {
-      await startRun(ctx, {...options.value(), ...startFrom.value(), ...network.value()}, update);
+      await startRun(ctx, form.value(), update);
       runs.refresh().catch(ctx.showBanner);
     } catch (error) {
       const busy = error.status === 409 && (await runs.refresh()).jobs.find(isRunning);
@@ -711,8 +720,11 @@ export async function render(root, ctx) {
   }
 
   function update(kind) {
-    showSettings();
-    settingsBox.disabled = session.running;
+    if (session.running && session.settings && shownFor !== session.job) {
+      shownFor = session.job;
+      form.show(session.settings);
+    }
+    form.element.disabled = session.running; // a running job's settings: shown, not edited
     startButton.disabled = session.running;
     stopButton.disabled = !session.running;
     showStatus(status);
@@ -735,8 +747,8 @@ export async function render(root, ctx) {
         h(
           "form",
           {class: "card train-form", onsubmit: (e) => e.preventDefault()},
-          settingsBox,
-          dataNote,
+          form.element,
+          form.dataNote,
           h("div", {class: "actions"}, startButton, stopButton),
           formError,
           status,
@@ -749,7 +761,7 @@ export async function render(root, ctx) {
   );
   session.listener = update;
   update();
-  checkData(options.value().dataset);
+  form.checkData();
   // A reloaded page, or a second tab, follows the job the server is running.
   runs
     .refresh()
