@@ -108,6 +108,7 @@ def test_the_train_page_fine_tunes_from_a_bundled_model(page, browser, server):
     page.get_by_label("Batch size").fill("4")
     page.get_by_role("button", name="Start").click()
     wait_for_text(page, ".train-status", "epoch 1 of 50")
+    assert page.get_by_label("learning rate").input_value() == ""  # as written: the default
     jobs = page.request.get("/api/train").json()["jobs"]
     running = next(j for j in jobs if j["state"] == "running")
     assert running["title"].startswith("mnist-convnetjs fine-tuned on mnist")
@@ -119,6 +120,8 @@ def test_the_train_page_fine_tunes_from_a_bundled_model(page, browser, server):
         assert second.get_by_label("start from").input_value() == "mnist-convnetjs"
         assert second.get_by_label("freeze").input_value() == "features"
         assert second.get_by_label("Epochs").input_value() == "50"
+        assert float(second.get_by_label("learning rate").input_value()) == \
+            running["settings"]["lr"]  # the learning rate it trains with
     stop_and_wait(page)
 
 

@@ -691,7 +691,10 @@ export async function render(root, ctx) {
   async function start() {
     formError.replaceChildren();
     try {
-      await startRun(ctx, form.value(), update);
+      await startRun(ctx, form.value(), () => {
+        shownFor = session.job; // the form shows what it started, as the user wrote it
+        update();
+      });
       runs.refresh().catch(ctx.showBanner);
     } catch (error) {
       const busy = error.status === 409 && (await runs.refresh()).jobs.find(isRunning);
