@@ -219,7 +219,7 @@ class Jobs:
         planned = plan(request, self.catalog, DEPTH, live_trainable)
         dataset, recipe = planned.dataset, planned.recipe
         _check_fits(resolve(planned.spec), dataset, planned.config.batch_size)
-        net = build_model(planned.spec)  # sizes from the spec alone: nothing was built before
+        net = build_model(planned.spec)  # built only once its sizes, from the spec, fit
         if planned.source is not None:  # its weights, or the CLI's one line on a mismatch
             load_source(net, planned.source, planned.name)
         with self._lock:
