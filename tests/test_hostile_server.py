@@ -4,7 +4,6 @@ Host (DNS rebinding) and cross-site changes and WebSockets are refused with 403.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,17 +78,13 @@ def refused(response: httpx.Response, status: int, *words: str) -> str:
 # ---- point 1: sizes from the spec alone ----------------------------------------------------
 
 
-def test_a_477m_parameter_spec_is_refused_fast_without_building(client, nothing_built):
-    start = time.perf_counter()
+def test_a_477m_parameter_spec_is_refused_without_building(client, nothing_built):
     response = client.post("/api/train", json={"spec": HUGE_PARAMS})
-    assert time.perf_counter() - start < 0.5
     refused(response, 400, "477,001,770 parameters", "10,000,000")
 
 
 def test_huge_outputs_with_few_parameters_are_refused_without_building(client, nothing_built):
-    start = time.perf_counter()
     response = client.post("/api/train", json={"spec": HUGE_OUTPUTS})
-    assert time.perf_counter() - start < 0.5
     refused(response, 400, "GiB for its layer outputs", "fewer filters")
 
 
