@@ -181,7 +181,8 @@ class StreamedGeneration:
         if frames > self.frames:
             db = torch.full((N_MELS, frames), SILENT_DB) if is_silent(samples) else log_mel(samples)
             columns = db[:, self.frames:frames].T.tolist()  # (new frames, mels)
-        message = {"type": "chunk", "total": self.total, "rate": SAMPLE_RATE, "start": self.sent,
+        message = {"type": "chunk", "total": self.total, "frames": 1 + self.total // HOP,
+                   "rate": SAMPLE_RATE, "start": self.sent,
                    "samples": [round(float(v), 5) for v in samples[self.sent:done]],
                    "first_frame": self.frames, "mel": columns}
         self.sent, self.frames = done, max(self.frames, frames)
