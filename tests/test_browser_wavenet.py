@@ -168,12 +168,21 @@ def test_readable_at_800_and_1440_px(browser, server, width):
         assert tab.evaluate("document.documentElement.scrollWidth") <= width
         for canvas in tab.locator("canvas").all():
             assert canvas.get_attribute("aria-label"), canvas.get_attribute("class")
-        if width == 1440:
-            tab.set_viewport_size({"width": 1280, "height": 800})
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            tab.goto(f"/#/wavenet?model={screenshot_model()}")
-            tab.wait_for_function("() => document.querySelector('.wavenet-clip')?.dataset.field")
-            tab.screenshot(path=str(SCREENSHOTS / "wavenet.png"), full_page=True)
+
+
+def test_screenshot(page):
+    """docs/screenshots/wavenet.png: a recording hovered, one second generated."""
+    model = screenshot_model()
+    page.goto(f"/#/wavenet?model={model}")
+    page.wait_for_function("() => document.querySelector('.wavenet-clip')?.dataset.field")
+    box = page.locator(".wavenet-clip").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
+    page.click("button:has-text('Generate')")
+    page.wait_for_function("() => document.querySelector('.generate-status')"
+                           ".innerText.startsWith('done')", timeout=60_000)
+    page.evaluate("window.scrollTo(0, 0)")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "wavenet.png"), full_page=True)
 
 
 def screenshot_model() -> str:
