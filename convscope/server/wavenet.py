@@ -4,7 +4,6 @@ streamed in chunks (samples and log-mel columns) as the fast generator produces 
 
 from __future__ import annotations
 
-import copy
 import math
 import threading
 import time
@@ -80,11 +79,10 @@ def analyse_recording(net: WaveNet, samples: np.ndarray, rate: int, digit: int,
     codes, span = clip_codes(samples, rate)
     mel = spectrogram_image(samples, rate).numpy()[0]
     index = min(speaker_byte(net, speaker), len(net.speakers))
-    cond = conditioning(net, digit, index, mel, CLIP_SAMPLES)  # float64 (G, S)
-    net64 = copy.deepcopy(net).double().eval()
+    cond = conditioning(net, digit, index, mel, CLIP_SAMPLES).float()  # (G, S)
     keep: list[torch.Tensor] = []
     target = torch.from_numpy(codes.astype(np.int64))[None]
-    logits = net64.run(target, cond[None, :, None, :], keep)[:, :, 0]  # (1, 256, S)
+    logits = net.run(target, cond[None, :, None, :], keep)[:, :, 0]  # (1, 256, S)
     nll = F.cross_entropy(logits, target, reduction="none")[0]
     gated = torch.cat(keep)  # (layers, C, S)
     columns = gated.shape[2] // BUCKET

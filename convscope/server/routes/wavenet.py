@@ -9,7 +9,6 @@ import json
 import threading
 
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...audio import read_wav
@@ -48,25 +47,28 @@ def wavenet_router(explorer: Explorer) -> APIRouter:
         return stack_json(wavenet_net(catalog, model_id))
 
     @router.post("/api/models/{model_id}/wavenet/recording")
-    def wavenet_recording(model_id: str, body: RecordingRef) -> dict:
-        net = wavenet_net(catalog, model_id)
-        recording = samples.recording(body.recording)
-        sound, rate = read_wav(recording.path, name=recording.path.name)
-        return {**analyse_recording(net, sound, rate, recording.digit, recording.speaker,
-                                    recording.path.name), "recording": recording.json()}
+    async def wavenet_recording(model_id: str, body: RecordingRef) -> dict:
+        def compute() -> dict:
+            net = wavenet_net(catalog, model_id)
+            recording = samples.recording(body.recording)
+            sound, rate = read_wav(recording.path, name=recording.path.name)
+            return {**analyse_recording(net, sound, rate, recording.digit, recording.speaker,
+                                        recording.path.name), "recording": recording.json()}
+
+        return await run_model(compute)
 
     @router.post("/api/models/{model_id}/wavenet/upload")
     async def wavenet_upload(model_id: str, request: Request,
                              digit: int = Query(ge=0, le=255)) -> dict:
-        net = wavenet_net(catalog, model_id)
         content = await read_file_field(request, "audio", "the WAV recording")
 
         def compute() -> dict:
+            net = wavenet_net(catalog, model_id)
             sound, rate = read_upload(content)
             return {**analyse_recording(net, sound, rate, digit, None, "the uploaded audio"),
                     "recording": None}
 
-        return await run_in_threadpool(compute)
+        return await run_model(compute)
 
     @router.websocket("/api/models/{model_id}/wavenet/generate")
     async def wavenet_generate(socket: WebSocket, model_id: str) -> None:
