@@ -12,8 +12,9 @@ test take 0 of every speaker and digit. Replaces convscope/bundled/.
 
 ``--add-run RUN --name NAME [--fp16]`` instead bundles one finished run as it is (models too
 long to train here, such as ``cifar10-94``, the live view's default feature network), its
-weights stored as float16 with ``--fp16``, checked on the test set, and listed in the README;
-the other bundled files are kept.
+weights stored as float16 with ``--fp16``, checked on the test set (a classifier by its
+accuracy, a WaveNet such as ``fsdd-wavenet`` by its test NLL), and listed in the README; the
+other bundled files are kept.
 
     .venv/bin/python scripts/make_bundle.py --add-run ../runs/cifar10-94 --name cifar10-94 \
         --fp16 --data-dir ../shared/data

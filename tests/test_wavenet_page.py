@@ -222,6 +222,18 @@ def test_generate_cli_bad_input(tiny, tmp_path, capsys, argv, expected):
     assert not (tmp_path / "x.wav").exists()
 
 
+def test_generate_cli_refuses_a_model_that_is_not_a_wavenet(tmp_path, capsys):
+    from convscope.bundle import bundled_model_dirs
+
+    if "mnist-convnetjs" not in bundled_model_dirs():
+        pytest.skip("mnist-convnetjs is not bundled (run scripts/make_bundle.py)")
+    assert main(["generate", "mnist-convnetjs", "--digit", "1", "--out",
+                 str(tmp_path / "x.wav")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a WaveNet run (its model is mnist-convnetjs, task classify); train one " \
+           "with `convscope train --task wavenet`" in err and err.count("\n") == 1, err
+
+
 # ---- bundled: make_bundle --add-run --fp16, then the explorer with no data directory -------
 
 
