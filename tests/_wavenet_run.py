@@ -13,7 +13,7 @@ from convscope.cli import main
 from convscope.wavenet.data import WINDOW_FRAMES, WINDOW_SAMPLES
 
 SPEAKERS = ["george", "theo"]  # two of FSDD's speakers (the bundled recordings have them)
-DILATIONS = [1, 2, 4]
+DILATIONS = [1, 2, 4, 8, 16, 32, 64]  # receptive field 128: the stack figure can zoom
 
 
 def fsdd_folder(root: Path) -> Path:

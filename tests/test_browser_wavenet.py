@@ -76,13 +76,14 @@ def test_the_stack_is_drawn_from_the_models_dilations_and_hover_shows_the_field(
     canvas = page.locator(".wavenet-stack")
     assert canvas.get_attribute("data-dilations") == ",".join(map(str, DILATIONS))
     assert "receptive field, 1 + the sum of the dilations" in page.inner_text(".view-header")
-    assert "dilations 1, 2, 4" in canvas.get_attribute("aria-label")
+    assert f"dilations {', '.join(map(str, DILATIONS))}:" in canvas.get_attribute("aria-label")
 
     def field_of(selector: str) -> tuple[int, int]:
         first, last = page.get_attribute(selector, "data-field").split("..")
         return int(first), int(last)
 
     # hover the clip: the output sample under the mouse, its field in the stack and the clip
+    page.locator(".wavenet-clip").scroll_into_view_if_needed()
     box = page.locator(".wavenet-clip").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
     page.wait_for_function("() => Number(document.querySelector('.wavenet-stack')"
@@ -91,6 +92,7 @@ def test_the_stack_is_drawn_from_the_models_dilations_and_hover_shows_the_field(
     assert abs(t - (0.3 * box["width"] - 92) / (box["width"] - 92) * 8064) < 40
     assert field_of(".wavenet-stack") == (t - FIELD, t - 1) == field_of(".wavenet-clip")
     # hovering the stack itself moves the output within its window, the field with it
+    canvas.scroll_into_view_if_needed()
     stack_box = canvas.bounding_box()
     page.mouse.move(stack_box["x"] + stack_box["width"] - 20, stack_box["y"] + 40)
     moved = int(canvas.get_attribute("data-output"))
@@ -102,6 +104,11 @@ def test_the_stack_is_drawn_from_the_models_dilations_and_hover_shows_the_field(
     out_y = 18  # the output row is the top row
     assert page.evaluate(TEAL, [".wavenet-stack", x_of(moved), out_y])
     assert not page.evaluate(TEAL, [".wavenet-stack", x_of(first), out_y])
+    # zoomed in to 24 samples: the same output and field, the window narrower
+    page.select_option("select[aria-label='samples shown']", "24")
+    first, last = map(int, canvas.get_attribute("data-window").split(".."))
+    assert last - first + 1 == 24 and first <= moved <= last
+    assert field_of(".wavenet-stack") == (moved - FIELD, moved - 1)
     # every layer's activations are drawn, the field outlined in them
     assert page.locator(".wavenet-layers").get_attribute("aria-label").startswith(
         f"activations over time of the {len(DILATIONS)} layers")
@@ -157,7 +164,7 @@ def test_image_views_are_not_offered_and_the_network_view_works(page):
     page.goto(f"/#/network?model={MODEL}")
     page.wait_for_selector(".view-network")
     page.wait_for_timeout(500)
-    assert "wavenet 3 layers" in page.inner_text(".view-network")
+    assert f"wavenet {len(DILATIONS)} layers" in page.inner_text(".view-network")
 
 
 @pytest.mark.parametrize("width", [800, 1440])
@@ -175,6 +182,7 @@ def test_screenshot(page):
     model = screenshot_model()
     page.goto(f"/#/wavenet?model={model}")
     page.wait_for_function("() => document.querySelector('.wavenet-clip')?.dataset.field")
+    page.locator(".wavenet-clip").scroll_into_view_if_needed()
     box = page.locator(".wavenet-clip").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
     page.click("button:has-text('Generate')")

@@ -109,7 +109,7 @@ function recordingPanel(ctx, stack, width, listing, stackFig) {
     clipCanvas.canvas.dataset.field = `${first}..${last}`;
     clipCanvas.canvas.setAttribute("aria-label", `the clip as the network hears it; output sample ${t}'s receptive field (samples ${first}-${last}) shaded`);
     layersCanvas.canvas.setAttribute("aria-label", `activations over time of the ${dilations.length} layers; the samples each layer passes to output ${t} outlined`);
-    if (recentre) stackFig.show(t, result.samples.data, stackSpan(stack));
+    if (recentre) stackFig.show(t, result.samples.data);
     else stackFig.highlight(t);
   }
 
@@ -182,9 +182,6 @@ function recordingPanel(ctx, stack, width, listing, stackFig) {
   return {element, start: () => pick(Math.max(0, recordings.findIndex((r) => r.index === current))), current: () => recordings.find((r) => r.index === Number(picker.value))};
 }
 
-/** How many samples the stack figure shows: a little more than the receptive field, at least 24. */
-const stackSpan = (stack) => Math.max(24, Math.ceil(receptiveField(stack.dilations) * 1.3));
-
 export async function render(root, ctx) {
   const model = ctx.model;
   const [stack, listing] = await Promise.all([
@@ -217,6 +214,6 @@ export async function render(root, ctx) {
     generate.element,
   );
   if (listing.recordings.length) recording.start();
-  else stackFig.show(field, null, stackSpan(stack));
+  else stackFig.show(field, null);
   return () => generate.dispose();
 }

@@ -55,6 +55,13 @@ export function stackFigure(stack, width, {onhover} = {}) {
   const {canvas, context} = crispCanvas(width, height, {class: "wavenet-stack", role: "img"});
   canvas.dataset.dilations = dilations.join(",");
   const caption = h("figcaption", {class: "small muted"});
+  const whole = Math.max(24, Math.ceil(receptiveField(dilations) * 1.3));
+  const spans = [...new Set([whole, 256, 64, 24].filter((n) => n <= whole))];
+  const zoom = h(
+    "select",
+    {"aria-label": "samples shown", onchange: () => view && api.show(view.t, view.samples, Number(zoom.value))},
+    spans.map((n, i) => h("option", {value: n}, i === 0 ? `the whole receptive field (${n} samples)` : `${n} samples`)),
+  );
   let view = null; // {t, first, count, samples}
 
   const rowY = (i) => top + (layers + 1 - i) * gap; // i: 0 input .. layers, layers+1 output
@@ -97,7 +104,12 @@ export function stackFigure(stack, width, {onhover} = {}) {
       else context.lineTo(colX(u), y);
     }
     context.stroke();
+    context.save();
+    context.beginPath();
+    context.rect(left - 4, 0, width - left, height);
+    context.clip(); // edges reaching outside the window stop at its left end
     drawTree(t, px, dots);
+    context.restore();
   }
 
   function drawTree(t, px, dots) {
@@ -162,11 +174,19 @@ export function stackFigure(stack, width, {onhover} = {}) {
     }
   });
 
-  return {
-    element: h("figure", {class: "wavenet-stack-figure"}, canvas, caption),
+  const api = {
+    element: h(
+      "figure",
+      {class: "wavenet-stack-figure"},
+      spans.length > 1 ? h("label", {class: "field inline"}, h("span", {}, "show"), zoom) : null,
+      canvas,
+      caption,
+    ),
     canvas,
-    /** Draw output `t`'s field over `count` samples ending a little after `t`. */
-    show(t, samples, count) {
+    /** The number of samples shown now (the zoom's choice). */
+    span: () => Number(zoom.value),
+    /** Draw output `t`'s field over `count` samples (default: the zoom's) ending a little after `t`. */
+    show(t, samples, count = Number(zoom.value)) {
       const margin = Math.max(1, Math.round(count * 0.08));
       view = {t, samples, count, first: t + margin - count + 1};
       draw();
@@ -174,11 +194,12 @@ export function stackFigure(stack, width, {onhover} = {}) {
     /** Move the highlighted output without moving the window (unless it leaves it). */
     highlight(t) {
       if (!view) return;
-      if (t < view.first || t >= view.first + view.count) this.show(t, view.samples, view.count);
+      if (t < view.first || t >= view.first + view.count) api.show(t, view.samples, view.count);
       else {
         view.t = t;
         draw();
       }
     },
   };
+  return api;
 }
