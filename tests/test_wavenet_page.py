@@ -281,3 +281,27 @@ def test_a_bundled_wavenet_works_without_the_data_directory(tiny, tmp_path):
         messages = generate_messages(offline, {"digit": 0, "seconds": 0.05},
                                      model="fsdd-wavenet")
         assert messages[-1]["type"] == "done" and messages[-1]["samples"] == 400
+
+
+def test_the_bundled_fsdd_wavenet_offline(tmp_path):
+    """Once the bundle holds fsdd-wavenet: the explorer without a data directory offers it, its
+    stack is the registry's and it beats the uniform NLL on a bundled recording."""
+    from starlette.testclient import TestClient
+
+    from convscope.bundle import bundled_model_dirs
+    from convscope.server.app import create_app
+
+    if "fsdd-wavenet" not in bundled_model_dirs():
+        pytest.skip("fsdd-wavenet is not bundled (scripts/make_bundle.py --add-run ... --fp16)")
+    with TestClient(create_app(data_dir=str(tmp_path)), base_url="http://127.0.0.1") as offline:
+        models = {m["id"]: m for m in offline.get("/api/models").json()["models"]}
+        assert models["fsdd-wavenet"]["kind"] == "bundled"
+        stack = offline.get("/api/models/fsdd-wavenet/wavenet").json()
+        assert stack["dilations"] == [2**i for i in range(10)]
+        assert stack["receptive_field"] == 1024
+        result = offline.post("/api/models/fsdd-wavenet/wavenet/recording",
+                              json={"recording": 0}).json()
+        assert result["nll"]["speech"] < math.log(256)
+        messages = generate_messages(offline, {"digit": 3, "seconds": 0.1},
+                                     model="fsdd-wavenet")
+        assert messages[-1]["type"] == "done" and messages[-1]["samples"] == 800
