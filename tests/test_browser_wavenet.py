@@ -94,7 +94,8 @@ def test_the_stack_is_drawn_from_the_models_dilations_and_hover_shows_the_field(
     # hovering the stack itself moves the output within its window, the field with it
     canvas.scroll_into_view_if_needed()
     stack_box = canvas.bounding_box()
-    page.mouse.move(stack_box["x"] + stack_box["width"] - 20, stack_box["y"] + 40)
+    page.mouse.move(stack_box["x"] + stack_box["width"] - 30,
+                    stack_box["y"] + stack_box["height"] * 0.6)  # (below the PNG button)
     moved = int(canvas.get_attribute("data-output"))
     assert moved > t and field_of(".wavenet-stack") == (moved - FIELD, moved - 1)
     # the highlighted output node is drawn in the accent colour, a node far left of it is not
@@ -152,6 +153,26 @@ def test_a_bad_request_is_one_line_on_the_page(page):
     page.wait_for_selector(".wavenet-generate .error")
     assert "--seconds must be above 0 and at most 10" in page.inner_text(".wavenet-generate "
                                                                          ".error")
+
+
+def test_an_uploaded_wav_is_analysed_and_one_too_long_is_refused(browser, server, tmp_path):
+    import numpy as np
+    from conftest import write_clip
+
+    long, spoken = tmp_path / "long.wav", tmp_path / "spoken.wav"
+    write_clip(long, 0.2 * np.sin(np.arange(40_000) / 5.0))
+    write_clip(spoken, 0.3 * np.sin(np.arange(6000) / 4.0) * np.hanning(6000))
+    with watched_page(browser, server, expected="status of 400") as page:
+        open_view(page)
+        page.set_input_files("input[type=file]", str(long))
+        page.wait_for_selector(".wavenet-recording .error")
+        assert "5.00 s is not the length of a spoken digit (0.1-3 s); trim it to the one word" \
+            in page.inner_text(".wavenet-recording .error")
+        page.select_option("select[aria-label=\"the uploaded recording's digit\"]", "4")
+        page.set_input_files("input[type=file]", str(spoken))
+        page.wait_for_function("() => document.querySelector('.wavenet-recording p.small')"
+                               ".innerText.startsWith('the uploaded audio: digit 4 (no speaker')")
+        assert page.locator(".wavenet-recording .error").count() == 0
 
 
 def test_image_views_are_not_offered_and_the_network_view_works(page):

@@ -135,6 +135,14 @@ export const api = {
     const body = await post(`/api/models/${enc(id)}/wavenet/recording`, {recording}, options);
     return {...body, samples: decodeTensor(body.samples), activity: decodeTensor(body.activity)};
   },
+  /** The same for an uploaded WAV of one spoken digit `digit` (0.1-3 s). */
+  wavenetUpload: async (id, file, digit, options) => {
+    const form = new FormData();
+    form.append("audio", file);
+    const path = `/api/models/${enc(id)}/wavenet/upload?digit=${enc(digit)}`;
+    const body = await request(path, {method: "POST", form, ...options});
+    return {...body, samples: decodeTensor(body.samples), activity: decodeTensor(body.activity)};
+  },
   /** The socket streaming a generated digit (send the request as JSON once it opens). */
   wavenetSocket: (id) => {
     const scheme = location.protocol === "https:" ? "wss" : "ws";

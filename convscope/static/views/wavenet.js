@@ -130,23 +130,32 @@ function recordingPanel(ctx, stack, width, listing, stackFig) {
   });
   slider.addEventListener("input", () => show(Number(slider.value)));
 
-  const load = latestOnly(async (index) => {
+  const analyse = latestOnly(async (fetch, index) => {
     try {
-      result = await ctx.api.wavenetRecording(ctx.model.id, index, {signal: ctx.signal});
+      result = await fetch();
     } catch (error) {
       if (error.name !== "AbortError") message.replaceChildren(errorBox(error));
       return;
     }
     message.replaceChildren();
-    ctx.setParams({recording: index});
+    if (index !== null) ctx.setParams({recording: index});
     const r = result.recording;
+    const who = r ? `${r.name}: digit ${r.digit} said by ${r.speaker}` : `${result.name}: digit ${result.digit}`;
+    const unknown = r ? " (a speaker this model does not know: conditioned on none)" : " (no speaker given)";
     about.textContent =
-      `${r.name}: digit ${r.digit} said by ${r.speaker}` +
-      (result.speaker ? "" : " (a speaker this model does not know: conditioned on none)") +
+      who + (result.speaker ? "" : unknown) +
       `. The model's negative log-likelihood of its samples: ${result.nll.speech.toFixed(3)} nats ` +
       `per sample within the recording (${result.nll.clip.toFixed(3)} over the clip; uniform ${result.nll.uniform.toFixed(2)}).`;
     show((result.span[0] + result.span[1]) / 2);
   });
+  const load = (index) => analyse(() => ctx.api.wavenetRecording(ctx.model.id, index, {signal: ctx.signal}), index);
+  const uploadDigit = h(
+    "select",
+    {"aria-label": "the uploaded recording's digit"},
+    Array.from({length: stack.digits}, (_, d) => h("option", {value: d}, String(d))),
+  );
+  const upload = (file) =>
+    file && analyse(() => ctx.api.wavenetUpload(ctx.model.id, file, Number(uploadDigit.value), {signal: ctx.signal}), null);
 
   const picker = h(
     "select",
@@ -173,6 +182,22 @@ function recordingPanel(ctx, stack, width, listing, stackFig) {
           h("label", {class: "field inline"}, h("span", {}, "output sample"), slider),
         )
       : notice(listing.note ?? "No test recordings on offer."),
+    h(
+      "div",
+      {class: "input-bar", role: "group", "aria-label": "Your recording"},
+      h("label", {class: "field inline"}, h("span", {}, "or your WAV (0.1-3 s) of digit"), uploadDigit),
+      h(
+        "label",
+        {class: "button"},
+        "Upload WAV",
+        h("input", {
+          type: "file",
+          accept: "audio/wav,audio/x-wav,audio/wave,.wav",
+          class: "visually-hidden",
+          onchange: (e) => upload(e.target.files[0]),
+        }),
+      ),
+    ),
     message,
     about,
     h("figure", {}, h("figcaption", {class: "small muted"}, "the clip as the network hears it (1.008 s, mu-law coded; the recording's part darker); hover to choose an output sample: its receptive field is shaded"), clipCanvas.canvas),
