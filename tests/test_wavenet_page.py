@@ -305,3 +305,12 @@ def test_the_bundled_fsdd_wavenet_offline(tmp_path):
         messages = generate_messages(offline, {"digit": 3, "seconds": 0.1},
                                      model="fsdd-wavenet")
         assert messages[-1]["type"] == "done" and messages[-1]["samples"] == 800
+
+
+def test_the_generation_socket_refuses_another_origin(client):
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect), client.websocket_connect(
+            f"ws://127.0.0.1/api/models/{MODEL}/wavenet/generate",
+            headers={"origin": "http://evil.example"}) as ws:
+        ws.receive_text()
