@@ -35,12 +35,13 @@ from .routes.models import models_router
 from .routes.runs import runs_router
 from .routes.state import Explorer
 from .routes.training import training_router
+from .routes.wavenet import wavenet_router
 from .samples import Samples
 
 PACKAGE = Path(__file__).resolve().parent.parent
 STATIC = PACKAGE / "static"
 ROUTERS = (models_router, audio_router, datasets_router, chapter_router, training_router,
-           runs_router, live_router, explain_router)
+           runs_router, live_router, explain_router, wavenet_router)
 
 
 def create_app(runs: Sequence[Path] = (), runs_dir: Path | None = None, data_dir: str | None = None,

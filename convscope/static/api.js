@@ -128,6 +128,27 @@ export const api = {
     );
   },
 
+  /** A WaveNet's stack: dilations, receptive field, speakers, generation limits. */
+  wavenetStack: (id, options) => request(`/api/models/${enc(id)}/wavenet`, options),
+  /** A listed recording as a WaveNet hears it: samples, span, each layer's activity, NLL. */
+  wavenetRecording: async (id, recording, options) => {
+    const body = await post(`/api/models/${enc(id)}/wavenet/recording`, {recording}, options);
+    return {...body, samples: decodeTensor(body.samples), activity: decodeTensor(body.activity)};
+  },
+  /** The same for an uploaded WAV of one spoken digit `digit` (0.1-3 s). */
+  wavenetUpload: async (id, file, digit, options) => {
+    const form = new FormData();
+    form.append("audio", file);
+    const path = `/api/models/${enc(id)}/wavenet/upload?digit=${enc(digit)}`;
+    const body = await request(path, {method: "POST", form, ...options});
+    return {...body, samples: decodeTensor(body.samples), activity: decodeTensor(body.activity)};
+  },
+  /** The socket streaming a generated digit (send the request as JSON once it opens). */
+  wavenetSocket: (id) => {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    return new WebSocket(`${scheme}://${location.host}/api/models/${enc(id)}/wavenet/generate`);
+  },
+
   weights: async (id, layer, options) => {
     const body = await request(`/api/models/${enc(id)}/layers/${layer}/weights`, options);
     return {weights: decodeTensor(body.weights), bias: decodeOptional(body.bias)};

@@ -19,6 +19,7 @@ const VIEWS = [
   {name: "predict", title: "Predict", needsModel: true},
   {name: "scenes", title: "Scenes", needsModel: true},
   {name: "audio", title: "Audio", needsModel: true},
+  {name: "wavenet", title: "WaveNet", needsModel: true},
   {name: "live", title: "Live", needsModel: true},
   {name: "runs", title: "Runs", needsModel: false},
 ];
@@ -28,6 +29,10 @@ const WHY_NOT = {
   scenes: "The Scenes view draws boxes and masks of localization, detection and segmentation models.",
   audio: "The Audio view plays spoken digits to spoken-digit classifiers.",
   live: "The Live view shows camera frames to image classifiers.",
+  wavenet: "The WaveNet view draws the dilated stack of WaveNet models and generates with them.",
+  convolution: "The Convolution view steps a filter over an image.",
+  maps: "The Maps view draws each layer's maps of an image.",
+  weights: "The Weights view draws conv and fc weights as images.",
 };
 const KIND_GROUPS = [
   ["bundled", "Bundled models"],

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from convscope.config import TrainConfig
 from convscope.data import Dataset
 from convscope.errors import ConvscopeError
-from convscope.tasks.base import GENERAL_VIEWS, Split, Task, model_outputs
+from convscope.tasks.base import Split, Task, model_outputs
 
 UNIFORM_NLL = math.log(256)
 
@@ -29,7 +29,10 @@ class WaveNetTask(Task):
     default_data = "fsdd"
     metric = "nll"
     metric_label = "test NLL (nats per sample)"
-    views = GENERAL_VIEWS
+    # its input is a packed 1-D clip, not an image: the image views (Convolution, Maps,
+    # Weights: one layer without a weight matrix to draw) have nothing to show of it
+    views = ("wavenet", "network", "train", "runs")
+    home_view = "wavenet"
     eval_batch_size = 8  # a clip's logits are 256 x 8064 floats
 
     def load_data(self, config: TrainConfig) -> Split:

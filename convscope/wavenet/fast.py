@@ -12,6 +12,8 @@ Both draw sample ``t`` as the argmax of the logits plus the same Gumbel noise ``
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -31,8 +33,9 @@ def conditioning(net: WaveNet, digit: int, speaker: int, mel: np.ndarray | None,
                  samples: int) -> torch.Tensor:
     """(layers * 2C, samples) float64: what every layer adds to its gates at each sample.
     ``mel``: a uint8 (mels, frames) image whose frame f is centred on sample f * samples /
-    (frames - 1); None: generate from the digit and speaker alone."""
-    net = net.double().eval()
+    (frames - 1); None: generate from the digit and speaker alone. ``net`` itself is left as
+    it is (a float64 copy computes it: the explorer's model stays float32)."""
+    net = copy.deepcopy(net).double().eval()
     frames = 2 if mel is None else mel.shape[1]
     image = torch.zeros(1, net.mels, 1, frames, dtype=torch.float64) if mel is None else \
         torch.from_numpy(np.asarray(mel, np.float64) / 255.0 - 0.5)[None, :, None, :]

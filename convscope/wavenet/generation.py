@@ -34,23 +34,33 @@ class GeneratedClip:
         return write_wav(path, self.samples, self.rate)
 
 
+def find_wavenet(model) -> WaveNet | None:
+    """The WaveNet inside a network (a run's ``SpecNet``), or None when it has none."""
+    return next((m for m in model.modules() if isinstance(m, WaveNet)), None)
+
+
 def wavenet_of(run) -> WaveNet:
     """The WaveNet inside a run's network; ConvscopeError naming the fix when it has none."""
-    found = [m for m in run.model.modules() if isinstance(m, WaveNet)]
-    if not found:
+    found = find_wavenet(run.model)
+    if found is None:
         raise ConvscopeError(f"{run.path} is not a WaveNet run (its model is "
                              f"{run.config.model}, task {run.config.task}); train one with "
                              f"`convscope train --task wavenet`")
-    return found[0]
+    return found
+
+
+def check_speech(samples: np.ndarray, rate: int, name: str) -> None:
+    """DataError unless a recording (``name`` in the message) lasts SPEECH_SECONDS."""
+    seconds, (low, high) = len(samples) / rate, SPEECH_SECONDS
+    if not low <= seconds <= high:
+        raise DataError(f"{name}: {seconds:.2f} s is not the length of a spoken digit "
+                        f"({low:g}-{high:g} s); trim it to the one word")
 
 
 def speech_clip(path: str | Path) -> tuple[np.ndarray, int]:
     """A WAV of one spoken digit: DataError unless it lasts SPEECH_SECONDS."""
     samples, rate = read_wav(path)
-    seconds, (low, high) = len(samples) / rate, SPEECH_SECONDS
-    if not low <= seconds <= high:
-        raise DataError(f"{path}: {seconds:.2f} s is not the length of a spoken digit "
-                        f"({low:g}-{high:g} s); trim it to the one word")
+    check_speech(samples, rate, str(path))
     return samples, rate
 
 
@@ -63,7 +73,14 @@ def generate(run, digit: int, speaker: str | None = None, from_wav: str | Path |
     from convscope.runs import Run, open_run
 
     run = run if isinstance(run, Run) else open_run(run)
-    net = wavenet_of(run)
+    return generate_with(wavenet_of(run), digit, speaker, from_wav, seconds, seed, on_sample)
+
+
+def generate_with(net: WaveNet, digit: int, speaker: str | None = None,
+                  from_wav: str | Path | None = None, seconds: float | None = None,
+                  seed: int = 0, on_sample=None) -> GeneratedClip:
+    """:func:`generate` with a :class:`WaveNet` module (the explorer's loaded model): the
+    digit, speaker and length are checked here, each with a one-line ConvscopeError."""
     if not isinstance(digit, int) or not 0 <= digit < net.digits:
         raise ConvscopeError(f"digit {digit!r} is not one this model says; use 0-{net.digits - 1}")
     if speaker is not None and speaker not in net.speakers:
@@ -97,4 +114,4 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) ->
     return path
 
 
-__all__ = ["GeneratedClip", "generate", "write_wav"]
+__all__ = ["GeneratedClip", "generate", "generate_with", "write_wav"]
