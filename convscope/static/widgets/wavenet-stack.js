@@ -41,6 +41,24 @@ export function dependencyTree(dilations, t) {
   return rows;
 }
 
+/** Say in the canvas's data, accessible name and `caption` which inputs output `view.t` reads. */
+function describe(canvas, caption, stack, view, [first, last], dots) {
+  const {dilations} = stack;
+  const field = receptiveField(dilations);
+  canvas.dataset.output = String(view.t);
+  canvas.dataset.window = `${view.first}..${view.first + view.count - 1}`;
+  canvas.dataset.field = `${first}..${last}`;
+  canvas.setAttribute(
+    "aria-label",
+    `the dilated stack, ${dilations.length} layers with dilations ${dilations.join(", ")}: output ` +
+      `sample ${view.t} depends on input samples ${first} to ${last} (${field} samples)`,
+  );
+  caption.textContent =
+    `Output sample ${view.t} (highlighted) is predicted from input samples ${first}-${last}: ` +
+    `${field} samples, ${((1000 * field) / stack.rate).toFixed(1)} ms. ` +
+    `Showing ${view.count} samples${dots ? "" : " (too many to draw as dots: rows drawn as lines)"}.`;
+}
+
 /** The figure: `stack` is GET /api/models/{id}/wavenet; `width` its CSS width. Returns
  * {element, show(t, samples, span?)} where `samples` are the clip's samples (Float32Array) and
  * `span` the number of samples shown; `onhover(t)` is told the output sample under the mouse. */
@@ -146,18 +164,7 @@ export function stackFigure(stack, width, {onhover} = {}) {
     context.fillStyle = "rgba(15, 118, 110, 0.14)";
     const x0 = colX(first) - px / 2;
     context.fillRect(x0, rowY(0) + 4, Math.max(2, colX(last) + px / 2 - x0), waveBand);
-    canvas.dataset.output = String(t);
-    canvas.dataset.window = `${view.first}..${view.first + view.count - 1}`;
-    canvas.dataset.field = `${first}..${last}`;
-    canvas.setAttribute(
-      "aria-label",
-      `the dilated stack, ${layers} layers with dilations ${dilations.join(", ")}: output sample ` +
-        `${t} depends on input samples ${first} to ${last} (${receptiveField(dilations)} samples)`,
-    );
-    caption.textContent =
-      `Output sample ${t} (highlighted) is predicted from input samples ${first}-${last}: ` +
-      `${receptiveField(dilations)} samples, ${((1000 * receptiveField(dilations)) / stack.rate).toFixed(1)} ms. ` +
-      `Showing ${view.count} samples${dots ? "" : " (too many to draw as dots: rows drawn as lines)"}.`;
+    describe(canvas, caption, stack, view, [first, last], dots);
   }
 
   canvas.addEventListener("mousemove", (event) => {
