@@ -404,6 +404,18 @@ def report(results: dict, ceiling: dict, repeats: int, versions: str, speed: flo
         f"Targets: convscope >= {TARGETS['plain']:.1f}x the plain loop: {verdict['plain']}; "
         f"convscope >= {TARGETS['convnetjs']:.0f}x ConvNetJS: {verdict['convnetjs']}.",
         "",
+        *_how_measured(ceiling, speed, retries),
+        "| model | settings | system | examples per run | examples/s per run "
+        "| others' CPU cores per run | max load | machine speed per run | reruns |",
+        "|---|---|---|---:|---|---|---:|---|---:|",
+        *runs,
+    ])
+
+
+def _how_measured(ceiling: dict, speed: float, retries: int) -> list[str]:
+    """The paragraphs between the two tables: settings, systems, GFLOP/s and reruns."""
+    conv_ceiling = ceiling["conv_best_gflops"]
+    return [
         "Settings \"recipe\" are the model's registry recipe; \"convnetjs\" are ConvNetJS's demo "
         "trainer (adadelta, its batch size, weight decay l2_decay / batch size, which is how "
         "ConvNetJS applies l2_decay to a summed batch gradient); augmentation is off in both "
@@ -437,11 +449,7 @@ def report(results: dict, ceiling: dict, repeats: int, versions: str, speed: flo
         f"({100 * speed:.0f}%), were run again (\"reruns\", up to {retries} times each; "
         "the last try counts):",
         "",
-        "| model | settings | system | examples per run | examples/s per run "
-        "| others' CPU cores per run | max load | machine speed per run | reruns |",
-        "|---|---|---|---:|---|---|---:|---|---:|",
-        *runs,
-    ])
+    ]
 
 
 def versions(npm_module: Path) -> str:
