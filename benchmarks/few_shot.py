@@ -24,9 +24,8 @@ import torch
 from _report import command_line, machine, write_section
 
 from convscope.data import load_dataset
-from convscope.live.features import default_model
+from convscope.live.features import default_model, open_features
 from convscope.live.learners import KNN, LogisticRegression
-from convscope.live.teacher import open_features
 
 SHOTS = (5, 10, 20)
 LEARNERS = {"k-NN": KNN, "k-NN, unscaled": lambda: KNN(scale=False),
