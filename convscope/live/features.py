@@ -238,12 +238,16 @@ def open_features(model: str | None = None, layer: str | int | None = None,
                   ) -> tuple[FeatureExtractor, dict]:
     """The extractor "train your own" records with: ``model`` (default: :func:`default_model`)
     at ``layer`` pooled by ``pooling`` (both default: :func:`default_features`; a given layer
-    is flat unless ``pooling`` says), and the ``source`` an example set records for it."""
+    is flat unless ``pooling`` says), and the ``source`` an example set records for it. A
+    layer is looked up by name first, as the source records it (a ``Sequential``'s names are
+    digits that are not its node indices)."""
     model = str(model or default_model())
     extractor = FeatureExtractor.open(model, PROBS, trust_code=trust_code)
     if layer is None:
         node, rule = default_features(extractor.nodes)
-        layer, pooling = node.name, pooling or rule
+        layer, pooling = node.index, pooling or rule
+    else:
+        layer = next((n.index for n in extractor.nodes if n.name == str(layer)), layer)
     extractor = FeatureExtractor(extractor.model, layer, volume=extractor.volume,
                                  classes=extractor.classes, task=extractor.task,
                                  prep=extractor.prep, pooling=pooling or "flat")
