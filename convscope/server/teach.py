@@ -1,7 +1,7 @@
 """Train your own on the live page (ml4a's ConvnetClassifier / Regressor / Predictor): each
 model's example set, trained head and settings live here, across reconnects of the page, and
 are driven through the live WebSocket (``{"teach": {...}}`` control messages; the frames are
-the live view's own). A recorded frame's features are the layer before the classifier
+the live view's own). A recorded frame's features are where the last conv stage begins
 (:func:`convscope.live.features.default_features`: node and pooling); its thumbnail is the
 network's view of it.
 
