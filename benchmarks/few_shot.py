@@ -163,12 +163,12 @@ def validation_text(found: dict) -> list[str]:
     best_features = max(found["features"], key=mean_of)
     best_knn = max((r for r in found["knn"] if not r["name"].startswith(RAW)), key=mean_of)
     default_knn = f"default features, k = {DEFAULT_K}, centre"
-    lines += ["", f"Best (mean over {', '.join(map(str, SHOTS))} per class): features "
-              f"{best_features['name']} ({100 * mean_of(best_features):.1f}%; the default "
-              f"{100 * mean_of(found['features'][0]):.1f}%); k-NN {best_knn['name']} "
-              f"({100 * mean_of(best_knn):.1f}%; the default "
-              f"{100 * mean_of(next(r for r in found['knn'] if r['name'] == default_knn)):.1f}%)."
-              , ""]
+    knn_default = next(r for r in found["knn"] if r["name"] == default_knn)
+    lines += ["", f"Mean over {', '.join(map(str, SHOTS))} per class: the best features here "
+              f"are {best_features['name']} ({100 * mean_of(best_features):.1f}%; the default "
+              f"{100 * mean_of(found['features'][0]):.1f}%); the best k-NN is "
+              f"{best_knn['name']} ({100 * mean_of(best_knn):.1f}%; the default "
+              f"{100 * mean_of(knn_default):.1f}%).", ""]
     return lines
 
 
