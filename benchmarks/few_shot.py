@@ -190,6 +190,7 @@ def report(raw: list[dict], valid: list[dict], tests: list[dict], draws: int) ->
              "rest)", ""]
     for found in valid:
         lines += validation_text(found)
+    lines += across(valid)
     lines += [f"### Test digits ({draws} draws of 5, 10 or 20 official test digits per class "
               "recorded, scored on all the other test digits)", "",
               f"| features | learner | {shots} |", "|---|---|" + "---|" * len(SHOTS)]
@@ -208,6 +209,21 @@ def report(raw: list[dict], valid: list[dict], tests: list[dict], draws: int) ->
         "features took " + ", ".join(f"{t['cpu']:.0f} s of CPU time (`{t['source']['model']}`)"
                                      for t in tests) + " (a shared machine)."]
     return "\n".join(lines)
+
+
+def across(valid: list[dict]) -> list[str]:
+    """The k-NN settings on the default features ranked by their mean over every model."""
+    if len(valid) < 2:
+        return []
+    names = [r["name"] for r in valid[0]["knn"] if not r["name"].startswith(RAW)]
+    means = {name: np.mean([mean_of(next(r for r in v["knn"] if r["name"] == name))
+                            for v in valid]) for name in names}
+    ranked = sorted(means, key=means.get, reverse=True)[:3]
+    return [f"Over the {len(valid)} models (mean of their means), the best k-NN settings on "
+            "the default features: " + "; ".join(
+                f"{name.removeprefix('default features, ')} {100 * means[name]:.1f}%"
+                for name in ranked) + f" (the default, k = {DEFAULT_K}, centre: "
+            f"{100 * means[f'default features, k = {DEFAULT_K}, centre']:.1f}%).", ""]
 
 
 def notes(sources: list[dict]) -> list[str]:
