@@ -160,7 +160,6 @@ def resolve_node(nodes: list[Node], layer: str | int) -> Node:
                        "them)")
 
 
-
 def check_pooling(pooling: str) -> str:
     if pooling not in POOLINGS:
         raise FeatureError(f"pooling must be one of {', '.join(POOLINGS)} (got {pooling!r})")

@@ -128,8 +128,11 @@ class KNN:
         x, y = _matrix(features), np.asarray(labels, dtype=np.int64)
         counts = np.bincount(y, minlength=classes)
         self.used_k = int(min(self.k, counts[counts > 0].min()))
-        self.scaling = None if self.scale == "none" else _Standardise.of(x) \
-            if self.scale == "standardise" else _Standardise(x.mean(axis=0), np.ones(x.shape[1]))
+        self.scaling = None
+        if self.scale == "standardise":
+            self.scaling = _Standardise.of(x)
+        elif self.scale == "centre":
+            self.scaling = _Standardise(x.mean(axis=0), np.ones(x.shape[1]))
         self.examples, self.labels, self.classes = self._inputs(x), y, classes
         return self
 
