@@ -13,8 +13,9 @@ from safetensors.numpy import save_file
 
 from convscope.live import learners
 from convscope.live.examples import ExampleSet, ExampleSetError, Head, Output
+from convscope.live.features import default_features
 from convscope.live.learners import KNN, LearnerError, LogisticRegression, ease, validation_split
-from convscope.live.teacher import Teacher, default_layer, osc_messages
+from convscope.live.teacher import Teacher, osc_messages
 
 
 def clusters(per_class: int, classes: int = 3, size: int = 32, seed: int = 0):
@@ -82,8 +83,8 @@ def test_teacher_classes_predict_and_osc_messages(tmp_path: Path):
         return f
 
     teacher = Teacher(classes=3, model="cifar10-convnetjs")  # labels "1", "2", "3" (ml4a keys)
-    layer = default_layer(teacher.extractor.nodes).name
-    assert teacher.examples.source["layer"] == layer == "blocks.9"
+    layer = default_features(teacher.extractor.nodes)[0].name
+    assert teacher.examples.source["layer"] == layer == "blocks.6"  # the 8x8 pool, flat
     teacher.record([frame(0) for _ in range(6)], "1")
     teacher.record(np.stack([frame(2) for _ in range(6)]), "3")
     assert teacher.examples.counts() == [6, 0, 6] and teacher.examples.thumbnails.any()
@@ -94,7 +95,7 @@ def test_teacher_classes_predict_and_osc_messages(tmp_path: Path):
     teacher.save(tmp_path / "set")
     again = Teacher.load(tmp_path / "set")
     assert again.predict(frame(0))[0]["name"] == "1"
-    with pytest.raises(ExampleSetError, match="these examples have 320 features"):
+    with pytest.raises(ExampleSetError, match="these examples have 1280 features"):
         Teacher(examples=again.examples, model="mnist-convnetjs")
 
 

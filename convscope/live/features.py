@@ -5,8 +5,14 @@ or to the class probabilities, as float32 (N, size).
 Each frame is fitted to the network's input as the explorer fits a picture
 (:func:`convscope.predict.fit_any`, :mod:`convscope.images`: centre crop to the input's aspect,
 one resize, the dataset's preparation) and the layer is read by a forward hook
-(:func:`convscope.probes.node_outputs`). The default network, ``cifar10-94``, sees a 32x32 view
-of the frame.
+(:func:`convscope.probes.node_outputs`), then pooled (:func:`pooled`). The default network,
+``cifar10-94``, sees a 32x32 view of the frame.
+
+The features "train your own" learns from (:func:`default_features`, one rule for any network,
+chosen on MNIST *training* digits by ``benchmarks/few_shot.py``): the maps where the network's
+last conv stage begins (the first layer output at the resolution of the last conv layer's
+input), flattened, or average-pooled to a coarser grid where that would give more than
+:data:`MAX_FEATURES` values.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ PROBS = "probs"  # the class probabilities instead of a layer
 DEFAULT_MODEL = "cifar10-94"  # the bundled feature network (a 32x32 view of each frame)
 FALLBACK_MODEL = "cifar10-convnetjs"  # where cifar10-94 is not bundled: the best bundled one
 MODULE_INPUT = Volume(224, 224, 3)  # a Python module's input unless told (ImageNet's size)
+POOLINGS = ("flat", "grid", "avg", "max")  # see pooled()
+MAX_FEATURES = 4096  # "grid" pools maps to the finest grid giving at most this many values
 
 
 def default_model() -> str:
@@ -53,10 +61,11 @@ class FeatureExtractor:
 
     def __init__(self, model: nn.Module, layer: str | int = PROBS, *, volume: Volume,
                  classes: Sequence[str] = (), task: str = "classify",
-                 prep: Preparation = PLAIN) -> None:
+                 prep: Preparation = PLAIN, pooling: str = "flat") -> None:
         self.model, self.volume, self.task, self.prep = model.eval(), volume, task, prep
         self.nodes: list[Node] = network_graph(model, volume).nodes
         self.node = None if str(layer) == PROBS else resolve_node(self.nodes, layer)
+        self.pooling = check_pooling(pooling)
         out = self.nodes[-1].out_volume.numel
         self.classes = list(classes) if len(classes) == out else [str(i) for i in range(out)]
         if self.node is None and not get_task(task).classifies:
@@ -99,7 +108,9 @@ class FeatureExtractor:
     @property
     def size(self) -> int:
         """How many values one frame gives."""
-        return len(self.classes) if self.node is None else self.node.out_volume.numel
+        if self.node is None:
+            return len(self.classes)
+        return pooled_size(self.node.out_volume, self.pooling)
 
     def fit(self, frames) -> torch.Tensor:
         """Frames (one H x W [x 3] uint8 array, a list of them, or an (N, H, W, 3) array) fitted
@@ -121,10 +132,10 @@ class FeatureExtractor:
         x = to_input(images)
         wanted = [] if self.node is None else [self.node.index]
         if self.node is not None and self.node.name == INPUT:
-            return x.reshape(x.shape[0], -1)
+            return pooled(x, self.pooling)
         found, returned = node_outputs(self.model, x, wanted)
         if self.node is not None:
-            return found[self.node.index].reshape(x.shape[0], -1)
+            return pooled(found[self.node.index], self.pooling)
         task = get_task(self.task)
         return torch.stack([task.class_probabilities(self.model, out, self.classes)
                             for out in returned.reshape(returned.shape[0], -1)]).float()
@@ -148,3 +159,96 @@ def resolve_node(nodes: list[Node], layer: str | int) -> Node:
                        f"0..{len(nodes) - 1} or a name ({shown}, ...; `convscope summary` lists "
                        "them)")
 
+
+def check_pooling(pooling: str) -> str:
+    if pooling not in POOLINGS:
+        raise FeatureError(f"pooling must be one of {', '.join(POOLINGS)} (got {pooling!r})")
+    return pooling
+
+
+def grid_side(volume: Volume) -> int | None:
+    """The side of the grid "grid" pooling keeps (None: the maps stay as they are)."""
+    if volume.numel <= MAX_FEATURES:
+        return None
+    side = min(volume.sx, volume.sy)
+    while side > 1 and side * side * volume.depth > MAX_FEATURES:
+        side -= 1
+    return side
+
+
+def pooled_size(volume: Volume, pooling: str) -> int:
+    """How many values :func:`pooled` gives for maps of ``volume``."""
+    if pooling in ("avg", "max"):
+        return volume.depth
+    side = grid_side(volume) if pooling == "grid" else None
+    return volume.numel if side is None else side * side * volume.depth
+
+
+def pooled(maps: torch.Tensor, pooling: str = "flat") -> torch.Tensor:
+    """A layer's output (N, depth, sy, sx) as float32 (N, values): ``flat`` as it is,
+    flattened; ``avg``/``max`` one value per channel (global average or maximum); ``grid``
+    flattened, average-pooled first to the finest square grid that gives at most
+    :data:`MAX_FEATURES` values when the maps give more."""
+    maps = maps.float()
+    if maps.ndim == 2:
+        return maps
+    if pooling == "avg":
+        return maps.mean(dim=(2, 3))
+    if pooling == "max":
+        return maps.amax(dim=(2, 3))
+    if pooling == "grid":
+        side = grid_side(Volume(maps.shape[3], maps.shape[2], maps.shape[1]))
+        if side is not None:
+            maps = torch.nn.functional.adaptive_avg_pool2d(maps, side)
+    return maps.reshape(maps.shape[0], -1)
+
+
+def before_classifier(nodes: list[Node]) -> Node:
+    """The layer a classifier reads (ml4a's "encode up to numLayers - 1"): the last node whose
+    output is not the size of the network's output."""
+    out = nodes[-1].out_volume.numel
+    for node in reversed(nodes[1:]):
+        if node.out_volume.numel != out:
+            return node
+    return nodes[-1]
+
+
+def default_features(nodes: list[Node]) -> tuple[Node, str]:
+    """The features "train your own" learns from, for any network (``nodes``: its graph's):
+    (node, pooling). Where the last conv stage begins: the first layer output at the
+    resolution of the last conv layer's input, "grid"-pooled (flat up to
+    :data:`MAX_FEATURES` values). A network without a conv layer working on maps larger than
+    1x1: the layer before its classifier, flat. (Chosen on MNIST training digits against the
+    other stages, global pooling and the layer before the classifier: ``benchmarks/few_shot.py``,
+    docs/benchmarks.md.)"""
+    convs = [n for n in nodes[1:] if n.type == "conv"]
+    if convs:
+        last = convs[-1]
+        size = last.in_volume or last.out_volume
+        for node in nodes[1:]:
+            out = node.out_volume
+            if (out.sx, out.sy) == (size.sx, size.sy) and out.sx * out.sy > 1:
+                return node, "grid"
+    return before_classifier(nodes), "flat"
+
+
+def open_features(model: str | None = None, layer: str | int | None = None,
+                  trust_code: bool = False, pooling: str | None = None
+                  ) -> tuple[FeatureExtractor, dict]:
+    """The extractor "train your own" records with: ``model`` (default: :func:`default_model`)
+    at ``layer`` pooled by ``pooling`` (both default: :func:`default_features`; a given layer
+    is flat unless ``pooling`` says), and the ``source`` an example set records for it. A
+    layer is looked up by name first, as the source records it (a ``Sequential``'s names are
+    digits that are not its node indices)."""
+    model = str(model or default_model())
+    extractor = FeatureExtractor.open(model, PROBS, trust_code=trust_code)
+    if layer is None:
+        node, rule = default_features(extractor.nodes)
+        layer, pooling = node.index, pooling or rule
+    else:
+        layer = next((n.index for n in extractor.nodes if n.name == str(layer)), layer)
+    extractor = FeatureExtractor(extractor.model, layer, volume=extractor.volume,
+                                 classes=extractor.classes, task=extractor.task,
+                                 prep=extractor.prep, pooling=pooling or "flat")
+    return extractor, {"model": model, "layer": extractor.layer_name,
+                       "pooling": extractor.pooling, "size": extractor.size}

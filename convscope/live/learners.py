@@ -2,8 +2,10 @@
 models fitted in seconds on a few hundred feature vectors, torch and numpy only.
 
 - :class:`KNN` (the default for classes, as ml4a's GRT KNN): likelihoods are the share of the
-  k nearest examples (cosine distance on standardised features) voting for each class; k is
-  lowered to the smallest class's count so that a class with one example can still win.
+  k nearest examples (cosine distance on features centred on the examples' mean) voting for
+  each class; k (1 by default) is lowered to the smallest class's count so that a class with
+  one example can still win. The defaults were chosen on MNIST *training* digits
+  (``benchmarks/few_shot.py``).
 - :class:`LogisticRegression` (the option for classes): softmax regression on standardised
   features, L-BFGS with a little weight decay.
 - :class:`SliderMLP` (one per continuous output in [0, 1], as ml4a's MLP per output): one
@@ -28,6 +30,8 @@ from convscope.errors import ConvscopeError
 
 VALIDATION = 0.15  # ml4a's validation share
 CLASS_LEARNERS = ("knn", "logreg")
+DEFAULT_K = 1  # the k-NN's k (chosen on MNIST training digits: benchmarks/few_shot.py)
+SCALES = ("centre", "standardise", "none")  # what the k-NN does to features before cosine
 
 
 class LearnerError(ConvscopeError):
@@ -97,14 +101,19 @@ class _Standardise:
 
 
 class KNN:
-    """k nearest neighbours by cosine distance, on standardised features unless ``scale`` is
-    False; ``proba`` gives each class's share of the k votes."""
+    """k nearest neighbours by cosine distance; ``scale``: "centre" (features minus the
+    examples' mean), "standardise" (also divided by their spread, :class:`_Standardise`; True
+    says so too) or "none" (False); ``proba`` gives each class's share of the k votes."""
 
     kind = "knn"
 
-    def __init__(self, k: int = 5, scale: bool = True) -> None:
+    def __init__(self, k: int = DEFAULT_K, scale: str | bool = "centre") -> None:
         if k < 1:
             raise LearnerError(f"k must be at least 1 (got {k})")
+        if isinstance(scale, bool):
+            scale = "standardise" if scale else "none"
+        if scale not in SCALES:
+            raise LearnerError(f"scale must be one of {', '.join(SCALES)} (got {scale!r})")
         self.k, self.scale = k, scale
         self.used_k = k
         self.scaling: _Standardise | None = None
@@ -119,7 +128,11 @@ class KNN:
         x, y = _matrix(features), np.asarray(labels, dtype=np.int64)
         counts = np.bincount(y, minlength=classes)
         self.used_k = int(min(self.k, counts[counts > 0].min()))
-        self.scaling = _Standardise.of(x) if self.scale else None
+        self.scaling = None
+        if self.scale == "standardise":
+            self.scaling = _Standardise.of(x)
+        elif self.scale == "centre":
+            self.scaling = _Standardise(x.mean(axis=0), np.ones(x.shape[1]))
         self.examples, self.labels, self.classes = self._inputs(x), y, classes
         return self
 
@@ -146,7 +159,8 @@ class KNN:
         self.used_k, self.classes = int(settings["used_k"]), int(settings["classes"])
         self.examples = arrays["examples"].astype(np.float32)
         self.labels = arrays["labels"].astype(np.int64)
-        self.scaling = _Standardise(arrays["mean"], arrays["spread"]) if self.scale else None
+        self.scaling = None if self.scale == "none" else \
+            _Standardise(arrays["mean"], arrays["spread"])
         _check_restored(len(self.examples) == len(self.labels) and len(self.labels) > 0
                         and 0 <= self.labels.min() and self.labels.max() < self.classes
                         and self.used_k >= 1 and (self.scaling is None or (
@@ -301,7 +315,7 @@ def learner_from(settings: dict, arrays: dict[str, np.ndarray]):
     try:
         name = settings["learner"]
         if name == "knn":
-            return KNN(int(settings["k"]), bool(settings["scale"])).restore(settings, arrays)
+            return KNN(int(settings["k"]), settings["scale"]).restore(settings, arrays)
         if name == "logreg":
             return LogisticRegression(float(settings["decay"]), int(settings["steps"])) \
                 .restore(settings, arrays)
@@ -309,7 +323,7 @@ def learner_from(settings: dict, arrays: dict[str, np.ndarray]):
             return SliderMLP(int(settings["hidden"]), int(settings["epochs"]),
                              float(settings["lr"]), float(settings["decay"]),
                              int(settings["seed"])).restore(settings, arrays)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, LearnerError) as exc:
         raise LearnerError(f"the saved head is incomplete or damaged ({exc!r})") from None
     raise LearnerError(f"the saved head names an unknown learner {name!r}")
 

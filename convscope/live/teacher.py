@@ -8,9 +8,9 @@ frames' features under output values, trains a head in seconds and predicts new 
     teacher.predict(frame)                                  # [{'output': 'class', 'name': ...}]
     teacher.save("my-gestures")                             # then: convscope stream --head ...
 
-The features are those of ml4a's trainers: the layer before the classifier
-(:func:`default_layer`) of the feature network (:func:`convscope.live.default_model`, a
-32x32 view of each frame).
+The features: where the last conv stage begins
+(:func:`convscope.live.features.default_features`, chosen on MNIST training digits) of the
+feature network (:func:`convscope.live.default_model`, a 32x32 view of each frame).
 """
 
 from __future__ import annotations
@@ -19,34 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..probes import Node
 from .examples import ExampleSet, ExampleSetError, Head, Output
-from .features import FeatureExtractor, default_model
+from .features import FeatureExtractor, open_features
 from .learners import one_thread
 from .osc import CLASSIFICATION, OUTPUTS, OscSender
-
-
-def default_layer(nodes: list[Node]) -> Node:
-    """The layer a classifier reads (ml4a's "encode up to numLayers - 1"): the last node whose
-    output is not the size of the network's output (``nodes``: a network graph's)."""
-    out = nodes[-1].out_volume.numel
-    for node in reversed(nodes[1:]):
-        if node.out_volume.numel != out:
-            return node
-    return nodes[-1]
-
-
-def open_features(model: str | None = None, layer: str | int | None = None,
-                  trust_code: bool = False) -> tuple[FeatureExtractor, dict]:
-    """The feature extractor of ``model`` (the default network) at ``layer`` (the layer before
-    its classifier), and the ``source`` an example set records for it."""
-    model = str(model or default_model())
-    extractor = FeatureExtractor.open(model, "probs", trust_code=trust_code)
-    chosen = default_layer(extractor.nodes).name if layer is None else layer
-    extractor = FeatureExtractor(extractor.model, chosen, volume=extractor.volume,
-                                 classes=extractor.classes, task=extractor.task,
-                                 prep=extractor.prep)
-    return extractor, {"model": model, "layer": extractor.layer_name, "size": extractor.size}
 
 
 def thumbnail_of(frame) -> np.ndarray:
@@ -66,11 +42,14 @@ class Teacher:
         if extractor is None:
             source = (examples.source if examples is not None else {}) or {}
             same = model is None or model == source.get("model")
-            if layer is None and same:
-                layer = source.get("layer")
-            extractor, found = open_features(model or source.get("model"), layer, trust_code)
+            pooling = None
+            if layer is None and same and source.get("layer") is not None:
+                layer, pooling = source["layer"], source.get("pooling", "flat")
+            extractor, found = open_features(model or source.get("model"), layer, trust_code,
+                                             pooling)
         else:
-            found = {"model": model, "layer": extractor.layer_name, "size": extractor.size}
+            found = {"model": model, "layer": extractor.layer_name,
+                     "pooling": extractor.pooling, "size": extractor.size}
         self.extractor = extractor
         if examples is None:
             outputs = [] if classes is None else [Output("class", "classes", _names(classes))]
@@ -146,8 +125,9 @@ def head_stream(directory, model: str | None = None, osc: str | None = None,
     ``/classification`` on 127.0.0.1:8000, one int; ``osc``/``address`` change them) and
     ``sending(sender)``, the function that sends one frame's prediction through an OscSender."""
     head = Head.load(directory)
-    extractor, source = open_features(model or head.source.get("model"), head.source.get("layer"),
-                                      trust_code)
+    layer = head.source.get("layer")
+    extractor, source = open_features(model or head.source.get("model"), layer, trust_code,
+                                      head.source.get("pooling", "flat") if layer else None)
     if source["size"] != head.size:
         raise ExampleSetError(f"{directory} was trained on {head.size} features of "
                               f"{head.source.get('model')}; {source['layer']} of "

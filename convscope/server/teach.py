@@ -1,8 +1,9 @@
 """Train your own on the live page (ml4a's ConvnetClassifier / Regressor / Predictor): each
 model's example set, trained head and settings live here, across reconnects of the page, and
 are driven through the live WebSocket (``{"teach": {...}}`` control messages; the frames are
-the live view's own). A recorded frame's features are the layer before the classifier
-(:func:`convscope.live.teacher.default_layer`); its thumbnail is the network's view of it.
+the live view's own). A recorded frame's features are where the last conv stage begins
+(:func:`convscope.live.features.default_features`: node and pooling); its thumbnail is the
+network's view of it.
 
 Saved sets are run-like directories under ``<runs>/teach/NAME/`` (what ``convscope stream
 --head`` takes). OSC out: ``/classification`` (int) and ``/wek/outputs`` (floats) as ml4a sends
@@ -22,9 +23,10 @@ import torch
 
 from ..errors import ConvscopeError
 from ..live.examples import ExampleSet, Head, Output
-from ..live.learners import CLASS_LEARNERS, ease
+from ..live.features import default_features, pooled, pooled_size
+from ..live.learners import CLASS_LEARNERS, DEFAULT_K, ease
 from ..live.osc import CLASSIFICATION, OUTPUTS, OscSender
-from ..live.teacher import default_layer, osc_messages
+from ..live.teacher import osc_messages
 from .catalog import Entry
 from .errors import ApiError
 
@@ -54,10 +56,11 @@ class TeachState:
 
     def __init__(self, entry: Entry, root: Path) -> None:
         self.entry, self.root = entry, root
-        self.node = default_layer(entry.graph.nodes)
+        self.node, self.pooling = default_features(entry.graph.nodes)
         model = entry.id if entry.kind == "bundled" or entry.path is None else str(entry.path)
         self.source = {"model": model, "layer": self.node.name,  # what stream --head opens
-                       "size": self.node.out_volume.numel}
+                       "pooling": self.pooling,
+                       "size": pooled_size(self.node.out_volume, self.pooling)}
         self.examples = ExampleSet.with_classes(["1", "2"], self.source)
         self.head: Head | None = None
         self.recording: dict[int, list] = {}  # each page (its socket) records its own frames
@@ -171,7 +174,7 @@ class TeachState:
                 if learner not in CLASS_LEARNERS:
                     raise ApiError(400, f"learner must be one of {', '.join(CLASS_LEARNERS)}")
                 o.learner = learner
-                o.options = {"k": int(_number(options.get("k", 5), "k", 1, 50))} \
+                o.options = {"k": int(_number(options.get("k", DEFAULT_K), "k", 1, 50))} \
                     if learner == "knn" else {}
             else:
                 o.options = {"hidden": int(_number(options.get("hidden", 10), "hidden", 1, 200)),
@@ -239,10 +242,10 @@ class TeachState:
 
     # --- frames ---
     def frame(self, features: torch.Tensor, fitted: torch.Tensor, owner: int = 0) -> dict:
-        """One frame of page ``owner``: its features (the layer's output) and fitted picture;
-        record it and/or predict; what the page shows of it."""
+        """One frame of page ``owner``: its features (the layer's output, pooled here) and
+        fitted picture; record it and/or predict; what the page shows of it."""
         with self.lock:
-            vector = features.flatten().float().numpy()
+            vector = pooled(features[None], self.pooling)[0].numpy()
             out: dict = {"count": len(self.examples)}
             if owner in self.recording:
                 if len(self.examples) >= MAX_EXAMPLES:

@@ -55,7 +55,7 @@ function classRow(name, index, actions) {
 
 /** The training settings and button, with the validation score. */
 function trainBox(actions) {
-  const settings = {learner: "knn", k: 5, hidden: 10, epochs: 100};
+  const settings = {learner: "knn", k: 1, hidden: 10, epochs: 100};
   const number = (key, label, min, max) => h("label", {class: "field"}, h("span", {}, label),
     h("input", {type: "number", value: settings[key], min, max, "aria-label": label, onchange: (e) => { settings[key] = Number(e.target.value); }}));
   const score = h("p", {class: "teach-score muted", "aria-live": "polite"}, "not trained");
@@ -252,7 +252,7 @@ export function teachPanel(io) {
       osc.show(message.osc);
       storage.show(message, message.saved_to);
       this.element.querySelector(".teach-features").textContent =
-        `Features: ${message.features.layer} of ${message.features.model} (${message.features.size} values, the layer before its classifier). ${message.count} examples.`;
+        `Features: ${message.features.layer} of ${message.features.model} (${message.features.size} values, where its last conv stage begins). ${message.count} examples.`;
       this.element.dataset.count = String(message.count);
     },
     /** A frame's "teach" part. */
