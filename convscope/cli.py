@@ -433,10 +433,11 @@ def _add_explain(sub) -> None:
                    help="a run directory or a bundled model's name (e.g. mnist-convnetjs)")
     p.add_argument("files", nargs="+", metavar="IMAGE_OR_FOLDER", help="PNG or JPEG files, or "
                    "folders (searched recursively)")
-    p.add_argument("--method", choices=("gradcam", "saliency", "occlusion"), default="gradcam",
-                   help="gradcam (default), saliency (SmoothGrad) or occlusion")
-    p.add_argument("--layer", metavar="L", help="Grad-CAM's layer: its index (convscope "
-                   "summary) or module name (default: the last conv layer)")
+    p.add_argument("--method", choices=("gradcam", "hirescam", "saliency", "occlusion"),
+                   default="gradcam", help="gradcam (default), hirescam (HiResCAM), saliency "
+                   "(SmoothGrad) or occlusion")
+    p.add_argument("--layer", metavar="L", help="Grad-CAM's or HiResCAM's layer: its index "
+                   "(convscope summary) or module name (default: the last conv layer)")
     p.add_argument("--class", dest="target", metavar="C", help="the class to explain, by name "
                    "or index (default: the predicted class)")
     p.add_argument("--samples", type=int, metavar="N", help="SmoothGrad's noisy copies "
