@@ -28,6 +28,9 @@ from convscope.module_graph import volume_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import pointing_game  # noqa: E402
+from served import CHROMIUM  # noqa: E402
+
+from convscope.bundle import bundled_sample  # noqa: E402
 
 
 def fc_head_net() -> nn.Sequential:
@@ -137,8 +140,6 @@ def test_the_validation_choice_is_the_best_and_ties_go_to_the_earlier_candidate(
 def test_the_cli_offers_hirescam(tmp_path, capsys):
     from PIL import Image
 
-    from convscope.bundle import bundled_sample
-
     sample = bundled_sample("mnist")
     if sample is None:
         pytest.skip("no bundled MNIST sample")
@@ -155,7 +156,6 @@ def test_the_cli_offers_hirescam(tmp_path, capsys):
 def test_the_explain_route_offers_hirescam(tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from convscope.bundle import bundled_sample
     from convscope.runs import open_run
     from convscope.server import create_app
 
@@ -177,3 +177,30 @@ def test_the_explain_route_offers_hirescam(tmp_path, monkeypatch):
     got = np.frombuffer(base64.b64decode(found["map"]["data"]), "<f4").reshape(
         found["map"]["shape"])
     np.testing.assert_allclose(got, expected.map.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists() or bundled_sample("mnist") is None,
+                    reason="needs /usr/bin/chromium and the bundled MNIST sample")
+def test_the_explorer_panel_offers_hirescam_with_its_layer(tmp_path, monkeypatch, browser):
+    """The Predict panel's method list has HiResCAM, and with it the layer chooser."""
+    pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("uvicorn")
+    from served import served, watched_page
+
+    from convscope.bundle import BUNDLED
+    from convscope.server import create_app
+
+    monkeypatch.setenv("CONVSCOPE_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "data").mkdir()
+    app = create_app(runs_dir=tmp_path / "runs", data_dir=str(tmp_path / "data"),
+                     bundled_dir=BUNDLED)
+    with served(app) as url, watched_page(browser, url) as page:
+        page.goto("/#/predict?model=mnist-convnetjs")
+        page.get_by_role("button", name="Random sample").click()
+        page.locator('.explain-panel canvas[data-method="gradcam"]').wait_for()
+        page.locator("select[data-explain=method]").select_option("hirescam")
+        page.locator('.explain-panel canvas[data-method="hirescam"]').wait_for()
+        assert page.locator("select[data-explain=layer]").is_visible()
+        page.locator("select[data-explain=layer]").select_option("1")
+        page.wait_for_function("() => document.querySelector('.explain-caption')"
+                               ".innerText.includes('HiResCAM on layer 1')")
