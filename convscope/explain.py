@@ -85,8 +85,8 @@ def default_layer(model: nn.Module, volume) -> Node:
     after the last conv layer's pooling, normalisation and activation)."""
     layers = map_layers(model, volume)
     if not layers:
-        raise ExplainError("the network has no layer with maps (all are 1x1): Grad-CAM needs "
-                           "one; use --method saliency or occlusion")
+        raise ExplainError("the network has no layer with maps (all are 1x1): Grad-CAM and "
+                           "HiResCAM need one; use --method saliency or occlusion")
     return layers[-1]
 
 

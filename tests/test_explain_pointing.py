@@ -98,6 +98,9 @@ def test_bilinear_is_the_default_resize_and_bad_ones_are_refused():
         explain(net, x, "gradcam", 1, 3, resize="cubic")
     with pytest.raises(ExplainError, match="choose one of"):
         explain(net, x, "hirescam", 1, layer="nope")
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(2 * 12 * 12, 4))
+    with pytest.raises(ExplainError, match="HiResCAM need one; use --method saliency"):
+        explain(flat, x, "hirescam", 1)
 
 
 @pytest.mark.parametrize("method", ["gradcam", "hirescam"])
