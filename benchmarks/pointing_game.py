@@ -228,6 +228,7 @@ def choose_plain(args, val) -> tuple[str, torch.nn.Module, dict, dict]:
         start = time.process_time()
         net, held_out = train_plain(spec, args.train_scenes, args.epochs, args.seed)
         table = sweep(net, val)
+        print_table(f"plain classifier, final maps {name}", net, table)
         found[name] = (net, table, held_out, time.process_time() - start)
         print(f"plain classifier, final maps {name}: held-out accuracy {100 * held_out:.1f}%, "
               f"best validation Grad-CAM {100 * table[best(table, 'gradcam')]:.1f}% "
@@ -315,7 +316,7 @@ def main() -> None:
     parser.add_argument("--slow-count", type=int, default=150, help="test scenes for saliency "
                         "and occlusion, the first of the --count (default 150: they cost 16 "
                         "and 226 passes a map)")
-    parser.add_argument("--train-scenes", type=int, default=4000)
+    parser.add_argument("--train-scenes", type=int, default=10000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write-doc", action="store_true")
@@ -329,8 +330,8 @@ def main() -> None:
     tables = {name: (sweep(net, val) if net is localizer else plain_table)
               for name, net in nets.items()}
     rows = {}
+    print_table("mnist-localizer (class head)", localizer, tables[next(iter(nets))])
     for name, net in nets.items():
-        print_table(name, net, tables[name])
         rows[name] = evaluate(name, net, tables[name], test, min(args.slow_count, args.count))
     t = os.times()
     body = report(args, rows, nets, notes, chosen, test, t.user + t.system)
