@@ -133,6 +133,14 @@ def test_the_point_is_the_maximum_and_ties_land_at_their_centre():
     assert pointing_game.hit(torch.zeros(8, 8), box) is False
 
 
+def test_the_plain_designs_final_maps_are_as_named():
+    from convscope.model import build_model
+
+    for name, spec in pointing_game.DESIGNS.items():
+        layer = resolve_layer(build_model(spec), volume_of((1, 1, 64, 64)), None)
+        assert layer.type == "relu" and f"{layer.out_volume.sx}x{layer.out_volume.sy}" == name
+
+
 def test_the_validation_choice_is_the_best_and_ties_go_to_the_earlier_candidate():
     table = {("gradcam", 3, "bilinear"): 0.80, ("gradcam", 5, "nearest"): 0.85,
              ("gradcam", 7, "bilinear"): 0.85, ("hirescam", 3, "bilinear"): 0.99}
