@@ -425,18 +425,20 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _add_explain(sub) -> None:
     p = sub.add_parser("explain", help="why a classifier answers as it does: Grad-CAM, "
-                       "saliency or occlusion maps of your pictures", description="For each "
-                       "picture (fitted as predict fits it) writes OUT/<name>.<method>.png (the "
-                       "map over the input) and OUT/<name>.<method>.npy (the raw map, float32 at "
-                       "the input's resolution). See docs/explain.md.")
+                       "HiResCAM, saliency or occlusion maps of your pictures",
+                       description="For each picture (fitted as predict fits it) writes "
+                       "OUT/<name>.<method>.png (the map over the input) and "
+                       "OUT/<name>.<method>.npy (the raw map, float32 at the input's "
+                       "resolution). See docs/explain.md.")
     p.add_argument("model", metavar="MODEL_OR_RUN",
                    help="a run directory or a bundled model's name (e.g. mnist-convnetjs)")
     p.add_argument("files", nargs="+", metavar="IMAGE_OR_FOLDER", help="PNG or JPEG files, or "
                    "folders (searched recursively)")
-    p.add_argument("--method", choices=("gradcam", "saliency", "occlusion"), default="gradcam",
-                   help="gradcam (default), saliency (SmoothGrad) or occlusion")
-    p.add_argument("--layer", metavar="L", help="Grad-CAM's layer: its index (convscope "
-                   "summary) or module name (default: the last conv layer)")
+    p.add_argument("--method", choices=("gradcam", "hirescam", "saliency", "occlusion"),
+                   default="gradcam", help="gradcam (default), hirescam (HiResCAM), saliency "
+                   "(SmoothGrad) or occlusion")
+    p.add_argument("--layer", metavar="L", help="Grad-CAM's or HiResCAM's layer: its index "
+                   "(convscope summary) or module name (default: the last conv layer)")
     p.add_argument("--class", dest="target", metavar="C", help="the class to explain, by name "
                    "or index (default: the predicted class)")
     p.add_argument("--samples", type=int, metavar="N", help="SmoothGrad's noisy copies "

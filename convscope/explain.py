@@ -5,6 +5,11 @@ class's score comes from, for a SpecNet or any ``nn.Module`` (its nodes as
 - :func:`gradcam`: Grad-CAM (Selvaraju et al. 2017) on any node with maps: the node's maps
   weighted by the spatial mean of the score's gradient with respect to them, summed, rectified
   and resized (bilinear) to the input.
+- :func:`hirescam`: HiResCAM (Draelos & Carin 2020) on any node with maps: the node's maps
+  times the score's gradient with respect to them, position by position, summed over channels,
+  rectified and resized like Grad-CAM's. It differs from Grad-CAM where the layers after the
+  node weigh positions differently (a fully connected head); after global average pooling
+  the two agree.
 - :func:`saliency`: the gradient of the score with respect to the input (Simonyan et al.
   2014), its absolute value's maximum over channels, averaged over noisy copies of the input
   (SmoothGrad, Smilkov et al. 2017; one copy without noise is the plain gradient).
@@ -30,7 +35,9 @@ from .device import model_device
 from .module_graph import volume_of
 from .probes import INPUT, OUTPUT, Node, ProbeError, first_tensor, network_graph
 
-METHODS = ("gradcam", "saliency", "occlusion")
+METHODS = ("gradcam", "hirescam", "saliency", "occlusion")
+LAYER_METHODS = ("gradcam", "hirescam")  # the methods that read a layer's maps
+RESIZES = ("bilinear", "nearest")  # how a layer's map is brought to the input's resolution
 EXPLAINED_TASKS = ("classify", "localize")  # tasks with one score per class
 SMOOTH_SAMPLES = 16  # SmoothGrad's noisy copies
 SMOOTH_NOISE = 0.15  # their noise's standard deviation, as a fraction of the input's range
@@ -78,8 +85,8 @@ def default_layer(model: nn.Module, volume) -> Node:
     after the last conv layer's pooling, normalisation and activation)."""
     layers = map_layers(model, volume)
     if not layers:
-        raise ExplainError("the network has no layer with maps (all are 1x1): Grad-CAM needs "
-                           "one; use --method saliency or occlusion")
+        raise ExplainError("the network has no layer with maps (all are 1x1): Grad-CAM and "
+                           "HiResCAM need one; use --method saliency or occlusion")
     return layers[-1]
 
 
@@ -128,9 +135,11 @@ def _check_input(x: torch.Tensor) -> None:
                            f"{tuple(x.shape)}")
 
 
-def gradcam(model: nn.Module, x: torch.Tensor, target: int, layer: Node) -> torch.Tensor:
-    """Grad-CAM of ``target`` on node ``layer`` for the input ``x``, at ``x``'s resolution."""
-    _check_input(x)
+def maps_and_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                       layer: Node) -> tuple[torch.Tensor, torch.Tensor]:
+    """Node ``layer``'s output for the batch ``inputs`` (N, D, H, W) and the gradient of each
+    input's ``targets`` score (N class indices) with respect to it: float (N, C, h, w), on the
+    CPU. The model runs in eval mode, so the inputs do not interact."""
     module = model.get_submodule(layer.name)
     caller, seen = threading.get_ident(), []
 
@@ -143,20 +152,60 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: int, layer: Node) -> torc
     restore = _eval(model)
     try:
         with torch.enable_grad():
-            inputs = x[None].to(model_device(model)).requires_grad_(True)  # a graph to the maps
-            score = class_scores(model, inputs)[0, target]
+            inputs = inputs.float().to(model_device(model)).requires_grad_(True)  # a graph
+            scores = class_scores(model, inputs)
             if not seen:
                 raise ExplainError(f"layer {layer.index} ({layer.name}) was not called")
+            picked = scores[torch.arange(len(inputs)), torch.as_tensor(targets).long()]
             maps = seen[0]
-            (grads,) = torch.autograd.grad(score, maps)
+            (grads,) = torch.autograd.grad(picked.sum(), maps)
     finally:
         handle.remove()
         restore()
-    maps, grads = (t.detach().float().reshape(1, -1, t.shape[-2], t.shape[-1])
-                   for t in (maps, grads))
-    weights = grads.mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((weights * maps).sum(1, keepdim=True))
-    return F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0].cpu()
+    return tuple(t.detach().float().reshape(len(inputs), -1, t.shape[-2], t.shape[-1]).cpu()
+                 for t in (maps, grads))
+
+
+def weigh(maps: torch.Tensor, grads: torch.Tensor, method: str = "gradcam") -> torch.Tensor:
+    """Class maps (N, h, w) from a layer's ``maps`` and their gradients (N, C, h, w):
+    Grad-CAM weighs each channel by its gradient's spatial mean, HiResCAM each value by its
+    own gradient; then the sum over channels, rectified."""
+    if method not in LAYER_METHODS:
+        raise ExplainError(f"{method!r} does not read a layer: choose one of "
+                           f"{', '.join(LAYER_METHODS)}")
+    weights = grads.mean(dim=(2, 3), keepdim=True) if method == "gradcam" else grads
+    return F.relu((weights * maps).sum(1))
+
+
+def to_input_size(found: torch.Tensor, size: tuple[int, int], resize: str = "bilinear"
+                  ) -> torch.Tensor:
+    """Layer maps (N, h, w) brought to the input's ``size``: ``bilinear`` (align_corners
+    False: each map cell's value lands at the centre of the input patch it covers) or
+    ``nearest`` (each cell fills its patch)."""
+    if resize not in RESIZES:
+        raise ExplainError(f"unknown resize {resize!r}: choose one of {', '.join(RESIZES)}")
+    options = {"align_corners": False} if resize == "bilinear" else {}
+    return F.interpolate(found[:, None], size=tuple(size), mode=resize, **options)[:, 0]
+
+
+def _layer_map(model: nn.Module, x: torch.Tensor, target: int, layer: Node, method: str,
+               resize: str) -> torch.Tensor:
+    _check_input(x)
+    maps, grads = maps_and_gradients(model, x[None], torch.tensor([target]), layer)
+    return to_input_size(weigh(maps, grads, method), x.shape[-2:], resize)[0]
+
+
+def gradcam(model: nn.Module, x: torch.Tensor, target: int, layer: Node,
+            resize: str = "bilinear") -> torch.Tensor:
+    """Grad-CAM of ``target`` on node ``layer`` for the input ``x``, at ``x``'s resolution."""
+    return _layer_map(model, x, target, layer, "gradcam", resize)
+
+
+def hirescam(model: nn.Module, x: torch.Tensor, target: int, layer: Node,
+             resize: str = "bilinear") -> torch.Tensor:
+    """HiResCAM of ``target`` on node ``layer`` for the input ``x``, at ``x``'s resolution:
+    the positive part of the maps times their gradients, summed over channels."""
+    return _layer_map(model, x, target, layer, "hirescam", resize)
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target: int, samples: int = SMOOTH_SAMPLES,
@@ -246,15 +295,19 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: int, window: int | None
 
 def explain(model: nn.Module, x: torch.Tensor, method: str = "gradcam",
             target: int | str | None = None, layer: int | str | None = None,
-            classes: list[str] | None = None, samples: int = SMOOTH_SAMPLES) -> Explanation:
+            classes: list[str] | None = None, samples: int = SMOOTH_SAMPLES,
+            resize: str = "bilinear") -> Explanation:
     """A map of ``method`` for ``x`` (D, H, W) and class ``target`` (name or index; None: the
     predicted one among the first ``len(classes)`` outputs); ``layer`` (index or dotted name;
-    None: :func:`default_layer`) for Grad-CAM; ``samples``: SmoothGrad's noisy copies."""
+    None: :func:`default_layer`) and ``resize`` (:func:`to_input_size`) for Grad-CAM and
+    HiResCAM; ``samples``: SmoothGrad's noisy copies."""
     if method not in METHODS:
         raise ExplainError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     _check_input(x)
     volume = volume_of((1, *x.shape))
-    node = resolve_layer(model, volume, layer) if method == "gradcam" else None
+    node = resolve_layer(model, volume, layer) if method in LAYER_METHODS else None
+    if resize not in RESIZES:
+        raise ExplainError(f"unknown resize {resize!r}: choose one of {', '.join(RESIZES)}")
     restore = _eval(model)
     try:
         with torch.no_grad():
@@ -264,8 +317,8 @@ def explain(model: nn.Module, x: torch.Tensor, method: str = "gradcam",
     index = resolve_target(target, list(classes or []), scores)
     if not 0 <= index < scores.numel():
         raise ExplainError(f"class {index} is past the model's {scores.numel()} outputs")
-    if method == "gradcam":
-        found = gradcam(model, x, index, node)
+    if method in LAYER_METHODS:
+        found = (gradcam if method == "gradcam" else hirescam)(model, x, index, node, resize)
     elif method == "saliency":
         found = saliency(model, x, index, samples, SMOOTH_NOISE if samples > 1 else 0.0)
     else:

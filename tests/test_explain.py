@@ -442,6 +442,6 @@ def test_the_page_is_told_which_maps_the_explorer_computes(client):
         found = client.get(f"/api/models/{model}/explain").json()
         allowed[model] = {m["method"] for m in found["methods"] if m["allowed"]}
         assert all((m["macs"] <= found["limit"]) == m["allowed"] for m in found["methods"])
-    assert allowed["mnist-convnetjs"] == {"gradcam", "saliency", "occlusion"}
+    assert allowed["mnist-convnetjs"] == {"gradcam", "hirescam", "saliency", "occlusion"}
     assert "gradcam" in allowed["alexnet"] and "occlusion" not in allowed["alexnet"]
     assert allowed["vgg16"] == set()

@@ -1,5 +1,5 @@
 """``/api/models/{id}/explain``: why a classifier answers as it does, as a map over its input
-(Grad-CAM, SmoothGrad saliency, occlusion: :mod:`convscope.explain`), and
+(Grad-CAM, HiResCAM, SmoothGrad saliency, occlusion: :mod:`convscope.explain`), and
 ``/api/models/{id}/layers/{layer}/top-images``: the test images that excite a conv channel
 most (:mod:`convscope.top_images`)."""
 
@@ -16,6 +16,7 @@ from ...augment import to_input
 from ...explain import (
     EXPLAINED_TASKS,
     MAX_SMOOTH_SAMPLES,
+    METHODS,
     SMOOTH_SAMPLES,
     explain,
     forward_passes,
@@ -37,10 +38,10 @@ MAX_TOP_IMAGES_MACS = 5e11  # one pass over the test images (AlexNet on 300 imag
 
 
 class ExplainRequest(InputRef):
-    """An input, the method, the class (index; default the predicted one), Grad-CAM's layer
-    (node index; default the last conv layer) and SmoothGrad's noisy copies."""
+    """An input, the method, the class (index; default the predicted one), Grad-CAM's and
+    HiResCAM's layer (node index; default the last conv layer) and SmoothGrad's noisy copies."""
 
-    method: Literal["gradcam", "saliency", "occlusion"] = "gradcam"
+    method: Literal["gradcam", "hirescam", "saliency", "occlusion"] = "gradcam"
     target: int | None = Field(None, alias="class", ge=0)
     layer: int | None = Field(None, ge=0)
     samples: int = Field(SMOOTH_SAMPLES, ge=1, le=min(SERVER_SMOOTH_SAMPLES, MAX_SMOOTH_SAMPLES))
@@ -82,9 +83,9 @@ def methods_json(explorer: Explorer, entry: Entry) -> dict:
         return {"limit": MAX_EXPLAIN_MACS, "methods": []}
     net = explorer.catalog.model(entry.id)
     volume = entry.input_volume
-    forward = forward_macs(net, volume)  # one graph walk serves the three methods
+    forward = forward_macs(net, volume)  # one graph walk serves every method
     costs = {m: forward * forward_passes(m, SMOOTH_SAMPLES, volume.sy, volume.sx)
-             for m in ("gradcam", "saliency", "occlusion")}
+             for m in METHODS}
     return {"limit": MAX_EXPLAIN_MACS,
             "methods": [{"method": m, "macs": c, "allowed": c <= MAX_EXPLAIN_MACS}
                         for m, c in costs.items()]}

@@ -1,5 +1,5 @@
 // "Why this prediction": a map over the input of where a class's score comes from (Grad-CAM on
-// a chosen layer, gradient saliency with SmoothGrad, or occlusion), computed by the server
+// a chosen layer, HiResCAM, gradient saliency with SmoothGrad, or occlusion), computed by the server
 // (POST /api/models/{id}/explain) for the fitted input the view shows, for any chosen class.
 
 import {api, latestOnly} from "../api.js";
@@ -10,11 +10,14 @@ import {pixelsFromImage} from "../input.js";
 export const EXPLAINED_TASKS = ["classify", "localize"];
 const METHODS = [
   ["gradcam", "Grad-CAM"],
+  ["hirescam", "HiResCAM"],
   ["saliency", "saliency (SmoothGrad)"],
   ["occlusion", "occlusion"],
 ];
+const LAYER_METHODS = ["gradcam", "hirescam"]; // the methods that read a layer's maps
 const WHAT = {
   gradcam: "the chosen layer's maps, weighted by how much the class's score grows with each",
+  hirescam: "the chosen layer's maps times how much the class's score grows with each of their values",
   saliency: "how strongly each pixel moves the class's score (gradient, averaged over noisy copies)",
   occlusion: "how much the class's score drops when a small square there is covered",
 };
@@ -84,7 +87,7 @@ function rampLegend() {
 export function explainPanel(ctx, model) {
   // Grad-CAM needs a layer with maps (an ordinary, fully connected net has none)
   const hasMaps = model.layers.some((l) => l.index > 0 && l.out_volume.sx * l.out_volume.sy > 1);
-  let methods = hasMaps ? METHODS : METHODS.slice(1);
+  let methods = hasMaps ? METHODS : METHODS.filter(([m]) => !LAYER_METHODS.includes(m));
   const state = {method: methods[0][0], layer: "", target: "", image: null};
   const figure = h("figure", {class: "explain-figure"});
   const caption = h("p", {class: "muted explain-caption", "aria-live": "polite"});
@@ -97,7 +100,7 @@ export function explainPanel(ctx, model) {
   const showMethods = () =>
     setChildren(methodHolder, selectField("Method", methods, state.method, (v) => {
       state.method = v;
-      layerHolder.hidden = v !== "gradcam";
+      layerHolder.hidden = !LAYER_METHODS.includes(v);
       rerun();
     }, {"data-explain": "method"}));
   showMethods();
@@ -114,7 +117,7 @@ export function explainPanel(ctx, model) {
       return false;
     }
     if (!methods.some(([m]) => m === state.method)) state.method = methods[0][0];
-    layerHolder.hidden = state.method !== "gradcam";
+    layerHolder.hidden = !LAYER_METHODS.includes(state.method);
     showMethods();
     return true;
   });
@@ -144,7 +147,7 @@ export function explainPanel(ctx, model) {
     if (!(await offered.catch(() => true))) return;
     const body = {pixels: pixelsFromImage(image), method: state.method};
     if (state.target !== "") body.class = Number(state.target);
-    if (state.method === "gradcam" && state.layer !== "") body.layer = Number(state.layer);
+    if (LAYER_METHODS.includes(state.method) && state.layer !== "") body.layer = Number(state.layer);
     try {
       const found = await api.explain(model.id, body);
       message.replaceChildren();
