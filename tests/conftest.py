@@ -208,3 +208,13 @@ def browser():
 
     with chromium() as launched:
         yield launched
+
+
+@pytest.fixture
+def page(browser, server: str):
+    """A page on the module's ``server`` fixture (its URL) that fails the test if the page logs
+    an error; a module that expects some errors, or needs another timeout, defines its own."""
+    from served import watched_page
+
+    with watched_page(browser, server) as tab:
+        yield tab

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from served import CHROMIUM, served, watched_page
+from served import CHROMIUM, served
 
 from convscope.bundle import BUNDLED, bundled_sample
 
@@ -44,11 +44,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                                bundled_dir=BUNDLED)) as url:
             yield url
 
-
-@pytest.fixture
-def page(browser, server: str) -> Iterator[object]:
-    with watched_page(browser, server) as tab:
-        yield tab
 
 
 def screenshot(page, name: str) -> None:

@@ -56,11 +56,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield url
 
 
-@pytest.fixture
-def page(browser, server: str) -> Iterator[object]:
-    with watched_page(browser, server) as tab:
-        yield tab
-
 
 def wait_for_text(page, selector: str, text: str) -> None:
     page.wait_for_function("([s, t]) => document.querySelector(s)?.innerText.includes(t)",

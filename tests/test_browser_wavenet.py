@@ -55,11 +55,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield url
 
 
-@pytest.fixture
-def page(browser, server: str) -> Iterator[object]:
-    with watched_page(browser, server) as tab:
-        yield tab
-
 
 def open_view(page) -> None:
     page.goto(f"/#/wavenet?model={MODEL}")
