@@ -6,15 +6,14 @@ meet WCAG AA contrast, and the arrow keys move between confusion cells."""
 
 from __future__ import annotations
 
-import gzip
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import idx_bytes
 from served import CHROMIUM, served, watched_page
+from test_browser import write_mnist_from_bundle
 
 from convscope.bundle import BUNDLED
 
@@ -24,19 +23,6 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
 
 BUNDLED_MNIST = BUNDLED / "samples" / "mnist.npz"
-
-
-def write_mnist(root: Path) -> Path:
-    """MNIST-format train and test files holding the 300 digits bundled with convscope."""
-    with np.load(BUNDLED_MNIST, allow_pickle=False) as arrays:
-        images, labels = arrays["images"][:, 0], arrays["labels"].astype(np.uint8)
-    (root / "mnist").mkdir(parents=True)
-    for prefix in ("train", "t10k"):
-        for kind, array in (("images", images), ("labels", labels)):
-            dims = "idx3" if kind == "images" else "idx1"
-            path = root / "mnist" / f"{prefix}-{kind}-{dims}-ubyte.gz"
-            path.write_bytes(gzip.compress(idx_bytes(array), compresslevel=1))
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CONVSCOPE_CACHE", str(tmp / "cache"))
         patch.delenv("CONVSCOPE_DOWNLOAD_URL", raising=False)
-        data = write_mnist(tmp / "data")
+        data = write_mnist_from_bundle(tmp / "data")
         with served(create_app(runs_dir=tmp / "runs", data_dir=str(data),
                                bundled_dir=BUNDLED)) as url:
             yield url, tmp / "runs" / "live"

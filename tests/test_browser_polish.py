@@ -5,16 +5,13 @@ picker shows moves the explorer to one that exists."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import idx_bytes
 from served import CHROMIUM, served, watched_page
+from test_browser import write_mnist_from_bundle
 
 from convscope.bundle import BUNDLED
 
@@ -28,19 +25,6 @@ SMALL = [{"type": "input", "sx": 28, "sy": 28, "depth": 1},
          {"type": "softmax", "num_classes": 10}]
 
 
-def write_mnist(root: Path) -> Path:
-    """MNIST-format train and test files holding the 300 digits bundled with convscope."""
-    with np.load(BUNDLED / "samples" / "mnist.npz", allow_pickle=False) as arrays:
-        images, labels = arrays["images"][:, 0], arrays["labels"].astype(np.uint8)
-    (root / "mnist").mkdir(parents=True)
-    for prefix in ("train", "t10k"):
-        for kind, array in (("images", images), ("labels", labels)):
-            dims = "idx3" if kind == "images" else "idx1"
-            path = root / "mnist" / f"{prefix}-{kind}-{dims}-ubyte.gz"
-            path.write_bytes(gzip.compress(idx_bytes(array), compresslevel=1))
-    return root
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real app with the bundled models and a tiny MNIST data directory."""
@@ -50,7 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CONVSCOPE_CACHE", str(tmp / "cache"))
         patch.delenv("CONVSCOPE_DOWNLOAD_URL", raising=False)
-        data = write_mnist(tmp / "data")
+        data = write_mnist_from_bundle(tmp / "data")
         with served(create_app(runs_dir=tmp / "runs", data_dir=str(data),
                                bundled_dir=BUNDLED)) as url:
             yield url
