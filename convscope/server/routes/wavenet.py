@@ -9,7 +9,6 @@ import json
 import threading
 
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, ConfigDict, Field
 
 from ...audio import read_wav
 from ...errors import ConvscopeError
@@ -25,16 +24,10 @@ from ..wavenet import (
     stack_json,
     wavenet_net,
 )
+from .audio import AudioRef
 from .state import Explorer
 
 MAX_REQUEST_CHARS = 4096
-
-
-class RecordingRef(BaseModel):
-    """A listed test recording, by its index in ``GET /api/audio/recordings``."""
-
-    model_config = ConfigDict(extra="forbid")
-    recording: int = Field(ge=0)
 
 
 def wavenet_router(explorer: Explorer) -> APIRouter:
@@ -47,7 +40,7 @@ def wavenet_router(explorer: Explorer) -> APIRouter:
         return stack_json(wavenet_net(catalog, model_id))
 
     @router.post("/api/models/{model_id}/wavenet/recording")
-    async def wavenet_recording(model_id: str, body: RecordingRef) -> dict:
+    async def wavenet_recording(model_id: str, body: AudioRef) -> dict:
         def compute() -> dict:
             net = wavenet_net(catalog, model_id)
             recording = samples.recording(body.recording)
