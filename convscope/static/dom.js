@@ -51,6 +51,19 @@ export function selectField(label, options, value, onchange, attrs = {}) {
 export const stepButton = (name, text, onclick) =>
   h("button", {type: "button", "aria-label": name, onclick}, text);
 
+/** A button-styled file picker labelled `text` for files of types `accept`; `onFile(file)`
+ * gets the chosen file. */
+export const fileButton = (text, accept, onFile) =>
+  h(
+    "label",
+    {class: "button"},
+    text,
+    h("input", {type: "file", accept, class: "visually-hidden", onchange: (e) => onFile(e.target.files[0])}),
+  );
+
+/** What a WAV file picker accepts. */
+export const WAV_TYPES = "audio/wav,audio/x-wav,audio/wave,.wav";
+
 /** A labelled number input. */
 export function numberField(label, value, {min, max, step = 1, onchange, ...attrs} = {}) {
   const input = h("input", {

@@ -3,7 +3,7 @@
 // frame, and the input chooser built from them with a drawing pad. The model's input
 // convention comes from its description (`model.input`), never from here.
 
-import {h, errorBox} from "./dom.js";
+import {h, errorBox, fileButton} from "./dom.js";
 import {drawingPad} from "./pad.js";
 import {pixelCanvas} from "./draw.js";
 
@@ -65,17 +65,7 @@ export function cameraProblem(error) {
 
 /** A button-styled file picker for PNG/JPEG images; `onFile(file)` gets the chosen file. */
 function uploadButton(onFile) {
-  return h(
-    "label",
-    {class: "button"},
-    "Upload image",
-    h("input", {
-      type: "file",
-      accept: "image/png,image/jpeg",
-      class: "visually-hidden",
-      onchange: (e) => onFile(e.target.files[0]),
-    }),
-  );
+  return fileButton("Upload image", "image/png,image/jpeg", onFile);
 }
 
 /**

@@ -3,7 +3,7 @@
 // the class probabilities and every layer's maps for that image.
 
 import {latestOnly} from "../api.js";
-import {h, errorBox, notice, percent, setChildren, stepButton} from "../dom.js";
+import {WAV_TYPES, h, errorBox, fileButton, notice, percent, setChildren, stepButton} from "../dom.js";
 import {barChart, crispCanvas, dims, tensorCanvas} from "../draw.js";
 import {inputRange, pixelsFromImage} from "../input.js";
 import {outOfDistributionHint} from "../ood.js";
@@ -226,17 +226,7 @@ export async function render(root, ctx) {
             stepButton("next recording", "▶", () => pick(Number(picker.value) + 1)),
           ]
         : null,
-      h(
-        "label",
-        {class: "button"},
-        "Upload WAV",
-        h("input", {
-          type: "file",
-          accept: "audio/wav,audio/x-wav,audio/wave,.wav",
-          class: "visually-hidden",
-          onchange: (e) => send(e.target.files[0], `uploaded ${e.target.files[0]?.name}`),
-        }),
-      ),
+      fileButton("Upload WAV", WAV_TYPES, (file) => send(file, `uploaded ${file?.name}`)),
       recording.button,
     ),
     recordings.length ? null : notice(`${listing.note} You can still upload or record a WAV.`),

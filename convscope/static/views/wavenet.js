@@ -3,7 +3,7 @@
 // in the stack and in every layer's activations over time) and a digit generated and streamed.
 
 import {latestOnly} from "../api.js";
-import {h, errorBox, notice, setChildren, stepButton} from "../dom.js";
+import {WAV_TYPES, h, errorBox, fileButton, notice, setChildren, stepButton} from "../dom.js";
 import {crispCanvas} from "../draw.js";
 import {clamp} from "../util.js";
 import {generatePanel} from "../widgets/wavenet-generate.js";
@@ -186,17 +186,7 @@ function recordingPanel(ctx, stack, width, listing, stackFig) {
       "div",
       {class: "input-bar", role: "group", "aria-label": "Your recording"},
       h("label", {class: "field inline"}, h("span", {}, "or your WAV (0.1-3 s) of digit"), uploadDigit),
-      h(
-        "label",
-        {class: "button"},
-        "Upload WAV",
-        h("input", {
-          type: "file",
-          accept: "audio/wav,audio/x-wav,audio/wave,.wav",
-          class: "visually-hidden",
-          onchange: (e) => upload(e.target.files[0]),
-        }),
-      ),
+      fileButton("Upload WAV", WAV_TYPES, upload),
     ),
     message,
     about,
