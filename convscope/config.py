@@ -16,7 +16,7 @@ from .tasks import get_task, task_names
 # image-folder reader are imported where a setting is checked.
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
 SCHEDULES = ("constant", "onecycle", "cosine")
-TTA_MODES = ("none", "flip", "flip+shift")
+TTA_MODES = ("none", "flip", "flip+shift", "shift")
 FREEZE_MODES = ("none", "features")  # features: train only the output layer (convscope.finetune)
 LOGS = ("none", "csv", "tensorboard", "csv+tensorboard")  # convscope.logs writes them
 
@@ -125,7 +125,7 @@ class TrainConfig:
                                           "in (the start line says when a run uses another)",
                                           shown="none")
     tta: str = setting("none", "test-time augmentation when scoring a classifier: average "
-                       "over mirrored (and shifted) views")
+                       "over mirrored (flip), shifted (shift) or both (flip+shift) views")
     seed: int = setting(0, "seed of every random choice (runs repeat exactly)", limits=INT64)
     device: str = setting("auto", "where to train (auto: a GPU if there is one)")
     val_fraction: float = setting(0.1, "share of the training set held out for validation",

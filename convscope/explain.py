@@ -158,7 +158,8 @@ def maps_and_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch.Te
                 raise ExplainError(f"layer {layer.index} ({layer.name}) was not called")
             picked = scores[torch.arange(len(inputs)), torch.as_tensor(targets).long()]
             maps = seen[0]
-            (grads,) = torch.autograd.grad(picked.sum(), maps)
+            (grads,) = torch.autograd.grad(picked.sum(), maps, allow_unused=True)
+            grads = torch.zeros_like(maps) if grads is None else grads
     finally:
         handle.remove()
         restore()
@@ -192,6 +193,11 @@ def _layer_map(model: nn.Module, x: torch.Tensor, target: int, layer: Node, meth
                resize: str) -> torch.Tensor:
     _check_input(x)
     maps, grads = maps_and_gradients(model, x[None], torch.tensor([target]), layer)
+    if not grads.any():
+        raise ExplainError(f"the class score does not change with layer {layer.index} "
+                           f"({layer.type}) for this input: the layer feeds another head (such "
+                           "as a box) or none of its units reach the score; choose a layer on "
+                           "the class's path")
     return to_input_size(weigh(maps, grads, method), x.shape[-2:], resize)[0]
 
 

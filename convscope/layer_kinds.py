@@ -470,6 +470,14 @@ CONCAT = LayerKind(
     {"from": non_negative()},
     label=lambda p: f"concat + layer {p['from']}", example={"from": 0})
 
+BRANCH = LayerKind(
+    "branch",
+    # a second head: start a new path from the output of the earlier layer ``from`` (its index
+    # in the resolved list); this layer's own input goes no further, unless a later concat
+    # stacks it back (a localizer's box head, then its class head from the shared maps)
+    {"from": non_negative()},
+    label=lambda p: f"branch from layer {p['from']}", example={"from": 0})
+
 
 # ---- WaveNet: one layer for the whole dilated stack (convscope.wavenet.model computes it) ----
 
@@ -538,5 +546,5 @@ WAVENET = LayerKind(
              "cond": 3, "dilations": [1, 2, 4], "speakers": ["a", "b"]})
 
 for _kind in (INPUT, CONV, POOL, GLOBAL_POOL, FC, *ACTIVATION_KINDS, BATCHNORM, DROPOUT, SOFTMAX,
-              RESIDUAL, UPSAMPLE, CONCAT, LRN, WAVENET):
+              RESIDUAL, UPSAMPLE, CONCAT, BRANCH, LRN, WAVENET):
     register_layer_kind(_kind)

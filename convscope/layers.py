@@ -104,6 +104,13 @@ class Concat(nn.Module):
         return torch.cat([x, skip], dim=1)
 
 
+class Branch(nn.Module):
+    """A second path: the output of an earlier layer, this layer's input left behind."""
+
+    def forward(self, _x: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        return source
+
+
 class InputOffset(nn.Module):
     """The input layer with an ``offset``: output = input + offset."""
 
@@ -222,6 +229,7 @@ register_module("softmax", lambda _layer: nn.Softmax(dim=1))
 register_module("upsample",
                 lambda layer: nn.Upsample(scale_factor=layer.params["factor"], mode="nearest"))
 register_module("concat", lambda _layer: Concat())
+register_module("branch", lambda _layer: Branch())
 register_module("residual", lambda layer: Residual(
     nn.Sequential(*(make_module(child) for child in layer.children))))
 

@@ -10,6 +10,8 @@ from torch import nn
 from convscope.layers import make_module
 from convscope.spec import Layer, load_spec, resolve
 
+READS_EARLIER = ("concat", "branch")  # layer kinds whose module also takes an earlier output
+
 
 class SpecNet(nn.Module):
     """A network built from a spec (anything :func:`convscope.spec.load_spec` accepts).
@@ -60,10 +62,12 @@ class SpecNet(nn.Module):
         return self._run(x, len(self.layers))
 
     def _run(self, x: torch.Tensor, count: int) -> list[torch.Tensor]:
-        """The outputs of the first ``count`` layers (concat layers read earlier outputs)."""
+        """The outputs of the first ``count`` layers (concat and branch layers read earlier
+        outputs)."""
         outputs: list[torch.Tensor] = []
         for layer, block in zip(self.layers[:count], self.blocks[:count], strict=True):
-            x = block(x, outputs[layer.params["from"]]) if layer.type == "concat" else block(x)
+            x = block(x, outputs[layer.params["from"]]) if layer.type in READS_EARLIER \
+                else block(x)
             outputs.append(x)
         return outputs
 

@@ -132,15 +132,17 @@ class Branch:
 def spec_branches(flat: Sequence[tuple[Layer, int, int | None]], top_index: dict[int, int]
                   ) -> list[Branch]:
     """A spec's branches: each residual block's skip, from the node before its first inner
-    layer to the block (its add), and each concat from the layer it stacks. ``flat`` holds
+    layer to the block (its add), each concat from the layer it stacks and each branch from
+    the layer it reads (an "input"). ``flat`` holds
     (layer, node index, node index where the residual's body starts) for every node;
     ``top_index`` maps top-level layer positions to node indices."""
     found = []
     for layer, index, body_start in flat:
         if layer.type == "residual" and body_start is not None:
             found.append(Branch(body_start - 1, index, "add"))
-        elif layer.type == "concat" and layer.params.get("from") in top_index:
-            found.append(Branch(top_index[layer.params["from"]], index, "concat"))
+        elif layer.type in ("concat", "branch") and layer.params.get("from") in top_index:
+            kind = "concat" if layer.type == "concat" else "input"
+            found.append(Branch(top_index[layer.params["from"]], index, kind))
     return found
 
 

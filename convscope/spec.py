@@ -201,6 +201,16 @@ def _concat_source(where: str, source: int, earlier: list[Layer], volume: Volume
     return skip
 
 
+def _branch_source(where: str, source: int, earlier: list[Layer], nested: bool) -> Volume:
+    """The output volume of the layer a branch starts from, checked."""
+    if nested:
+        raise SpecError(f"{where}: branch cannot be used inside a residual block")
+    if source >= len(earlier):
+        raise SpecError(f"{where}: 'from' must name an earlier layer (0-{len(earlier) - 1} in the "
+                        f"resolved list, see `convscope summary`), got {source}")
+    return earlier[source].out_volume
+
+
 def _type_name(definition: object) -> str:
     kind = definition.get("type") if isinstance(definition, dict) else None
     return kind if isinstance(kind, str) else "?"
@@ -272,6 +282,9 @@ def _make_layer(where: str, kind: LayerKind, params: dict[str, Any], volume: Vol
         skip = _concat_source(where, params["from"], earlier, volume, nested)
         return Layer(index, kind.name, params, volume,
                      Volume(volume.sx, volume.sy, volume.depth + skip.depth), 0, 0)
+    if kind.name == "branch":
+        return Layer(index, kind.name, params, volume,
+                     _branch_source(where, params["from"], earlier, nested), 0, 0)
     try:
         out = kind.output(params, volume)
     except SpecError as e:

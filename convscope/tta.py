@@ -1,5 +1,5 @@
 """Test-time augmentation: score each image as the mean of a classifier's logits over mirrored
-(and shifted) views of it."""
+and/or shifted views of it."""
 
 from __future__ import annotations
 
@@ -12,17 +12,21 @@ class AveragedViews(nn.Module):
     """``model`` scored on several views of each input: ``"flip"`` averages the image and its
     mirror; ``"flip+shift"`` gives that pair half the weight and the pair shifted one pixel up
     and left, and the pair shifted one pixel down and right, a quarter each (airbench's views;
-    the edge is filled by reflection)."""
+    the edge is filled by reflection); ``"shift"`` does the same without mirrors (for images
+    whose mirror is another thing, such as digits)."""
 
     def __init__(self, model: nn.Module, mode: str) -> None:
         super().__init__()
-        if mode not in ("flip", "flip+shift"):
+        if mode not in ("flip", "flip+shift", "shift"):
             raise ValueError(f"unknown test-time augmentation {mode!r}")
         self.model = model
         self.mode = mode
         self.input_volume = getattr(model, "input_volume", None)
 
     def _pair(self, x: torch.Tensor) -> torch.Tensor:
+        """The image and its mirror, or (mode "shift") the image alone."""
+        if self.mode == "shift":
+            return self.model(x).float()
         return 0.5 * (self.model(x).float() + self.model(x.flip(-1)).float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

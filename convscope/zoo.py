@@ -264,19 +264,31 @@ register_model(ModelEntry(
 
 # ---- the chapter's applications: localization, detection, segmentation (MNIST scenes) -------
 
+def _localizer_spec() -> list[dict]:
+    """A shared trunk down to 16x16 maps, then two heads: the box (pool, conv, fc 256, fc 4),
+    and, branching from the same maps, the class (a conv, a 1x1 conv to 10 class maps and their
+    average: CAM's design, so Grad-CAM's channel weights are exact); a concat joins them as
+    10 class scores then the 4 box numbers."""
+    spec = [_input(64, 1), *_conv_bn_relu(16, 3, 1, pool=True),
+            *_conv_bn_relu(32, 3, 1, pool=True), *_conv_bn_relu(64, 3, 1),
+            *_conv_bn_relu(64, 3, 1)]
+    maps = len(resolve(spec)) - 1
+    spec += [{"type": "pool", "sx": 2}, *_conv_bn_relu(128, 3, 1, pool=True),
+             {"type": "fc", "num_neurons": 256, "activation": "relu"},
+             {"type": "fc", "num_neurons": 4}]
+    box = len(resolve(spec)) - 1
+    return [*spec, {"type": "branch", "from": maps}, *_conv_bn_relu(64, 3, 1),
+            {"type": "conv", "sx": 1, "filters": 10}, {"type": "global_pool", "kind": "avg"},
+            {"type": "concat", "from": box}]
+
+
 register_model(ModelEntry(
     name="mnist-localizer",
-    description="Localization on 64x64 MNIST scenes: class scores plus a box (fc of 10 + 4).",
+    description="Localization on 64x64 MNIST scenes: a shared trunk to 16x16 maps, a box head "
+                "(fc of 4) and a class head branching from the same maps (10 class maps, "
+                "averaged), joined as 10 class scores + 4 box numbers.",
     dataset="mnist",
-    spec=[
-        _input(64, 1),
-        *_conv_bn_relu(16, 3, 1, pool=True),
-        *_conv_bn_relu(32, 3, 1, pool=True),
-        *_conv_bn_relu(64, 3, 1, pool=True),
-        *_conv_bn_relu(128, 3, 1, pool=True),
-        {"type": "fc", "num_neurons": 256, "activation": "relu"},
-        {"type": "fc", "num_neurons": 14},
-    ],
+    spec=_localizer_spec(),
     recipe={"task": "localize", "scenes": 60000, "epochs": 4, "batch_size": 64,
             "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "schedule": "onecycle",
             "tuned_precision": "bf16"},

@@ -14,7 +14,8 @@ test take 0 of every speaker and digit. Replaces convscope/bundled/.
 long to train here, such as ``cifar10-94``, the live view's default feature network), its
 weights stored as float16 with ``--fp16``, checked on the test set (a classifier by its
 accuracy, a WaveNet such as ``fsdd-wavenet`` by its test NLL), and listed in the README; the
-other bundled files are kept.
+other bundled files are kept. ``--only NAME`` retrains one of the rebuilt models exactly as a
+full rebuild would and replaces it and its README row, keeping the rest.
 
     .venv/bin/python scripts/make_bundle.py --add-run ../runs/cifar10-94 --name cifar10-94 \
         --fp16 --data-dir ../shared/data
@@ -295,10 +296,14 @@ def main() -> None:
     parser.add_argument("--name", help="the bundled name of --add-run's model")
     parser.add_argument("--fp16", action="store_true", help="store --add-run's weights as "
                         "float16")
+    parser.add_argument("--only", metavar="NAME", help="retrain and rebuild this registry "
+                        "model only (keeping the rest of the bundle)")
     args = parser.parse_args()
     if args.add_run is not None:
         return add_one(args)
     data_dir = resolve_data_dir(args.data_dir)
+    if args.only:
+        return rebuild_one(args.only, data_dir)
     torch.set_num_threads(1)
 
     with tempfile.TemporaryDirectory(prefix="convscope-bundle-") as tmp:
@@ -319,24 +324,7 @@ def main() -> None:
         for name, test in tests.items():
             write_sample(test, SAMPLES_DIR / f"{name}.npz")
         recording_count = copy_recordings(data_dir / FSDD_FOLDER, SAMPLES_DIR / "fsdd")
-        rows = []
-        for name in MODELS:
-            path = bundled_model_dirs()[name]
-            run = convscope.load_run(path)
-            task = get_task(run.config.task)
-            scores_classes = run.config.task == "classify"
-            if scores_classes:  # the relocated run scores as the trained one did
-                test = convscope.evaluate(run.model, tests[run.config.data])
-                if test.correct != run.results["test"]["correct"]:
-                    sys.exit(f"{path}: {test.correct} correct from the bundle, "
-                             f"{run.results['test']['correct']} in {RESULTS}")
-            sample = bundled_sample(run.config.data)
-            rows.append({"name": name, "config": run.config.to_dict(), "wall": walls[name],
-                         "params": sum(p.numel() for p in run.model.parameters()),
-                         "test": task.headline(run.results["test"]),
-                         "sample": convscope.evaluate(run.model, sample).accuracy
-                         if scores_classes else None,
-                         "size": size_of(path)})
+        rows = [model_row(name, walls[name], tests) for name in MODELS]
         command = shlex.join([".venv/bin/python", "scripts/make_bundle.py", *sys.argv[1:]])
         (BUNDLED / "README.md").write_text(readme(rows, command, recording_count)
                                            + added["readme"], encoding="utf-8")
@@ -352,6 +340,49 @@ def main() -> None:
     total = size_of(BUNDLED)
     print(f"total {BUNDLED}: {total / 2**20:.2f} MiB")
     if total > MAX_BYTES:
+        sys.exit(f"the bundle is over {MAX_BYTES / 2**20:.0f} MiB")
+
+
+def model_row(name: str, wall: float, tests: dict[str, Dataset]) -> dict:
+    """The README row of bundled registry model ``name`` (trained in ``wall`` seconds),
+    checking that a bundled classifier scores on ``tests`` as its trained run did."""
+    path = bundled_model_dirs()[name]
+    run = convscope.load_run(path)
+    task = get_task(run.config.task)
+    scores_classes = run.config.task == "classify"
+    if scores_classes:  # the relocated run scores as the trained one did
+        test = convscope.evaluate(run.model, tests[run.config.data])
+        if test.correct != run.results["test"]["correct"]:
+            sys.exit(f"{path}: {test.correct} correct from the bundle, "
+                     f"{run.results['test']['correct']} in {RESULTS}")
+    sample = bundled_sample(run.config.data)
+    return {"name": name, "config": run.config.to_dict(), "wall": wall,
+            "params": sum(p.numel() for p in run.model.parameters()),
+            "test": task.headline(run.results["test"]),
+            "sample": convscope.evaluate(run.model, sample).accuracy if scores_classes else None,
+            "size": size_of(path)}
+
+
+def rebuild_one(name: str, data_dir: Path) -> None:
+    """``--only NAME``: retrain one registry model of the bundle as the full rebuild does (its
+    recipe, seed 0, one thread), replace its folder and its README row; the rest is kept."""
+    if name not in MODELS:
+        sys.exit(f"--only takes one of the rebuilt models: {', '.join(MODELS)}")
+    with tempfile.TemporaryDirectory(prefix="convscope-bundle-") as tmp:
+        wall = train(name, Path(tmp) / name, data_dir)
+        shutil.rmtree(MODELS_DIR / name, ignore_errors=True)
+        bundle_run(Path(tmp) / name, MODELS_DIR / name)
+        check_relocatable([str(data_dir), tmp])
+    row = model_row(name, wall, {d: convscope.load_dataset(d, "test", data_dir)
+                                 for d in DATASETS})
+    line = readme([row], "", 0).split(f"| `{name}` |", 1)[1].split("\n", 1)[0]
+    path = BUNDLED / "README.md"
+    lines = [f"| `{name}` |{line}" if ln.startswith(f"| `{name}` |") else ln
+             for ln in path.read_text(encoding="utf-8").splitlines()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"{name}: test {row['test']}, {row['size'] / 1024:.0f} KiB, trained in {wall:.0f} s; "
+          f"total {BUNDLED}: {size_of(BUNDLED) / 2**20:.2f} MiB")
+    if size_of(BUNDLED) > MAX_BYTES:
         sys.exit(f"the bundle is over {MAX_BYTES / 2**20:.0f} MiB")
 
 

@@ -15,6 +15,7 @@ from convscope.bundle import bundled_sample
 from convscope.cli import main
 from convscope.explain import (
     ExplainError,
+    default_layer,
     explain,
     gradcam,
     map_layers,
@@ -158,6 +159,25 @@ def test_the_localizer_explains_its_class_head_not_its_box():
     assert found.target < 10
     with pytest.raises(ExplainError, match="does not exist"):
         explain(run.model, x, "saliency", target=11, classes=classes)  # a box output
+    maps = {n.index: n for n in map_layers(run.model, volume_of((1, 1, 64, 64)))}
+    box_conv = next(i for i, n in maps.items() if n.type == "conv" and n.out_volume.sx == 8)
+    with pytest.raises(ExplainError, match=f"does not change with layer {box_conv} "):
+        explain(run.model, x, "gradcam", layer=box_conv, classes=classes)  # the box head's
+
+
+def test_the_localizer_class_head_is_cam_so_gradcam_is_hirescam():
+    """mnist-localizer's class scores average 10 class maps: on those maps Grad-CAM's
+    position-averaged gradients lose nothing, and it equals HiResCAM."""
+    run = open_run("mnist-localizer")
+    x = torch.zeros(1, 64, 64) - 0.5
+    x[:, 20:40, 30:34] = 0.5
+    classes = [str(k) for k in range(10)]
+    grad_cam = explain(run.model, x, "gradcam", classes=classes)
+    assert grad_cam.layer == default_layer(run.model, volume_of((1, 1, 64, 64))).index
+    assert run.model.layers[grad_cam.layer].out_volume.depth == 10
+    hires = explain(run.model, x, "hirescam", classes=classes)
+    assert torch.allclose(grad_cam.map, hires.map, atol=1e-6)
+    assert grad_cam.map.max() > 0
 
 
 def test_bad_choices_are_one_line_errors():

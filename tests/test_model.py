@@ -105,6 +105,19 @@ def test_concat_stacks_an_earlier_output_after_upsampling():
     assert torch.equal(net(x), outs[5]) and net(x).shape == (2, 3, 4, 4)
 
 
+def test_branch_reads_an_earlier_output_and_concat_joins_two_heads():
+    spec = [{"type": "input", "sx": 4, "sy": 4, "depth": 1},
+            {"type": "conv", "sx": 3, "filters": 2, "pad": 1}, {"type": "fc", "num_neurons": 3},
+            {"type": "branch", "from": 1}, {"type": "global_pool", "kind": "avg"},
+            {"type": "concat", "from": 2}]
+    net = build_model(spec)
+    x = torch.randn(2, 1, 4, 4)
+    outs = net.forward_all(x)
+    assert torch.equal(outs[3], outs[1])
+    heads = torch.cat([outs[1].mean(dim=(2, 3)), outs[2].flatten(1)], dim=1)
+    assert torch.allclose(net(x), heads) and net(x).shape == (2, 5)
+
+
 def test_channels_last():
     torch.manual_seed(0)
     net = build_model(SMALL).eval()

@@ -291,6 +291,22 @@ def test_spec_residual_blocks_are_opened():
     assert torch.equal(layer_weights(net, 2)[0], inner.weight.detach())
 
 
+def test_spec_branch_is_drawn_from_the_layer_it_reads():
+    """A branch starts a second head from an earlier layer: an "input" branch to it, and its
+    output is that layer's."""
+    net = SpecNet([{"type": "input", "sx": 8, "sy": 8, "depth": 2},
+                   {"type": "conv", "sx": 3, "filters": 4, "pad": 1},
+                   {"type": "fc", "num_neurons": 3},
+                   {"type": "branch", "from": 1}, {"type": "global_pool", "kind": "avg"},
+                   {"type": "concat", "from": 2}])
+    graph = network_graph(net)
+    assert [(b.source, b.target, b.kind) for b in graph.branches] == [
+        (1, 3, "input"), (2, 5, "concat")]
+    outs = activations(net, torch.randn(2, 8, 8))
+    assert torch.equal(outs[3], outs[1])
+    assert torch.allclose(outs[5][:4, 0, 0], outs[1].mean(dim=(1, 2)), atol=1e-6)
+
+
 def test_untraceable_module_is_a_plain_sequence():
     class Branchy(nn.Module):
         def __init__(self):

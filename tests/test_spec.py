@@ -93,6 +93,14 @@ def test_upsample_and_concat_volumes():
     assert [(la.num_params, la.macs) for la in layers[3:]] == [(0, 0)] * 3
 
 
+def test_branch_takes_its_source_volume():
+    spec = [INPUT_28, {"type": "conv", "sx": 3, "filters": 4, "pad": 1},
+            {"type": "fc", "num_neurons": 2}, {"type": "branch", "from": 1},
+            {"type": "global_pool"}, {"type": "concat", "from": 2}]
+    assert [str(la.out_volume) for la in resolve(spec)] == [
+        "28x28x1", "28x28x4", "1x1x2", "28x28x4", "1x1x4", "1x1x6"]
+
+
 CONV = {"type": "conv", "sx": 3, "filters": 4}
 BAD_SPECS = [
     ([INPUT_28, CONV, {"type": "concat", "from": 2}],
@@ -102,6 +110,10 @@ BAD_SPECS = [
     ([INPUT_28, {"type": "residual", "layers": [{"type": "concat", "from": 0}]}],
      "inner layer 0 (concat): concat cannot be used inside a residual block"),
     ([INPUT_28, {"type": "concat"}], "layer 1 (concat): missing field 'from'"),
+    ([INPUT_28, CONV, {"type": "branch", "from": 2}],
+     "layer 2 (branch): 'from' must name an earlier layer (0-1 in the resolved list"),
+    ([INPUT_28, {"type": "residual", "layers": [{"type": "branch", "from": 0}]}],
+     "inner layer 0 (branch): branch cannot be used inside a residual block"),
     ([INPUT_28, {"type": "upsample", "factor": 0}],
      "layer 1 (upsample): factor must be a positive integer, got 0"),
     ([{"type": "input", "sx": 4, "sy": 4, "depth": 3}, {"type": "conv", "sx": 7, "filters": 2}],

@@ -142,6 +142,8 @@ def test_tta_averages_the_views_airbench_uses():
     padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
     expected = pair(x) / 2 + (pair(padded[..., :28, :28]) + pair(padded[..., 2:, 2:])) / 4
     assert torch.allclose(AveragedViews(net, "flip+shift")(x), expected, atol=1e-6)
+    shifted = net(x) / 2 + (net(padded[..., :28, :28]) + net(padded[..., 2:, 2:])) / 4
+    assert torch.allclose(AveragedViews(net, "shift")(x), shifted, atol=1e-6)  # no mirrors
 
 
 def test_tta_is_refused_for_scene_tasks():

@@ -19,6 +19,7 @@ const COLOURS = {
   residual: "#93b6da",
   upsample: "#e4bd6e",
   concat: "#93b6da",
+  branch: "#93b6da",
 };
 const HEIGHT = 250;
 const MID = 110;
