@@ -32,7 +32,7 @@ from .optimizers import build_optimizer, learning_rate, schedule_span, set_learn
 from .runs import CHECKPOINT, MODEL, RESULTS, Run, environment
 from .tasks import Task, get_task
 from .tasks.base import model_outputs
-from .tta import with_tta
+from .tta import scored_with_and_without, with_tta
 
 
 class TrainingSession:
@@ -223,18 +223,26 @@ class TrainingSession:
         results = {}
         with self.autocast:
             if self.test_set is not None:
-                results["test"] = task.evaluate(self.scored, self.test_set)
+                results.update(self._test_results())
             if len(self.val_set):
                 results["val"] = self.val_eval or task.evaluate(self.scored, self.val_set)
-            if config.tta != "none" and self.test_set is not None:
-                results["tta"] = {"mode": config.tta, "test_accuracy_without": task.evaluate(
-                    self.module, self.test_set)["accuracy"]}
         results["environment"] = environment(self.precision)
         write_json_atomic(run.path / RESULTS, results)
         run.results = results
         self._tell("on_finish", results)
         world.barrier()
         return run
+
+    def _test_results(self) -> dict:
+        """The test set's evaluation; with test-time augmentation, also the accuracy on the
+        images alone, from the same passes."""
+        if self.config.tta == "none":
+            return {"test": self.task.evaluate(self.scored, self.test_set)}
+        test, plain = scored_with_and_without(
+            self.scored, lambda scored: self.task.evaluate(scored, self.test_set))
+        labels = self.test_set.labels.cpu()
+        without = float((plain.argmax(1) == labels).float().mean())
+        return {"test": test, "tta": {"mode": self.config.tta, "test_accuracy_without": without}}
 
     # ---- driving them -------------------------------------------------------------------
 

@@ -22,15 +22,21 @@ class AveragedViews(nn.Module):
         self.model = model
         self.mode = mode
         self.input_volume = getattr(model, "input_volume", None)
+        self.plain: list[torch.Tensor] | None = None  # see :func:`scored_with_and_without`
 
-    def _pair(self, x: torch.Tensor) -> torch.Tensor:
-        """The image and its mirror, or (mode "shift") the image alone."""
+    def _pair(self, x: torch.Tensor, plain: torch.Tensor | None = None) -> torch.Tensor:
+        """The image and its mirror, or (mode "shift") the image alone; ``plain``: the
+        model's logits on ``x``, when already computed."""
+        plain = self.model(x).float() if plain is None else plain
         if self.mode == "shift":
-            return self.model(x).float()
-        return 0.5 * (self.model(x).float() + self.model(x.flip(-1)).float())
+            return plain
+        return 0.5 * (plain + self.model(x.flip(-1)).float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self._pair(x)
+        plain = self.model(x).float()
+        if self.plain is not None:  # recording the images' own logits
+            self.plain.append(plain.detach().cpu())
+        logits = self._pair(x, plain)
         if self.mode == "flip":
             return logits
         height, width = x.shape[-2:]
@@ -38,6 +44,17 @@ class AveragedViews(nn.Module):
         up_left = self._pair(padded[..., :height, :width])
         down_right = self._pair(padded[..., 2:, 2:])
         return 0.5 * logits + 0.25 * (up_left + down_right)
+
+
+def scored_with_and_without(scored: AveragedViews, score):
+    """``score(scored)`` (an evaluation on the views) and the plain model's logits on the
+    images alone, taken from the same passes (N, classes), so they cost nothing more."""
+    scored.plain = []
+    try:
+        result = score(scored)
+        return result, torch.cat(scored.plain) if scored.plain else None
+    finally:
+        scored.plain = None
 
 
 def with_tta(model: nn.Module, mode: str) -> nn.Module:

@@ -167,22 +167,23 @@ register_model(ModelEntry(
 
 register_model(ModelEntry(
     name="mnist-995",
-    description="MNIST to 99.5% on a CPU in under a minute: three conv + pool stages (16, 48, "
-                "128 filters; each pools before its batchnorm and relu, so those run at a "
-                "quarter of the pixels); 6 epochs with shifted images on all 60,000 training "
-                "images (no validation split), no figures drawn.",
+    description="MNIST to 99.5% on a CPU in under a minute: three 3x3 conv + pool stages (16, 48, "
+                "96 filters; each pools before its batchnorm and relu, so those run at a "
+                "quarter of the pixels); 4 epochs with shifted images on all 60,000 training "
+                "images (no validation split), scored on shifted views of each test image, no "
+                "figures drawn.",
     dataset="mnist",
     spec=[
         _input(28, 1),
-        *_conv_bn_relu(16, 5, 2, pool=True),
+        *_conv_bn_relu(16, 3, 1, pool=True),
         *_conv_bn_relu(48, 3, 1, pool=True),
-        *_conv_bn_relu(128, 3, 1, pool=True),
+        *_conv_bn_relu(96, 3, 1, pool=True),
         _SOFTMAX_10,
     ],
-    recipe={"epochs": 6, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+    recipe={"epochs": 4, "batch_size": 128, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
             "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.1,
             "schedule": "onecycle", "augment": "shift", "tuned_precision": "bf16",
-            "val_fraction": 0.0, "figures": False},
+            "tta": "shift", "val_fraction": 0.0, "figures": False},
 ))
 
 register_model(ModelEntry(

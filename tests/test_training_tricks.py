@@ -156,7 +156,11 @@ def test_a_run_with_every_trick_learns_and_resumes_to_the_same_weights(digits, t
                             progress=False, **SETTINGS)
     assert whole.results["test"]["accuracy"] > 0.9  # a trivial task: the loop must learn it
     assert whole.results["tta"]["mode"] == "flip+shift"
-    assert 0 <= whole.results["tta"]["test_accuracy_without"] <= 1
+    test = convscope.load_dataset("mnist", "test", str(digits))  # the plain model, apart
+    assert whole.results["tta"]["test_accuracy_without"] == pytest.approx(
+        convscope.evaluate(whole.model, test).accuracy, abs=1e-9)
+    assert whole.results["test"]["accuracy"] == pytest.approx(
+        convscope.evaluate(AveragedViews(whole.model, "flip+shift"), test).accuracy, abs=1e-9)
 
     stop = lambda event: not (event["kind"] == "step" and event["epoch"] == 1  # noqa: E731
                               and event["step"] == 7)
