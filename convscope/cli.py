@@ -15,6 +15,8 @@ from pathlib import Path
 
 from .config import TrainConfig, allowed_values
 from .errors import ConvscopeError
+from .explain_methods import ALL as EXPLAIN_METHODS
+from .explain_methods import METHODS
 from .tasks import task_names
 
 
@@ -434,9 +436,9 @@ def _add_explain(sub) -> None:
                    help="a run directory or a bundled model's name (e.g. mnist-convnetjs)")
     p.add_argument("files", nargs="+", metavar="IMAGE_OR_FOLDER", help="PNG or JPEG files, or "
                    "folders (searched recursively)")
-    p.add_argument("--method", choices=("gradcam", "hirescam", "saliency", "occlusion"),
-                   default="gradcam", help="gradcam (default), hirescam (HiResCAM), saliency "
-                   "(SmoothGrad) or occlusion")
+    p.add_argument("--method", choices=METHODS, default=METHODS[0],
+                   help="the map: " + ", ".join(m.label for m in EXPLAIN_METHODS)
+                   + f" (default: {METHODS[0]})")
     p.add_argument("--layer", metavar="L", help="Grad-CAM's or HiResCAM's layer: its index "
                    "(convscope summary) or module name (default: the last conv layer)")
     p.add_argument("--class", dest="target", metavar="C", help="the class to explain, by name "

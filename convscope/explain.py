@@ -32,11 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import model_device
+from .explain_methods import LAYER_METHODS, METHODS
 from .module_graph import volume_of
 from .probes import INPUT, OUTPUT, Node, ProbeError, first_tensor, network_graph
 
-METHODS = ("gradcam", "hirescam", "saliency", "occlusion")
-LAYER_METHODS = ("gradcam", "hirescam")  # the methods that read a layer's maps
 RESIZES = ("bilinear", "nearest")  # how a layer's map is brought to the input's resolution
 EXPLAINED_TASKS = ("classify", "localize")  # tasks with one score per class
 SMOOTH_SAMPLES = 16  # SmoothGrad's noisy copies

@@ -23,6 +23,7 @@ from convscope.explain import (
     resolve_layer,
     saliency,
 )
+from convscope.explain_methods import ALL as EXPLAIN_METHODS
 from convscope.model import build_model
 from convscope.module_graph import volume_of
 from convscope.predict import fit_any, input_volume, preparation
@@ -462,6 +463,8 @@ def test_the_page_is_told_which_maps_the_explorer_computes(client):
         found = client.get(f"/api/models/{model}/explain").json()
         allowed[model] = {m["method"] for m in found["methods"] if m["allowed"]}
         assert all((m["macs"] <= found["limit"]) == m["allowed"] for m in found["methods"])
+        assert [(m["method"], m["label"], m["layer"]) for m in found["methods"]] == [
+            (m.name, m.label, m.reads_layer) for m in EXPLAIN_METHODS]
     assert allowed["mnist-convnetjs"] == {"gradcam", "hirescam", "saliency", "occlusion"}
     assert "gradcam" in allowed["alexnet"] and "occlusion" not in allowed["alexnet"]
     assert allowed["vgg16"] == set()

@@ -22,6 +22,7 @@ from ...explain import (
     forward_passes,
     map_layers,
 )
+from ...explain_methods import BY_NAME
 from ...module_graph import volume_of
 from ...probes import network_graph
 from ...top_images import TopImages, channel_tops, fitted, top_images
@@ -41,7 +42,7 @@ class ExplainRequest(InputRef):
     """An input, the method, the class (index; default the predicted one), Grad-CAM's and
     HiResCAM's layer (node index; default the last conv layer) and SmoothGrad's noisy copies."""
 
-    method: Literal["gradcam", "hirescam", "saliency", "occlusion"] = "gradcam"
+    method: Literal[METHODS] = METHODS[0]  # (the tuple's names, from explain_methods)
     target: int | None = Field(None, alias="class", ge=0)
     layer: int | None = Field(None, ge=0)
     samples: int = Field(SMOOTH_SAMPLES, ge=1, le=min(SERVER_SMOOTH_SAMPLES, MAX_SMOOTH_SAMPLES))
@@ -87,7 +88,7 @@ def methods_json(explorer: Explorer, entry: Entry) -> dict:
     costs = {m: forward * forward_passes(m, SMOOTH_SAMPLES, volume.sy, volume.sx)
              for m in METHODS}
     return {"limit": MAX_EXPLAIN_MACS,
-            "methods": [{"method": m, "macs": c, "allowed": c <= MAX_EXPLAIN_MACS}
+            "methods": [{**BY_NAME[m].to_dict(), "macs": c, "allowed": c <= MAX_EXPLAIN_MACS}
                         for m, c in costs.items()]}
 
 

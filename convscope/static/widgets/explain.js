@@ -8,19 +8,6 @@ import {fmt, pixelCanvas} from "../draw.js";
 import {pixelsFromImage} from "../input.js";
 
 export const EXPLAINED_TASKS = ["classify", "localize"];
-const METHODS = [
-  ["gradcam", "Grad-CAM"],
-  ["hirescam", "HiResCAM"],
-  ["saliency", "saliency (SmoothGrad)"],
-  ["occlusion", "occlusion"],
-];
-const LAYER_METHODS = ["gradcam", "hirescam"]; // the methods that read a layer's maps
-const WHAT = {
-  gradcam: "the chosen layer's maps, weighted by how much the class's score grows with each",
-  hirescam: "the chosen layer's maps times how much the class's score grows with each of their values",
-  saliency: "how strongly each pixel moves the class's score (gradient, averaged over noisy copies)",
-  occlusion: "how much the class's score drops when a small square there is covered",
-};
 // the colour-blind-safe ramp convscope explain uses (dark blue, teal, green, yellow)
 const RAMP = [
   [13, 8, 135],
@@ -87,8 +74,11 @@ function rampLegend() {
 export function explainPanel(ctx, model) {
   // Grad-CAM needs a layer with maps (an ordinary, fully connected net has none)
   const hasMaps = model.layers.some((l) => l.index > 0 && l.out_volume.sx * l.out_volume.sy > 1);
-  let methods = hasMaps ? METHODS : METHODS.filter(([m]) => !LAYER_METHODS.includes(m));
-  const state = {method: methods[0][0], layer: "", target: "", image: null};
+  // the methods (name, label, what the map shows, whether it reads a layer) come from the server
+  let methods = [];
+  const info = new Map();
+  const readsLayer = (m) => info.get(m)?.layer ?? false;
+  const state = {method: "", layer: "", target: "", image: null};
   const figure = h("figure", {class: "explain-figure"});
   const caption = h("p", {class: "muted explain-caption", "aria-live": "polite"});
   const layerHolder = h("span", {hidden: !hasMaps});
@@ -100,14 +90,14 @@ export function explainPanel(ctx, model) {
   const showMethods = () =>
     setChildren(methodHolder, selectField("Method", methods, state.method, (v) => {
       state.method = v;
-      layerHolder.hidden = !LAYER_METHODS.includes(v);
+      layerHolder.hidden = !readsLayer(v);
       rerun();
     }, {"data-explain": "method"}));
-  showMethods();
   // only the methods the explorer computes for a model this size (a VGG-16 map costs too much)
-  const offered = api.explainMethods(model.id).then(({methods: costs, limit}) => {
-    const allowed = new Set(costs.filter((c) => c.allowed).map((c) => c.method));
-    methods = methods.filter(([m]) => allowed.has(m));
+  // and, for a net without maps (an ordinary one), those that read no layer
+  const offered = api.explainMethods(model.id).then(({methods: listed, limit}) => {
+    listed.forEach((m) => info.set(m.method, m));
+    methods = listed.filter((m) => m.allowed && (hasMaps || !m.layer)).map((m) => [m.method, m.label]);
     if (!methods.length) {
       controls.hidden = true; // nothing to choose: no map of this model is computed here
       figure.replaceChildren();
@@ -117,9 +107,12 @@ export function explainPanel(ctx, model) {
       return false;
     }
     if (!methods.some(([m]) => m === state.method)) state.method = methods[0][0];
-    layerHolder.hidden = !LAYER_METHODS.includes(state.method);
+    layerHolder.hidden = !readsLayer(state.method);
     showMethods();
     return true;
+  }).catch((error) => {
+    message.replaceChildren(errorBox(error)); // no methods listed: nothing to ask for
+    return false;
   });
   const classField = selectField(
     "Class",
@@ -144,10 +137,10 @@ export function explainPanel(ctx, model) {
   }
 
   const run = latestOnly(async (image) => {
-    if (!(await offered.catch(() => true))) return;
+    if (!(await offered)) return;
     const body = {pixels: pixelsFromImage(image), method: state.method};
     if (state.target !== "") body.class = Number(state.target);
-    if (LAYER_METHODS.includes(state.method) && state.layer !== "") body.layer = Number(state.layer);
+    if (readsLayer(state.method) && state.layer !== "") body.layer = Number(state.layer);
     try {
       const found = await api.explain(model.id, body);
       message.replaceChildren();
@@ -165,8 +158,8 @@ export function explainPanel(ctx, model) {
       });
       figure.replaceChildren(paintOverlay(canvas, image, found.map), rampLegend());
       caption.textContent =
-        `${METHODS.find(([m]) => m === found.method)[1]}${where} for class ${name} ` +
-        `(score ${fmt(found.score)}): ${WHAT[found.method]}.`;
+        `${info.get(found.method).label}${where} for class ${name} ` +
+        `(score ${fmt(found.score)}): ${info.get(found.method).what}.`;
     } catch (error) {
       message.replaceChildren(errorBox(error));
     }
