@@ -206,6 +206,12 @@ def test_a_model_that_is_not_a_wavenet(client):
     assert client.get("/api/models/nothing/wavenet").status_code == 404
 
 
+def test_the_audio_classifier_routes_refuse_a_wavenet(client):
+    answer = client.post(f"/api/models/{MODEL}/audio", json={"recording": 0})
+    assert answer.status_code == 400
+    assert "is a WaveNet: it generates spoken digits" in answer.json()["error"]
+
+
 @pytest.mark.parametrize(("argv", "expected"), [
     (["--digit", "1", "--speaker", "nicolas"], "unknown speaker 'nicolas'; this model knows: "
                                                "george, theo (or leave --speaker out)"),

@@ -33,7 +33,11 @@ def audio_router(explorer: Explorer) -> APIRouter:
 
     def audio_entry(model_id: str) -> Entry:
         entry = catalog.get(model_id)
-        if entry.task != "audio" and not entry.dataset.startswith("fsdd"):
+        if entry.task == "wavenet":
+            raise ApiError(400, f"model {model_id!r} is a WaveNet: it generates spoken digits "
+                                "rather than classifying them; open it on the WaveNet page")
+        if entry.task != "audio" and not (entry.task == "classify"
+                                          and entry.dataset.startswith("fsdd")):
             raise ApiError(400, f"model {model_id!r} is a {entry.task} model for "
                                 f"{entry.dataset}, not a spoken-digit model; pick one trained "
                                 "with task audio (e.g. `convscope train --model fsdd-convnet`)")
