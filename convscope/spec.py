@@ -186,29 +186,26 @@ def _resolve_list(defs: list, volume: Volume | None, outer: str) -> list[Layer]:
     return layers
 
 
-def _concat_source(where: str, source: int, earlier: list[Layer], volume: Volume | None,
-                   nested: bool) -> Volume:
-    """The output volume of the layer a concat stacks onto its input, checked."""
+def _earlier_output(where: str, kind: str, source: int, earlier: list[Layer],
+                    nested: bool) -> Volume:
+    """The output volume of the earlier layer ``source`` that a concat or branch reads,
+    checked."""
     if nested:
-        raise SpecError(f"{where}: concat cannot be used inside a residual block")
-    if source >= len(earlier):
-        raise SpecError(f"{where}: 'from' must name an earlier layer (0-{len(earlier) - 1} in the "
-                        f"resolved list, see `convscope summary`), got {source}")
-    skip = earlier[source].out_volume
-    if volume is None or (skip.sx, skip.sy) != (volume.sx, volume.sy):
-        raise SpecError(f"{where}: layer {source} outputs {skip} but this layer's input is "
-                        f"{volume}; concat needs the same width and height")
-    return skip
-
-
-def _branch_source(where: str, source: int, earlier: list[Layer], nested: bool) -> Volume:
-    """The output volume of the layer a branch starts from, checked."""
-    if nested:
-        raise SpecError(f"{where}: branch cannot be used inside a residual block")
+        raise SpecError(f"{where}: {kind} cannot be used inside a residual block")
     if source >= len(earlier):
         raise SpecError(f"{where}: 'from' must name an earlier layer (0-{len(earlier) - 1} in the "
                         f"resolved list, see `convscope summary`), got {source}")
     return earlier[source].out_volume
+
+
+def _concat_source(where: str, source: int, earlier: list[Layer], volume: Volume | None,
+                   nested: bool) -> Volume:
+    """The output volume of the layer a concat stacks onto its input, checked."""
+    skip = _earlier_output(where, "concat", source, earlier, nested)
+    if volume is None or (skip.sx, skip.sy) != (volume.sx, volume.sy):
+        raise SpecError(f"{where}: layer {source} outputs {skip} but this layer's input is "
+                        f"{volume}; concat needs the same width and height")
+    return skip
 
 
 def _type_name(definition: object) -> str:
@@ -284,7 +281,7 @@ def _make_layer(where: str, kind: LayerKind, params: dict[str, Any], volume: Vol
                      Volume(volume.sx, volume.sy, volume.depth + skip.depth), 0, 0)
     if kind.name == "branch":
         return Layer(index, kind.name, params, volume,
-                     _branch_source(where, params["from"], earlier, nested), 0, 0)
+                     _earlier_output(where, "branch", params["from"], earlier, nested), 0, 0)
     try:
         out = kind.output(params, volume)
     except SpecError as e:

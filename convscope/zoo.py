@@ -389,7 +389,7 @@ register_model(ModelEntry(
                 "digit, the speaker and the log-mel spectrogram (a vocoder).",
     dataset="fsdd",
     spec=[{"type": "input", "sx": 4 + 4096 + 32 * 33, "sy": 1, "depth": 1}, WAVENET_LAYER],
-    recipe={"task": "wavenet", "epochs": 3, "batch_size": 8, "optimizer": "adam", "lr": 2e-3,
+    recipe={"task": "wavenet", "epochs": 10, "batch_size": 8, "optimizer": "adam", "lr": 2e-3,
             "schedule": "cosine", "augment": "none", "val_fraction": 0.05, "figures": False},
 ))
 
