@@ -177,13 +177,17 @@ def weigh(maps: torch.Tensor, grads: torch.Tensor, method: str = "gradcam") -> t
     return F.relu((weights * maps).sum(1))
 
 
+def check_resize(resize: str) -> None:
+    if resize not in RESIZES:
+        raise ExplainError(f"unknown resize {resize!r}: choose one of {', '.join(RESIZES)}")
+
+
 def to_input_size(found: torch.Tensor, size: tuple[int, int], resize: str = "bilinear"
                   ) -> torch.Tensor:
     """Layer maps (N, h, w) brought to the input's ``size``: ``bilinear`` (align_corners
     False: each map cell's value lands at the centre of the input patch it covers) or
     ``nearest`` (each cell fills its patch)."""
-    if resize not in RESIZES:
-        raise ExplainError(f"unknown resize {resize!r}: choose one of {', '.join(RESIZES)}")
+    check_resize(resize)
     options = {"align_corners": False} if resize == "bilinear" else {}
     return F.interpolate(found[:, None], size=tuple(size), mode=resize, **options)[:, 0]
 
@@ -311,8 +315,7 @@ def explain(model: nn.Module, x: torch.Tensor, method: str = "gradcam",
     _check_input(x)
     volume = volume_of((1, *x.shape))
     node = resolve_layer(model, volume, layer) if method in LAYER_METHODS else None
-    if resize not in RESIZES:
-        raise ExplainError(f"unknown resize {resize!r}: choose one of {', '.join(RESIZES)}")
+    check_resize(resize)  # before any pass of the model
     restore = _eval(model)
     try:
         with torch.no_grad():

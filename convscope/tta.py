@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import TTA_MODES
+
 
 class AveragedViews(nn.Module):
     """``model`` scored on several views of each input: ``"flip"`` averages the image and its
@@ -17,7 +19,7 @@ class AveragedViews(nn.Module):
 
     def __init__(self, model: nn.Module, mode: str) -> None:
         super().__init__()
-        if mode not in ("flip", "flip+shift", "shift"):
+        if mode not in TTA_MODES or mode == "none":
             raise ValueError(f"unknown test-time augmentation {mode!r}")
         self.model = model
         self.mode = mode
