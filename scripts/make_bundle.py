@@ -216,6 +216,24 @@ def size_of(path: Path) -> int:
         else path.stat().st_size
 
 
+def row_line(r: dict) -> str:
+    """A bundled registry model's line in the README's table (see :func:`model_row`)."""
+    c = r["config"]
+    recipe = (f"{c['epochs']} epochs, batch {c['batch_size']}, {c['optimizer']} lr "
+              f"{c['lr']:g}, {c['schedule']}, augment {c['augment']}")
+    sample = "-" if r["sample"] is None else f"{100 * r['sample']:.2f}%"
+    return (f"| `{r['name']}` | {c['task']} | {c['data']} | {r['params']:,} | {recipe} "
+            f"| {r['wall']:.0f} s | {r['test']} | {sample} | {r['size'] / 1024:.0f} KiB |")
+
+
+def check_total() -> None:
+    """Print the bundle's size; exit if it is over the budget."""
+    total = size_of(BUNDLED)
+    print(f"total {BUNDLED}: {total / 2**20:.2f} MiB")
+    if total > MAX_BYTES:
+        sys.exit(f"the bundle is over {MAX_BYTES / 2**20:.0f} MiB")
+
+
 def readme(rows: list[dict], command: str, recording_count: int) -> str:
     """convscope/bundled/README.md: what each file is, how it was made, and its numbers."""
     lines = [
@@ -250,14 +268,7 @@ def readme(rows: list[dict], command: str, recording_count: int) -> str:
         f"| accuracy on samples/ ({PER_CLASS * 10}) | size |",
         "|---|---|---|--:|---|--:|---|--:|--:|",
     ]
-    for r in rows:
-        c = r["config"]
-        recipe = (f"{c['epochs']} epochs, batch {c['batch_size']}, {c['optimizer']} lr "
-                  f"{c['lr']:g}, {c['schedule']}, augment {c['augment']}")
-        sample = "-" if r["sample"] is None else f"{100 * r['sample']:.2f}%"
-        lines.append(f"| `{r['name']}` | {c['task']} | {c['data']} | {r['params']:,} | {recipe} "
-                     f"| {r['wall']:.0f} s | {r['test']} | {sample} "
-                     f"| {r['size'] / 1024:.0f} KiB |")
+    lines += [row_line(r) for r in rows]
     lines += [
         "",
         "## samples/\\<dataset\\>.npz",
@@ -337,10 +348,7 @@ def main() -> None:
         print(f"samples/{name}.npz: {size_of(SAMPLES_DIR / f'{name}.npz') / 1024:.0f} KiB")
     print(f"samples/fsdd/: {recording_count} recordings, "
           f"{size_of(SAMPLES_DIR / 'fsdd') / 1024:.0f} KiB")
-    total = size_of(BUNDLED)
-    print(f"total {BUNDLED}: {total / 2**20:.2f} MiB")
-    if total > MAX_BYTES:
-        sys.exit(f"the bundle is over {MAX_BYTES / 2**20:.0f} MiB")
+    check_total()
 
 
 def model_row(name: str, wall: float, tests: dict[str, Dataset]) -> dict:
@@ -373,17 +381,15 @@ def rebuild_one(name: str, data_dir: Path) -> None:
         shutil.rmtree(MODELS_DIR / name, ignore_errors=True)
         bundle_run(Path(tmp) / name, MODELS_DIR / name)
         check_relocatable([str(data_dir), tmp])
-    row = model_row(name, wall, {d: convscope.load_dataset(d, "test", data_dir)
-                                 for d in DATASETS})
-    line = readme([row], "", 0).split(f"| `{name}` |", 1)[1].split("\n", 1)[0]
+    data = get_model_entry(name).dataset  # a classifier's test set, checked by model_row
+    row = model_row(name, wall, {data: convscope.load_dataset(data, "test", data_dir)}
+                    if data in DATASETS else {})
     path = BUNDLED / "README.md"
-    lines = [f"| `{name}` |{line}" if ln.startswith(f"| `{name}` |") else ln
+    lines = [row_line(row) if ln.startswith(f"| `{name}` |") else ln
              for ln in path.read_text(encoding="utf-8").splitlines()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"{name}: test {row['test']}, {row['size'] / 1024:.0f} KiB, trained in {wall:.0f} s; "
-          f"total {BUNDLED}: {size_of(BUNDLED) / 2**20:.2f} MiB")
-    if size_of(BUNDLED) > MAX_BYTES:
-        sys.exit(f"the bundle is over {MAX_BYTES / 2**20:.0f} MiB")
+    print(f"{name}: test {row['test']}, {row['size'] / 1024:.0f} KiB, trained in {wall:.0f} s")
+    check_total()
 
 
 def keep_added(folder: Path) -> dict:
@@ -411,10 +417,7 @@ def add_one(args: argparse.Namespace) -> None:
     readme_path.write_text(added_readme(readme_path.read_text(encoding="utf-8"), row, command),
                            encoding="utf-8")
     check_relocatable([str(args.add_run.resolve())])
-    total = size_of(BUNDLED)
-    print(f"total {BUNDLED}: {total / 2**20:.2f} MiB")
-    if total > MAX_BYTES:
-        sys.exit(f"the bundle is over {MAX_BYTES / 2**20:.0f} MiB")
+    check_total()
     print(f"{args.name}: trained {row['trained']}, bundled {row['bundled']}, "
           f"{row['size'] / 1024:.0f} KiB ({'float16' if args.fp16 else 'float32'} weights)")
 
