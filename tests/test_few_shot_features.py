@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_teach import tinted
 from torch import nn
 
 from convscope.augment import to_input
@@ -155,9 +156,7 @@ def test_the_choice_reaches_saved_heads_and_the_stream(tmp_path: Path):
     rng = np.random.default_rng(3)
 
     def frame(channel: int) -> np.ndarray:
-        f = rng.integers(0, 60, (32, 32, 3), dtype=np.uint8)
-        f[..., channel] += 180
-        return f
+        return tinted(rng, channel, 32, 32)
 
     teacher = Teacher(classes=["red", "blue"], model="cifar10-convnetjs")
     assert teacher.examples.source == {"model": "cifar10-convnetjs", "layer": "blocks.6",

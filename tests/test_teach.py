@@ -74,13 +74,18 @@ def test_a_slider_learns_a_known_mapping_from_generated_pictures():
     assert np.abs(found - new).mean() < 0.1, np.abs(found - new).mean()
 
 
+def tinted(rng: np.random.Generator, channel: int, height: int, width: int) -> np.ndarray:
+    """A height x width RGB frame of ``rng``'s noise, mostly colour ``channel``."""
+    frame = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+    frame[..., channel] += 180
+    return frame
+
+
 def test_teacher_classes_predict_and_osc_messages(tmp_path: Path):
     rng = np.random.default_rng(1)
 
     def frame(channel: int) -> np.ndarray:
-        f = rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)
-        f[..., channel] += 180
-        return f
+        return tinted(rng, channel, 48, 64)
 
     teacher = Teacher(classes=3, model="cifar10-convnetjs")  # labels "1", "2", "3" (ml4a keys)
     layer = default_features(teacher.extractor.nodes)[0].name

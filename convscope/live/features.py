@@ -250,5 +250,17 @@ def open_features(model: str | None = None, layer: str | int | None = None,
     extractor = FeatureExtractor(extractor.model, layer, volume=extractor.volume,
                                  classes=extractor.classes, task=extractor.task,
                                  prep=extractor.prep, pooling=pooling or "flat")
-    return extractor, {"model": model, "layer": extractor.layer_name,
-                       "pooling": extractor.pooling, "size": extractor.size}
+    return extractor, source_of(extractor, model)
+
+
+def source_of(extractor: FeatureExtractor, model: str | None) -> dict:
+    """What an example set records of the features ``extractor`` gives of ``model``."""
+    return {"model": model, "layer": extractor.layer_name, "pooling": extractor.pooling,
+            "size": extractor.size}
+
+
+def recorded_features(source: dict) -> tuple[str | None, str | None]:
+    """The (layer, pooling) a recorded ``source`` names, (None, None) where it names no
+    layer; a source recorded before pooling existed read its layer flat."""
+    layer = source.get("layer")
+    return (None, None) if layer is None else (layer, source.get("pooling", "flat"))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .examples import ExampleSet, ExampleSetError, Head, Output
-from .features import FeatureExtractor, open_features
+from .features import FeatureExtractor, open_features, recorded_features, source_of
 from .learners import one_thread
 from .osc import CLASSIFICATION, OUTPUTS, OscSender
 
@@ -43,13 +43,12 @@ class Teacher:
             source = (examples.source if examples is not None else {}) or {}
             same = model is None or model == source.get("model")
             pooling = None
-            if layer is None and same and source.get("layer") is not None:
-                layer, pooling = source["layer"], source.get("pooling", "flat")
+            if layer is None and same:
+                layer, pooling = recorded_features(source)
             extractor, found = open_features(model or source.get("model"), layer, trust_code,
                                              pooling)
         else:
-            found = {"model": model, "layer": extractor.layer_name,
-                     "pooling": extractor.pooling, "size": extractor.size}
+            found = source_of(extractor, model)
         self.extractor = extractor
         if examples is None:
             outputs = [] if classes is None else [Output("class", "classes", _names(classes))]
@@ -125,9 +124,9 @@ def head_stream(directory, model: str | None = None, osc: str | None = None,
     ``/classification`` on 127.0.0.1:8000, one int; ``osc``/``address`` change them) and
     ``sending(sender)``, the function that sends one frame's prediction through an OscSender."""
     head = Head.load(directory)
-    layer = head.source.get("layer")
+    layer, pooling = recorded_features(head.source)
     extractor, source = open_features(model or head.source.get("model"), layer, trust_code,
-                                      head.source.get("pooling", "flat") if layer else None)
+                                      pooling)
     if source["size"] != head.size:
         raise ExampleSetError(f"{directory} was trained on {head.size} features of "
                               f"{head.source.get('model')}; {source['layer']} of "
