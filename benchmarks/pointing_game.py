@@ -45,6 +45,7 @@ from convscope.explain import (
     to_input_size,
     weigh,
 )
+from convscope.explain_methods import BY_NAME
 from convscope.model import build_model
 from convscope.module_graph import volume_of
 from convscope.runs import open_run
@@ -53,7 +54,6 @@ from convscope.scenes import scene_dataset
 TRAIN_SEED, VAL_SEED = 0, 1  # scene seeds; both from MNIST's training digits
 CHUNK = 100  # scenes per batched pass
 LR = 5e-3
-NAMES = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
 
 
 def conv_block(filters: int, pool: bool) -> list[dict]:
@@ -210,7 +210,7 @@ def untrained(net: torch.nn.Module, seed: int) -> torch.nn.Module:
 def label(net: torch.nn.Module, setting: tuple[str, int, str]) -> str:
     method, index, resize = setting
     node = next(n for n in map_layers(net, volume_of((1, 1, 64, 64))) if n.index == index)
-    return f"{NAMES[method]}, layer {index} ({node.type} {node.out_volume.sx}x" \
+    return f"{BY_NAME[method].label}, layer {index} ({node.type} {node.out_volume.sx}x" \
            f"{node.out_volume.sy}), {resize}"
 
 
@@ -294,7 +294,7 @@ def report(args, rows: dict, nets: dict, notes: dict, chosen: str, test, cpu: fl
         "any map that follows the ink scores high).", "",
         "Sanity check (Adebayo et al. 2018): the validation-chosen settings on a copy of each "
         "network with fresh random weights: " + "; ".join(
-            f"{name}: " + ", ".join(f"{NAMES[m]} {100 * r:.1f}%"
+            f"{name}: " + ", ".join(f"{BY_NAME[m].label} {100 * r:.1f}%"
                                    for m, r in row["untrained"].items())
             for name, row in rows.items()) + ". A rate as high as the trained network's says "
         "the map follows the digit's ink, not the class evidence the network learnt.", "",
