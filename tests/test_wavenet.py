@@ -15,10 +15,11 @@ from conftest import write_clip
 
 from convscope.audio import read_wav
 from convscope.cli import main
+from convscope.tasks.wavenet import sample_nll
 from convscope.wavenet.codec import mu_law_decode, mu_law_encode, pack
 from convscope.wavenet.data import WINDOW_FRAMES, WINDOW_SAMPLES
 from convscope.wavenet.fast import FastWaveNet, conditioning, gumbel_noise, naive_codes
-from convscope.wavenet.model import WaveNet, receptive_field
+from convscope.wavenet.model import WaveNet, frame_interpolation, receptive_field
 
 SPEAKERS = ["alice", "bob"]
 
@@ -80,6 +81,23 @@ def test_receptive_field_formula_matches_the_measured_dependency(dilations):
     field = receptive_field(list(dilations))
     assert field == 1 + sum(dilations) == net.receptive_field
     assert seen == list(range(t - field, t))
+
+
+@pytest.mark.parametrize(("frames", "samples"), [(33, 4096), (63, 8064), (5, 120), (2, 7)])
+def test_frame_interpolation_is_linear_interpolation_between_frame_centres(frames, samples):
+    values = torch.randn(3, 4, frames, dtype=torch.float64)
+    reference = torch.nn.functional.interpolate(values, size=samples + 1, mode="linear",
+                                                align_corners=True)[..., :samples]
+    matrix = frame_interpolation(frames, samples)
+    torch.testing.assert_close(values @ matrix, reference, rtol=0, atol=1e-12)
+    torch.testing.assert_close(matrix.sum(0), torch.ones(samples, dtype=torch.float64))
+    assert (frame_interpolation(1, 5) == 1).all()  # one frame: held
+
+
+def test_sample_nll_is_the_cross_entropy_of_every_sample():
+    logits, codes = torch.randn(2, 256, 1, 9), torch.randint(0, 256, (2, 9))
+    reference = torch.nn.functional.cross_entropy(logits.squeeze(2), codes, reduction="none")
+    torch.testing.assert_close(sample_nll(logits, codes.to(torch.uint8)), reference)
 
 
 @pytest.mark.parametrize("with_mel", [True, False])

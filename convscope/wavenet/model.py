@@ -10,6 +10,8 @@ relu, 1x1, relu, 1x1 to 256 logits. All convolutions are ``Conv2d`` over (N, C, 
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,6 +25,23 @@ def receptive_field(dilations: list[int]) -> int:
     """How many past samples one output depends on: 1 (the shift) + the sum of the
     dilations (each kernel-2 layer reaches ``dilation`` further back)."""
     return 1 + sum(dilations)
+
+
+@functools.lru_cache(maxsize=16)
+def frame_interpolation(frames: int, samples: int) -> torch.Tensor:
+    """(frames, samples) float64: linear interpolation between frame centres, frame f centred
+    on sample ``f * samples / (frames - 1)`` (the last frame on the sample after the end).
+    As a matrix, so the upsampling (and its backward pass) is one matrix product."""
+    weights = torch.zeros(frames, samples, dtype=torch.float64)
+    if frames == 1:
+        return weights + 1.0
+    position = torch.arange(samples, dtype=torch.float64) * (frames - 1) / samples
+    low = position.floor().long().clamp(max=frames - 2)
+    share = position - low
+    columns = torch.arange(samples)
+    weights[low, columns] = 1 - share
+    weights[low + 1, columns] = share
+    return weights
 
 
 class WaveNet(nn.Module):
@@ -44,8 +63,10 @@ class WaveNet(nn.Module):
         self.speaker = nn.Embedding(len(self.speakers) + 1, gates)  # the last: none given
         self.mel_in = nn.Conv2d(mels, cond, (1, 3), padding=(0, 1))
         self.mel_out = nn.Conv2d(cond, gates, 1)
-        self.gate = nn.ModuleList(nn.Conv2d(channels, 2 * channels, (1, 2), dilation=(1, d))
-                                  for d in dilations)
+        # padded by d on both sides, the first `samples` outputs read only the past (cheaper
+        # than padding the input: no copy of it, forward or backward)
+        self.gate = nn.ModuleList(nn.Conv2d(channels, 2 * channels, (1, 2), dilation=(1, d),
+                                            padding=(0, d)) for d in dilations)
         self.out = nn.ModuleList(nn.Conv2d(channels, channels + skip, 1) for _ in dilations)
         self.head1 = nn.Conv2d(skip, head, 1)
         self.head2 = nn.Conv2d(head, MU_LAW_CLASSES, 1)
@@ -75,12 +96,12 @@ class WaveNet(nn.Module):
             has_mel = has_mel & keep_mel
             drop = torch.rand(n, device=digit.device) < self.speaker_dropout
             speaker = torch.where(drop, len(self.speakers), speaker)
-        local = self.mel_out(torch.tanh(self.mel_in(mel)))  # (N, G, 1, F)
-        local = F.interpolate(local.squeeze(2), size=samples + 1, mode="linear",
-                              align_corners=True)[..., :samples]  # frame f at f * hop
-        local = local * has_mel.to(local.dtype)[:, None, None]
+        local = self.mel_out(torch.tanh(self.mel_in(mel))).squeeze(2)  # (N, G, F)
         glob = self.digit(digit) + self.speaker(speaker)
-        return (local + glob[:, :, None]).unsqueeze(2)
+        frames = local * has_mel.to(local.dtype)[:, None, None] + glob[:, :, None]
+        # frame values upsampled to the samples last, where there are most of them (the
+        # interpolation's weights sum to 1, so adding the labels first changes nothing)
+        return (frames @ frame_interpolation(frames.shape[-1], samples).to(frames)).unsqueeze(2)
 
     def forward(self, x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
         """Logits (N, 256, 1, S); ``keep``: a list that receives each layer's gated output
@@ -93,10 +114,10 @@ class WaveNet(nn.Module):
         """Logits for ``codes`` (N, S) under the conditioning ``cond`` (N, G, 1, S)."""
         previous = F.pad(codes, (1, -1), value=SILENCE)  # sample t sees samples < t
         x = self.embed(previous).transpose(1, 2).unsqueeze(2).to(cond.dtype)
-        skips, c = 0, self.channels
-        layers = zip(self.gate, self.out, self.dilations, cond.split(2 * c, 1), strict=True)
-        for gate, out, d, layer_cond in layers:  # (split, not slices: one backward copy)
-            a, b = (gate(F.pad(x, (d, 0))) + layer_cond).chunk(2, 1)
+        skips, c, samples = 0, self.channels, codes.shape[1]
+        layers = zip(self.gate, self.out, cond.split(2 * c, 1), strict=True)
+        for gate, out, layer_cond in layers:  # (split, not slices: one backward copy)
+            a, b = (gate(x)[..., :samples] + layer_cond).chunk(2, 1)
             g = torch.tanh(a) * torch.sigmoid(b)
             if keep is not None:
                 keep.append(g.squeeze(2).detach())
