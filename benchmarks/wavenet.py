@@ -8,7 +8,8 @@ convscope's own spoken-digit classifier.
   (conditioned also on their digit and speaker); the judge's accuracy on the originals and on
   the resynthesised audio, and the mean absolute difference of their log-mel images in dB.
 - Label-conditioned: ``--per-digit`` clips per digit generated from the digit alone (no
-  spectrogram, no speaker); the share the judge hears as the requested digit.
+  spectrogram, no speaker), and as many from the digit and a speaker (the model's speakers in
+  turn); the share the judge hears as the requested digit.
 
     python benchmarks/wavenet.py --run RUN [--judge fsdd-convnet] [--clips 300]
         [--per-digit 20] [--data-dir DIR] [--write-doc]
@@ -92,11 +93,14 @@ def vocoder(run, judge_run, chosen: list[tuple]) -> dict:
             "logmel_distance_db": float(distance)}
 
 
-def label_conditioned(run, judge_run, per_digit: int) -> dict:
+def label_conditioned(run, judge_run, per_digit: int, speakers: list[str] | None = None) -> dict:
+    """``per_digit`` clips of each digit (seeds 0, 1, ...), from the digit alone or, with
+    ``speakers``, from the digit and each speaker in turn."""
     clips, truth = [], []
     for digit in range(10):
         for seed in range(per_digit):
-            clips.append((generate(run, digit, seed=seed).samples, SAMPLE_RATE))
+            speaker = speakers[seed % len(speakers)] if speakers else None
+            clips.append((generate(run, digit, speaker, seed=seed).samples, SAMPLE_RATE))
             truth.append(digit)
         print(f"  generated digit {digit}", flush=True)
     heard, _ = judge(judge_run, clips)
@@ -121,9 +125,11 @@ def report(result: dict) -> str:
         f"{100 * v['accuracy_originals']:.1f}%, resynthesised "
         f"{100 * v['accuracy_resynthesised']:.1f}% | >= 95% of the originals' |",
         f"| vocoder: log-mel distance (mean absolute, dB) | {v['logmel_distance_db']:.1f} | |",
-        f"| label-conditioned: {g['per_digit']} clips per digit heard as the digit | "
-        f"{100 * g['accuracy']:.1f}% (per digit: "
-        f"{', '.join(f'{100 * a:.0f}' for a in g['accuracy_per_digit'])}) | >= 50% |",
+        *[f"| label-conditioned, {how}: {r['per_digit']} clips per digit heard as the digit "
+          f"| {100 * r['accuracy']:.1f}% (per digit: "
+          f"{', '.join(f'{100 * a:.0f}' for a in r['accuracy_per_digit'])}) | >= 50% |"
+          for how, r in (("the digit alone", g), ("digit and speaker (the speakers in turn)",
+                                                   result.get("label_speakers"))) if r],
     ])
 
 
@@ -150,6 +156,9 @@ def main() -> None:
     result["vocoder"] = vocoder(run, judge_run, test_recordings(args.data_dir, args.clips))
     print(json.dumps(result["vocoder"]), flush=True)
     result["label"] = label_conditioned(run, judge_run, args.per_digit)
+    print(json.dumps(result["label"]), flush=True)
+    result["label_speakers"] = label_conditioned(run, judge_run, args.per_digit,
+                                                 wavenet_of(run).speakers)
     print(report(result))
     if args.write_doc:
         write_section("wavenet", report(result))
