@@ -517,7 +517,9 @@ def _wavenet_macs(p: Params, _vin: Volume, _out: Volume) -> int:
     layers, c, skip, head, cond, gates = _wavenet_sizes(p)
     mel = p["frames"] * (p["mels"] * 3 * cond + cond * gates)
     per_sample = layers * (2 * c * c * 2 + c * (c + skip)) + skip * head + head * MU_LAW_CLASSES
-    return mel + p["samples"] * per_sample
+    # each gate conv, padded on both sides, also computes `dilation` outputs past the end
+    dropped = sum(p["dilations"]) * 2 * c * c * 2
+    return mel + p["samples"] * per_sample + dropped
 
 
 def _dilations_ok(v: object) -> bool:
