@@ -109,7 +109,8 @@ class Progress(Callback):
         print(f"training {name} on {config.data}: {session.examples:,} examples "
               f"({len(session.val_set):,} held out for validation), "
               f"{count(config.epochs, 'epoch')} of {count(session.per_epoch, 'step')} of "
-              f"{config.batch_size}, {session.precision_text()}, on {session.device_text()}"
+              f"{config.batch_size}{_parts(config)}, {session.precision_text()}, on "
+              f"{session.device_text()}"
               f"{session.left_out_text()}")
 
     def on_epoch_start(self, session: TrainingSession) -> None:
@@ -147,6 +148,12 @@ class Progress(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _parts(config) -> str:
+    """`` (in parts of N)`` when ``micro_batch`` splits each batch."""
+    micro = config.micro_batch
+    return f" (in parts of {micro})" if 0 < micro < config.batch_size else ""
 
 
 def count(n: int, noun: str) -> str:

@@ -14,8 +14,8 @@ from .tasks import get_task, task_names
 
 # This module is torch-free (the CLI builds its parser from it): the dataset catalogue and the
 # image-folder reader are imported where a setting is checked.
-OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
-SCHEDULES = ("constant", "onecycle", "cosine")
+OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "muon")  # muon: Muon filters, SGD the rest
+SCHEDULES = ("constant", "onecycle", "cosine", "linear")  # linear: decays to 0
 TTA_MODES = ("none", "flip", "flip+shift", "shift")
 FREEZE_MODES = ("none", "features")  # features: train only the output layer (convscope.finetune)
 LOGS = ("none", "csv", "tensorboard", "csv+tensorboard")  # convscope.logs writes them
@@ -105,12 +105,20 @@ class TrainConfig:
                                limits=Range(1, 1_000_000))
     epochs: int = setting(1, "passes over the training set", limits=Range(1))
     batch_size: int = setting(64, "examples per step", limits=Range(1))
+    micro_batch: int = setting(0, "examples per forward and backward pass (0: the whole "
+                               "batch); the step averages the parts' gradients, and batchnorm "
+                               "normalises each part by its own statistics", "N",
+                               limits=Range(0))
     lr: float = setting(1e-3, "peak learning rate (the schedule scales it each step)",
                         limits=Range(0, low_open=True))
     optimizer: str = setting("adam", "the optimizer")
     momentum: float = setting(0.9, "SGD momentum", limits=Range(0, 1, high_open=True))
     nesterov: bool = setting(True, "Nesterov momentum for SGD (when momentum > 0)")
     weight_decay: float = setting(0.0, "L2 weight decay", limits=Range(0))
+    muon_lr: float = setting(0.24, "peak learning rate of the conv filters under the muon "
+                             "optimizer (convscope.muon)", limits=Range(0, low_open=True))
+    muon_momentum: float = setting(0.6, "Nesterov momentum of the conv filters under muon",
+                                   limits=Range(0, 1, high_open=True))
     bias_lr_scale: float = setting(1.0, "batchnorm shifts learn X times faster (same decay "
                                    "per step)", "X", limits=Range(0, low_open=True))
     lookahead: bool = setting(False, "airbench's lookahead: pull the weights onto their "

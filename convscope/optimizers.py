@@ -11,6 +11,7 @@ import torch
 
 from .config import TrainConfig
 from .flat_optimizer import FlatOptimizer, can_flatten
+from .muon import Muon
 from .sgd import SGD
 
 BATCHNORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d,
@@ -20,16 +21,25 @@ BATCHNORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d,
 def param_groups(config: TrainConfig, module: torch.nn.Module) -> list[dict]:
     """The trainable parameters, with batchnorm shifts in a group of their own when
     ``bias_lr_scale`` speeds them up (its weight decay shrinks to match: the same decay per
-    step). Each group's ``lr_scale`` multiplies the scheduled learning rate."""
+    step), and with the ``muon`` optimizer the conv filters in a group of their own (Muon's
+    rate and momentum, no weight decay). Each group's ``lr_scale`` multiplies the scheduled
+    learning rate."""
     trainable = [p for p in module.parameters() if p.requires_grad]
-    if config.bias_lr_scale == 1:
-        return [{"params": trainable, "lr_scale": 1.0}]
-    shifts = {id(m.bias) for m in module.modules()
-              if isinstance(m, BATCHNORMS) and m.bias is not None}
-    return [{"params": [p for p in trainable if id(p) in shifts],
-             "lr_scale": config.bias_lr_scale,
-             "weight_decay": config.weight_decay / config.bias_lr_scale},
-            {"params": [p for p in trainable if id(p) not in shifts], "lr_scale": 1.0}]
+    groups = []
+    if config.optimizer == "muon":
+        filters = [p for p in trainable if p.dim() == 4]
+        groups.append({"params": filters, "lr_scale": config.muon_lr / config.lr,
+                       "momentum": config.muon_momentum, "weight_decay": 0.0,
+                       "orthogonal": True})
+        trainable = [p for p in trainable if p.dim() != 4]
+    if config.bias_lr_scale != 1:
+        shifts = {id(m.bias) for m in module.modules()
+                  if isinstance(m, BATCHNORMS) and m.bias is not None}
+        groups.append({"params": [p for p in trainable if id(p) in shifts],
+                       "lr_scale": config.bias_lr_scale,
+                       "weight_decay": config.weight_decay / config.bias_lr_scale})
+        trainable = [p for p in trainable if id(p) not in shifts]
+    return [*groups, {"params": trainable, "lr_scale": 1.0}]
 
 
 def make_optimizer(config: TrainConfig, params, fused: bool = False) -> torch.optim.Optimizer:
@@ -37,8 +47,11 @@ def make_optimizer(config: TrainConfig, params, fused: bool = False) -> torch.op
     same update without importing torch.optim's machinery); ``fused`` asks for torch's fused
     kernels (SGD, Adam and AdamW have them; see benchmarks/optimizer_step.py)."""
     extra = {"fused": True} if fused else {}
+    nesterov = config.nesterov and config.momentum > 0
+    if config.optimizer == "muon":
+        return Muon(params, lr=config.lr, momentum=config.momentum, nesterov=nesterov,
+                    weight_decay=config.weight_decay)
     if config.optimizer == "sgd":
-        nesterov = config.nesterov and config.momentum > 0
         make = torch.optim.SGD if fused else SGD  # SGD: torch's update, a second less start-up
         return make(params, lr=config.lr, momentum=config.momentum, nesterov=nesterov,
                     weight_decay=config.weight_decay, **extra)
@@ -54,7 +67,7 @@ def build_optimizer(config: TrainConfig,
     """The run's optimizer over :func:`param_groups`, stepping each group as one flat tensor
     (:class:`FlatOptimizer`) where its parameters share a dtype and device."""
     groups = param_groups(config, module)
-    if can_flatten(groups):
+    if config.optimizer != "muon" and can_flatten(groups):  # Muon steps each filter bank
         return FlatOptimizer(groups, partial(make_optimizer, config))
     return make_optimizer(config, groups)
 
@@ -78,6 +91,8 @@ def learning_rate(config: TrainConfig, step: int, total: int) -> float:
         if progress < warm:
             return config.lr * (0.1 + 0.9 * progress / warm)
         return config.lr * (1 - progress) / (1 - warm)
+    if config.schedule == "linear":
+        return config.lr * (1 - progress)
     if config.schedule == "cosine":
         return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
     return config.lr

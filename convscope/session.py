@@ -136,11 +136,8 @@ class TrainingSession:
                    **{key: value[index] for key, value in self.targets.items()}}
         rate = learning_rate(config, self.global_step, self.total_steps)
         set_learning_rate(self.optimizer, config, self.global_step, self.total_steps)
-        with self.autocast:
-            output = module(x)
-        loss, correct = self.task.loss(output, targets, config, self.size)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss, correct = self._gradients(x, targets)
         batch_loss, correct = world.reduce_step(module, loss, correct)
         if not math.isfinite(batch_loss):  # every rank sees the same loss and stops
             raise ConvscopeError(f"training diverged: the loss became {batch_loss} in epoch "
@@ -159,6 +156,30 @@ class TrainingSession:
         return {"epoch": self.epoch, "step": self.steps_done, "steps_per_epoch": self.per_epoch,
                 "epochs": config.epochs, "loss": batch_loss, "accuracy": self.accuracy,
                 "lr": rate, "examples_per_s": _rate(tally)}
+
+    def _gradients(self, x: torch.Tensor, targets: dict) -> tuple[torch.Tensor, int | None]:
+        """Backward the batch's mean loss, in parts of ``micro_batch`` examples when set (each
+        part's loss weighted by its share of the batch); returns the loss and the correct
+        count."""
+        size = self.config.micro_batch or len(x)
+        loss, correct = None, None
+        for start in range(0, len(x), size):
+            part = slice(start, start + size)
+            share = (min(start + size, len(x)) - start) / len(x)
+            with self.autocast:
+                output = self.module(x[part])
+            part_loss, part_correct = self.task.loss(
+                output, {key: value[part] for key, value in targets.items()}, self.config,
+                self.size)
+            if share == 1:
+                part_loss.backward()
+                return part_loss, part_correct
+            (part_loss * share).backward()
+            part_loss = part_loss.detach().float() * share
+            loss = part_loss if loss is None else loss + part_loss
+            if part_correct is not None:
+                correct = (correct or 0) + part_correct
+        return loss, correct
 
     @property
     def global_step(self) -> int:

@@ -47,20 +47,23 @@ class SGD:
     def step(self) -> None:
         """One update of every parameter that has a gradient (torch's single-tensor SGD)."""
         for group in self.param_groups:
-            decay, momentum, lr = group["weight_decay"], group["momentum"], group["lr"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad if decay == 0 else p.grad.add(p, alpha=decay)
-                if momentum != 0:
-                    state = self.state.setdefault(p, {})
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = grad.detach().clone()
-                    else:
-                        buf.mul_(momentum).add_(grad, alpha=1)
-                    grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
-                p.add_(grad, alpha=-lr)
+            self._step_group(group)
+
+    def _step_group(self, group: dict) -> None:
+        decay, momentum, lr = group["weight_decay"], group["momentum"], group["lr"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            grad = p.grad if decay == 0 else p.grad.add(p, alpha=decay)
+            if momentum != 0:
+                state = self.state.setdefault(p, {})
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = grad.detach().clone()
+                else:
+                    buf.mul_(momentum).add_(grad, alpha=1)
+                grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
+            p.add_(grad, alpha=-lr)
 
     def _params(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"]]

@@ -163,8 +163,9 @@ def resume(run_dir: str | Path, progress: bool = True, on_event: OnEvent = None,
 def extend(run: Run, epochs: int) -> Run:
     """Make ``run`` a run of ``epochs`` epochs in all, to be resumed (its config.yaml says so;
     a finished run's results.json goes: its final scores are scored again at the new end).
-    The epochs trained keep their learning rates; a decaying schedule (onecycle, cosine) runs
-    again over the added epochs (``schedule_restart``), a constant one carries on."""
+    The epochs trained keep their learning rates; a decaying schedule (onecycle, cosine,
+    linear) runs again over the added epochs (``schedule_restart``), a constant one carries
+    on."""
     config, finished = run.config, _finished(run)
     if epochs <= config.epochs:
         raise RunError(f"{run.path} is a run of {config.epochs} epochs; --epochs {epochs} "

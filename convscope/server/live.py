@@ -218,7 +218,9 @@ class Jobs:
         """Check the request, add the live model to the catalog and start training it."""
         planned = plan(request, self.catalog, DEPTH, live_trainable)
         dataset, recipe = planned.dataset, planned.recipe
-        _check_fits(resolve(planned.spec), dataset, planned.config.batch_size)
+        config = planned.config  # a batch in parts holds one part's outputs at a time
+        _check_fits(resolve(planned.spec), dataset,
+                    min(config.micro_batch or config.batch_size, config.batch_size))
         net = build_model(planned.spec)  # built only once its sizes, from the spec, fit
         if planned.source is not None:  # its weights, or the CLI's one line on a mismatch
             load_source(net, planned.source, planned.name)

@@ -286,6 +286,7 @@ function trainOptions(datasets, dataset, onDataset) {
       ["adam", "adam"],
       ["adamw", "adamw"],
       ["adadelta", "adadelta"],
+      ["muon", "muon"],
     ].map(([v, t]) => h("option", {value: v}, t)),
   );
   return {
