@@ -116,7 +116,8 @@ class TrainConfig:
     nesterov: bool = setting(True, "Nesterov momentum for SGD (when momentum > 0)")
     weight_decay: float = setting(0.0, "L2 weight decay", limits=Range(0))
     muon_lr: float = setting(0.24, "peak learning rate of the conv filters under the muon "
-                             "optimizer (convscope.muon)", limits=Range(0, low_open=True))
+                             "optimizer (convscope.muon; for convs that each feed a "
+                             "batchnorm)", limits=Range(0, low_open=True))
     muon_momentum: float = setting(0.6, "Nesterov momentum of the conv filters under muon",
                                    limits=Range(0, 1, high_open=True))
     bias_lr_scale: float = setting(1.0, "batchnorm shifts learn X times faster (same decay "

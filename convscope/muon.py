@@ -5,7 +5,9 @@ by an approximation of its nearest semi-orthogonal matrix ``U V^T`` (``G = U S V
 direction the gradient points in moves the same amount, however small its singular value. A few
 iterations of an odd matrix polynomial approximate it (:func:`orthogonalise`). Each filter bank
 is rescaled to norm ``sqrt(out)`` before its step; the batchnorm after it makes the network
-blind to that scale, so the rescaling only keeps the step's relative size fixed.
+blind to that scale, so the rescaling only keeps the step's relative size fixed. (It is meant
+for networks whose convs each feed a batchnorm, as airbench's do: for a conv without one, the
+rescaling changes what the network computes.)
 
 :class:`Muon` steps the groups marked ``"orthogonal": True`` that way and every other group as
 :class:`convscope.sgd.SGD` does, so one optimizer (one state dict, torch SGD's format) serves a

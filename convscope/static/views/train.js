@@ -286,7 +286,6 @@ function trainOptions(datasets, dataset, onDataset) {
       ["adam", "adam"],
       ["adamw", "adamw"],
       ["adadelta", "adadelta"],
-      ["muon", "muon"],
     ].map(([v, t]) => h("option", {value: v}, t)),
   );
   return {
