@@ -218,3 +218,27 @@ def page(browser, server: str):
 
     with watched_page(browser, server) as tab:
         yield tab
+
+
+def train_stopped_and_resumed(spec: list[dict], data_dir: Path, tmp_path: Path,
+                              settings: dict, stop_at: tuple[int, int]):
+    """Train ``spec`` on MNIST in ``data_dir`` whole, and again stopped after step
+    ``stop_at`` = (epoch, step) then resumed; checks both end with the same weights and
+    returns (whole, resumed)."""
+    from safetensors.torch import load_file
+
+    import convscope
+
+    whole = convscope.train(spec, "mnist", out=tmp_path / "whole", data_dir=str(data_dir),
+                            progress=False, **settings)
+    stop = lambda event: not (event["kind"] == "step"  # noqa: E731
+                              and (event["epoch"], event["step"]) == stop_at)
+    stopped = convscope.train(spec, "mnist", out=tmp_path / "stopped",
+                              data_dir=str(data_dir), progress=False, on_event=stop,
+                              **settings)
+    assert stopped.results is None
+    resumed = convscope.resume(stopped.path, progress=False)
+    a = load_file(str(whole.path / "model.safetensors"))
+    b = load_file(str(resumed.path / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    return whole, resumed

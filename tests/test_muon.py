@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import train_stopped_and_resumed
 from safetensors.torch import load_file
 
 import convscope
@@ -83,18 +84,8 @@ def test_the_linear_schedule_decays_from_the_peak_to_zero():
 
 def test_a_muon_run_learns_and_resumes_to_the_same_weights(digits, tmp_path):
     settings = dict(epochs=2, batch_size=16, seed=3, **MUON)
-    whole = convscope.train(NET, "mnist", out=tmp_path / "whole", data_dir=str(digits),
-                            progress=False, **settings)
+    whole, _ = train_stopped_and_resumed(NET, digits, tmp_path, settings, (1, 5))
     assert whole.results["test"]["accuracy"] > 0.9  # a trivial task: the loop must learn it
-    stop = lambda event: not (event["kind"] == "step" and event["epoch"] == 1  # noqa: E731
-                              and event["step"] == 5)
-    stopped = convscope.train(NET, "mnist", out=tmp_path / "stopped", data_dir=str(digits),
-                              progress=False, on_event=stop, **settings)
-    assert stopped.results is None
-    resumed = convscope.resume(stopped.path, progress=False)
-    a = load_file(str(whole.path / "model.safetensors"))
-    b = load_file(str(resumed.path / "model.safetensors"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_micro_batches_average_to_the_whole_batchs_step(digits, tmp_path, capsys):

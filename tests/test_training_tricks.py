@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
+from conftest import train_stopped_and_resumed
 
 import convscope
 from convscope.augment import alternating_flips, fit_batch
@@ -152,8 +152,7 @@ def test_tta_is_refused_for_scene_tasks():
 
 
 def test_a_run_with_every_trick_learns_and_resumes_to_the_same_weights(digits, tmp_path):
-    whole = convscope.train(TRICKS, "mnist", out=tmp_path / "whole", data_dir=str(digits),
-                            progress=False, **SETTINGS)
+    whole, resumed = train_stopped_and_resumed(TRICKS, digits, tmp_path, SETTINGS, (1, 7))
     assert whole.results["test"]["accuracy"] > 0.9  # a trivial task: the loop must learn it
     assert whole.results["tta"]["mode"] == "flip+shift"
     test = convscope.load_dataset("mnist", "test", str(digits))  # the plain model, apart
@@ -161,16 +160,6 @@ def test_a_run_with_every_trick_learns_and_resumes_to_the_same_weights(digits, t
         convscope.evaluate(whole.model, test).accuracy, abs=1e-9)
     assert whole.results["test"]["accuracy"] == pytest.approx(
         convscope.evaluate(AveragedViews(whole.model, "flip+shift"), test).accuracy, abs=1e-9)
-
-    stop = lambda event: not (event["kind"] == "step" and event["epoch"] == 1  # noqa: E731
-                              and event["step"] == 7)
-    stopped = convscope.train(TRICKS, "mnist", out=tmp_path / "stopped", data_dir=str(digits),
-                              progress=False, on_event=stop, **SETTINGS)
-    assert stopped.results is None
-    resumed = convscope.resume(stopped.path, progress=False)
-    a = load_file(str(whole.path / "model.safetensors"))
-    b = load_file(str(resumed.path / "model.safetensors"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.results["test"]["accuracy"] == whole.results["test"]["accuracy"]
 
     with contextlib.redirect_stdout(io.StringIO()) as text:  # eval scores with the run's views
