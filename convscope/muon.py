@@ -58,11 +58,6 @@ class Muon(SGD):
         for p in group["params"]:
             if p.grad is None:
                 continue
-            state = self.state.setdefault(p, {})
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = torch.zeros_like(p.grad)
-            buf.mul_(momentum).add_(p.grad)
-            update = p.grad.add(buf, alpha=momentum) if group["nesterov"] else buf
+            update = self._momentum_step(p, p.grad, momentum, group["nesterov"])
             p.mul_(len(p) ** 0.5 / p.norm().clamp_min(1e-12))
             p.add_(orthogonalise(update.reshape(len(p), -1)).view(p.shape), alpha=-lr)

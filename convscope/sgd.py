@@ -56,14 +56,20 @@ class SGD:
                 continue
             grad = p.grad if decay == 0 else p.grad.add(p, alpha=decay)
             if momentum != 0:
-                state = self.state.setdefault(p, {})
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = grad.detach().clone()
-                else:
-                    buf.mul_(momentum).add_(grad, alpha=1)
-                grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
+                grad = self._momentum_step(p, grad, momentum, group["nesterov"])
             p.add_(grad, alpha=-lr)
+
+    def _momentum_step(self, p: torch.Tensor, grad: torch.Tensor, momentum: float,
+                       nesterov: bool) -> torch.Tensor:
+        """``grad`` through ``p``'s momentum buffer (started as a copy of the first
+        ``grad``): the step's direction, Nesterov's or plain."""
+        state = self.state.setdefault(p, {})
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = grad.detach().clone()
+        else:
+            buf.mul_(momentum).add_(grad, alpha=1)
+        return grad.add(buf, alpha=momentum) if nesterov else buf
 
     def _params(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
