@@ -11,8 +11,13 @@ convscope's own spoken-digit classifier.
   spectrogram, no speaker), and as many from the digit and a speaker (the model's speakers in
   turn); the share the judge hears as the requested digit.
 
+``--temperature`` is the sampling temperature of every clip (see ``convscope generate``). With
+``--split val`` the sampling is chosen without the test set: the vocoder resynthesises the
+training recordings the run held out for validation, and the label-conditioned clips use seeds
+1000, 1001, ... (the test report's are 0, 1, ...); nothing is written to docs/benchmarks.md.
+
     python benchmarks/wavenet.py --run RUN [--judge fsdd-convnet] [--clips 300]
-        [--per-digit 20] [--data-dir DIR] [--write-doc]
+        [--per-digit 20] [--temperature T] [--split test|val] [--data-dir DIR] [--write-doc]
 """
 
 from __future__ import annotations
@@ -35,11 +40,15 @@ from convscope.audio import (
     read_wav,
     spectrogram_images,
 )
-from convscope.data.fsdd import FOLDER, TEST_TAKES, recordings
+from convscope.data.dataset import split_indices
+from convscope.data.fsdd import FOLDER, TEST_TAKES, load_fsdd_recordings, recordings
 from convscope.data.paths import resolve_data_dir
 from convscope.runs import open_run
 from convscope.tasks import get_task
+from convscope.wavenet import DEFAULT_TEMPERATURE
 from convscope.wavenet.generation import generate, wavenet_of
+
+VAL_SEEDS = 1000  # the first seed of the label-conditioned clips with --split val
 
 
 def speed(run, seconds: float) -> dict:
@@ -73,14 +82,21 @@ def test_recordings(data_dir: str | None, count: int) -> list[tuple]:
     return found[:count]
 
 
-def vocoder(run, judge_run, chosen: list[tuple]) -> dict:
+def validation_recordings(run, data_dir: str | None) -> list[tuple]:
+    """The official training recordings ``run`` held out for validation (its own split)."""
+    _, found = load_fsdd_recordings(resolve_data_dir(data_dir) / FOLDER, "train")
+    _, held = split_indices(len(found), run.config.val_fraction, seed=0)
+    return [found[i] for i in held.tolist()]
+
+
+def vocoder(run, judge_run, chosen: list[tuple], temperature: float) -> dict:
     originals, resynthesised, digits = [], [], []
     speakers = wavenet_of(run).speakers
     for i, (path, digit, speaker, _take) in enumerate(chosen):
         samples, rate = read_wav(path)
         originals.append((samples, rate))
         clip = generate(run, digit, speaker if speaker in speakers else None, from_wav=path,
-                        seed=i)
+                        seed=i, temperature=temperature)
         resynthesised.append((clip.samples, SAMPLE_RATE))
         digits.append(digit)
         print(f"  vocoded {i + 1}/{len(chosen)}: {path.name}", flush=True)
@@ -93,14 +109,16 @@ def vocoder(run, judge_run, chosen: list[tuple]) -> dict:
             "logmel_distance_db": float(distance)}
 
 
-def label_conditioned(run, judge_run, per_digit: int, speakers: list[str] | None = None) -> dict:
-    """``per_digit`` clips of each digit (seeds 0, 1, ...), from the digit alone or, with
-    ``speakers``, from the digit and each speaker in turn."""
+def label_conditioned(run, judge_run, per_digit: int, temperature: float, first_seed: int = 0,
+                      speakers: list[str] | None = None) -> dict:
+    """``per_digit`` clips of each digit (seeds ``first_seed``, ``first_seed + 1``, ...), from
+    the digit alone or, with ``speakers``, from the digit and each speaker in turn."""
     clips, truth = [], []
     for digit in range(10):
-        for seed in range(per_digit):
-            speaker = speakers[seed % len(speakers)] if speakers else None
-            clips.append((generate(run, digit, speaker, seed=seed).samples, SAMPLE_RATE))
+        for i in range(per_digit):
+            speaker = speakers[i % len(speakers)] if speakers else None
+            clip = generate(run, digit, speaker, seed=first_seed + i, temperature=temperature)
+            clips.append((clip.samples, SAMPLE_RATE))
             truth.append(digit)
         print(f"  generated digit {digit}", flush=True)
     heard, _ = judge(judge_run, clips)
@@ -113,15 +131,17 @@ def label_conditioned(run, judge_run, per_digit: int, speakers: list[str] | None
 def report(result: dict) -> str:
     s, v, g = result["speed"], result["vocoder"], result["label"]
     others = f"{s['others_cpu']:.1f}" if s["others_cpu"] is not None else "?"
+    where = "held-out training" if result.get("split") == "val" else "test"
     return "\n".join([
         "## WaveNet: generation speed and quality", "",
         f"Run `{result['run']}` ({result['trained']}), judged by `{result['judge']}`. "
-        f"Machine: {result['machine']}. Command: `{result['command']}`.", "",
+        f"Machine: {result['machine']}. Command: `{result['command']}`. Sampling temperature "
+        f"{result.get('temperature', 1.0):g}.", "",
         "| measure | value | goal |", "|---|---|---|",
         f"| cached generation, one clip of {s['samples']} samples | {s['samples_per_s']:,.0f} "
         f"samples/s wall, {s['samples_per_cpu_s']:,.0f} per CPU second (other processes kept "
         f"{others} cores busy; load {s['load_avg']:.1f}) | >= 8,000 |",
-        f"| vocoder: judge's accuracy, {v['clips']} test recordings | originals "
+        f"| vocoder: judge's accuracy, {v['clips']} {where} recordings | originals "
         f"{100 * v['accuracy_originals']:.1f}%, resynthesised "
         f"{100 * v['accuracy_resynthesised']:.1f}% | >= 95% of the originals' |",
         f"| vocoder: log-mel distance (mean absolute, dB) | {v['logmel_distance_db']:.1f} | |",
@@ -133,34 +153,49 @@ def report(result: dict) -> str:
     ])
 
 
+def measure(args, run, judge_run) -> dict:
+    """Speed, the vocoder and the label-conditioned clips, on ``args.split``."""
+    val = args.split == "val"
+    metrics = run.path / "metrics.jsonl"
+    epochs = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+    stopped = "stopped early" if not (run.path / "results.json").exists() else "finished"
+    result = {"run": str(args.run), "judge": args.judge, "machine": machine(),
+              "command": command_line(), "split": args.split,
+              "temperature": args.temperature,
+              "trained": f"{epochs} of {run.config.epochs} epochs, {stopped}",
+              "speed": speed(run, args.speed_seconds)}
+    print(json.dumps(result["speed"]), flush=True)
+    chosen = validation_recordings(run, args.data_dir)[:args.clips] if val else \
+        test_recordings(args.data_dir, args.clips)
+    result["vocoder"] = vocoder(run, judge_run, chosen, args.temperature)
+    print(json.dumps(result["vocoder"]), flush=True)
+    first = VAL_SEEDS if val else 0
+    result["label"] = label_conditioned(run, judge_run, args.per_digit, args.temperature, first)
+    print(json.dumps(result["label"]), flush=True)
+    result["label_speakers"] = label_conditioned(run, judge_run, args.per_digit,
+                                                 args.temperature, first,
+                                                 wavenet_of(run).speakers)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, help="a WaveNet run directory")
     parser.add_argument("--judge", default="fsdd-convnet", help="a spoken-digit classifier "
                         "run or bundled model (default: the bundled fsdd-convnet)")
-    parser.add_argument("--clips", type=int, default=300, help="test recordings to vocode")
+    parser.add_argument("--clips", type=int, default=300, help="recordings to vocode")
     parser.add_argument("--per-digit", type=int, default=20)
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="val: choose settings on held-out training recordings and other "
+                        "seeds (nothing written to the docs)")
     parser.add_argument("--speed-seconds", type=float, default=1.008)
     parser.add_argument("--data-dir")
     parser.add_argument("--write-doc", action="store_true")
     args = parser.parse_args()
-    run, judge_run = open_run(args.run), open_run(args.judge)
-    metrics = run.path / "metrics.jsonl"
-    epochs = len(metrics.read_text().splitlines()) if metrics.exists() else 0
-    stopped = "stopped early" if not (run.path / "results.json").exists() else "finished"
-    result = {"run": str(args.run), "judge": args.judge, "machine": machine(),
-              "command": command_line(),
-              "trained": f"{epochs} of {run.config.epochs} epochs, {stopped}",
-              "speed": speed(run, args.speed_seconds)}
-    print(json.dumps(result["speed"]), flush=True)
-    result["vocoder"] = vocoder(run, judge_run, test_recordings(args.data_dir, args.clips))
-    print(json.dumps(result["vocoder"]), flush=True)
-    result["label"] = label_conditioned(run, judge_run, args.per_digit)
-    print(json.dumps(result["label"]), flush=True)
-    result["label_speakers"] = label_conditioned(run, judge_run, args.per_digit,
-                                                 wavenet_of(run).speakers)
+    result = measure(args, open_run(args.run), open_run(args.judge))
     print(report(result))
-    if args.write_doc:
+    if args.write_doc and args.split == "test":
         write_section("wavenet", report(result))
     Path(__file__).with_suffix(".jsonl").open("a").write(json.dumps(result) + "\n")
 

@@ -18,6 +18,7 @@ from .errors import ConvscopeError
 from .explain_methods import ALL as EXPLAIN_METHODS
 from .explain_methods import METHODS
 from .tasks import task_names
+from .wavenet import DEFAULT_TEMPERATURE
 
 
 class LazyChoices(Sequence):
@@ -394,7 +395,8 @@ def _add_predict(sub) -> None:
 def _cmd_generate(args: argparse.Namespace) -> None:
     from .wavenet.generation import generate
 
-    clip = generate(args.run, args.digit, args.speaker, args.from_wav, args.seconds, args.seed)
+    clip = generate(args.run, args.digit, args.speaker, args.from_wav, args.seconds, args.seed,
+                    temperature=args.temperature)
     clip.write(args.out)
     what = f"resynthesised from {args.from_wav}" if args.from_wav else f"digit {args.digit}"
     print(f"wrote {args.out}: {len(clip.samples) / clip.rate:.3f} s at {clip.rate} Hz ({what})")
@@ -412,6 +414,9 @@ def _add_generate(sub) -> None:
     p.add_argument("--seconds", type=float, metavar="T", help="how long (default 1.008, one "
                    "clip; with --from-wav at most that)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+    p.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, metavar="T",
+                   help="sampling temperature, 0 to 2 (default %(default)g; lower: surer "
+                   "samples, 0: always the likeliest)")
     p.add_argument("--out", required=True, metavar="FILE.wav", help="the WAV file to write")
     p.set_defaults(func=_cmd_generate)
 

@@ -148,6 +148,11 @@ def test_a_bad_request_is_one_line_on_the_page(page):
     page.wait_for_selector(".wavenet-generate .error")
     assert "--seconds must be above 0 and at most 10" in page.inner_text(".wavenet-generate "
                                                                          ".error")
+    page.fill("input[aria-label='seconds to generate']", "0.1")
+    page.fill("input[aria-label='sampling temperature']", "3")  # the page sends what it shows
+    page.click("button:has-text('Generate')")
+    page.wait_for_function("() => document.querySelector('.wavenet-generate .error')"
+                           "?.innerText.includes('--temperature must be a number from 0 to 2')")
 
 
 def test_an_uploaded_wav_is_analysed_and_one_too_long_is_refused(browser, server, tmp_path):

@@ -19,6 +19,7 @@ from convscope.tasks.wavenet import sample_nll
 from convscope.wavenet.codec import mu_law_decode, mu_law_encode, pack
 from convscope.wavenet.data import WINDOW_FRAMES, WINDOW_SAMPLES
 from convscope.wavenet.fast import FastWaveNet, conditioning, gumbel_noise, naive_codes
+from convscope.wavenet.generation import generate_with
 from convscope.wavenet.model import WaveNet, frame_interpolation, receptive_field
 
 SPEAKERS = ["alice", "bob"]
@@ -116,6 +117,22 @@ def test_cached_generation_equals_naive_generation(with_mel):
     assert (single[:50] == fast[:50]).mean() > 0.9
 
 
+def test_temperature_scales_the_sampling_noise():
+    """T draws from softmax(logits / T): the same Gumbel draws scaled by T; T = 0 always takes
+    the likeliest code, which no noise changes."""
+    net = tiny((1, 2, 4))
+    cond = conditioning(net, 3, 1, None, 80)
+    noise = gumbel_noise(0, 80)
+    for temperature in (0.0, 0.5, 1.0, 1.7):
+        clip = generate_with(net, 3, "bob", seconds=0.01, seed=0, temperature=temperature)
+        expected = FastWaveNet(net).generate(cond, noise * temperature)
+        assert (clip.codes == expected).all(), temperature
+    greedy = [generate_with(net, 3, "bob", seconds=0.01, seed=s, temperature=0).codes
+              for s in (0, 1)]
+    assert (greedy[0] == greedy[1]).all()
+    assert (generate_with(net, 3, "bob", seconds=0.01, seed=1).codes != greedy[0]).any()
+
+
 # ---- the task in the one trainer, on a small synthetic FSDD folder --------------------------
 
 
@@ -184,6 +201,8 @@ def test_train_resume_and_generate(fsdd_dir: Path, tmp_path: Path, capsys):
                                                  "alice, bob"),
         (["--digit", "12"], "digit 12 is not one this model says; use 0-9"),
         (["--digit", "1", "--seconds", "60"], "--seconds must be above 0 and at most 10"),
+        (["--digit", "1", "--temperature", "3"], "--temperature must be a number from 0 to 2"),
+        (["--digit", "1", "--temperature", "nan"], "--temperature must be a number from 0 to 2"),
     ):
         assert main(["generate", str(run), *argv, "--out", str(tmp_path / "x.wav")]) == 2
         err = capsys.readouterr().err

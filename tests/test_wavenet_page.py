@@ -116,15 +116,17 @@ def test_a_recording_layer_by_layer(client, tiny):
 
 def test_generation_streams_what_the_generator_makes(client, tiny):
     messages = generate_messages(client, {"digit": 1, "speaker": "theo", "seconds": 0.2,
-                                          "seed": 3})
+                                          "seed": 3, "temperature": 0.7})
     chunks, done = messages[:-1], messages[-1]
     assert len(chunks) == 4 and all(m["type"] == "chunk" for m in chunks)  # 1,600 in 512s
     assert [m["start"] for m in chunks] == [0, 512, 1024, 1536]
     assert done["type"] == "done" and done["samples"] == 1600 and not done["stopped"]
     streamed = np.concatenate([m["samples"] for m in chunks])
     net = wavenet_of(open_run(tiny["run"]))
-    clip = generate_with(net, 1, "theo", seconds=0.2, seed=3)
+    clip = generate_with(net, 1, "theo", seconds=0.2, seed=3, temperature=0.7)
     np.testing.assert_allclose(streamed, clip.samples, atol=1e-5)  # same seed, same clip
+    other = generate_with(net, 1, "theo", seconds=0.2, seed=3)  # temperature 1
+    assert np.abs(other.samples - clip.samples).max() > 1e-3
     columns = np.concatenate([np.array(m["mel"]).reshape(-1, 32) for m in chunks])
     assert [m["first_frame"] for m in chunks] == [0, 4, 8, 12]  # frame f ends at 128 f + 128
     assert len(columns) == 1 + 1600 // 128
@@ -154,6 +156,8 @@ def test_resynthesising_a_listed_recording(client):
     ({"digit": 1, "seconds": 60}, "--seconds must be above 0 and at most 10"),
     ({"digit": 1, "seconds": 0}, "--seconds must be above 0 and at most 10"),
     ({"digit": 1, "seed": -4}, "seed must be a whole number"),
+    ({"digit": 1, "temperature": "hot"}, "temperature must be a number, got 'hot'"),
+    ({"digit": 1, "temperature": 2.5}, "--temperature must be a number from 0 to 2"),
     ({"digit": 1, "recording": 999}, "there is no recording 999"),
     ({"digit": 1, "voice": "x"}, "send {\"digit\": D"),
 ])

@@ -79,12 +79,19 @@ def train_val_split(
     Both parts keep the original order of their examples. ``val_fraction == 0`` returns
     ``(ds, <empty dataset>)``.
     """
+    train_idx, val_idx = split_indices(len(ds), val_fraction, seed)
+    if len(val_idx) == 0:
+        return ds, ds.subset(val_idx)
+    return ds.subset(train_idx), ds.subset(val_idx)
+
+
+def split_indices(count: int, val_fraction: float = 0.1,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ascending (training, validation) indices of :func:`train_val_split`."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    n_val = round(len(ds) * val_fraction)
+    n_val = round(count * val_fraction)
     if n_val == 0:
-        return ds, ds.subset(torch.zeros(0, dtype=torch.int64))
-    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
-    val_idx, _ = perm[:n_val].sort()
-    train_idx, _ = perm[n_val:].sort()
-    return ds.subset(train_idx), ds.subset(val_idx)
+        return torch.arange(count), torch.zeros(0, dtype=torch.int64)
+    perm = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    return perm[n_val:].sort()[0], perm[:n_val].sort()[0]

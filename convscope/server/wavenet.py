@@ -25,6 +25,7 @@ from ..audio import (
     log_mel,
     spectrogram_image,
 )
+from ..wavenet import DEFAULT_TEMPERATURE, TEMPERATURES
 from ..wavenet.codec import NO_SPEAKER, mu_law_decode
 from ..wavenet.data import clip_codes
 from ..wavenet.fast import conditioning
@@ -57,7 +58,8 @@ def stack_json(net: WaveNet) -> dict:
     return {"dilations": list(net.dilations), "receptive_field": net.receptive_field,
             "channels": net.channels, "speakers": list(net.speakers), "digits": net.digits,
             "rate": SAMPLE_RATE, "clip_samples": CLIP_SAMPLES, "bucket": BUCKET,
-            "default_seconds": DEFAULT_SECONDS, "max_seconds": MAX_SECONDS}
+            "default_seconds": DEFAULT_SECONDS, "max_seconds": MAX_SECONDS,
+            "temperature": DEFAULT_TEMPERATURE, "temperatures": list(TEMPERATURES)}
 
 
 def speaker_byte(net: WaveNet, speaker: str | None) -> int:
@@ -104,29 +106,34 @@ class GenerationRequest:
     seconds: float | None = None
     seed: int = 0
     recording: int | None = None  # a listed test recording to resynthesise (vocoder)
+    temperature: float = DEFAULT_TEMPERATURE
 
 
 def generation_request(message: object) -> GenerationRequest:
     """The page's JSON request, its types checked (the values by the generator)."""
     if not isinstance(message, dict) or set(message) - {"digit", "speaker", "seconds", "seed",
-                                                        "recording"}:
+                                                        "recording", "temperature"}:
         raise ApiError(400, "send {\"digit\": D, \"speaker\": NAME or null, \"seconds\": T, "
-                            "\"seed\": S, \"recording\": INDEX or null} (docs/api.md)")
+                            "\"seed\": S, \"recording\": INDEX or null, \"temperature\": T} "
+                            "(docs/api.md)")
     digit, speaker = message.get("digit"), message.get("speaker")
     seconds, seed = message.get("seconds"), message.get("seed", 0)
     recording = message.get("recording")
+    temperature = message.get("temperature", DEFAULT_TEMPERATURE)
     if type(digit) is not int:
         raise ApiError(400, f"digit must be a whole number, got {digit!r}")
     if speaker is not None and not isinstance(speaker, str):
         raise ApiError(400, f"speaker must be a name or null, got {speaker!r}")
-    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float)
-                                or not math.isfinite(seconds)):
-        raise ApiError(400, f"seconds must be a number, got {seconds!r}")
+    for name, value in (("seconds", seconds), ("temperature", temperature)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not math.isfinite(value)):
+            raise ApiError(400, f"{name} must be a number, got {value!r}")
     if type(seed) is not int or not 0 <= seed <= MAX_SEED:
         raise ApiError(400, f"seed must be a whole number 0..{MAX_SEED}, got {seed!r}")
     if recording is not None and type(recording) is not int:
         raise ApiError(400, f"recording must be a listed recording's index, got {recording!r}")
-    return GenerationRequest(digit, speaker, seconds, seed, recording)
+    return GenerationRequest(digit, speaker, seconds, seed, recording,
+                             DEFAULT_TEMPERATURE if temperature is None else temperature)
 
 
 class Stopped(Exception):
@@ -152,7 +159,7 @@ class StreamedGeneration:
         r, start, stopped = self.request, time.perf_counter(), False
         try:
             generate_with(self.net, r.digit, r.speaker, self.wav, r.seconds, r.seed,
-                          self.on_sample)
+                          self.on_sample, temperature=r.temperature)
         except Stopped:
             stopped = True
         wall = time.perf_counter() - start

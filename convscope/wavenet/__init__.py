@@ -5,6 +5,11 @@ The training task is :mod:`convscope.tasks.wavenet`."""
 
 from __future__ import annotations
 
+# sampling temperatures: 1 draws from the softmax as trained, lower draws surer samples, 0 always
+# the likeliest (torch-free here: the CLI's help reads them)
+TEMPERATURES = (0.0, 2.0)
+DEFAULT_TEMPERATURE = 1.0
+
 
 def __getattr__(name: str):
     if name in ("generate", "GeneratedClip", "write_wav"):

@@ -13,6 +13,7 @@ import numpy as np
 from convscope._io import atomic_write
 from convscope.audio import CLIP_SAMPLES, MAX_SECONDS, SAMPLE_RATE, read_wav, spectrogram_image
 from convscope.errors import ConvscopeError, DataError
+from convscope.wavenet import DEFAULT_TEMPERATURE, TEMPERATURES
 from convscope.wavenet.codec import NO_SPEAKER, mu_law_decode
 from convscope.wavenet.fast import FastWaveNet, conditioning, gumbel_noise
 from convscope.wavenet.model import WaveNet
@@ -65,22 +66,27 @@ def speech_clip(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def generate(run, digit: int, speaker: str | None = None, from_wav: str | Path | None = None,
-             seconds: float | None = None, seed: int = 0, on_sample=None) -> GeneratedClip:
+             seconds: float | None = None, seed: int = 0, on_sample=None, *,
+             temperature: float = DEFAULT_TEMPERATURE) -> GeneratedClip:
     """Generate ``seconds`` of audio (default one clip, 1.008 s) with a WaveNet ``run`` (a
     :class:`~convscope.runs.Run`, a run directory or a bundled model's name): digit
     ``digit`` said by ``speaker`` (None: any), or, with ``from_wav``, that recording
-    resynthesised from its log-mel spectrogram. Same seed, same clip."""
+    resynthesised from its log-mel spectrogram. Each sample is drawn from the softmax of the
+    logits divided by ``temperature``. Same seed, same clip."""
     from convscope.runs import Run, open_run
 
     run = run if isinstance(run, Run) else open_run(run)
-    return generate_with(wavenet_of(run), digit, speaker, from_wav, seconds, seed, on_sample)
+    return generate_with(wavenet_of(run), digit, speaker, from_wav, seconds, seed, on_sample,
+                         temperature=temperature)
 
 
 def generate_with(net: WaveNet, digit: int, speaker: str | None = None,
                   from_wav: str | Path | None = None, seconds: float | None = None,
-                  seed: int = 0, on_sample=None) -> GeneratedClip:
+                  seed: int = 0, on_sample=None, *,
+                  temperature: float = DEFAULT_TEMPERATURE) -> GeneratedClip:
     """:func:`generate` with a :class:`WaveNet` module (the explorer's loaded model): the
-    digit, speaker and length are checked here, each with a one-line ConvscopeError."""
+    digit, speaker, length and temperature are checked here, each with a one-line
+    ConvscopeError."""
     if not isinstance(digit, int) or not 0 <= digit < net.digits:
         raise ConvscopeError(f"digit {digit!r} is not one this model says; use 0-{net.digits - 1}")
     if speaker is not None and speaker not in net.speakers:
@@ -92,6 +98,11 @@ def generate_with(net: WaveNet, digit: int, speaker: str | None = None,
         why = "a recording's spectrogram covers one clip" if from_wav else "the longest allowed"
         raise ConvscopeError(f"--seconds must be above 0 and at most {longest:g} ({why}), "
                              f"got {seconds:g}")
+    low, high = TEMPERATURES
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not low <= temperature <= high:
+        raise ConvscopeError(f"--temperature must be a number from {low:g} to {high:g} (1: the "
+                             f"model's own odds, lower: surer), got {temperature!r}")
     mel = None
     if from_wav is not None:
         mel = spectrogram_image(*speech_clip(from_wav)).numpy()[0]  # (mels, frames)
@@ -99,7 +110,9 @@ def generate_with(net: WaveNet, digit: int, speaker: str | None = None,
     index = NO_SPEAKER if speaker is None else net.speakers.index(speaker)
     cond = conditioning(net, digit, min(index, len(net.speakers)), mel,
                         CLIP_SAMPLES if mel is not None else samples)[:, :samples]
-    codes = FastWaveNet(net).generate(cond, gumbel_noise(seed, samples), on_sample)
+    # argmax(logits + T * gumbel) draws from softmax(logits / T)
+    noise = gumbel_noise(seed, samples) * float(temperature)
+    codes = FastWaveNet(net).generate(cond, noise, on_sample)
     return GeneratedClip(mu_law_decode(codes), codes)
 
 

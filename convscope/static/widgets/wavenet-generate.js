@@ -62,6 +62,9 @@ export function generatePanel(ctx, stack, width, recording) {
     stack.speakers.map((s) => h("option", {value: s}, s)),
   );
   const seconds = h("input", {type: "number", min: 0.1, max: stack.max_seconds, step: 0.1, value: 1, "aria-label": "seconds to generate"});
+  // the sampling: same seed, same clip; temperature 1 draws from the model's own odds, lower is surer
+  const seed = h("input", {type: "number", min: 0, step: 1, value: 0, size: 5, "aria-label": "seed of the sampling"});
+  const temperature = h("input", {type: "number", min: stack.temperatures[0], max: stack.temperatures[1], step: 0.1, value: stack.temperature, "aria-label": "sampling temperature"});
   const vocoder = h("input", {type: "checkbox", "aria-label": "resynthesise the test recording"});
   const go = h("button", {type: "button", class: "primary", onclick: () => start()}, "Generate");
   const stop = h("button", {type: "button", disabled: true, onclick: () => socket?.send(JSON.stringify({stop: true}))}, "Stop");
@@ -100,6 +103,8 @@ export function generatePanel(ctx, stack, width, recording) {
       digit: Number(digit.value),
       speaker: speaker.value || null,
       seconds: Number(seconds.value),
+      seed: Number(seed.value),
+      temperature: Number(temperature.value),
       recording: vocoder.checked ? recording()?.index ?? null : null,
     };
     clip = null;
@@ -161,6 +166,8 @@ export function generatePanel(ctx, stack, width, recording) {
       h("label", {class: "field inline"}, h("span", {}, "digit"), digit),
       h("label", {class: "field inline"}, h("span", {}, "speaker"), speaker),
       h("label", {class: "field inline"}, h("span", {}, "seconds"), seconds),
+      h("label", {class: "field inline", title: "same seed, same clip"}, h("span", {}, "seed"), seed),
+      h("label", {class: "field inline", title: "1: the model's own odds; lower: surer, 0: always the likeliest sample"}, h("span", {}, "temperature"), temperature),
       h("label", {class: "field inline"}, vocoder, h("span", {}, "from the recording's spectrogram (vocoder)")),
       go,
       stop,
