@@ -8,8 +8,10 @@ convscope's own spoken-digit classifier.
   (conditioned also on their digit and speaker); the judge's accuracy on the originals and on
   the resynthesised audio, and the mean absolute difference of their log-mel images in dB.
 - Label-conditioned: ``--per-digit`` clips per digit generated from the digit alone (no
-  spectrogram, no speaker), and as many from the digit and a speaker (the model's speakers in
-  turn); the share the judge hears as the requested digit.
+  recording, no speaker), and as many from the digit and a speaker (the model's speakers in
+  turn); the share the judge hears as the requested digit. Generation from labels conditions
+  on the model's prototype image of the digit (its mean training log-mel image); a model that
+  has them is also scored without them.
 
 ``--temperature`` is the sampling temperature of every clip (see ``convscope generate``). With
 ``--split val`` the sampling is chosen without the test set: the vocoder resynthesises the
@@ -110,14 +112,16 @@ def vocoder(run, judge_run, chosen: list[tuple], temperature: float) -> dict:
 
 
 def label_conditioned(run, judge_run, per_digit: int, temperature: float, first_seed: int = 0,
-                      speakers: list[str] | None = None) -> dict:
+                      speakers: list[str] | None = None, prototype: bool = True) -> dict:
     """``per_digit`` clips of each digit (seeds ``first_seed``, ``first_seed + 1``, ...), from
-    the digit alone or, with ``speakers``, from the digit and each speaker in turn."""
+    the digit alone or, with ``speakers``, from the digit and each speaker in turn; without the
+    model's prototype images unless ``prototype``."""
     clips, truth = [], []
     for digit in range(10):
         for i in range(per_digit):
             speaker = speakers[i % len(speakers)] if speakers else None
-            clip = generate(run, digit, speaker, seed=first_seed + i, temperature=temperature)
+            clip = generate(run, digit, speaker, seed=first_seed + i, temperature=temperature,
+                            prototype=prototype)
             clips.append((clip.samples, SAMPLE_RATE))
             truth.append(digit)
         print(f"  generated digit {digit}", flush=True)
@@ -148,8 +152,10 @@ def report(result: dict) -> str:
         *[f"| label-conditioned, {how}: {r['per_digit']} clips per digit heard as the digit "
           f"| {100 * r['accuracy']:.1f}% (per digit: "
           f"{', '.join(f'{100 * a:.0f}' for a in r['accuracy_per_digit'])}) | >= 50% |"
-          for how, r in (("the digit alone", g), ("digit and speaker (the speakers in turn)",
-                                                   result.get("label_speakers"))) if r],
+          for how, r in (("the digit alone", g),
+                         ("digit and speaker (the speakers in turn)", result.get("label_speakers")),
+                         ("the digit alone, without the prototype image (the labels' embeddings "
+                          "only)", result.get("label_plain"))) if r],
     ])
 
 
@@ -175,6 +181,9 @@ def measure(args, run, judge_run) -> dict:
     result["label_speakers"] = label_conditioned(run, judge_run, args.per_digit,
                                                  args.temperature, first,
                                                  wavenet_of(run).speakers)
+    if wavenet_of(run).prototype(0, len(wavenet_of(run).speakers)) is not None:
+        result["label_plain"] = label_conditioned(run, judge_run, args.per_digit,
+                                                  args.temperature, first, prototype=False)
     return result
 
 

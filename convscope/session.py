@@ -57,6 +57,7 @@ class TrainingSession:
         depth, height, width = input_size(module, train_set.images)
         images = prepare_images(train_set.images, height, width, depth)
         _check_output(self.task, module, fit_batch(images[:2], height, width), train_set)
+        self.task.fit_to_data(module, train_set)
         self.run.data_info = {
             "name": config.data, "task": config.task, "classes": train_set.classes,
             "input": [width, height, depth], "train": len(train_set), "val": len(self.val_set),

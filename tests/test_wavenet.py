@@ -13,14 +13,15 @@ import pytest
 import torch
 from conftest import write_clip
 
-from convscope.audio import read_wav
+from convscope.audio import CLIP_SAMPLES, read_wav
 from convscope.cli import main
+from convscope.runs import open_run
 from convscope.tasks.wavenet import sample_nll
 from convscope.wavenet.codec import mu_law_decode, mu_law_encode, pack
 from convscope.wavenet.data import WINDOW_FRAMES, WINDOW_SAMPLES
 from convscope.wavenet.fast import FastWaveNet, conditioning, gumbel_noise, naive_codes
-from convscope.wavenet.generation import generate_with
-from convscope.wavenet.model import WaveNet, frame_interpolation, receptive_field
+from convscope.wavenet.generation import generate_with, wavenet_of
+from convscope.wavenet.model import WaveNet, frame_interpolation, prototypes, receptive_field
 
 SPEAKERS = ["alice", "bob"]
 
@@ -133,6 +134,48 @@ def test_temperature_scales_the_sampling_noise():
     assert (generate_with(net, 3, "bob", seconds=0.01, seed=1).codes != greedy[0]).any()
 
 
+def test_prototypes_are_the_mean_images_by_digit_and_speaker():
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.integers(0, 256, (12, 4, 5)).astype(np.uint8))
+    digits = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 1, 2])
+    speakers = torch.tensor([0, 0, 1, 0, 1, 1, 0, 0, 0, 1, 0, 0])  # digit 2: speaker 1 never
+    found = prototypes(images, digits, speakers, (4, 2))
+    assert found.shape == (4, 3, 4, 5) and found.dtype == torch.uint8
+    for d in range(3):
+        said = (digits == d).numpy()
+        anyone = np.round(images.numpy()[said].astype(float).mean(0))
+        np.testing.assert_array_equal(found[d, 2].numpy(), anyone)
+        for s in range(2):
+            pick = said & (speakers == s).numpy()
+            expected = np.round(images.numpy()[pick].astype(float).mean(0)) if pick.any() \
+                else anyone
+            np.testing.assert_array_equal(found[d, s].numpy(), expected)
+    assert not found[3].any()  # a digit never said has none
+
+
+def test_generation_from_labels_conditions_on_the_prototype():
+    net = tiny((1, 2, 4))
+    assert net.prototype(3, 1) is None  # none fitted: the labels' embeddings alone
+    plain = generate_with(net, 3, "bob", seconds=0.01, seed=0)
+    image = torch.from_numpy(np.random.default_rng(1).integers(1, 256, (4, 64)).astype(np.uint8))
+    net.prototypes[3, 1] = image
+    assert torch.equal(net.prototype(3, 1), image) and net.prototype(3, 255) is None
+    with_image = generate_with(net, 3, "bob", seconds=0.01, seed=0)
+    cond = conditioning(net, 3, 1, image.numpy(), CLIP_SAMPLES)[:, :80]
+    assert (with_image.codes == FastWaveNet(net).generate(cond, gumbel_noise(0, 80))).all()
+    without = generate_with(net, 3, "bob", seconds=0.01, seed=0, prototype=False)
+    assert (without.codes == plain.codes).all() and (with_image.codes != plain.codes).any()
+    # saved and loaded with the weights; weights saved before them load with none
+    state = net.state_dict()
+    fresh = tiny((1, 2, 4), seed=1)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.prototypes, net.prototypes)
+    del state["prototypes"]
+    older = tiny((1, 2, 4), seed=1)
+    older.load_state_dict(state)
+    assert not older.prototypes.any()
+
+
 # ---- the task in the one trainer, on a small synthetic FSDD folder --------------------------
 
 
@@ -168,6 +211,8 @@ def test_train_resume_and_generate(fsdd_dir: Path, tmp_path: Path, capsys):
         assert (run / name).is_file(), name
     results = json.loads((run / "results.json").read_text())
     assert results["test"]["clips"] == 12 and 0 < results["test"]["nll"] < 6
+    net = wavenet_of(open_run(run))  # the prototypes of the digits it learned, fitted
+    assert all(net.prototype(d, 2) is not None for d in range(3)) and net.prototype(3, 2) is None
     assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]

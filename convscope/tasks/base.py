@@ -43,6 +43,10 @@ class Task:
         """(train, validation, test or None) for ``config``."""
         raise NotImplementedError
 
+    def fit_to_data(self, module: torch.nn.Module, train_set: Dataset) -> None:
+        """Set what ``module`` takes from its training data, not by gradients, before
+        training (a resumed run then loads its saved state over it); nothing by default."""
+
     def load_split(self, config: TrainConfig, split: str,
                    data_info: dict | None = None) -> Dataset | None:
         """One split ("train", "val" or "test"; None: the data has no such split) as

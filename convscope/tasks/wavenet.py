@@ -53,6 +53,17 @@ class WaveNetTask(Task):
                                              config.val_fraction, seed=0)
         return train_set, val_set, load_clips("test", config.data_dir)
 
+    def fit_to_data(self, module: torch.nn.Module, train_set: Dataset) -> None:
+        """The WaveNet's prototypes: each digit's mean log-mel image in ``train_set``."""
+        from convscope.wavenet.generation import find_wavenet
+        from convscope.wavenet.model import prototypes
+
+        net = find_wavenet(module)
+        if net is not None and "image" in train_set.targets:
+            net.prototypes.copy_(prototypes(
+                train_set.targets["image"], train_set.labels, train_set.targets["speaker"],
+                (net.digits, len(net.speakers))))
+
     def load_split(self, config: TrainConfig, split: str,
                    data_info: dict | None = None) -> Dataset | None:
         from convscope.wavenet.data import load_clips

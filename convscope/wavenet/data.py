@@ -48,7 +48,7 @@ def load_clips(split: str, data_dir: str | None = None) -> Dataset:
     """FSDD's official ``split`` ("train": takes 5-49, "test": takes 0-4) as packed windows:
     ``images`` uint8 (N, 1, 1, packed length), labels the digits; ``targets``: ``codes``
     (N, WINDOW_SAMPLES) uint8, ``span`` (N, 2: the recording's part of the window),
-    ``speaker`` and ``take``."""
+    ``speaker``, ``take`` and ``image``, the whole clip's (N, mels, frames) log-mel image."""
     spectrograms = load_dataset("fsdd", split, data_dir=data_dir)  # fetched and checked
     root = resolve_data_dir(data_dir) / FOLDER
     _, found = load_fsdd_recordings(root, split)
@@ -66,4 +66,5 @@ def load_clips(split: str, data_dir: str | None = None) -> Dataset:
                    spectrograms.labels.clone(), list(spectrograms.classes),
                    {"codes": torch.from_numpy(codes), "span": torch.from_numpy(spans),
                     "speaker": spectrograms.targets["speaker"].clone(),
-                    "take": spectrograms.targets["take"].clone()})
+                    "take": spectrograms.targets["take"].clone(),
+                    "image": spectrograms.images[:, 0].clone()})

@@ -67,7 +67,7 @@ def speech_clip(path: str | Path) -> tuple[np.ndarray, int]:
 
 def generate(run, digit: int, speaker: str | None = None, from_wav: str | Path | None = None,
              seconds: float | None = None, seed: int = 0, on_sample=None, *,
-             temperature: float = DEFAULT_TEMPERATURE) -> GeneratedClip:
+             temperature: float = DEFAULT_TEMPERATURE, prototype: bool = True) -> GeneratedClip:
     """Generate ``seconds`` of audio (default one clip, 1.008 s) with a WaveNet ``run`` (a
     :class:`~convscope.runs.Run`, a run directory or a bundled model's name): digit
     ``digit`` said by ``speaker`` (None: any), or, with ``from_wav``, that recording
@@ -77,16 +77,31 @@ def generate(run, digit: int, speaker: str | None = None, from_wav: str | Path |
 
     run = run if isinstance(run, Run) else open_run(run)
     return generate_with(wavenet_of(run), digit, speaker, from_wav, seconds, seed, on_sample,
-                         temperature=temperature)
+                         temperature=temperature, prototype=prototype)
+
+
+def label_conditioning(net: WaveNet, digit: int, speaker: int, samples: int,
+                       prototype: bool = True):
+    """The conditioning of ``samples`` samples from the labels: over the first clip, the
+    model's prototype image of the digit said by ``speaker`` (its typical course over time,
+    see :mod:`convscope.wavenet.model`) where it has one and ``prototype`` is set; after it,
+    and without one, the labels' embeddings alone."""
+    cond = conditioning(net, digit, speaker, None, samples)
+    image = net.prototype(digit, speaker) if prototype else None
+    if image is not None:
+        first = min(samples, CLIP_SAMPLES)
+        cond[:, :first] = conditioning(net, digit, speaker, image.numpy(), CLIP_SAMPLES)[:, :first]
+    return cond
 
 
 def generate_with(net: WaveNet, digit: int, speaker: str | None = None,
                   from_wav: str | Path | None = None, seconds: float | None = None,
-                  seed: int = 0, on_sample=None, *,
-                  temperature: float = DEFAULT_TEMPERATURE) -> GeneratedClip:
+                  seed: int = 0, on_sample=None, *, temperature: float = DEFAULT_TEMPERATURE,
+                  prototype: bool = True) -> GeneratedClip:
     """:func:`generate` with a :class:`WaveNet` module (the explorer's loaded model): the
     digit, speaker, length and temperature are checked here, each with a one-line
-    ConvscopeError."""
+    ConvscopeError. ``prototype`` False: from the labels without the model's prototype
+    image (see :func:`label_conditioning`)."""
     if not isinstance(digit, int) or not 0 <= digit < net.digits:
         raise ConvscopeError(f"digit {digit!r} is not one this model says; use 0-{net.digits - 1}")
     if speaker is not None and speaker not in net.speakers:
@@ -103,13 +118,14 @@ def generate_with(net: WaveNet, digit: int, speaker: str | None = None,
             or not low <= temperature <= high:
         raise ConvscopeError(f"--temperature must be a number from {low:g} to {high:g} (1: the "
                              f"model's own odds, lower: surer), got {temperature!r}")
-    mel = None
+    samples = max(1, round(seconds * SAMPLE_RATE))
+    index = min(NO_SPEAKER if speaker is None else net.speakers.index(speaker),
+                len(net.speakers))
     if from_wav is not None:
         mel = spectrogram_image(*speech_clip(from_wav)).numpy()[0]  # (mels, frames)
-    samples = max(1, round(seconds * SAMPLE_RATE))
-    index = NO_SPEAKER if speaker is None else net.speakers.index(speaker)
-    cond = conditioning(net, digit, min(index, len(net.speakers)), mel,
-                        CLIP_SAMPLES if mel is not None else samples)[:, :samples]
+        cond = conditioning(net, digit, index, mel, CLIP_SAMPLES)[:, :samples]
+    else:
+        cond = label_conditioning(net, digit, index, samples, prototype)
     # argmax(logits + T * gumbel) draws from softmax(logits / T)
     noise = gumbel_noise(seed, samples) * float(temperature)
     codes = FastWaveNet(net).generate(cond, noise, on_sample)

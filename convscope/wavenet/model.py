@@ -6,6 +6,12 @@ image (upsampled to the samples by linear interpolation between frame centres). 
 ``z = dilated_conv(x) + conditioning``, ``g = tanh(z_a) * sigmoid(z_b)``, then a 1x1 conv
 splits into a residual (added to ``x``) and a skip (summed over the layers); the head is
 relu, 1x1, relu, 1x1 to 256 logits. All convolutions are ``Conv2d`` over (N, C, 1, time).
+
+``prototypes`` (a uint8 buffer, saved with the weights) holds, for each digit, the mean log-mel
+image of its training recordings, by speaker and (last) over all of them (:func:`prototypes`):
+generating from the labels alone conditions on that image, the digit's typical course over
+time, which the labels' constant embeddings cannot give (a clip is much longer than the
+receptive field). All zeros: none fitted (a run trained before they existed).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from convscope.audio import FRAMES
 from convscope.augment import BYTE_SCALE, INPUT_OFFSET
 from convscope.layer_kinds import MU_LAW_CLASSES, WAVENET_HEADER
 from convscope.wavenet.codec import NO_SPEAKER, SILENCE
@@ -70,6 +77,20 @@ class WaveNet(nn.Module):
         self.out = nn.ModuleList(nn.Conv2d(channels, channels + skip, 1) for _ in dilations)
         self.head1 = nn.Conv2d(skip, head, 1)
         self.head2 = nn.Conv2d(head, MU_LAW_CLASSES, 1)
+        self.register_buffer("prototypes", torch.zeros(
+            digits, len(self.speakers) + 1, mels, FRAMES, dtype=torch.uint8))  # whole clips
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # weights saved before the prototypes existed keep the module's own (a fresh module's
+        # are zeros: none fitted)
+        state_dict.setdefault(prefix + "prototypes", self.prototypes.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def prototype(self, digit: int, speaker: int) -> torch.Tensor | None:
+        """The uint8 (mels, frames) mean image of ``digit`` said by speaker index ``speaker``
+        (``len(speakers)`` or more: anyone), or None when none was fitted."""
+        image = self.prototypes[digit, min(speaker, len(self.speakers))]
+        return image if bool(image.any()) else None
 
     @property
     def receptive_field(self) -> int:
@@ -125,6 +146,26 @@ class WaveNet(nn.Module):
             x = x + residual
             skips = skips + skip
         return self.head2(F.relu(self.head1(F.relu(skips))))
+
+
+def prototypes(images: torch.Tensor, digits: torch.Tensor, speakers: torch.Tensor,
+               shape: tuple[int, int]) -> torch.Tensor:
+    """uint8 (digits, speakers + 1, mels, frames) mean images: of each digit said by each
+    speaker (index ``speakers`` of ``images`` (N, mels, frames) uint8), and last of each digit
+    said by anyone, which also stands in for a pair with no recording."""
+    n_digits, n_speakers = shape
+    out = torch.zeros(n_digits, n_speakers + 1, *images.shape[1:], dtype=torch.uint8)
+    for d in range(n_digits):
+        said = digits == d
+        if not said.any():
+            continue
+        anyone = images[said].float().mean(0).round().to(torch.uint8)
+        out[d] = anyone
+        for s in range(n_speakers):
+            pick = said & (speakers == s)
+            if pick.any():
+                out[d, s] = images[pick].float().mean(0).round().to(torch.uint8)
+    return out
 
 
 def speaker_index(speakers: list[str], name: str | None) -> int:
