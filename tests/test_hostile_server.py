@@ -19,7 +19,7 @@ from convscope.cli import build_parser
 from convscope.errors import ConvscopeError
 from convscope.registry import list_models
 from convscope.server import create_app, serve
-from convscope.server.live import MAX_ACTIVATION_BYTES, _check_fits, live_trainable
+from convscope.server.live import MAX_ACTIVATION_BYTES, _check_fits, held_at_once, live_trainable
 from convscope.spec import activation_values, resolve
 
 MNIST_FC = [{"type": "input", "sx": 28, "sy": 28, "depth": 1},
@@ -113,7 +113,9 @@ def test_absurd_sizes_get_a_400_not_a_500(client, nothing_built, layer):
 def test_every_live_trainable_zoo_model_fits_at_its_recipe_batch_size():
     for entry in list_models():
         if live_trainable(entry.recipe.get("task", "classify"), entry.dataset):
-            _check_fits(resolve(entry.spec), entry.dataset, entry.recipe.get("batch_size", 64))
+            _check_fits(resolve(entry.spec), entry.dataset,
+                        held_at_once(entry.recipe.get("batch_size", 64),
+                                     entry.recipe.get("micro_batch", 0)))
 
 
 # ---- point 4: Host and Origin --------------------------------------------------------------

@@ -70,7 +70,7 @@ PACE_SECONDS = 0.05  # a paced snapshot waits at most this long for a reader to 
 MAX_FILTERS = 64
 MAX_SNAPSHOT_WEIGHTS = 100_000  # weighted layers small enough to send whole in each snapshot
 MAX_PARAMS = 10_000_000
-MAX_ACTIVATION_BYTES = 2 * 1024**3  # cifar10-94 at its batch size 1024 needs about 1.4 GiB
+MAX_ACTIVATION_BYTES = 2 * 1024**3  # cifar10-94 in its parts of 1000 needs about 1.4 GiB
 BYTES_PER_VALUE = 4  # float32
 MAX_INPUT_SIDE = 64
 MAX_HISTORY = 1000  # progress messages kept for a page that attaches late (halved when full)
@@ -218,9 +218,9 @@ class Jobs:
         """Check the request, add the live model to the catalog and start training it."""
         planned = plan(request, self.catalog, DEPTH, live_trainable)
         dataset, recipe = planned.dataset, planned.recipe
-        config = planned.config  # a batch in parts holds one part's outputs at a time
+        config = planned.config
         _check_fits(resolve(planned.spec), dataset,
-                    min(config.micro_batch or config.batch_size, config.batch_size))
+                    held_at_once(config.batch_size, config.micro_batch))
         net = build_model(planned.spec)  # built only once its sizes, from the spec, fit
         if planned.source is not None:  # its weights, or the CLI's one line on a mismatch
             load_source(net, planned.source, planned.name)
@@ -388,6 +388,12 @@ def _check_fits(layers: list[Layer], dataset: str, batch_size: int) -> None:
         raise ApiError(400, f"the network has {_count(params)} parameters; live training takes "
                             f"at most {MAX_PARAMS:,}")
     _check_activations(activation_values(layers) * BYTES_PER_VALUE, batch_size)
+
+
+def held_at_once(batch_size: int, micro_batch: int = 0) -> int:
+    """Examples whose layer outputs a training step holds at once: a batch computed in parts
+    (``micro_batch``) holds one part's."""
+    return min(micro_batch or batch_size, batch_size)
 
 
 def _check_activations(per_example: int, batch_size: int) -> None:
