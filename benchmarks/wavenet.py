@@ -178,10 +178,10 @@ def measure(args, run, judge_run) -> dict:
     first = VAL_SEEDS if val else 0
     result["label"] = label_conditioned(run, judge_run, args.per_digit, args.temperature, first)
     print(json.dumps(result["label"]), flush=True)
+    net = wavenet_of(run)
     result["label_speakers"] = label_conditioned(run, judge_run, args.per_digit,
-                                                 args.temperature, first,
-                                                 wavenet_of(run).speakers)
-    if wavenet_of(run).prototype(0, len(wavenet_of(run).speakers)) is not None:
+                                                 args.temperature, first, net.speakers)
+    if net.prototype(0, len(net.speakers)) is not None:  # else the rows above are these
         result["label_plain"] = label_conditioned(run, judge_run, args.per_digit,
                                                   args.temperature, first, prototype=False)
     return result

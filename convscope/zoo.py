@@ -240,16 +240,27 @@ _AIRBENCH_TRAINING = ("Nesterov SGD at batch 1024 with 64x faster batchnorm shif
 
 register_model(ModelEntry(
     name="cifar10-sprint",
-    description="CIFAR-10 to 90% within 8 minutes on a CPU with native bf16: cifar10-94's "
-                "network and training with narrower blocks (64, 128 and 128 filters), 6 bf16 "
-                f"epochs on all 50,000 training images ({_AIRBENCH_TRAINING}).",
+    description="CIFAR-10 to 90% within 8 minutes on a CPU with native bf16: airbench94's "
+                "network with narrower blocks (64, 128 and 128 filters) and its training "
+                f"({_AIRBENCH_TRAINING}), 6 bf16 epochs on all 50,000 training images.",
     dataset="cifar10",
     spec=_airbench_spec((64, 128, 128)),
     recipe={"epochs": 6, **_AIRBENCH_RECIPE},
 ))
 
-# airbench94_muon's settings (lr 0.053 and 0.67, decay 2e-6 per example with its summed loss
-# and 1/256 class-score scale) on the mean loss and 1/9: lr 1.66, decay 0.004 per step
+# airbench94_muon's training (batch 2000, summed loss; Muon for the filters at 0.24, momentum
+# 0.6; SGD for the rest: class scores at 0.67, batchnorm shifts at 0.053, decay 2e-6 x batch
+# per step) as convscope settings on the mean loss with class scores scaled by 1/9 (its are
+# by 1/256): lr 0.67 x 2000 x (9/256)^2 = 1.66, shifts 64x faster, decay 0.004 per step. (It
+# also trains the whitening bias with the shifts for 3 epochs only; here it trains with the
+# class scores throughout: trying airbench's way changed nothing, see docs/benchmarks.md.)
+_MUON_RECIPE = {
+    "batch_size": 2000, "micro_batch": 1000, "optimizer": "muon", "muon_lr": 0.24,
+    "muon_momentum": 0.6, "lr": 1.66, "momentum": 0.85, "nesterov": True,
+    "weight_decay": 0.004 / 1.66, "bias_lr_scale": 64.0, "lookahead": False,
+    "label_smoothing": 0.2, "schedule": "linear", "augment": "shift+altflip",
+    "tuned_precision": "bf16", "tta": "flip+shift", "val_fraction": 0.0}
+
 register_model(ModelEntry(
     name="cifar10-94",
     description="CIFAR-10 to 94% in about 25 minutes on a CPU with native bf16: airbench94's "
@@ -261,9 +272,7 @@ register_model(ModelEntry(
                 "and shifted views), 13 bf16 epochs on all 50,000 training images.",
     dataset="cifar10",
     spec=_airbench_spec((64, 256, 256), norm_momentum=0.4),
-    recipe={**_AIRBENCH_RECIPE, "epochs": 13, "batch_size": 2000, "micro_batch": 1000,
-            "optimizer": "muon", "muon_lr": 0.24, "muon_momentum": 0.6, "lr": 1.66,
-            "weight_decay": 0.004 / 1.66, "lookahead": False, "schedule": "linear"},
+    recipe={"epochs": 13, **_MUON_RECIPE},
 ))
 
 
