@@ -508,18 +508,21 @@ def _wavenet_sizes(p: Params) -> tuple[int, int, int, int, int, int]:
 def _wavenet_params(p: Params, _vin: Volume) -> int:
     layers, c, skip, head, cond, gates = _wavenet_sizes(p)
     embeddings = MU_LAW_CLASSES * c + (p["digits"] + len(p["speakers"]) + 1) * gates
-    mel = p["mels"] * cond * 3 + cond + cond * gates + gates
+    mel = p["mels"] * cond * 3 + cond + (p["cond_layers"] - 1) * (cond * cond * 3 + cond) \
+        + cond * gates + gates
     stack = layers * (2 * c * c * 2 + 2 * c + c * (c + skip) + c + skip)
     return embeddings + mel + stack + skip * head + head + head * MU_LAW_CLASSES + MU_LAW_CLASSES
 
 
 def _wavenet_macs(p: Params, _vin: Volume, _out: Volume) -> int:
     layers, c, skip, head, cond, gates = _wavenet_sizes(p)
-    mel = p["frames"] * (p["mels"] * 3 * cond + cond * gates)
-    per_sample = layers * (2 * c * c * 2 + c * (c + skip)) + skip * head + head * MU_LAW_CLASSES
-    # each gate conv, padded on both sides, also computes `dilation` outputs past the end
-    dropped = sum(p["dilations"]) * 2 * c * c * 2
-    return mel + p["samples"] * per_sample + dropped
+    mel = p["frames"] * (p["mels"] * 3 * cond + (p["cond_layers"] - 1) * cond * cond * 3
+                         + cond * gates)
+    upsampling = p["frames"] * gates  # each gate's frames to the sample, one matrix product
+    # kernel-2 gates; the skips; the residuals but the last (which nothing reads); the head
+    stack = layers * (2 * c * 2 * c + c * skip) + (layers - 1) * c * c
+    per_sample = upsampling + stack + skip * head + head * MU_LAW_CLASSES
+    return mel + p["samples"] * per_sample
 
 
 def _dilations_ok(v: object) -> bool:
@@ -535,9 +538,12 @@ WAVENET = LayerKind(
     "wavenet",
     # causal dilated convolutions (kernel 2) with gated tanh x sigmoid units, residual and skip
     # connections, a 256-way mu-law output per sample; global conditioning on the digit and
-    # speaker (``speakers``: their names), local conditioning on the log-mel image
+    # speaker (``speakers``: their names), local conditioning on the log-mel image through
+    # ``cond_layers`` convs of ``cond`` filters over its frames (3 wide); while training, the
+    # spectrogram of a share ``mel_dropout`` of the clips is withheld
     {"samples": positive(), "mels": positive(), "frames": positive(), "channels": positive(),
-     "skip": positive(), "head": positive(), "cond": positive(),
+     "skip": positive(), "head": positive(), "cond": positive(), "cond_layers": positive(1),
+     "mel_dropout": probability(0.3),
      "dilations": Field("a list of 1 to 64 positive integers", _dilations_ok),
      "digits": positive(10),
      "speakers": Field("a list of distinct names (at most 64 characters each)", _names_ok, [])},
@@ -545,7 +551,7 @@ WAVENET = LayerKind(
     label=lambda p: f"wavenet {len(p['dilations'])} layers x{p['channels']} "
                     f"(receptive field {1 + sum(p['dilations'])})",
     example={"samples": 220, "mels": 4, "frames": 8, "channels": 4, "skip": 5, "head": 6,
-             "cond": 3, "dilations": [1, 2, 4], "speakers": ["a", "b"]})
+             "cond": 3, "cond_layers": 2, "dilations": [1, 2, 4], "speakers": ["a", "b"]})
 
 for _kind in (INPUT, CONV, POOL, GLOBAL_POOL, FC, *ACTIVATION_KINDS, BATCHNORM, DROPOUT, SOFTMAX,
               RESIDUAL, UPSAMPLE, CONCAT, BRANCH, LRN, WAVENET):

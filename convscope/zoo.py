@@ -390,16 +390,20 @@ register_model(ModelEntry(
 
 FSDD_SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
 # trained on 4,096-sample windows (33 frames of the 32-mel image): the middle of each clip
+# (conditioning: 3 convs of 64 over the frames, 15% of clips without their spectrogram; on the
+# validation split's vocoder, 83.7% heard right against 74.8% with 1 conv of 32 and 30%)
 WAVENET_LAYER = {"type": "wavenet", "samples": 4096, "mels": 32, "frames": 33,
-                 "channels": 40, "skip": 64, "head": 64, "cond": 32,
-                 "dilations": [2**i for i in range(10)], "speakers": FSDD_SPEAKERS}
+                 "channels": 40, "skip": 64, "head": 64, "cond": 64, "cond_layers": 3,
+                 "mel_dropout": 0.15, "dilations": [2**i for i in range(10)],
+                 "speakers": FSDD_SPEAKERS}
 
 register_model(ModelEntry(
     name="fsdd-wavenet",
     description="A WaveNet for spoken digits (FSDD, 8 kHz): 10 causal dilated conv layers "
                 "(dilations 1-512, receptive field 1,024 samples), gated tanh x sigmoid, "
                 "residual and skip connections, 256-way mu-law output, conditioned on the "
-                "digit, the speaker and the log-mel spectrogram (a vocoder).",
+                "digit, the speaker and the log-mel spectrogram (3 convs over its frames: a "
+                "vocoder).",
     dataset="fsdd",
     spec=[{"type": "input", "sx": 4 + 4096 + 32 * 33, "sy": 1, "depth": 1}, WAVENET_LAYER],
     recipe={"task": "wavenet", "epochs": 12, "batch_size": 8, "optimizer": "adam", "lr": 2e-3,

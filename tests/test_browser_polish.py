@@ -14,6 +14,7 @@ from served import CHROMIUM, served, watched_page
 from test_browser import write_mnist_from_bundle
 
 from convscope.bundle import BUNDLED
+from convscope.config import OPTIMIZERS
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="Debian's Chromium is not installed at /usr/bin/chromium")
@@ -65,6 +66,9 @@ def test_a_reloaded_train_page_shows_the_running_jobs_settings(page):
     page.get_by_label("Epochs").fill("77")
     page.get_by_label("Batch size").fill("3")
     page.get_by_label("learning rate").fill("0.02")
+    offered = page.get_by_label("optimizer").locator("option").evaluate_all(
+        "options => options.map((o) => o.value)")
+    assert offered == ["", *OPTIMIZERS]  # the recipe's, then every one the server takes
     page.get_by_label("optimizer").select_option("sgd")
     page.get_by_role("button", name="Start").click()
     wait_for_epochs(page, 77)

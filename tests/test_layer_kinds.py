@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 import convscope
 from convscope.cli import main
@@ -103,20 +104,11 @@ def _example_spec(kind: LayerKind) -> list[dict]:
 
 
 def _macs(block: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-adds of the Conv2d and Linear modules inside ``block`` running on ``x``."""
-    total = 0
-
-    def count(module: nn.Module, _inputs: object, out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            total += out.numel() * module.in_channels * module.weight[0, 0].numel()
-        elif isinstance(module, nn.Linear):
-            total += out.numel() * module.in_features
-    handles = [m.register_forward_hook(count) for m in block.modules()]
-    block(x)
-    for handle in handles:
-        handle.remove()
-    return total
+    """Multiply-adds of the matrix products and convolutions ``block`` computes on ``x``
+    (torch's own count of each operation, whichever module or function calls it)."""
+    with FlopCounterMode(display=False) as counter:
+        block(x)
+    return counter.get_total_flops() // 2
 
 
 @pytest.mark.parametrize("name", [kind.name for kind in layer_kinds()])

@@ -15,12 +15,13 @@ from conftest import write_clip
 
 from convscope.audio import CLIP_SAMPLES, read_wav
 from convscope.cli import main
+from convscope.model import build_model
 from convscope.runs import open_run
 from convscope.tasks.wavenet import sample_nll
-from convscope.wavenet.codec import mu_law_decode, mu_law_encode, pack
+from convscope.wavenet.codec import SILENCE, mu_law_decode, mu_law_encode, pack
 from convscope.wavenet.data import WINDOW_FRAMES, WINDOW_SAMPLES
 from convscope.wavenet.fast import FastWaveNet, conditioning, gumbel_noise, naive_codes
-from convscope.wavenet.generation import generate_with, wavenet_of
+from convscope.wavenet.generation import find_wavenet, generate_with, wavenet_of
 from convscope.wavenet.model import WaveNet, frame_interpolation, prototypes, receptive_field
 
 SPEAKERS = ["alice", "bob"]
@@ -29,7 +30,7 @@ SPEAKERS = ["alice", "bob"]
 def tiny(dilations=(1, 2, 4), samples=64, frames=3, seed=0) -> WaveNet:
     torch.manual_seed(seed)
     net = WaveNet(samples=samples, mels=4, frames=frames, channels=4, skip=5, head=6, cond=3,
-                  dilations=list(dilations), speakers=SPEAKERS).eval()
+                  cond_layers=2, dilations=list(dilations), speakers=SPEAKERS).eval()
     for p in net.parameters():  # large weights: every dependency shows
         torch.nn.init.normal_(p, std=0.7)
     return net
@@ -68,6 +69,41 @@ def test_no_output_depends_on_a_future_input():
                 assert not torch.equal(after[..., t0 + 1], before[..., t0 + 1])
 
 
+def conv_reference(net: WaveNet, x: torch.Tensor) -> torch.Tensor:
+    """The network as its weights' Conv2d modules compute it over (N, C, 1, time), each
+    dilated conv padded by its dilation on both sides and cut to the past half."""
+    codes, digit, speaker, has_mel, mel = net.unpack(x)
+    cond = net.conditioning(digit, speaker, has_mel, mel, codes.shape[1])
+    shifted = torch.nn.functional.pad(codes, (1, -1), value=SILENCE)
+    h = net.embed(shifted).transpose(1, 2).unsqueeze(2)
+    skips, c = 0, net.channels
+    for gate, out, layer_cond in zip(net.gate, net.out, cond.split(2 * c, 1), strict=True):
+        a, b = (gate(h)[..., :codes.shape[1]] + layer_cond).chunk(2, 1)
+        residual, skip = out(torch.tanh(a) * torch.sigmoid(b)).split([c, out.out_channels - c], 1)
+        h, skips = h + residual, skips + skip
+    relu = torch.nn.functional.relu
+    return net.head2(relu(net.head1(relu(skips))))
+
+
+@pytest.mark.parametrize("samples", [64, 5])
+def test_the_channels_last_stack_computes_what_its_conv_weights_do(samples):
+    net, rng = tiny((1, 2, 4, 8), samples=samples), np.random.default_rng(3)
+    batch = torch.cat([packed(rng.integers(0, 256, samples).astype(np.uint8), digit=d)
+                       for d in range(3)])
+    with torch.no_grad():
+        torch.testing.assert_close(net(batch), conv_reference(net, batch), rtol=1e-5,
+                                   atol=1e-5)
+    net.train()  # and the gradients match (labels and spectrograms kept)
+    net.mel_dropout = net.speaker_dropout = 0.0
+    grads = []
+    for model in (net, lambda x: conv_reference(net, x)):
+        net.zero_grad()
+        model(batch).square().mean().backward()
+        grads.append([p.grad.clone() for p in net.parameters() if p.grad is not None])
+    for mine, reference in zip(*grads, strict=True):
+        torch.testing.assert_close(mine, reference, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("dilations", [(1, 2, 4), (1, 2, 4, 8, 1, 2)])
 def test_receptive_field_formula_matches_the_measured_dependency(dilations):
     net, rng, t = tiny(dilations), np.random.default_rng(1), 50
@@ -94,6 +130,18 @@ def test_frame_interpolation_is_linear_interpolation_between_frame_centres(frame
     torch.testing.assert_close(values @ matrix, reference, rtol=0, atol=1e-12)
     torch.testing.assert_close(matrix.sum(0), torch.ones(samples, dtype=torch.float64))
     assert (frame_interpolation(1, 5) == 1).all()  # one frame: held
+
+
+def test_the_layer_fields_build_the_conditioning_they_name():
+    spec = [{"type": "input", "sx": 4 + 64 + 4 * 3, "sy": 1, "depth": 1},
+            {"type": "wavenet", "samples": 64, "mels": 4, "frames": 3, "channels": 4, "skip": 5,
+             "head": 6, "cond": 7, "cond_layers": 3, "mel_dropout": 0.25, "dilations": [1, 2]}]
+    net = find_wavenet(build_model(spec))
+    assert net.mel_dropout == 0.25 and net.mel_in.out_channels == 7
+    assert [conv.in_channels for conv in net.mel_more] == [7, 7]  # 3 convs over the frames
+    spec[1] = {k: v for k, v in spec[1].items() if k not in ("cond_layers", "mel_dropout")}
+    net = find_wavenet(build_model(spec))  # runs saved before the fields: their defaults
+    assert net.mel_dropout == 0.3 and len(net.mel_more) == 0
 
 
 def test_sample_nll_is_the_cross_entropy_of_every_sample():

@@ -5,7 +5,9 @@ before it (the input is shifted right by one inside), the digit, the speaker and
 image (upsampled to the samples by linear interpolation between frame centres). Each layer:
 ``z = dilated_conv(x) + conditioning``, ``g = tanh(z_a) * sigmoid(z_b)``, then a 1x1 conv
 splits into a residual (added to ``x``) and a skip (summed over the layers); the head is
-relu, 1x1, relu, 1x1 to 256 logits. All convolutions are ``Conv2d`` over (N, C, 1, time).
+relu, 1x1, relu, 1x1 to 256 logits. The weights are ``Conv2d``'s over (N, C, 1, time); the
+stack computes them as matrix products over (N, time, C) (:meth:`WaveNet.stack`), where each
+kernel-2 dilated conv is one product with the input beside its copy ``dilation`` samples back.
 
 ``prototypes`` (a uint8 buffer, saved with the weights) holds, for each digit, the mean log-mel
 image of its training recordings, by speaker and (last) over all of them (:func:`prototypes`):
@@ -57,8 +59,8 @@ class WaveNet(nn.Module):
 
     def __init__(self, samples: int, mels: int, frames: int, channels: int, skip: int,
                  head: int, cond: int, dilations: list[int], digits: int = 10,
-                 speakers: list[str] | tuple[str, ...] = (), mel_dropout: float = 0.3,
-                 speaker_dropout: float = 0.1) -> None:
+                 speakers: list[str] | tuple[str, ...] = (), cond_layers: int = 1,
+                 mel_dropout: float = 0.3, speaker_dropout: float = 0.1) -> None:
         super().__init__()
         self.samples, self.mels, self.frames = samples, mels, frames
         self.channels, self.dilations = channels, list(dilations)
@@ -69,6 +71,8 @@ class WaveNet(nn.Module):
         self.digit = nn.Embedding(digits, gates)
         self.speaker = nn.Embedding(len(self.speakers) + 1, gates)  # the last: none given
         self.mel_in = nn.Conv2d(mels, cond, (1, 3), padding=(0, 1))
+        self.mel_more = nn.ModuleList(nn.Conv2d(cond, cond, (1, 3), padding=(0, 1))
+                                      for _ in range(cond_layers - 1))
         self.mel_out = nn.Conv2d(cond, gates, 1)
         # padded by d on both sides, the first `samples` outputs read only the past (cheaper
         # than padding the input: no copy of it, forward or backward)
@@ -108,44 +112,78 @@ class WaveNet(nn.Module):
         mel = flat[:, h + s:].reshape(-1, self.mels, 1, self.frames)
         return data[:, h:h + s], digit, speaker, data[:, 2] > 0, mel
 
-    def conditioning(self, digit: torch.Tensor, speaker: torch.Tensor, has_mel: torch.Tensor,
-                     mel: torch.Tensor, samples: int) -> torch.Tensor:
-        """(N, layers * 2C, 1, samples): what every layer adds to its gates at each sample."""
+    def frame_conditioning(self, digit: torch.Tensor, speaker: torch.Tensor,
+                           has_mel: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        """(N, layers * 2C, frames): what every layer adds to its gates at each frame centre."""
         if self.training:  # withhold some labels and spectrograms (seeded like dropout)
             n = digit.shape[0]
             keep_mel = torch.rand(n, device=digit.device) >= self.mel_dropout
             has_mel = has_mel & keep_mel
             drop = torch.rand(n, device=digit.device) < self.speaker_dropout
             speaker = torch.where(drop, len(self.speakers), speaker)
-        local = self.mel_out(torch.tanh(self.mel_in(mel))).squeeze(2)  # (N, G, F)
+        local = torch.tanh(self.mel_in(mel))
+        for conv in self.mel_more:  # residual: each sees 2 frames further
+            local = local + torch.tanh(conv(local))
+        local = self.mel_out(local).squeeze(2)  # (N, G, F)
         glob = self.digit(digit) + self.speaker(speaker)
-        frames = local * has_mel.to(local.dtype)[:, None, None] + glob[:, :, None]
-        # frame values upsampled to the samples last, where there are most of them (the
-        # interpolation's weights sum to 1, so adding the labels first changes nothing)
+        return local * has_mel.to(local.dtype)[:, None, None] + glob[:, :, None]
+
+    def conditioning(self, digit: torch.Tensor, speaker: torch.Tensor, has_mel: torch.Tensor,
+                     mel: torch.Tensor, samples: int) -> torch.Tensor:
+        """(N, layers * 2C, 1, samples): what every layer adds to its gates at each sample
+        (the frames' values interpolated; the weights sum to 1, so the labels' constant
+        embeddings pass unchanged)."""
+        frames = self.frame_conditioning(digit, speaker, has_mel, mel)
         return (frames @ frame_interpolation(frames.shape[-1], samples).to(frames)).unsqueeze(2)
 
     def forward(self, x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
         """Logits (N, 256, 1, S); ``keep``: a list that receives each layer's gated output
         (N, C, S) (the explorer's activations over time)."""
         codes, digit, speaker, has_mel, mel = self.unpack(x)
-        cond = self.conditioning(digit, speaker, has_mel, mel, codes.shape[1])
-        return self.run(codes, cond, keep)
+        frames = self.frame_conditioning(digit, speaker, has_mel, mel)
+        # the gates' biases added to the frames (the interpolation's weights sum to 1), then
+        # each layer's frames upsampled to the samples as it needs them, (N, S, 2C) at a time
+        frames = frames + torch.cat([gate.bias for gate in self.gate])[:, None]
+        upsample = frame_interpolation(frames.shape[-1], codes.shape[1]).to(frames).t()
+        parts = frames.split(2 * self.channels, 1)
+        return self.stack(codes, (upsample @ p.transpose(1, 2) for p in parts), frames.dtype, keep)
 
     def run(self, codes: torch.Tensor, cond: torch.Tensor, keep: list | None = None):
-        """Logits for ``codes`` (N, S) under the conditioning ``cond`` (N, G, 1, S)."""
+        """Logits (N, 256, 1, S) for ``codes`` (N, S) under the conditioning ``cond``
+        (N, G, 1, S)."""
+        parts = cond[:, :, 0].split(2 * self.channels, 1)
+        conds = (p.transpose(1, 2) + gate.bias for p, gate in zip(parts, self.gate, strict=True))
+        return self.stack(codes, conds, cond.dtype, keep)
+
+    def stack(self, codes: torch.Tensor, layer_conds, dtype: torch.dtype,
+              keep: list | None = None) -> torch.Tensor:
+        """Logits (N, 256, 1, S) for ``codes`` (N, S), each layer adding the next of
+        ``layer_conds`` (N, S, 2C; its gates' bias included) to its gates; ``dtype``: the
+        residual stream's. Channels last, over (N * S) rows: every conv is a matrix product
+        that adds its result to what it updates, and the logits come out as the loss reads
+        them."""
+        n, samples = codes.shape
         previous = F.pad(codes, (1, -1), value=SILENCE)  # sample t sees samples < t
-        x = self.embed(previous).transpose(1, 2).unsqueeze(2).to(cond.dtype)
-        skips, c, samples = 0, self.channels, codes.shape[1]
-        layers = zip(self.gate, self.out, cond.split(2 * c, 1), strict=True)
-        for gate, out, layer_cond in layers:  # (split, not slices: one backward copy)
-            a, b = (gate(x)[..., :samples] + layer_cond).chunk(2, 1)
+        x = self.embed(previous).to(dtype)  # (N, S, C)
+        c = self.channels
+        skips = sum(out.bias[c:] for out in self.out)  # the skips' biases, summed
+        for d, gate, out, cond in zip(self.dilations, self.gate, self.out, layer_conds,
+                                      strict=True):
+            # kernel tap 0 reads x[t - d] (zeros before the start), tap 1 reads x[t]
+            past = F.pad(x[:, :max(0, samples - d)], (0, 0, min(d, samples), 0))
+            pair = torch.cat([past, x], 2).view(n * samples, 2 * c)
+            weight = gate.weight[:, :, 0].transpose(1, 2).reshape(2 * c, 2 * c)
+            a, b = torch.addmm(cond.reshape(n * samples, 2 * c), pair, weight.t()).chunk(2, 1)
             g = torch.tanh(a) * torch.sigmoid(b)
             if keep is not None:
-                keep.append(g.squeeze(2).detach())
-            residual, skip = out(g).split([c, out.out_channels - c], 1)
-            x = x + residual
-            skips = skips + skip
-        return self.head2(F.relu(self.head1(F.relu(skips))))
+                keep.append(g.view(n, samples, c).transpose(1, 2).detach())
+            w = out.weight[:, :, 0, 0]
+            skips = torch.addmm(skips, g, w[c:].t())
+            if out is not self.out[-1]:  # nothing reads the last residual
+                x = x + F.linear(g, w[:c], out.bias[:c]).view(n, samples, c)
+        hidden = F.relu(F.linear(F.relu(skips), self.head1.weight[:, :, 0, 0], self.head1.bias))
+        logits = F.linear(hidden, self.head2.weight[:, :, 0, 0], self.head2.bias)
+        return logits.view(n, samples, -1).transpose(1, 2).unsqueeze(2)
 
 
 def prototypes(images: torch.Tensor, digits: torch.Tensor, speakers: torch.Tensor,

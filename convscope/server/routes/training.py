@@ -7,6 +7,7 @@ import asyncio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict
 
+from ...config import OPTIMIZERS
 from ..encode import dumps
 from ..errors import ApiError
 from ..live import DEPTH, Job, TrainRequest, trainable_registry
@@ -89,8 +90,9 @@ def training_router(explorer: Explorer) -> APIRouter:
     @router.get("/api/registry")
     def trainable_models() -> dict:
         """The registry models the explorer trains live (image classifiers on an offered image
-        set): ``name``, ``dataset``, ``description``, ``params``."""
-        return {"models": trainable_registry()}
+        set): ``name``, ``dataset``, ``description``, ``params``; and the ``optimizers`` a
+        job may name."""
+        return {"models": trainable_registry(), "optimizers": list(OPTIMIZERS)}
 
     return router
 

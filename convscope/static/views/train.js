@@ -260,8 +260,11 @@ function startFromChoice(models, onSource) {
   };
 }
 
-/** Dataset, epochs, batch size, learning rate and optimizer; `onDataset(name)` on a new dataset. */
-function trainOptions(datasets, dataset, onDataset) {
+/**
+ * Dataset, epochs, batch size, learning rate and optimizer (one of `optimizers`, the server's);
+ * `onDataset(name)` on a new dataset.
+ */
+function trainOptions(datasets, dataset, optimizers, onDataset) {
   const datasetField = selectField("Dataset", datasets.map((d) => [d, d]), dataset, setDataset);
   function setDataset(name) {
     dataset = name;
@@ -280,13 +283,7 @@ function trainOptions(datasets, dataset, onDataset) {
   const optimizer = h(
     "select",
     {"aria-label": "optimizer"},
-    [
-      ["", "recipe default"],
-      ["sgd", "sgd"],
-      ["adam", "adam"],
-      ["adamw", "adamw"],
-      ["adadelta", "adadelta"],
-    ].map(([v, t]) => h("option", {value: v}, t)),
+    [["", "recipe default"], ...optimizers.map((name) => [name, name])].map(([v, t]) => h("option", {value: v}, t)),
   );
   return {
     element: h(
@@ -604,7 +601,7 @@ function header(shown, trainable, live) {
 /** The form's settings: the network, the model it starts from, the dataset and options, and
  * the note on missing training data. `show(settings)` fills them from a job's settings;
  * `value()` is POST /api/train's body. */
-function trainSettings(ctx, {images, live, datasets, registry, trainable, shown}) {
+function trainSettings(ctx, {images, live, datasets, registry, trainable, shown, optimizers}) {
   const currentRegistry = shown?.registry;
   const dataset = live.includes(ctx.model?.dataset) ? ctx.model.dataset : (datasets[0] ?? live[0]);
   const classesOf = (name) => ctx.datasets.find((d) => d.name === name)?.classes.length ?? 10;
@@ -619,7 +616,7 @@ function trainSettings(ctx, {images, live, datasets, registry, trainable, shown}
       dataNote.replaceChildren();
     }
   }
-  const options = trainOptions(datasets, dataset, (name) => {
+  const options = trainOptions(datasets, dataset, optimizers, (name) => {
     network.suggest(specFor(name));
     checkData(name);
   });
@@ -661,14 +658,15 @@ export async function render(root, ctx) {
   const trainable = (m) => m.task_info.classifies && live.includes(m.dataset);
   // One model per registry name (the name POST /api/train takes), with the dataset it is for.
   // Every registry model the server trains live (GET /api/registry: the chapter's templates too).
-  const offered = (await ctx.api.trainableModels()).models.map((m) => ({registry: m.name, dataset: m.dataset}));
+  const {models: trainableModels, optimizers} = await ctx.api.trainableModels();
+  const offered = trainableModels.map((m) => ({registry: m.name, dataset: m.dataset}));
   const registry = [
     ...new Map(
       [...offered, ...ctx.models.filter((m) => m.registry && trainable(m))].map((m) => [m.registry, m]),
     ).values(),
   ];
   const shown = ctx.models.find((m) => m.id === ctx.model?.id);
-  const form = trainSettings(ctx, {images, live, datasets, registry, trainable, shown});
+  const form = trainSettings(ctx, {images, live, datasets, registry, trainable, shown, optimizers});
   let shownFor = null; // the job whose settings the form shows
   const formError = h("div", {"aria-live": "polite"});
   const startButton = h("button", {type: "button", class: "primary", onclick: start}, "Start");

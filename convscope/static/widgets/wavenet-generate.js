@@ -61,10 +61,10 @@ export function generatePanel(ctx, stack, width, recording) {
     h("option", {value: ""}, "any speaker"),
     stack.speakers.map((s) => h("option", {value: s}, s)),
   );
-  const seconds = h("input", {type: "number", min: 0.1, max: stack.max_seconds, step: 0.1, value: 1, "aria-label": "seconds to generate"});
+  const seconds = h("input", {type: "number", class: "narrow", min: 0.1, max: stack.max_seconds, step: 0.1, value: 1, "aria-label": "seconds to generate"});
   // the sampling: same seed, same clip; temperature 1 draws from the model's own odds, lower is surer
-  const seed = h("input", {type: "number", min: 0, step: 1, value: 0, size: 5, "aria-label": "seed of the sampling"});
-  const temperature = h("input", {type: "number", min: stack.temperatures[0], max: stack.temperatures[1], step: 0.1, value: stack.temperature, "aria-label": "sampling temperature"});
+  const seed = h("input", {type: "number", class: "narrow", min: 0, step: 1, value: 0, "aria-label": "seed of the sampling"});
+  const temperature = h("input", {type: "number", class: "narrow", min: stack.temperatures[0], max: stack.temperatures[1], step: 0.1, value: stack.temperature, "aria-label": "sampling temperature"});
   const vocoder = h("input", {type: "checkbox", "aria-label": "resynthesise the test recording"});
   const go = h("button", {type: "button", class: "primary", onclick: () => start()}, "Generate");
   const stop = h("button", {type: "button", disabled: true, onclick: () => socket?.send(JSON.stringify({stop: true}))}, "Stop");
