@@ -74,8 +74,8 @@ class WaveNet(nn.Module):
         self.mel_more = nn.ModuleList(nn.Conv2d(cond, cond, (1, 3), padding=(0, 1))
                                       for _ in range(cond_layers - 1))
         self.mel_out = nn.Conv2d(cond, gates, 1)
-        # padded by d on both sides, the first `samples` outputs read only the past (cheaper
-        # than padding the input: no copy of it, forward or backward)
+        # the stack reads these convs' weights (see stack); called as modules, padded by d on
+        # both sides, their first `samples` outputs read only the past, as the stack computes
         self.gate = nn.ModuleList(nn.Conv2d(channels, 2 * channels, (1, 2), dilation=(1, d),
                                             padding=(0, d)) for d in dilations)
         self.out = nn.ModuleList(nn.Conv2d(channels, channels + skip, 1) for _ in dilations)

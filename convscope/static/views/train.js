@@ -283,7 +283,8 @@ function trainOptions(datasets, dataset, optimizers, onDataset) {
   const optimizer = h(
     "select",
     {"aria-label": "optimizer"},
-    [["", "recipe default"], ...optimizers.map((name) => [name, name])].map(([v, t]) => h("option", {value: v}, t)),
+    h("option", {value: ""}, "recipe default"),
+    optimizers.map((name) => h("option", {value: name}, name)),
   );
   return {
     element: h(
