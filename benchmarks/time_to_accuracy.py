@@ -7,9 +7,9 @@ evaluation (and the validation one, when the recipe keeps a split) and writing t
 trainer's own clock (training steps only) and examples/s come from the run's metrics.jsonl.
 Accuracy is on the official test set; the median over ``--seeds`` is compared with the targets.
 Targets hold per CPU class: a CPU without native bf16 (where ``--precision auto`` computes in
-fp32) and one with it. ``--isa-limit AVX2`` runs the processes under ``ONEDNN_MAX_CPU_ISA=AVX2``,
-so a machine with AVX512-BF16 measures the class without native bf16; each run records its
-limit and class.
+fp32) and one with it. ``--isa-limit AVX2`` runs the processes under ``ONEDNN_MAX_CPU_ISA=AVX2``
+(and MKL's and ATen's matching limits), so a machine with AVX512-BF16 measures the class without
+native bf16; each run records its limits and class.
 Every run is appended to ``--log`` (JSON lines), so recipes can be timed in separate
 invocations; the report takes, per recipe, the latest run of each seed with the recipe's latest
 settings. Each recipe's training GFLOP/s (examples/s x 6 x forward multiply-adds) is given as a
@@ -53,11 +53,29 @@ from convscope.registry import get_model_entry
 from convscope.spec import resolve
 
 DEFAULT_RECIPES = ["mnist-sprint", "mnist-995"]
+SEEDS = (0, 1, 2)  # a target's median is over this many seeds
 BUSY = 0.25  # other processes' average CPU (cores) above which a run's wall time is suspect
 
 
 NO_BF16, BF16 = "no native bf16", "native bf16"  # the CPU classes, in the table's order
 ISA_ENV = "ONEDNN_MAX_CPU_ISA"
+# the limits that go with oneDNN's, so MKL's matrix products (Muon, fc layers) and ATen's own
+# kernels stay within the same instructions
+LIBRARY_LIMITS = {"AVX2": {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
+
+
+def isa_env(limit: str | None) -> dict[str, str]:
+    """The environment that limits a process to the ISA ``limit`` (none: no limit)."""
+    if not limit:
+        return {}
+    return {ISA_ENV: limit, **LIBRARY_LIMITS.get(limit.strip().upper(), {})}
+
+
+def limit_prefix(run: dict) -> str:
+    """The environment settings of a run's ISA limit, as a command's prefix (older runs logged
+    oneDNN's limit alone)."""
+    limits = run.get("isa_env") or ({ISA_ENV: run["isa_limit"]} if run.get("isa_limit") else {})
+    return "".join(f"{k}={v} " for k, v in limits.items())
 
 
 @dataclass(frozen=True)
@@ -109,7 +127,7 @@ def time_run(recipe: str, seed: int, threads: int, data_dir: str | None,
         if data_dir:
             command += ["--data-dir", data_dir]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-               **({ISA_ENV: isa_limit} if isa_limit else {})}
+               **isa_env(isa_limit)}
         before = os.times()
         done, watch = watched(lambda: subprocess.run(command, env=env, capture_output=True,
                                                      text=True, check=False))
@@ -124,7 +142,8 @@ def time_run(recipe: str, seed: int, threads: int, data_dir: str | None,
     return {"recipe": recipe, "dataset": entry.dataset, "seed": seed, "threads": threads,
             "settings": entry.recipe, "test_acc": results["test"]["accuracy"],
             "precision": results.get("environment", {}).get("precision"),  # as computed
-            "isa_limit": env.get(ISA_ENV), "native_bf16": native_bf16_under(env.get(ISA_ENV)),
+            "isa_limit": env.get(ISA_ENV), "isa_env": isa_env(isa_limit),
+            "native_bf16": native_bf16_under(env.get(ISA_ENV)),
             "cpu": cpu_model(limit=False),
             "test_acc_without_tta": results.get("tta", {}).get("test_accuracy_without"), **watch,
             "cpu_s": (after.children_user + after.children_system
@@ -166,7 +185,7 @@ def summarize(runs: list[dict], cpu: str | None = None) -> dict[str, dict]:
                          "test_acc": median([r["test_acc"] for r in mine]),
                          "wall_s": median([r["wall_s"] for r in mine]),
                          "precision": _precision(mine[-1]), "isa_limit": mine[-1].get("isa_limit"),
-                         "cpu": mine[-1].get("cpu")}
+                         "limit_prefix": limit_prefix(mine[-1]), "cpu": mine[-1].get("cpu")}
     return recipes
 
 
@@ -204,9 +223,10 @@ def target_rows(runs: list[dict]) -> list[str]:
                             f"{verdict} |")
                 continue
             s = recipes[name]
+            if s["runs"] < len(SEEDS):
+                verdict += f" (median of {s['runs']} of {len(SEEDS)} seeds so far)"
             limit = s["isa_limit"]
-            command = (f"{ISA_ENV}={limit} " if limit else "") + \
-                f"convscope train --recipe {name}"
+            command = f"{s['limit_prefix']}convscope train --recipe {name}"
             rows.append(f"| {target.text(cpu)} | {cpu} | {s['cpu'] or 'as above'} | "
                         f"{limit or 'none'} | `{command}` | {s['precision']} | "
                         f"{100 * s['test_acc']:.2f} | {s['wall_s']:.1f} | {verdict} |")
@@ -282,7 +302,10 @@ def report(runs: list[dict], ceiling: dict) -> str:
         "auto` computes in fp32) and one with it (AVX512-BF16 or AMX). Both are measured on the "
         f"machine above: the class without native bf16 with `--isa-limit AVX2`, which runs each "
         f"training process under `{ISA_ENV}=AVX2` (oneDNN then uses AVX2 kernels only, and "
-        "convscope counts bf16 as emulated); the \"ISA limit\" column says which.",
+        "convscope counts bf16 as emulated) and, for runs logged since 2026-12-07, "
+        "`MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2` as well (MKL's matrix products "
+        "and ATen's own kernels, which oneDNN's limit leaves on AVX-512); the \"ISA limit\" "
+        "column says which, the command column gives the settings of the run.",
         "",
         "| target | CPU class | machine | ISA limit | command | arithmetic | median test acc % "
         "| median wall s | verdict |",
@@ -322,7 +345,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES,
                         help="registered models to train with their recipes")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--data-dir", help="folder with mnist/ and cifar-10-batches-bin/")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per run")
     parser.add_argument("--log", type=Path, default=Path("benchmarks/time_to_accuracy.jsonl"),

@@ -32,8 +32,22 @@ def test_summarize_takes_medians_per_recipe():
     summary = bench.summarize(runs)
     assert list(summary) == ["a", "b"]
     assert summary["a"] == {"dataset": "mnist", "runs": 3, "test_acc": 0.991, "wall_s": 14.0,
-                            "precision": "fp32", "isa_limit": None, "cpu": None}
+                            "precision": "fp32", "isa_limit": None, "limit_prefix": "",
+                            "cpu": None}
     assert summary["b"]["runs"] == 1 and summary["b"]["wall_s"] == 80.0
+
+
+def test_the_avx2_limit_reaches_mkl_and_aten_too():
+    assert bench.isa_env(None) == {}
+    assert bench.isa_env("AVX2") == {"ONEDNN_MAX_CPU_ISA": "AVX2",
+                                     "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                                     "ATEN_CPU_CAPABILITY": "avx2"}
+    new = {**run("a", 0, 0.99, 9.0), "isa_limit": "AVX2", "isa_env": bench.isa_env("AVX2")}
+    old = {**run("a", 0, 0.99, 9.0), "isa_limit": "AVX2"}  # logged before the other limits
+    assert bench.limit_prefix(new) == ("ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 "
+                                       "ATEN_CPU_CAPABILITY=avx2 ")
+    assert bench.limit_prefix(old) == "ONEDNN_MAX_CPU_ISA=AVX2 "
+    assert bench.limit_prefix(run("a", 0, 0.99, 9.0)) == ""
 
 
 def test_judge_picks_the_fastest_recipe_that_reaches_the_accuracy():
@@ -80,6 +94,19 @@ def test_report_lists_targets_runs_and_busy_machines():
     assert f"| `mnist-fast` | native bf16 | fp32 | {gflops:.1f} | {gflops:.0f}% |" in text
 
 
+def test_a_target_row_says_when_its_median_has_fewer_seeds_than_asked():
+    runs = [{**run("cifar10-94", seed, 0.9412, 3100.0, dataset="cifar10"), "isa_limit": "AVX2",
+             "isa_env": bench.isa_env("AVX2"), "native_bf16": False} for seed in (0, 1)]
+    row = next(line for line in bench.target_rows(runs)
+               if line.startswith("| CIFAR-10 94% in <= 60 min"))
+    assert row.endswith("| 94.12 | 3100.0 | met (median of 2 of 3 seeds so far) |")
+    assert "`ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2 " \
+        "convscope train --recipe cifar10-94`" in row
+    three = runs + [{**runs[0], "seed": 2}]
+    assert next(line for line in bench.target_rows(three)
+                if line.startswith("| CIFAR-10 94% in <= 60 min")).endswith("| met |")
+
+
 def test_the_report_gives_the_accuracy_without_test_time_augmentation():
     runs = [{**run("cifar10-94", 0, 0.9412, 1700.0, dataset="cifar10"),
              "test_acc_without_tta": 0.9355}]
@@ -92,7 +119,8 @@ def test_the_report_keeps_the_latest_run_per_seed_with_the_latest_settings():
             run("mnist-fast", 1, 0.995, 71.0)]
     kept = bench.latest_runs(runs)
     assert [(r["seed"], r["test_acc"]) for r in kept] == [(0, 0.996), (1, 0.995)]
-    assert "| fp32 | 99.55 | 71.5 | not met (71.5 s) |" in bench.report(runs, CEILING)
+    assert "| fp32 | 99.55 | 71.5 | not met (71.5 s) (median of 2 of 3 seeds so far) |" \
+        in bench.report(runs, CEILING)
 
 
 def test_recipe_is_an_alias_of_model():
