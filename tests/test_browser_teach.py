@@ -29,6 +29,11 @@ MODEL = "cifar10-convnetjs"
 FRAMES = "Number(document.querySelector('.view-live')?.dataset.frames ?? 0)"
 COUNT = "Number(document.querySelector('.teach')?.dataset.count ?? -1)"
 PREDICTED = "document.querySelector('.teach')?.dataset.predicted"
+SHOWN_THUMBS_MATCH_COUNT = """(i) => {
+  const row = document.querySelectorAll('.teach-class')[i];
+  const count = Number(row.querySelector('.teach-count').textContent);
+  return row.querySelectorAll('.teach-thumb').length === Math.min(12, count);
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +94,9 @@ def test_record_two_cameras_train_predict_osc_save_and_load(cameras, tmp_path: P
         second.wait_for_function(f"{COUNT} >= {recorded + 3}")
         counts = second.locator(".teach-count").all_inner_texts()
         assert int(counts[0]) >= 8 and int(counts[1]) >= 8
-        thumbs = second.locator(".teach-class").nth(1).locator(".teach-thumb").count()
-        assert thumbs == min(12, int(counts[1]))  # the latest 12 (a page records its own frames)
+        # the latest 12 (a page records its own frames); a thumbnail and its count arrive in
+        # separate messages, so the two agree once both have come
+        second.wait_for_function(SHOWN_THUMBS_MATCH_COUNT, arg=1)
         second.get_by_label("classes to host:port").fill(f"127.0.0.1:{osc.port}")
         second.get_by_label("classes to host:port").dispatch_event("change")
         second.get_by_label("teach OSC out").check()
