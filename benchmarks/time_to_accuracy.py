@@ -64,6 +64,11 @@ ISA_ENV = "ONEDNN_MAX_CPU_ISA"
 LIBRARY_LIMITS = {"AVX2": {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
 
 
+def _settings(env: dict) -> str:
+    """Environment settings as they would be typed before a command: `A=1 B=2`."""
+    return " ".join(f"{k}={v}" for k, v in env.items())
+
+
 def isa_env(limit: str | None) -> dict[str, str]:
     """The environment that limits a process to the ISA ``limit`` (none: no limit)."""
     if not limit:
@@ -75,7 +80,7 @@ def limit_prefix(run: dict) -> str:
     """The environment settings of a run's ISA limit, as a command's prefix (older runs logged
     oneDNN's limit alone)."""
     limits = run.get("isa_env") or ({ISA_ENV: run["isa_limit"]} if run.get("isa_limit") else {})
-    return "".join(f"{k}={v} " for k, v in limits.items())
+    return f"{_settings(limits)} " if limits else ""
 
 
 @dataclass(frozen=True)
@@ -303,7 +308,7 @@ def report(runs: list[dict], ceiling: dict) -> str:
         f"machine above: the class without native bf16 with `--isa-limit AVX2`, which runs each "
         f"training process under `{ISA_ENV}=AVX2` (oneDNN then uses AVX2 kernels only, and "
         "convscope counts bf16 as emulated) and, for runs logged since 2026-12-07, "
-        "`MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2` as well (MKL's matrix products "
+        f"`{_settings(LIBRARY_LIMITS['AVX2'])}` as well (MKL's matrix products "
         "and ATen's own kernels, which oneDNN's limit leaves on AVX-512); the \"ISA limit\" "
         "column says which, the command column gives the settings of the run.",
         "",
