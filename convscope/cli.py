@@ -245,7 +245,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     run.model  # noqa: B018 (a Python model's --trust-code check comes before reading data)
     config = run.data_config(args.data, args.data_dir, args.split)  # found from any folder
     data, task = config.data, get_task(config.task)
-    dataset = task.load_split(config, args.split, run.data_info)  # only the split scored
+    dataset = task.load_split(config, args.split, run.data_info,  # only the split scored
+                              **task.data_options(run.model))
     if dataset is None:
         raise ConvscopeError(f"{data} has no test split; use --split val")
     precision = scoring_precision(config.precision)

@@ -540,10 +540,11 @@ WAVENET = LayerKind(
     # connections, a 256-way mu-law output per sample; global conditioning on the digit and
     # speaker (``speakers``: their names), local conditioning on the log-mel image through
     # ``cond_layers`` convs of ``cond`` filters over its frames (3 wide); while training, the
-    # spectrogram of a share ``mel_dropout`` of the clips is withheld
+    # spectrogram of a share ``mel_dropout`` of the clips is withheld; its codes are of audio
+    # pre-emphasised by ``preemphasis`` (0: none; convscope.wavenet.codec)
     {"samples": positive(), "mels": positive(), "frames": positive(), "channels": positive(),
      "skip": positive(), "head": positive(), "cond": positive(), "cond_layers": positive(1),
-     "mel_dropout": probability(0.3),
+     "mel_dropout": probability(0.3), "preemphasis": probability(0.0),
      "dilations": Field("a list of 1 to 64 positive integers", _dilations_ok),
      "digits": positive(10),
      "speakers": Field("a list of distinct names (at most 64 characters each)", _names_ok, [])},

@@ -212,7 +212,8 @@ class Run:
             if split not in ("train", "val", "test"):
                 raise ConvscopeError(f"split {split!r} is not one of: train, val, test")
             config = self.data_config(split=split)  # found from any folder, as eval does
-            dataset = task.load_split(config, split, self.data_info)  # only the split scored
+            dataset = task.load_split(config, split, self.data_info,  # only the split scored
+                                      **task.data_options(self.model))
             if dataset is None or not len(dataset):
                 raise ConvscopeError(f"{self.config.data} has no {split} split here")
         return evaluate(self.model, dataset) if task.classifies else \

@@ -53,7 +53,8 @@ class TrainingSession:
 
     def _load_data(self, module: torch.nn.Module) -> None:
         config, device = self.config, self.world.device
-        train_set, self.val_set, self.test_set = self.task.load_data(config)
+        train_set, self.val_set, self.test_set = self.task.load_data(
+            config, **self.task.data_options(module))
         depth, height, width = input_size(module, train_set.images)
         images = prepare_images(train_set.images, height, width, depth)
         _check_output(self.task, module, fit_batch(images[:2], height, width), train_set)

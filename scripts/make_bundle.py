@@ -135,7 +135,8 @@ def rescored(run, trained: dict, data_dir: str | None, dest: Path) -> str:
     task = get_task(run.config.task)
     if task.name == "wavenet":
         config = dataclasses.replace(run.config, data_dir=data_dir)
-        scored = task.evaluate(run.model, task.load_split(config, "test"))
+        test = task.load_split(config, "test", **task.data_options(run.model))
+        scored = task.evaluate(run.model, test)
         if scored["nll"] > trained["nll"] + WAVENET_NLL_SLACK:
             sys.exit(f"{dest}: test NLL {scored['nll']:.4f} from the bundle, "
                      f"{trained['nll']:.4f} in {RESULTS}")

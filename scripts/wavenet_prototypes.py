@@ -28,7 +28,7 @@ def main() -> None:
     net = wavenet_of(run)  # a one-line error for a run that is not a WaveNet
     config = dataclasses.replace(run.config, data_dir=args.data_dir or run.config.data_dir)
     task = get_task("wavenet")
-    train_set, _, _ = task.load_data(config)
+    train_set, _, _ = task.load_data(config, **task.data_options(run.model))
     meta = load_model_weights(run.path / MODEL, run.model)
     task.fit_to_data(run.model, train_set)
     save_model(run.path / MODEL, run.model, meta)

@@ -35,7 +35,7 @@ def tiny_wavenet_run(tmp: Path) -> Path:
     data = fsdd_folder(tmp / "data")
     layer = {"type": "wavenet", "samples": WINDOW_SAMPLES, "mels": 32, "frames": WINDOW_FRAMES,
              "channels": 4, "skip": 4, "head": 8, "cond": 2, "dilations": DILATIONS,
-             "speakers": SPEAKERS}
+             "speakers": SPEAKERS, "preemphasis": 0.85}  # the explorer de-emphasises
     spec = tmp / "tiny-wavenet.json"
     spec.write_text(json.dumps([{"type": "input", "sx": 4 + WINDOW_SAMPLES + 32 * WINDOW_FRAMES,
                                  "sy": 1, "depth": 1}, layer]))

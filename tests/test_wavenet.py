@@ -18,7 +18,15 @@ from convscope.cli import main
 from convscope.model import build_model
 from convscope.runs import open_run
 from convscope.tasks.wavenet import sample_nll
-from convscope.wavenet.codec import SILENCE, mu_law_decode, mu_law_encode, pack
+from convscope.wavenet.codec import (
+    SILENCE,
+    DeEmphasis,
+    de_emphasis_gain,
+    mu_law_decode,
+    mu_law_encode,
+    pack,
+    pre_emphasis,
+)
 from convscope.wavenet.data import WINDOW_FRAMES, WINDOW_SAMPLES
 from convscope.wavenet.fast import FastWaveNet, conditioning, gumbel_noise, naive_codes
 from convscope.wavenet.generation import find_wavenet, generate_with, wavenet_of
@@ -52,6 +60,19 @@ def test_mu_law_round_trip():
     assert mu_law_encode(np.zeros(1))[0] == 128 and abs(mu_law_decode([128])[0]) < 1e-2
     quiet = np.abs(x) < 0.01  # mu-law: fine steps near silence
     assert np.abs(back - x)[quiet].max() < 3e-4
+
+
+@pytest.mark.parametrize("coefficient", [0.0, 0.5, 0.85, 0.97])
+def test_de_emphasis_inverts_pre_emphasis_whole_or_in_chunks(coefficient):
+    x = np.random.default_rng(1).standard_normal(3000) * 0.2
+    y = pre_emphasis(x, coefficient)
+    assert y[0] == np.float32(x[0]) and y[7] == pytest.approx(x[7] - coefficient * x[6], 1e-6)
+    whole = DeEmphasis(coefficient)(y)
+    np.testing.assert_allclose(whole / de_emphasis_gain(coefficient), x, atol=1e-5)
+    stream, cuts = DeEmphasis(coefficient), [0, 1, 2, 300, 301, 2000, 3000]
+    chunks = np.concatenate([stream(y[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)])
+    np.testing.assert_allclose(chunks, whole, atol=1e-6)  # the state carries over
+    assert de_emphasis_gain(0.0) == 1.0 and (DeEmphasis(0.0)(y) == y).all()
 
 
 def test_no_output_depends_on_a_future_input():
@@ -136,12 +157,14 @@ def test_the_layer_fields_build_the_conditioning_they_name():
     spec = [{"type": "input", "sx": 4 + 64 + 4 * 3, "sy": 1, "depth": 1},
             {"type": "wavenet", "samples": 64, "mels": 4, "frames": 3, "channels": 4, "skip": 5,
              "head": 6, "cond": 7, "cond_layers": 3, "mel_dropout": 0.25, "dilations": [1, 2]}]
+    spec[1]["preemphasis"] = 0.9
     net = find_wavenet(build_model(spec))
-    assert net.mel_dropout == 0.25 and net.mel_in.out_channels == 7
+    assert net.mel_dropout == 0.25 and net.mel_in.out_channels == 7 and net.preemphasis == 0.9
     assert [conv.in_channels for conv in net.mel_more] == [7, 7]  # 3 convs over the frames
-    spec[1] = {k: v for k, v in spec[1].items() if k not in ("cond_layers", "mel_dropout")}
+    spec[1] = {k: v for k, v in spec[1].items()
+               if k not in ("cond_layers", "mel_dropout", "preemphasis")}
     net = find_wavenet(build_model(spec))  # runs saved before the fields: their defaults
-    assert net.mel_dropout == 0.3 and len(net.mel_more) == 0
+    assert net.mel_dropout == 0.3 and len(net.mel_more) == 0 and net.preemphasis == 0
 
 
 def test_sample_nll_is_the_cross_entropy_of_every_sample():
@@ -303,6 +326,26 @@ def test_train_resume_and_generate(fsdd_dir: Path, tmp_path: Path, capsys):
     assert not (tmp_path / "x.wav").exists()
 
 
+def test_the_task_codes_its_clips_as_the_model_says(fsdd_dir: Path):
+    from convscope.config import TrainConfig
+    from convscope.tasks import get_task
+    from convscope.wavenet.data import WINDOW_START, clip_codes
+
+    task, spec = get_task("wavenet"), json.loads(_tiny_spec(fsdd_dir / "tiny.json").read_text())
+    spec[1]["preemphasis"] = 0.85
+    options = task.data_options(build_model(spec))
+    assert options == {"preemphasis": 0.85} and task.data_options(torch.nn.Linear(2, 2)) == {}
+    config = TrainConfig(task="wavenet", data="fsdd", data_dir=str(fsdd_dir))
+    test = task.load_split(config, "test", None, **options)
+    plain = task.load_split(config, "test", None)
+    wav = fsdd_dir / "fsdd" / "recordings" / f"{int(test.labels[0])}_alice_0.wav"
+    start = WINDOW_START * 128
+    for clips, coefficient in ((test, 0.85), (plain, 0.0)):
+        codes, _ = clip_codes(*read_wav(wav), coefficient)
+        assert (clips.targets["codes"][0].numpy() == codes[start:start + WINDOW_SAMPLES]).all()
+    assert (test.targets["codes"] != plain.targets["codes"]).any()
+
+
 def test_a_run_that_is_not_a_wavenet(fake_data, tmp_path: Path, capsys):
     root, _ = fake_data
     run = tmp_path / "classifier"
@@ -368,3 +411,18 @@ def test_short_real_training_lowers_test_nll_below_uniform():
         nll = float(torch.nn.functional.cross_entropy(net(test_x).squeeze(2), test_codes))
     print(f"test NLL after 25 steps: {nll:.3f} nats (uniform {math.log(256):.3f})")
     assert nll < 0.75 * math.log(256), nll  # uniform: ln 256 = 5.55 nats
+
+
+@pytest.mark.realdata
+def test_de_emphasised_speech_stays_under_full_scale_and_audible():
+    """The de-emphasis gain (sqrt(1 - a)) on FSDD's 3,000 recordings, coded as
+    ``fsdd-wavenet`` codes them: 99% peak under full scale, and they are not left quiet."""
+    from convscope.wavenet.data import clip_codes
+
+    root = Path(os.environ.get("CONVSCOPE_DATA", "/nonexistent")) / "fsdd" / "recordings"
+    if not root.is_dir():
+        pytest.skip("CONVSCOPE_DATA has no fsdd/recordings")
+    peaks = np.array([np.abs(DeEmphasis(0.85)(mu_law_decode(clip_codes(*read_wav(path), 0.85)[0])))
+                      .max() for path in sorted(root.glob("*.wav"))])
+    assert len(peaks) == 3000
+    assert np.percentile(peaks, 99) < 1.0 and np.median(peaks) > 0.3, np.percentile(peaks, [50, 99])

@@ -99,7 +99,7 @@ def test_a_recording_layer_by_layer(client, tiny):
 
     net = wavenet_of(open_run(tiny["run"]))
     sound, rate = read_wav(tiny["data"] / "fsdd" / "recordings" / "2_theo_1.wav")
-    codes, _ = clip_codes(sound, rate)
+    codes, _ = clip_codes(sound, rate, net.preemphasis)
     cond = conditioning(net, 2, 1, spectrogram_image(sound, rate).numpy()[0], 8064)
     seen = []
     hooks = [out.register_forward_hook(lambda _m, args, _o: seen.append(args[0][0, :, 0]))

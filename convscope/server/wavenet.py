@@ -26,10 +26,16 @@ from ..audio import (
     spectrogram_image,
 )
 from ..wavenet import DEFAULT_TEMPERATURE, TEMPERATURES
-from ..wavenet.codec import NO_SPEAKER, mu_law_decode
+from ..wavenet.codec import NO_SPEAKER, DeEmphasis, mu_law_decode
 from ..wavenet.data import clip_codes
 from ..wavenet.fast import conditioning
-from ..wavenet.generation import DEFAULT_SECONDS, check_speech, find_wavenet, generate_with
+from ..wavenet.generation import (
+    DEFAULT_SECONDS,
+    check_speech,
+    decoded,
+    find_wavenet,
+    generate_with,
+)
 from ..wavenet.model import WaveNet
 from .catalog import Catalog
 from .encode import tensor_json
@@ -54,8 +60,10 @@ def wavenet_net(catalog: Catalog, model_id: str) -> WaveNet:
 
 def stack_json(net: WaveNet) -> dict:
     """The stack as the page draws it: the real dilations, the receptive field (samples),
-    the speakers and digits the model knows and the generation limits."""
+    the speakers and digits the model knows, the pre-emphasis of its codes and the
+    generation limits."""
     return {"dilations": list(net.dilations), "receptive_field": net.receptive_field,
+            "preemphasis": net.preemphasis,
             "channels": net.channels, "speakers": list(net.speakers), "digits": net.digits,
             "rate": SAMPLE_RATE, "clip_samples": CLIP_SAMPLES, "bucket": BUCKET,
             "default_seconds": DEFAULT_SECONDS, "max_seconds": MAX_SECONDS,
@@ -70,15 +78,16 @@ def speaker_byte(net: WaveNet, speaker: str | None) -> int:
 @torch.no_grad()
 def analyse_recording(net: WaveNet, samples: np.ndarray, rate: int, digit: int,
                       speaker: str | None, name: str) -> dict:
-    """A recording as the network hears it (fitted to one clip, peak-scaled, mu-law coded),
-    conditioned on its digit, speaker and log-mel image: the decoded ``samples``, the
+    """A recording as the network hears it (fitted to one clip, pre-emphasised as the model
+    says, peak-scaled, mu-law coded), conditioned on its digit, speaker and log-mel image: the
+    decoded ``samples`` (de-emphasised again: the audio the codes stand for), the
     recording's ``span`` in them, each layer's gated activations as RMS over BUCKET-sample
     columns (``activity``: layers x channels x columns) and the model's NLL of the clip."""
     check_speech(samples, rate, name)
     if not isinstance(digit, int) or not 0 <= digit < net.digits:
         raise ApiError(400, f"digit {digit!r} is not one this model says; use "
                             f"0-{net.digits - 1}")
-    codes, span = clip_codes(samples, rate)
+    codes, span = clip_codes(samples, rate, net.preemphasis)
     mel = spectrogram_image(samples, rate).numpy()[0]
     index = min(speaker_byte(net, speaker), len(net.speakers))
     cond = conditioning(net, digit, index, mel, CLIP_SAMPLES).float()  # (G, S)
@@ -90,7 +99,7 @@ def analyse_recording(net: WaveNet, samples: np.ndarray, rate: int, digit: int,
     columns = gated.shape[2] // BUCKET
     activity = gated[:, :, :columns * BUCKET].reshape(*gated.shape[:2], columns, BUCKET)
     return {"name": name, "digit": digit, "speaker": speaker if speaker in net.speakers else None,
-            "rate": SAMPLE_RATE, "samples": tensor_json(torch.from_numpy(mu_law_decode(codes))),
+            "rate": SAMPLE_RATE, "samples": tensor_json(torch.from_numpy(decoded(net, codes))),
             "span": [int(span[0]), int(span[1])],
             "activity": tensor_json(activity.square().mean(3).sqrt()),
             "nll": {"clip": float(nll.mean()), "speech": float(nll[span[0]:span[1]].mean()),
@@ -151,6 +160,8 @@ class StreamedGeneration:
         seconds = DEFAULT_SECONDS if request.seconds is None else request.seconds
         self.total = max(1, round(seconds * SAMPLE_RATE)) if 0 < seconds <= MAX_SECONDS else 0
         self.codes = np.zeros(max(self.total, 1), np.uint8)
+        self.samples = np.zeros(max(self.total, 1), np.float32)  # decoded as they come
+        self.audio = DeEmphasis(net.preemphasis)  # carries its state from chunk to chunk
         self.sent = 0  # samples sent
         self.frames = 0  # spectrogram frames sent
 
@@ -179,7 +190,8 @@ class StreamedGeneration:
 
     def chunk(self, done: int) -> dict:
         """Samples ``sent..done`` and the frames they complete (every frame at the end)."""
-        samples = mu_law_decode(self.codes[:done])
+        self.samples[self.sent:done] = self.audio(mu_law_decode(self.codes[self.sent:done]))
+        samples = self.samples[:done]
         last = done == self.total or self.stop.is_set()
         frames = 1 + done // HOP if last else max(0, (done - N_FFT // 2) // HOP + 1)
         columns = []

@@ -40,25 +40,31 @@ class Task:
     eval_batch_size: int = 500  # examples per forward pass when scoring
 
     def load_data(self, config: TrainConfig) -> Split:
-        """(train, validation, test or None) for ``config``."""
+        """(train, validation, test or None) for ``config`` (and the keyword arguments of
+        :meth:`data_options`, where a task has any)."""
         raise NotImplementedError
+
+    def data_options(self, model: torch.nn.Module) -> dict:
+        """What :meth:`load_data` and :meth:`load_split` must know of the network the data is
+        for, passed to them as keyword arguments (a WaveNet's pre-emphasis); none by default."""
+        return {}
 
     def fit_to_data(self, module: torch.nn.Module, train_set: Dataset) -> None:
         """Set what ``module`` takes from its training data, not by gradients, before
         training (a resumed run then loads its saved state over it); nothing by default."""
 
-    def load_split(self, config: TrainConfig, split: str,
-                   data_info: dict | None = None) -> Dataset | None:
+    def load_split(self, config: TrainConfig, split: str, data_info: dict | None = None,
+                   **options) -> Dataset | None:
         """One split ("train", "val" or "test"; None: the data has no such split) as
         :meth:`load_data` gives it, for scoring (``convscope eval``). ``data_info``: the run's
         record of its data (``Run.data_info``). This reads everything :meth:`load_data` reads,
         except for a scene task's test scenes (made from the test digits alone); a task that
-        can read less overrides it."""
+        can read less overrides it. ``options``: :meth:`data_options`."""
         if self.scenes and split == "test":
             from convscope.tasks._scenes import load_test_scenes
 
             return load_test_scenes(self.name, config)
-        train_set, val_set, test_set = self.load_data(config)
+        train_set, val_set, test_set = self.load_data(config, **options)
         return {"train": train_set, "val": val_set, "test": test_set}[split]
 
     def check_output(self, output: torch.Tensor, dataset: Dataset) -> None:

@@ -44,14 +44,22 @@ class WaveNetTask(Task):
     home_view = "wavenet"
     eval_batch_size = 8  # a clip's logits are 256 x 8064 floats
 
-    def load_data(self, config: TrainConfig) -> Split:
+    def load_data(self, config: TrainConfig, preemphasis: float = 0.0) -> Split:
         from convscope.data.dataset import train_val_split
         from convscope.wavenet.data import load_clips
 
         self._check_config(config)
-        train_set, val_set = train_val_split(load_clips("train", config.data_dir),
+        train_set, val_set = train_val_split(load_clips("train", config.data_dir, preemphasis),
                                              config.val_fraction, seed=0)
-        return train_set, val_set, load_clips("test", config.data_dir)
+        return train_set, val_set, load_clips("test", config.data_dir, preemphasis)
+
+    def data_options(self, model: torch.nn.Module) -> dict:
+        """The pre-emphasis of the WaveNet's codes (none for a model without one: its output
+        check then names the fix)."""
+        from convscope.wavenet.generation import find_wavenet
+
+        net = find_wavenet(model)
+        return {} if net is None else {"preemphasis": net.preemphasis}
 
     def fit_to_data(self, module: torch.nn.Module, train_set: Dataset) -> None:
         """The WaveNet's prototypes: each digit's mean log-mel image in ``train_set``."""
@@ -64,14 +72,14 @@ class WaveNetTask(Task):
                 train_set.targets["image"], train_set.labels, train_set.targets["speaker"],
                 (net.digits, len(net.speakers))))
 
-    def load_split(self, config: TrainConfig, split: str,
-                   data_info: dict | None = None) -> Dataset | None:
+    def load_split(self, config: TrainConfig, split: str, data_info: dict | None = None,
+                   preemphasis: float = 0.0) -> Dataset | None:
         from convscope.wavenet.data import load_clips
 
         if split == "test":
             self._check_config(config)
-            return load_clips("test", config.data_dir)
-        return super().load_split(config, split, data_info)
+            return load_clips("test", config.data_dir, preemphasis)
+        return super().load_split(config, split, data_info, preemphasis=preemphasis)
 
     @staticmethod
     def _check_config(config: TrainConfig) -> None:

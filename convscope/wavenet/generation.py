@@ -14,7 +14,7 @@ from convscope._io import atomic_write
 from convscope.audio import CLIP_SAMPLES, MAX_SECONDS, SAMPLE_RATE, read_wav, spectrogram_image
 from convscope.errors import ConvscopeError, DataError
 from convscope.wavenet import DEFAULT_TEMPERATURE, TEMPERATURES
-from convscope.wavenet.codec import NO_SPEAKER, mu_law_decode
+from convscope.wavenet.codec import NO_SPEAKER, DeEmphasis, mu_law_decode
 from convscope.wavenet.fast import FastWaveNet, conditioning, gumbel_noise
 from convscope.wavenet.model import WaveNet
 
@@ -24,7 +24,8 @@ DEFAULT_SECONDS = CLIP_SAMPLES / SAMPLE_RATE  # one clip: 1.008 s
 
 @dataclass
 class GeneratedClip:
-    """``samples`` float32 at ``rate`` Hz, and the mu-law ``codes`` they decode from."""
+    """``samples`` float32 at ``rate`` Hz, and the mu-law ``codes`` they decode from (see
+    :func:`decoded`)."""
 
     samples: np.ndarray
     codes: np.ndarray
@@ -129,7 +130,13 @@ def generate_with(net: WaveNet, digit: int, speaker: str | None = None,
     # argmax(logits + T * gumbel) draws from softmax(logits / T)
     noise = gumbel_noise(seed, samples) * float(temperature)
     codes = FastWaveNet(net).generate(cond, noise, on_sample)
-    return GeneratedClip(mu_law_decode(codes), codes)
+    return GeneratedClip(decoded(net, codes), codes)
+
+
+def decoded(net: WaveNet, codes: np.ndarray) -> np.ndarray:
+    """The audio of a clip's mu-law ``codes`` under ``net``'s coding (de-emphasised where
+    its codes are pre-emphasised)."""
+    return DeEmphasis(net.preemphasis)(mu_law_decode(codes))
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:

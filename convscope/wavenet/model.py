@@ -55,14 +55,17 @@ def frame_interpolation(frames: int, samples: int) -> torch.Tensor:
 
 class WaveNet(nn.Module):
     """See the module docstring; ``mel_dropout``: while training, the share of clips whose
-    spectrogram is withheld (so the model also generates from its labels alone)."""
+    spectrogram is withheld (so the model also generates from its labels alone);
+    ``preemphasis``: the coefficient of the pre-emphasis its codes are of (0: none)."""
 
     def __init__(self, samples: int, mels: int, frames: int, channels: int, skip: int,
                  head: int, cond: int, dilations: list[int], digits: int = 10,
                  speakers: list[str] | tuple[str, ...] = (), cond_layers: int = 1,
-                 mel_dropout: float = 0.3, speaker_dropout: float = 0.1) -> None:
+                 mel_dropout: float = 0.3, speaker_dropout: float = 0.1,
+                 preemphasis: float = 0.0) -> None:
         super().__init__()
         self.samples, self.mels, self.frames = samples, mels, frames
+        self.preemphasis = preemphasis  # what its codes are of (convscope.wavenet.codec)
         self.channels, self.dilations = channels, list(dilations)
         self.digits, self.speakers = digits, list(speakers)
         self.mel_dropout, self.speaker_dropout = mel_dropout, speaker_dropout

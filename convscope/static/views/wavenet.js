@@ -190,7 +190,7 @@ function recordingPanel(ctx, stack, width, listing, stackFig) {
     ),
     message,
     about,
-    h("figure", {}, h("figcaption", {class: "small muted"}, "the clip as the network hears it (1.008 s, mu-law coded; the recording's part darker); hover to choose an output sample: its receptive field is shaded"), clipCanvas.canvas),
+    h("figure", {}, h("figcaption", {class: "small muted"}, `the clip as the network hears it (1.008 s, ${stack.preemphasis ? `pre-emphasised by ${stack.preemphasis} and mu-law coded, drawn de-emphasised` : "mu-law coded"}; the recording's part darker); hover to choose an output sample: its receptive field is shaded`), clipCanvas.canvas),
     h("figure", {}, h("figcaption", {class: "small muted"}, "each layer's gated activations tanh(a)·σ(b) over time, one row per channel (RMS per 4 ms, each layer to its own peak); outlined: the samples of that layer the hovered output depends on"), layersCanvas.canvas),
   );
   const current = Number(ctx.params.get("recording") ?? recordings[0]?.index ?? 0);
