@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import write_clip
 
-from convscope.audio import CLIP_SAMPLES, read_wav
+from convscope.audio import CLIP_SAMPLES, HOP, read_wav
 from convscope.cli import main
 from convscope.model import build_model
 from convscope.runs import open_run
@@ -339,7 +339,7 @@ def test_the_task_codes_its_clips_as_the_model_says(fsdd_dir: Path):
     test = task.load_split(config, "test", None, **options)
     plain = task.load_split(config, "test", None)
     wav = fsdd_dir / "fsdd" / "recordings" / f"{int(test.labels[0])}_alice_0.wav"
-    start = WINDOW_START * 128
+    start = WINDOW_START * HOP
     for clips, coefficient in ((test, 0.85), (plain, 0.0)):
         codes, _ = clip_codes(*read_wav(wav), coefficient)
         assert (clips.targets["codes"][0].numpy() == codes[start:start + WINDOW_SAMPLES]).all()
