@@ -18,7 +18,7 @@ from .errors import ConvscopeError
 from .explain_methods import ALL as EXPLAIN_METHODS
 from .explain_methods import METHODS
 from .tasks import task_names
-from .wavenet import DEFAULT_TEMPERATURE
+from .wavenet import DEFAULT_TEMPERATURE, PEAK
 
 
 class LazyChoices(Sequence):
@@ -396,11 +396,15 @@ def _add_predict(sub) -> None:
 def _cmd_generate(args: argparse.Namespace) -> None:
     from .wavenet.generation import generate
 
+    if not 0 <= args.peak <= 1:  # (also false for nan)
+        raise ConvscopeError(f"--peak must be from 0 to 1 (0: as drawn), got {args.peak:g}")
     clip = generate(args.run, args.digit, args.speaker, args.from_wav, args.seconds, args.seed,
                     temperature=args.temperature)
-    clip.write(args.out)
+    clip.write(args.out, args.peak)
     what = f"resynthesised from {args.from_wav}" if args.from_wav else f"digit {args.digit}"
-    print(f"wrote {args.out}: {len(clip.samples) / clip.rate:.3f} s at {clip.rate} Hz ({what})")
+    level = f"peak {args.peak:g}" if args.peak else "as drawn"
+    print(f"wrote {args.out}: {len(clip.samples) / clip.rate:.3f} s at {clip.rate} Hz ({what}, "
+          f"{level})")
 
 
 def _add_generate(sub) -> None:
@@ -418,6 +422,9 @@ def _add_generate(sub) -> None:
     p.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, metavar="T",
                    help="sampling temperature, 0 to 2 (default %(default)g; lower: surer "
                    "samples, 0: always the likeliest)")
+    p.add_argument("--peak", type=float, default=PEAK, metavar="P", help="scale the written "
+                   "clip to this peak, 0 to 1 (default %(default)g, the training clips' level; 0: "
+                   "as drawn)")
     p.add_argument("--out", required=True, metavar="FILE.wav", help="the WAV file to write")
     p.set_defaults(func=_cmd_generate)
 

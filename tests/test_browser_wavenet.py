@@ -126,6 +126,7 @@ def test_generate_streams_the_waveform_and_plays(page):
     page.wait_for_function("() => document.querySelector('.generate-status')"
                            ".innerText.startsWith('playing 0.50 s')")
     page.wait_for_selector(".generate-status[data-played='yes']", timeout=10_000)
+    assert page.get_attribute(".generate-status", "data-peak") == "0.800"  # played at PEAK
 
 
 def test_stop_ends_a_generation_early(page):

@@ -29,7 +29,12 @@ from convscope.wavenet.codec import (
 )
 from convscope.wavenet.data import WINDOW_FRAMES, WINDOW_SAMPLES
 from convscope.wavenet.fast import FastWaveNet, conditioning, gumbel_noise, naive_codes
-from convscope.wavenet.generation import find_wavenet, generate_with, wavenet_of
+from convscope.wavenet.generation import (
+    GeneratedClip,
+    find_wavenet,
+    generate_with,
+    wavenet_of,
+)
 from convscope.wavenet.model import WaveNet, frame_interpolation, prototypes, receptive_field
 
 SPEAKERS = ["alice", "bob"]
@@ -272,6 +277,17 @@ def _tiny_spec(path: Path) -> Path:
     return path
 
 
+def test_a_clip_is_written_at_its_peak(tmp_path: Path):
+    quiet = 0.2 * np.sin(np.arange(800) / 3.0).astype(np.float32)
+    clip = GeneratedClip(quiet, np.zeros(800, np.uint8))
+    for peak, expected in ((0.8, 0.8), (0.5, 0.5), (None, 0.2), (0, 0.2)):
+        samples, _ = read_wav(clip.write(tmp_path / "a.wav", peak))
+        assert abs(np.abs(samples).max() - expected) < 1e-3, peak
+        assert abs(np.corrcoef(samples, quiet)[0, 1] - 1) < 1e-6  # the same waveform
+    hush = GeneratedClip(np.full(800, 1e-4, np.float32), np.zeros(800, np.uint8))
+    assert np.abs(read_wav(hush.write(tmp_path / "h.wav"))[0]).max() < 1e-3  # silence stays
+
+
 def test_train_resume_and_generate(fsdd_dir: Path, tmp_path: Path, capsys):
     run = tmp_path / "run"
     spec = _tiny_spec(tmp_path / "tiny.json")
@@ -296,7 +312,8 @@ def test_train_resume_and_generate(fsdd_dir: Path, tmp_path: Path, capsys):
     assert main(["generate", str(run), "--digit", "1", "--speaker", "bob", "--seconds", "0.05",
                  "--out", str(out)]) == 0
     samples, rate = read_wav(out)
-    assert rate == 8000 and len(samples) == 400 and np.abs(samples).max() > 0
+    assert rate == 8000 and len(samples) == 400 and abs(np.abs(samples).max() - 0.8) < 1e-3
+    assert "(digit 1, peak 0.8)" in capsys.readouterr().out
     again = tmp_path / "again.wav"
     main(["generate", str(run), "--digit", "1", "--speaker", "bob", "--seconds", "0.05",
           "--out", str(again)])
@@ -319,6 +336,7 @@ def test_train_resume_and_generate(fsdd_dir: Path, tmp_path: Path, capsys):
         (["--digit", "1", "--seconds", "60"], "--seconds must be above 0 and at most 10"),
         (["--digit", "1", "--temperature", "3"], "--temperature must be a number from 0 to 2"),
         (["--digit", "1", "--temperature", "nan"], "--temperature must be a number from 0 to 2"),
+        (["--digit", "1", "--peak", "1.5"], "--peak must be from 0 to 1 (0: as drawn), got 1.5"),
     ):
         assert main(["generate", str(run), *argv, "--out", str(tmp_path / "x.wav")]) == 2
         err = capsys.readouterr().err

@@ -17,9 +17,10 @@ import torch
 from _wavenet_run import DILATIONS, SPEAKERS, tiny_wavenet_run
 from conftest import write_clip
 
-from convscope.audio import log_mel
+from convscope.audio import SILENCE_PEAK, log_mel
 from convscope.cli import main
 from convscope.runs import open_run
+from convscope.wavenet import PEAK
 from convscope.wavenet.generation import generate_with, wavenet_of
 
 pytest.importorskip("fastapi")
@@ -68,6 +69,7 @@ def test_the_stack_is_the_models(client, tiny):
     assert stack["dilations"] == DILATIONS == net.dilations
     assert stack["receptive_field"] == 1 + sum(DILATIONS) == net.receptive_field
     assert stack["speakers"] == SPEAKERS and stack["digits"] == 10
+    assert stack["peak"] == PEAK and stack["silence_peak"] == SILENCE_PEAK
     info = client.get(f"/api/models/{MODEL}").json()["task_info"]
     assert info["home_view"] == "wavenet" and "wavenet" in info["views"]
     assert not {"convolution", "maps", "weights"} & set(info["views"])  # image views: not offered

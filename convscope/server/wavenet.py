@@ -21,11 +21,12 @@ from ..audio import (
     N_FFT,
     N_MELS,
     SAMPLE_RATE,
+    SILENCE_PEAK,
     is_silent,
     log_mel,
     spectrogram_image,
 )
-from ..wavenet import DEFAULT_TEMPERATURE, TEMPERATURES
+from ..wavenet import DEFAULT_TEMPERATURE, PEAK, TEMPERATURES
 from ..wavenet.codec import NO_SPEAKER, DeEmphasis, mu_law_decode
 from ..wavenet.data import clip_codes
 from ..wavenet.fast import conditioning
@@ -60,14 +61,15 @@ def wavenet_net(catalog: Catalog, model_id: str) -> WaveNet:
 
 def stack_json(net: WaveNet) -> dict:
     """The stack as the page draws it: the real dilations, the receptive field (samples),
-    the speakers and digits the model knows, the pre-emphasis of its codes and the
-    generation limits."""
+    the speakers and digits the model knows, the pre-emphasis of its codes, the generation
+    limits and the peak a finished clip is played at (below ``silence_peak``: as drawn)."""
     return {"dilations": list(net.dilations), "receptive_field": net.receptive_field,
             "preemphasis": net.preemphasis,
             "channels": net.channels, "speakers": list(net.speakers), "digits": net.digits,
             "rate": SAMPLE_RATE, "clip_samples": CLIP_SAMPLES, "bucket": BUCKET,
             "default_seconds": DEFAULT_SECONDS, "max_seconds": MAX_SECONDS,
-            "temperature": DEFAULT_TEMPERATURE, "temperatures": list(TEMPERATURES)}
+            "temperature": DEFAULT_TEMPERATURE, "temperatures": list(TEMPERATURES),
+            "peak": PEAK, "silence_peak": SILENCE_PEAK}
 
 
 def speaker_byte(net: WaveNet, speaker: str | None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 # the likeliest (torch-free here: the CLI's help reads them)
 TEMPERATURES = (0.0, 2.0)
 DEFAULT_TEMPERATURE = 1.0
+PEAK = 0.8  # training clips are scaled to this peak |sample| before coding; clips are written at it
 
 
 def __getattr__(name: str):

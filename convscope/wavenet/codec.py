@@ -17,11 +17,11 @@ from __future__ import annotations
 import numpy as np
 
 from convscope.layer_kinds import MU_LAW_CLASSES, WAVENET_HEADER
+from convscope.wavenet import PEAK
 
 MU = MU_LAW_CLASSES - 1
 SILENCE = 128  # the code of a zero sample (what comes before a clip's first sample)
 NO_SPEAKER = 255
-PEAK = 0.8  # training clips are scaled to this peak |sample| before coding
 
 
 def mu_law_encode(samples: np.ndarray) -> np.ndarray:
@@ -50,11 +50,11 @@ def packed_length(samples: int, mels: int, frames: int) -> int:
     return WAVENET_HEADER + samples + mels * frames
 
 
-def normalised(samples: np.ndarray) -> np.ndarray:
-    """A clip scaled to peak :data:`PEAK` (silence stays silence)."""
+def normalised(samples: np.ndarray, peak: float = PEAK) -> np.ndarray:
+    """A clip scaled to peak |sample| ``peak`` (default :data:`PEAK`; silence stays silence)."""
     x = np.asarray(samples, dtype=np.float32)
-    peak = float(np.abs(x).max()) if x.size else 0.0
-    return x * (PEAK / peak) if peak > 0 else x
+    top = float(np.abs(x).max()) if x.size else 0.0
+    return x * (peak / top) if top > 0 else x
 
 
 def pre_emphasis(samples: np.ndarray, coefficient: float) -> np.ndarray:

@@ -11,10 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from convscope._io import atomic_write
-from convscope.audio import CLIP_SAMPLES, MAX_SECONDS, SAMPLE_RATE, read_wav, spectrogram_image
+from convscope.audio import (
+    CLIP_SAMPLES,
+    MAX_SECONDS,
+    SAMPLE_RATE,
+    is_silent,
+    read_wav,
+    spectrogram_image,
+)
 from convscope.errors import ConvscopeError, DataError
-from convscope.wavenet import DEFAULT_TEMPERATURE, TEMPERATURES
-from convscope.wavenet.codec import NO_SPEAKER, DeEmphasis, mu_law_decode
+from convscope.wavenet import DEFAULT_TEMPERATURE, PEAK, TEMPERATURES
+from convscope.wavenet.codec import NO_SPEAKER, DeEmphasis, mu_law_decode, normalised
 from convscope.wavenet.fast import FastWaveNet, conditioning, gumbel_noise
 from convscope.wavenet.model import WaveNet
 
@@ -31,9 +38,14 @@ class GeneratedClip:
     codes: np.ndarray
     rate: int = SAMPLE_RATE
 
-    def write(self, path: str | Path) -> Path:
-        """Write a 16-bit PCM WAV (atomically); returns the path."""
-        return write_wav(path, self.samples, self.rate)
+    def write(self, path: str | Path, peak: float | None = PEAK) -> Path:
+        """Write a 16-bit PCM WAV (atomically) scaled to peak |sample| ``peak`` (default the
+        training clips' 0.8: the model hears levels only relative to the clip's loudest, so
+        what it draws comes out at no level in particular, often quiet; None or 0: as drawn;
+        a silent clip stays silent); returns the path."""
+        samples = self.samples if not peak or is_silent(self.samples) else \
+            normalised(self.samples, peak)
+        return write_wav(path, samples, self.rate)
 
 
 def find_wavenet(model) -> WaveNet | None:

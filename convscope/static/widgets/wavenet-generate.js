@@ -1,11 +1,25 @@
 // "Generate a digit": asks the server's fast WaveNet generator for a clip over a WebSocket
 // (/api/models/{id}/wavenet/generate), draws the waveform and the log-mel spectrogram as the
-// chunks arrive, and plays the clip with WebAudio once it is complete. Stop ends it early.
+// chunks arrive, and plays the clip with WebAudio once it is complete, at the server's peak
+// level. Stop ends it early.
 
 import {h, errorBox, setChildren} from "../dom.js";
 import {crispCanvas} from "../draw.js";
 
 const TOP_DB = 80; // the spectrogram's range below its loudest value, as the classifier's image
+
+/** ``samples`` scaled to peak |sample| ``peak`` (the server's; a model hears levels only
+ * relative to a clip's loudest, so what it draws is often quiet), unless they are silent. */
+function atPeak(samples, peak, silencePeak) {
+  const top = peakOf(samples);
+  return top >= silencePeak ? samples.map((v) => (v * peak) / top) : samples;
+}
+
+function peakOf(samples) {
+  let top = 0;
+  for (const v of samples) top = Math.max(top, Math.abs(v));
+  return top;
+}
 
 /** The growing waveform (min/max per pixel column over the whole requested length). */
 function drawWave(context, width, height, samples, count, total) {
@@ -147,7 +161,9 @@ export function generatePanel(ctx, stack, width, recording) {
     audio ??= new AudioContext();
     await audio.resume();
     const buffer = audio.createBuffer(1, clip.count, clip.rate);
-    buffer.copyToChannel(clip.samples.subarray(0, clip.count), 0);
+    const played = atPeak(clip.samples.subarray(0, clip.count), stack.peak, stack.silence_peak);
+    buffer.copyToChannel(played, 0);
+    status.dataset.peak = peakOf(played).toFixed(3);
     const source = audio.createBufferSource();
     source.buffer = buffer;
     source.connect(audio.destination);
