@@ -13,13 +13,15 @@ convscope's own spoken-digit classifier.
   on the model's prototype image of the digit (its mean training log-mel image); a model that
   has them is also scored without them.
 
-``--temperature`` is the sampling temperature of every clip (see ``convscope generate``). With
-``--split val`` the sampling is chosen without the test set: the vocoder resynthesises the
+``--temperature`` is the sampling temperature of every clip (see ``convscope generate``);
+``--vocoder-seeds K`` resynthesises each recording K times, with seeds ``i``, ``1000 + i``, ...
+With ``--split val`` the sampling is chosen without the test set: the vocoder resynthesises the
 training recordings the run held out for validation, and the label-conditioned clips use seeds
 1000, 1001, ... (the test report's are 0, 1, ...); nothing is written to docs/benchmarks.md.
 
     python benchmarks/wavenet.py --run RUN [--judge fsdd-convnet] [--clips 300]
-        [--per-digit 20] [--temperature T] [--split test|val] [--data-dir DIR] [--write-doc]
+        [--per-digit 20] [--temperature T] [--split test|val] [--vocoder-seeds K]
+        [--data-dir DIR] [--write-doc]
 """
 
 from __future__ import annotations
@@ -91,14 +93,16 @@ def validation_recordings(run, data_dir: str | None) -> list[tuple]:
     return [found[i] for i in held.tolist()]
 
 
-def vocoder(run, judge_run, chosen: list[tuple], temperature: float) -> dict:
+def vocoder(run, judge_run, chosen: list[tuple], temperature: float, first_seed: int = 0) -> dict:
+    """The judge on ``chosen`` recordings and on their resynthesis (recording ``i`` sampled
+    with seed ``first_seed + i``)."""
     originals, resynthesised, digits = [], [], []
     speakers = wavenet_of(run).speakers
     for i, (path, digit, speaker, _take) in enumerate(chosen):
         samples, rate = read_wav(path)
         originals.append((samples, rate))
         clip = generate(run, digit, speaker if speaker in speakers else None, from_wav=path,
-                        seed=i, temperature=temperature)
+                        seed=first_seed + i, temperature=temperature)
         resynthesised.append((clip.samples, SAMPLE_RATE))
         digits.append(digit)
         print(f"  vocoded {i + 1}/{len(chosen)}: {path.name}", flush=True)
@@ -148,6 +152,9 @@ def report(result: dict) -> str:
         f"| vocoder: judge's accuracy, {v['clips']} {where} recordings | originals "
         f"{100 * v['accuracy_originals']:.1f}%, resynthesised "
         f"{100 * v['accuracy_resynthesised']:.1f}% | >= 95% of the originals' |",
+        *[f"| vocoder again, recording i sampled with seed {VAL_SEEDS * k} + i | resynthesised "
+          f"{100 * again['accuracy_resynthesised']:.1f}% | |"
+          for k, again in enumerate(result.get("vocoder_again", []), 1)],
         f"| vocoder: log-mel distance (mean absolute, dB) | {v['logmel_distance_db']:.1f} | |",
         *[f"| label-conditioned, {how}: {r['per_digit']} clips per digit heard as the digit "
           f"| {100 * r['accuracy']:.1f}% (per digit: "
@@ -175,6 +182,8 @@ def measure(args, run, judge_run) -> dict:
         test_recordings(args.data_dir, args.clips)
     result["vocoder"] = vocoder(run, judge_run, chosen, args.temperature)
     print(json.dumps(result["vocoder"]), flush=True)
+    result["vocoder_again"] = [vocoder(run, judge_run, chosen, args.temperature, VAL_SEEDS * k)
+                               for k in range(1, args.vocoder_seeds)]
     first = VAL_SEEDS if val else 0
     result["label"] = label_conditioned(run, judge_run, args.per_digit, args.temperature, first)
     print(json.dumps(result["label"]), flush=True)
@@ -198,6 +207,9 @@ def main() -> None:
     parser.add_argument("--split", choices=("test", "val"), default="test",
                         help="val: choose settings on held-out training recordings and other "
                         "seeds (nothing written to the docs)")
+    parser.add_argument("--vocoder-seeds", type=int, default=1, metavar="K",
+                        help="resynthesise each recording K times (seeds i, 1000 + i, ...): "
+                        "less sampling noise when choosing settings on --split val")
     parser.add_argument("--speed-seconds", type=float, default=1.008)
     parser.add_argument("--data-dir")
     parser.add_argument("--write-doc", action="store_true")
