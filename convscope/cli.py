@@ -394,10 +394,9 @@ def _add_predict(sub) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> None:
-    from .wavenet.generation import generate
+    from .wavenet.generation import check_peak, generate
 
-    if not 0 <= args.peak <= 1:  # (also false for nan)
-        raise ConvscopeError(f"--peak must be from 0 to 1 (0: as drawn), got {args.peak:g}")
+    check_peak(args.peak)  # before the clip is generated
     clip = generate(args.run, args.digit, args.speaker, args.from_wav, args.seconds, args.seed,
                     temperature=args.temperature)
     clip.write(args.out, args.peak)

@@ -15,6 +15,7 @@ from conftest import write_clip
 
 from convscope.audio import CLIP_SAMPLES, HOP, read_wav
 from convscope.cli import main
+from convscope.errors import ConvscopeError
 from convscope.model import build_model
 from convscope.runs import open_run
 from convscope.tasks.wavenet import sample_nll
@@ -286,6 +287,9 @@ def test_a_clip_is_written_at_its_peak(tmp_path: Path):
         assert abs(np.corrcoef(samples, quiet)[0, 1] - 1) < 1e-6  # the same waveform
     hush = GeneratedClip(np.full(800, 1e-4, np.float32), np.zeros(800, np.uint8))
     assert np.abs(read_wav(hush.write(tmp_path / "h.wav"))[0]).max() < 1e-3  # silence stays
+    with pytest.raises(ConvscopeError, match=r"--peak must be from 0 to 1 \(0: as drawn\), got 2"):
+        clip.write(tmp_path / "b.wav", 2.0)
+    assert not (tmp_path / "b.wav").exists()
 
 
 def test_train_resume_and_generate(fsdd_dir: Path, tmp_path: Path, capsys):

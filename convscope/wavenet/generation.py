@@ -42,7 +42,8 @@ class GeneratedClip:
         """Write a 16-bit PCM WAV (atomically) scaled to peak |sample| ``peak`` (default the
         training clips' 0.8: the model hears levels only relative to the clip's loudest, so
         what it draws comes out at no level in particular, often quiet; None or 0: as drawn;
-        a silent clip stays silent); returns the path."""
+        a silent clip stays silent; outside 0-1: ConvscopeError); returns the path."""
+        check_peak(peak)
         samples = self.samples if not peak or is_silent(self.samples) else \
             normalised(self.samples, peak)
         return write_wav(path, samples, self.rate)
@@ -61,6 +62,12 @@ def wavenet_of(run) -> WaveNet:
                              f"{run.config.model}, task {run.config.task}); train one with "
                              f"`convscope train --task wavenet`")
     return found
+
+
+def check_peak(peak: float | None) -> None:
+    """ConvscopeError unless ``peak`` (a clip's written level) is None or 0 to 1."""
+    if peak is not None and not 0 <= peak <= 1:  # (also false for nan)
+        raise ConvscopeError(f"--peak must be from 0 to 1 (0: as drawn), got {peak:g}")
 
 
 def check_speech(samples: np.ndarray, rate: int, name: str) -> None:
